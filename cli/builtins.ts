@@ -1,0 +1,132 @@
+/** @module The commands that are not ops: init, serve, status, reconcile, demo, version. */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { defineCommand, type CommandDef } from "citty";
+import { readDaemon } from "../core/daemon-file.ts";
+import { DroverError } from "../core/errors.ts";
+import { findProject, pathsFor } from "../core/paths.ts";
+import { VERSION } from "../runtime.ts";
+import { startDaemon, stopOnSignals } from "./daemon.ts";
+import { runDoctor } from "./doctor.ts";
+import { initProject } from "./init.ts";
+import { renderResult } from "./output.ts";
+import { withRuntime } from "./project.ts";
+
+const json = { type: "boolean", description: "Print the result as JSON" } as const;
+
+const init = defineCommand({
+  meta: { name: "init", description: "Set drover up in this git repository (.drover/)" },
+  args: { local: { type: "boolean", description: "Keep the hub on this machine only (no remote)" } },
+  async run({ args }) {
+    const r = await initProject(process.cwd(), { local: args.local });
+    console.log(r.created ? `Initialized drover in "${r.paths.dir}" (machine "${r.machine_id}")` : `drover is already set up in "${r.paths.dir}"`);
+  },
+});
+
+const serve = defineCommand({
+  meta: { name: "serve", description: "Run the daemon in the foreground" },
+  args: {
+    host: { type: "string", description: "Address to bind (default: server.host)" },
+    port: { type: "string", description: "Port, 0 for any free one (default: server.port)" },
+  },
+  async run({ args }) {
+    const port = args.port === undefined ? undefined : Number(args.port);
+    if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65_535)) {
+      throw new DroverError("invalid_input", `Invalid "--port": "${args.port}" is not a port number`);
+    }
+    const daemon = await startDaemon(findProject(), { host: args.host, port });
+    stopOnSignals(daemon);
+    console.log(`drover ${VERSION} serving "${daemon.rt.ctx.paths.root}" at ${daemon.server.url} (pid ${process.pid})`);
+    await new Promise(() => undefined);
+  },
+});
+
+const status = defineCommand({
+  meta: { name: "status", description: "This project's drover: machine, daemon, hub" },
+  args: { json },
+  async run({ args }) {
+    const paths = findProject();
+    const daemon = readDaemon(paths);
+    const report = await withRuntime(async (rt) => {
+      const sync = (await rt.ops.run("sync.status", {})) as Record<string, unknown>;
+      return {
+        project: paths.root,
+        machine_id: rt.ctx.machineId,
+        version: VERSION,
+        daemon: daemon ? { pid: daemon.pid, url: daemon.url, started_at: daemon.started_at } : null,
+        hub: { remote: sync.remote, branch: sync.branch, head: sync.head, pending_ops: sync.pending_ops },
+      };
+    });
+    if (args.json) return console.log(JSON.stringify(report, null, 2));
+    console.log(
+      renderResult({
+        ...report,
+        daemon: daemon ? `running, pid ${daemon.pid}, ${daemon.url ?? "starting"}` : "not running",
+        hub: `${report.hub.branch} @ ${String(report.hub.head ?? "-").slice(0, 10)}, ${report.hub.remote ? `remote "${report.hub.remote}"` : "local only"}, ${report.hub.pending_ops} ops pending`,
+      }),
+    );
+  },
+});
+
+const reconcile = defineCommand({
+  meta: { name: "reconcile", description: "Converge every feature with the hub now (idempotent)" },
+  args: { json },
+  async run({ args }) {
+    const reports = await withRuntime((rt) => rt.reconcile());
+    console.log(args.json ? JSON.stringify(reports, null, 2) : renderResult(Object.entries(reports).map(([feature, r]) => ({ feature, ...r }))));
+  },
+});
+
+const doctor = defineCommand({
+  meta: { name: "doctor", description: "Check git, the file watcher, SQLite and this project" },
+  args: { json },
+  async run({ args }) {
+    const checks = await runDoctor(process.cwd());
+    console.log(args.json ? JSON.stringify(checks, null, 2) : renderResult(checks.map((c) => ({ ...c, ok: c.ok ? "ok" : "FAIL" }))));
+    if (checks.slice(0, 3).some((c) => !c.ok)) process.exitCode = 3;
+  },
+});
+
+const version = defineCommand({
+  meta: { name: "version", description: "Print drover's version" },
+  run() {
+    console.log(`drover ${VERSION}`);
+  },
+});
+
+const demo = defineCommand({
+  meta: { name: "demo", description: "Run drover on a throwaway project in a temp folder (what npm start does)" },
+  args: { port: { type: "string", description: "Port (default: any free one)" } },
+  async run({ args }) {
+    const dir = mkdtempSync(join(tmpdir(), "drover-demo-"));
+    execFileSync("git", ["init", "-q", dir]);
+    await initProject(dir, { local: true });
+    const paths = pathsFor(dir);
+    const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
+    for (const title of ["Write the README", "Add a login page", "Fix the flaky test"]) {
+      await daemon.rt.ops.run("item.create", { title }, { via: "internal" });
+    }
+    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
+    stopOnSignals(daemon);
+    console.log(
+      [
+        `drover ${VERSION} demo project: ${dir}`,
+        `  URL:   ${daemon.server.url}`,
+        `  token: ${daemon.token}`,
+        `  try:   curl -H "Authorization: Bearer ${daemon.token}" ${daemon.server.url}/api/items`,
+        `         cd ${dir} && ${_self()} items list`,
+        "Ctrl-C stops it and removes the folder.",
+      ].join("\n"),
+    );
+    await new Promise(() => undefined);
+  },
+});
+
+/** How to call this drover again from a shell, compiled or from source. */
+function _self(): string {
+  return Bun.isStandaloneExecutable ? process.execPath : `${process.execPath} ${process.argv[1]}`;
+}
+
+export const builtinCommands = { init, serve, status, reconcile, doctor, version, demo } as Record<string, CommandDef<any>>;

@@ -1,0 +1,72 @@
+/**
+ * @module `drover serve`: the daemon. One per repository (a second exits 1 naming the first's pid; a stale
+ * `daemon.json` from a killed daemon is replaced); SIGINT/SIGTERM shut it down cleanly.
+ */
+import { hostname } from "node:os";
+import { claimDaemon, releaseDaemon, updateDaemon, type DaemonInfo } from "../core/daemon-file.ts";
+import { readToken } from "../core/identity.ts";
+import type { Paths } from "../core/paths.ts";
+import { openRuntime, VERSION, type Runtime } from "../runtime.ts";
+import { startServer, type RunningServer } from "../server/serve.ts";
+
+export interface Daemon {
+  rt: Runtime;
+  server: RunningServer;
+  token: string;
+  stop(): Promise<void>;
+}
+
+export interface DaemonOptions {
+  host?: string;
+  port?: number;
+}
+
+/** Starts the daemon for a project and returns once it answers. */
+export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Promise<Daemon> {
+  const info: DaemonInfo = { pid: process.pid, host: hostname(), port: null, url: null, started_at: new Date().toISOString(), version: VERSION };
+  claimDaemon(paths, info);
+  let rt: Runtime | undefined;
+  let server: RunningServer | undefined;
+  try {
+    rt = await openRuntime({ paths, mode: "daemon" });
+    for (const w of rt.warnings) rt.ctx.log.warn(w);
+    const token = readToken(paths);
+    const host = options.host ?? rt.ctx.config.server.host;
+    server = startServer(rt, { host, port: options.port ?? rt.ctx.config.server.port, token, version: VERSION });
+    updateDaemon(paths, { ...info, port: server.port, url: server.url });
+    await rt.start();
+    const [r, s] = [rt, server];
+    let stopping: Promise<void> | undefined;
+    return {
+      rt: r,
+      server: s,
+      token,
+      stop() {
+        stopping ??= (async () => {
+          await s.stop();
+          await r.close();
+          releaseDaemon(paths);
+        })();
+        return stopping;
+      },
+    };
+  } catch (err) {
+    await server?.stop();
+    await rt?.close().catch(() => undefined);
+    releaseDaemon(paths);
+    throw err;
+  }
+}
+
+/** Stops the daemon on SIGINT/SIGTERM, then exits. */
+export function stopOnSignals(daemon: Daemon): void {
+  const onSignal = (signal: string) => {
+    daemon.rt.ctx.log.info(`Received ${signal}: shutting down`);
+    void daemon.stop().then(
+      () => process.exit(0),
+      () => process.exit(3),
+    );
+  };
+  process.once("SIGINT", () => onSignal("SIGINT"));
+  process.once("SIGTERM", () => onSignal("SIGTERM"));
+}

@@ -1,0 +1,72 @@
+/**
+ * @module `drover doctor`: checks what drover needs on this machine (git, the native file watcher, SQLite)
+ * and the state of this project, one line each.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { loadConfig } from "../core/config.ts";
+import { readDaemon } from "../core/daemon-file.ts";
+import { findProject } from "../core/paths.ts";
+import { openStore } from "../core/store.ts";
+import { loadWatcher } from "../core/watcher.ts";
+
+export interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+export async function runDoctor(cwd: string): Promise<Check[]> {
+  return [
+    await _check("git", () => execFileSync("git", ["--version"], { encoding: "utf8" }).trim()),
+    await _check("watcher", _watcherSeesAFile),
+    await _check("sqlite", () => {
+      const dir = mkdtempSync(join(tmpdir(), "drover-doctor-"));
+      try {
+        const db = openStore(join(dir, "t.db"));
+        const mode = db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()!.journal_mode;
+        db.close();
+        return `journal_mode ${mode}`;
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    }),
+    await _check("project", async () => {
+      const paths = findProject(cwd);
+      const { warnings } = await loadConfig(paths.config);
+      return [paths.root, ...warnings].join("; ");
+    }),
+    await _check("daemon", () => {
+      const d = readDaemon(findProject(cwd));
+      return d ? `running, pid ${d.pid}, ${d.url}` : "not running";
+    }),
+  ];
+}
+
+// --- internal ---
+
+async function _check(check: string, fn: () => string | Promise<string>): Promise<Check> {
+  try {
+    return { check, ok: true, detail: await fn() };
+  } catch (err) {
+    return { check, ok: false, detail: (err as Error).message };
+  }
+}
+
+async function _watcherSeesAFile(): Promise<string> {
+  const dir = mkdtempSync(join(tmpdir(), "drover-doctor-"));
+  const seen = Promise.withResolvers<string>();
+  const sub = await loadWatcher().subscribe(dir, (err, events) => (err ? seen.reject(err) : seen.resolve(events[0]?.type ?? "?")));
+  try {
+    writeFileSync(join(dir, "probe"), "x");
+    const timeout = setTimeout(() => seen.reject(new Error("no event within 2 s")), 2000);
+    const type = await seen.promise;
+    clearTimeout(timeout);
+    return `native events (${type})`;
+  } finally {
+    await sub.unsubscribe();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * @module Every event type drover publishes, with its zod schema and WebSocket topic, in one place.
+ * A feature publishes only types listed here; `bus.publish` validates the fields against the schema.
+ */
+import { z } from "zod";
+
+const stage = z.string();
+const itemId = z.string();
+const agentId = z.string();
+
+export const eventTypes = {
+  gap: { topic: "system", schema: z.object({ dropped: z.number().int() }) },
+  reconciled: {
+    topic: "system",
+    schema: z.object({ feature: z.string(), report: z.record(z.string(), z.unknown()) }),
+  },
+
+  item_created: { topic: "items", schema: z.object({ item_id: itemId, item: z.record(z.string(), z.unknown()) }) },
+  item_updated: {
+    topic: "items",
+    schema: z.object({ item_id: itemId, item: z.record(z.string(), z.unknown()).nullable(), fields: z.array(z.string()) }),
+  },
+  transition: {
+    topic: "items",
+    schema: z.object({
+      item_id: itemId,
+      from: stage,
+      to: stage,
+      agent_id: agentId.nullable(),
+      reason: z.string().nullable(),
+    }),
+  },
+  claimed: {
+    topic: "items",
+    schema: z.object({ item_id: itemId, agent_id: agentId, fence: z.number().int(), expires_at: z.string() }),
+  },
+  claim_released: {
+    topic: "items",
+    schema: z.object({
+      item_id: itemId,
+      agent_id: agentId,
+      reason: z.enum(["released", "expired", "stale", "lost"]),
+    }),
+  },
+  assigned: { topic: "items", schema: z.object({ item_id: itemId, agent_id: agentId }) },
+  op_rejected: { topic: "sync", schema: z.object({ op: z.string(), reason: z.string() }) },
+  hub_invalid_file: { topic: "sync", schema: z.object({ path: z.string(), reason: z.string() }) },
+} as const satisfies Record<string, { topic: string; schema: z.ZodObject }>;
+
+export type EventType = keyof typeof eventTypes;
+export type EventFields<T extends EventType> = z.input<(typeof eventTypes)[T]["schema"]>;
+export type Topic = (typeof eventTypes)[EventType]["topic"];
+export const topics: readonly string[] = [...new Set(Object.values(eventTypes).map((e) => e.topic))];
+
+/** What caused an event: set when a timer or trigger action led to it, so trigger chains can be bounded. */
+export interface EventCause {
+  trigger_id?: string;
+  timer_id?: string;
+  depth: number;
+}
+
+/** An event as subscribers, WebSocket clients and the gateway see it. */
+export type BusEvent<T extends EventType = EventType> = {
+  type: T;
+  at: string;
+  origin: "local" | "remote";
+  cause?: EventCause;
+} & EventFields<T>;

@@ -1,0 +1,96 @@
+/**
+ * @module Feature `pipeline`: work items moving through stages, claims with fencing tokens, the pull model
+ * (`item.next`), claim expiry and the archiving of done items.
+ */
+import { Hono } from "hono";
+import { iso } from "../../core/clock.ts";
+import { defineFeature, type Context } from "../../core/feature.ts";
+import { coerceFields, fieldsOf } from "../../core/fields.ts";
+import { readJsonObject } from "../../server/body.ts";
+import { itemPath, type Item } from "./item.ts";
+import { moveItem, mustItem, pipelineOps } from "./ops.ts";
+import { reconcileWorkingFiles } from "./reconcile.ts";
+import { applyItemChanges, viewMigrations } from "./view.ts";
+
+export default defineFeature({
+  name: "pipeline",
+  migrations: viewMigrations,
+  setup(ctx) {
+    ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
+  },
+  ops: pipelineOps,
+  handler(ctx) {
+    const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
+    const query = (name: string, raw: Record<string, string>) => coerceFields(fieldsOf(ctx.ops.get(name)!.input), raw);
+    return new Hono()
+      .get("/api/items", async (c) => c.json(await run("items.list", query("items.list", c.req.query()))))
+      .post("/api/items", async (c) => c.json(await run("item.create", await readJsonObject(c.req.raw)), 201))
+      .get("/api/items/:id", async (c) => c.json(await run("item.get", { id: c.req.param("id") })))
+      .post("/api/items/:id/move", async (c) => c.json(await run("item.move", { ...(await readJsonObject(c.req.raw)), id: c.req.param("id") })))
+      .post("/api/items/:id/claim", async (c) => c.json(await run("item.claim", { ...(await readJsonObject(c.req.raw)), id: c.req.param("id") })))
+      .post("/api/items/:id/release", async (c) =>
+        c.json(await run("item.release", { ...(await readJsonObject(c.req.raw)), id: c.req.param("id") })),
+      )
+      .post("/api/next", async (c) => c.json(await run("item.next", await readJsonObject(c.req.raw))))
+      .get("/api/log", async (c) => c.json(await run("log", query("log", c.req.query()))));
+  },
+  async tick(ctx) {
+    await Promise.all([_expireClaims(ctx), _archiveDone(ctx)]);
+  },
+  reconcile(ctx) {
+    return reconcileWorkingFiles(ctx);
+  },
+});
+
+// --- internal ---
+
+const inFlight = new Set<string>();
+
+/** Releases claims whose lease ran out (`claim_released`, reason `expired`). */
+async function _expireClaims(ctx: Context) {
+  const now = ctx.clock.now();
+  const due = ctx.db.query<{ id: string }, [number]>("SELECT id FROM items WHERE expires_at <= ? LIMIT 500").all(now);
+  await Promise.all(
+    due.map(({ id }) =>
+      _once(`expire:${id}`, () =>
+        ctx.services.hub.submit({
+          op: { op: "item.expire", args: { id } },
+          apply(tx) {
+            const item = mustItem(tx, id, "expire");
+            if (!item.claim || Date.parse(item.claim.expires_at) > tx.now) return;
+            tx.write(itemPath(id), { ...item, claim: null, updated_at: iso(tx.now) } satisfies Item);
+          },
+        }),
+      ),
+    ),
+  );
+}
+
+/** Moves items that have been done for `pipeline.done_retention_secs` to archived. */
+async function _archiveDone(ctx: Context) {
+  const cutoff = iso(ctx.clock.now() - ctx.config.pipeline.done_retention_secs * 1000);
+  const due = ctx.db.query<{ id: string }, [string]>("SELECT id FROM items WHERE stage = 'done' AND updated_at <= ? LIMIT 500").all(cutoff);
+  await Promise.all(
+    due.map(({ id }) =>
+      _once(`archive:${id}`, () =>
+        ctx.services.hub.submit({
+          op: { op: "item.archive", args: { id, reason: "retention" } },
+          apply(tx) {
+            const item = mustItem(tx, id, "archive");
+            if (item.stage === "done" && item.updated_at <= cutoff) moveItem(tx, item, "archived");
+          },
+        }),
+      ),
+    ),
+  );
+}
+
+async function _once(key: string, fn: () => Promise<unknown>) {
+  if (inFlight.has(key)) return;
+  inFlight.add(key);
+  try {
+    await fn();
+  } finally {
+    inFlight.delete(key);
+  }
+}

@@ -1,0 +1,82 @@
+/**
+ * @module A work item as it is stored in the hub (`items/<first 2 chars>/<id>.json`), its validation, and
+ * the shared input schemas for ids.
+ */
+import { z } from "zod";
+import { STAGES } from "./stages.ts";
+
+/** Item ids: short lower-case base32, longer when taken. */
+export const itemIdSchema = z
+  .string()
+  .regex(/^[a-z2-7]{5,32}$/, "must be 5 to 32 characters of a-z and 2-7")
+  .describe("Item id");
+
+/** Agent ids are used in file names, so they are checked before they touch a path. */
+export const agentIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit")
+  .describe("Agent id");
+
+export const stageSchema = z.enum(STAGES);
+
+export const claimSchema = z.object({
+  agent_id: agentIdSchema,
+  machine_id: z.string().min(1).max(128),
+  claimed_at: z.string(),
+  expires_at: z.string(),
+  fence: z.number().int().min(1),
+});
+
+export const itemSchema = z.object({
+  id: itemIdSchema,
+  title: z.string().max(500),
+  body: z.string().max(65_536),
+  labels: z.array(z.string().max(64)).max(50),
+  priority: z.number().int().min(0).max(3),
+  stage: stageSchema,
+  depends_on: z.array(itemIdSchema).max(100),
+  claim: claimSchema.nullable(),
+  fence: z.number().int().min(0),
+  created_at: z.string(),
+  created_by: z.string().max(128),
+  updated_at: z.string(),
+});
+
+export type Item = z.output<typeof itemSchema>;
+export type Claim = z.output<typeof claimSchema>;
+
+/** Where an item lives in the hub. */
+export function itemPath(id: string): string {
+  return `items/${id.slice(0, 2)}/${id}.json`;
+}
+
+/** The id an item path names, or null when the path is not a safe item path. */
+export function idFromPath(path: string): string | null {
+  const m = /^items\/([a-z2-7]{2})\/([a-z2-7]{5,32})\.json$/.exec(path);
+  return m && m[2]!.startsWith(m[1]!) ? m[2]! : null;
+}
+
+/** Parses hub file text into an item; returns the reason when it is not a valid item at that path. */
+export function parseItemFile(path: string, text: string): { item: Item } | { error: string } {
+  const id = idFromPath(path);
+  if (!id) return { error: "not a valid item path" };
+  if (text.length > 1_000_000) return { error: `file too large (${text.length} bytes)` };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { error: "not valid JSON" };
+  }
+  const parsed = itemSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    return { error: `invalid "${i.path.join(".")}": ${i.message}` };
+  }
+  if (parsed.data.id !== id) return { error: `id "${parsed.data.id}" does not match the file name` };
+  return { item: parsed.data };
+}
+
+/** True when the claim is held (not expired) at `now`. */
+export function claimHeld(item: Item, now: number): boolean {
+  return item.claim !== null && Date.parse(item.claim.expires_at) > now;
+}

@@ -1,0 +1,267 @@
+/**
+ * @module The hub service: the one serialized writer of `.drover/hub`. Mutations queue in-process and are
+ * applied in batches under the cross-process lock; each batch becomes one commit whose message carries the
+ * ops as JSON lines. Order of effects: commit + ref, then working files, then (one SQLite transaction) the
+ * listeners' indexes, the outbox and `applied_head`. A crash anywhere is repaired by `catchUp`, which
+ * replays the tree diff from `applied_head` to the branch head.
+ */
+import type { Database } from "bun:sqlite";
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { iso, type Clock } from "../../core/clock.ts";
+import { DroverError } from "../../core/errors.ts";
+import { canonicalJson } from "../../core/json.ts";
+import type { Bus } from "../../core/bus.ts";
+import type { Logger } from "../../core/logger.ts";
+import { createFileLock, type FileLock } from "./lock.ts";
+import type { Change, FileChanges, HubRepo } from "./repo.ts";
+
+/** One op as the audit log and the outbox keep it. */
+export interface OpRecord {
+  op: string;
+  args: Record<string, unknown>;
+  machine_id: string;
+  at: string;
+}
+
+/** What a mutation sees: hub files as parsed JSON, with this batch's earlier writes applied. */
+export interface HubTx {
+  read(path: string): unknown;
+  write(path: string, value: unknown): void;
+  remove(path: string): void;
+  now: number;
+}
+
+export interface Mutation<R> {
+  op: Omit<OpRecord, "machine_id" | "at">;
+  apply(tx: HubTx): R;
+}
+
+export interface ChangeSet {
+  changes: Change[];
+  ops: OpRecord[];
+  origin: "local" | "remote";
+  head: string;
+}
+
+/** Called inside the SQLite transaction that records a new head; must not throw for bad file content. */
+export type HubListener = (set: ChangeSet) => void;
+
+export interface Hub {
+  repo: HubRepo;
+  submit<R>(mutation: Mutation<R>): Promise<R>;
+  onChange(listener: HubListener): void;
+  /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
+  catchUp(): Promise<number>;
+  appliedHead(): string | null;
+  /** Records a hub file that cannot be used; publishes `hub_invalid_file` once per distinct content. */
+  reportInvalid(path: string, reason: string, content: string): void;
+  /** Forgets an invalid file once it was fixed or removed. */
+  clearInvalid(path: string): void;
+  invalidFiles(): Array<{ path: string; reason: string; seen_at: string }>;
+  /** Runs `fn` holding the hub lock, after catching up. */
+  exclusive<R>(fn: () => Promise<R>): Promise<R>;
+  close(): void;
+}
+
+export interface HubOptions {
+  db: Database;
+  bus: Bus;
+  clock: Clock;
+  log: Logger;
+  machineId: string;
+  lockFile: string;
+  /** Outbox status for new ops: "local" with no remote, "pending" when sync will carry them. */
+  outboxStatus: () => "local" | "pending";
+}
+
+export function createHub(repo: HubRepo, options: HubOptions): Hub {
+  const { db, clock } = options;
+  const lock: FileLock = createFileLock(options.lockFile);
+  const listeners: HubListener[] = [];
+  const queue: Array<_Pending> = [];
+  let draining = false;
+
+  function applied(): string | null {
+    return db.query<{ value: string }, []>("SELECT value FROM hub_state WHERE key = 'applied_head'").get()?.value ?? null;
+  }
+
+  function record(set: ChangeSet) {
+    db.transaction(() => {
+      for (const l of listeners) l(set);
+      const insert = db.query("INSERT INTO outbox (op, commit_oid, status) VALUES (?, ?, ?)");
+      if (set.origin === "local") for (const op of set.ops) insert.run(JSON.stringify(op), set.head, options.outboxStatus());
+      db.query("INSERT INTO hub_state (key, value) VALUES ('applied_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(set.head);
+    }).immediate();
+  }
+
+  async function catchUp(): Promise<number> {
+    const head = await repo.head();
+    const from = applied();
+    if (!head || head === from) return 0;
+    const changes = await repo.diff(from, head);
+    for (const c of changes) _writeWorking(repo.dir, c.path, c.after);
+    record({ changes, ops: [], origin: "local", head });
+    options.log.info("Hub caught up", { from, head, files: changes.length });
+    return changes.length;
+  }
+
+  async function exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    await lock.acquire();
+    try {
+      await catchUp();
+      return await fn();
+    } finally {
+      lock.release();
+    }
+  }
+
+  async function runBatch(batch: _Pending[]) {
+    await exclusive(async () => {
+      const overlay: FileChanges = new Map();
+      const before = new Map<string, string | null>();
+      const done: Array<{ p: _Pending; result: unknown; op: OpRecord }> = [];
+      const now = clock.now();
+      for (const p of batch) {
+        const own: FileChanges = new Map();
+        const tx = _tx(repo.dir, overlay, own, before, now);
+        try {
+          const result = p.mutation.apply(tx);
+          for (const [k, v] of own) overlay.set(k, v);
+          done.push({ p, result, op: { ...p.mutation.op, machine_id: options.machineId, at: iso(now) } });
+        } catch (err) {
+          p.reject(err);
+        }
+      }
+      const changes: Change[] = [];
+      for (const [path, after] of overlay) if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });
+      if (changes.length) {
+        const ops = done.map((d) => d.op);
+        const parent = await repo.head();
+        const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), {
+          parent,
+          message: formatCommitMessage(ops),
+          time: now,
+        });
+        for (const c of changes) _writeWorking(repo.dir, c.path, c.after);
+        record({ changes, ops, origin: "local", head });
+      }
+      for (const d of done) d.p.resolve(d.result);
+    });
+  }
+
+  async function drain() {
+    draining = true;
+    while (queue.length) {
+      const batch = queue.splice(0, 500);
+      try {
+        await runBatch(batch);
+      } catch (err) {
+        for (const p of batch) p.reject(err);
+      }
+    }
+    draining = false;
+  }
+
+  return {
+    repo,
+    submit<R>(mutation: Mutation<R>) {
+      return new Promise<R>((resolve, reject) => {
+        queue.push({ mutation, resolve: resolve as (v: unknown) => void, reject });
+        if (!draining) void drain();
+      });
+    },
+    onChange: (listener) => void listeners.push(listener),
+    catchUp: () => exclusive(catchUp),
+    appliedHead: applied,
+    reportInvalid(path, reason, content) {
+      const digest = Bun.hash(content).toString(36);
+      const known = db.query<{ digest: string }, [string]>("SELECT digest FROM hub_invalid WHERE path = ?").get(path);
+      if (known?.digest === digest) return;
+      db.query("INSERT OR REPLACE INTO hub_invalid (path, reason, digest, seen_at) VALUES (?, ?, ?, ?)").run(path, reason, digest, iso(clock.now()));
+      options.log.warn(`Skipping hub file "${path}": ${reason}`);
+      options.bus.publish("hub_invalid_file", { path, reason });
+    },
+    clearInvalid(path) {
+      db.query("DELETE FROM hub_invalid WHERE path = ?").run(path);
+    },
+    invalidFiles() {
+      return db.query<{ path: string; reason: string; seen_at: string }, []>("SELECT path, reason, seen_at FROM hub_invalid ORDER BY path").all();
+    },
+    exclusive,
+    close: () => lock.close(),
+  };
+}
+
+/** The commit message: a summary line, a blank line, then one JSON line per op (the audit log). */
+export function formatCommitMessage(ops: OpRecord[]): string {
+  const names = [...new Set(ops.map((o) => o.op))].join(", ");
+  return `drover: ${ops.length} op${ops.length === 1 ? "" : "s"} (${names})\n\n${ops.map((o) => JSON.stringify(o)).join("\n")}\n`;
+}
+
+/** The ops of a commit message; lines that are not op JSON are ignored. */
+export function parseCommitMessage(message: string): OpRecord[] {
+  const ops: OpRecord[] = [];
+  for (const line of message.split("\n")) {
+    if (!line.startsWith("{")) continue;
+    try {
+      const op = JSON.parse(line) as OpRecord;
+      if (typeof op.op === "string") ops.push(op);
+    } catch {
+      // a hand-written commit: not ours to read
+    }
+  }
+  return ops;
+}
+
+// --- internal ---
+
+interface _Pending {
+  mutation: Mutation<unknown>;
+  resolve: (value: unknown) => void;
+  reject: (err: unknown) => void;
+}
+
+function _tx(dir: string, overlay: FileChanges, own: FileChanges, before: Map<string, string | null>, now: number): HubTx {
+  function text(path: string): string | null {
+    if (own.has(path)) return own.get(path)!;
+    if (overlay.has(path)) return overlay.get(path)!;
+    if (!before.has(path)) before.set(path, _readWorking(dir, path));
+    return before.get(path)!;
+  }
+  function set(path: string, content: string | null) {
+    text(path); // remember what it was before this batch
+    own.set(path, content);
+  }
+  return {
+    now,
+    read(path) {
+      const t = text(path);
+      if (t === null) return null;
+      try {
+        return JSON.parse(t);
+      } catch {
+        throw new DroverError("conflict", `Cannot read hub file "${path}": it is not valid JSON`);
+      }
+    },
+    write: (path, value) => set(path, canonicalJson(value)),
+    remove: (path) => set(path, null),
+  };
+}
+
+function _readWorking(dir: string, path: string): string | null {
+  try {
+    return readFileSync(join(dir, path), "utf8");
+  } catch {
+    return null;
+  }
+}
+
+function _writeWorking(dir: string, path: string, content: string | null) {
+  const file = join(dir, path);
+  if (content === null) return rmSync(file, { force: true });
+  mkdirSync(dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  writeFileSync(tmp, content);
+  renameSync(tmp, file);
+}

@@ -1,0 +1,46 @@
+/**
+ * @module The cross-process hub lock: an IMMEDIATE transaction on a small SQLite file. The operating system
+ * drops the lock when its process dies, so a `kill -9` can never leave the hub locked.
+ */
+import { Database } from "bun:sqlite";
+import { DroverError } from "../../core/errors.ts";
+
+export interface FileLock {
+  acquire(): Promise<void>;
+  release(): void;
+  close(): void;
+}
+
+export function createFileLock(file: string, options: { timeoutMs?: number } = {}): FileLock {
+  const db = new Database(file, { create: true });
+  db.run("PRAGMA busy_timeout = 0");
+  const timeout = options.timeoutMs ?? 30_000;
+  let held = false;
+  return {
+    async acquire() {
+      const deadline = Date.now() + timeout;
+      for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
+        try {
+          db.run("BEGIN IMMEDIATE");
+          held = true;
+          return;
+        } catch (err) {
+          if (!String((err as Error).message).includes("locked") && (err as { code?: string }).code !== "SQLITE_BUSY") throw err;
+        }
+        if (Date.now() > deadline) {
+          throw new DroverError("internal", `Cannot lock the hub: "${file}" held by another process for ${timeout} ms`);
+        }
+        await Bun.sleep(wait);
+      }
+    },
+    release() {
+      if (!held) return;
+      held = false;
+      db.run("COMMIT");
+    },
+    close() {
+      if (held) db.run("ROLLBACK");
+      db.close();
+    },
+  };
+}

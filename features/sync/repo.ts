@@ -1,0 +1,158 @@
+/**
+ * @module The hub's git repository through isomorphic-git: commits built directly from trees (only the
+ * subtrees that changed are rewritten), tree diffs between two commits, and history reads. No git index,
+ * no checkout: drover writes the working files itself.
+ */
+import fs from "node:fs";
+import git, { type TreeEntry } from "isomorphic-git";
+
+export type FileChanges = Map<string, string | null>;
+
+export interface Change {
+  path: string;
+  before: string | null;
+  after: string | null;
+}
+
+export interface CommitInfo {
+  oid: string;
+  message: string;
+  timestamp: number;
+}
+
+export interface HubRepo {
+  dir: string;
+  branch: string;
+  head(): Promise<string | null>;
+  /** Writes a commit on top of `parent` with the given changes (null = delete) and moves the branch. */
+  commit(changes: FileChanges, options: { parent: string | null; message: string; time: number }): Promise<string>;
+  /** Every file that differs between two commits (`from` null = the empty tree). */
+  diff(from: string | null, to: string): Promise<Change[]>;
+  /** Every file of a commit, or of `prefix` within it. */
+  files(oid: string, prefix?: string): Promise<Array<{ path: string; oid: string }>>;
+  readBlob(oid: string): Promise<string>;
+  log(options?: { depth?: number }): Promise<CommitInfo[]>;
+}
+
+const AUTHOR = { name: "drover", email: "drover@localhost" };
+
+export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
+  const gitdir = `${dir}/.git`;
+  const cache = {};
+  if (!fs.existsSync(gitdir)) await git.init({ fs, dir, defaultBranch: branch });
+  const ref = `refs/heads/${branch}`;
+
+  async function treeOf(commit: string | null): Promise<string | null> {
+    if (!commit) return null;
+    return (await git.readCommit({ fs, gitdir, oid: commit, cache })).commit.tree;
+  }
+
+  async function entries(tree: string | null): Promise<TreeEntry[]> {
+    if (!tree) return [];
+    return (await git.readTree({ fs, gitdir, oid: tree, cache })).tree;
+  }
+
+  async function writeTree(tree: string | null, changes: Map<string, string | null>): Promise<string | null> {
+    const own = new Map<string, string | null>();
+    const nested = new Map<string, Map<string, string | null>>();
+    for (const [path, content] of changes) {
+      const slash = path.indexOf("/");
+      if (slash < 0) own.set(path, content);
+      else {
+        const head = path.slice(0, slash);
+        if (!nested.has(head)) nested.set(head, new Map());
+        nested.get(head)!.set(path.slice(slash + 1), content);
+      }
+    }
+    const result = new Map((await entries(tree)).map((e) => [e.path, e]));
+    for (const [name, content] of own) {
+      if (content === null) result.delete(name);
+      else {
+        const oid = await git.writeBlob({ fs, gitdir, blob: new TextEncoder().encode(content) });
+        result.set(name, { mode: "100644", path: name, oid, type: "blob" });
+      }
+    }
+    for (const [name, sub] of nested) {
+      const current = result.get(name);
+      const oid = await writeTree(current?.type === "tree" ? current.oid : null, sub);
+      if (oid) result.set(name, { mode: "040000", path: name, oid, type: "tree" });
+      else result.delete(name);
+    }
+    if (!result.size) return null;
+    return git.writeTree({ fs, gitdir, tree: [...result.values()] });
+  }
+
+  async function walkDiff(a: string | null, b: string | null, prefix: string, out: Change[]) {
+    if (a === b) return;
+    const left = new Map((await entries(a)).map((e) => [e.path, e]));
+    const right = new Map((await entries(b)).map((e) => [e.path, e]));
+    for (const name of new Set([...left.keys(), ...right.keys()])) {
+      const l = left.get(name);
+      const r = right.get(name);
+      if (l?.oid === r?.oid) continue;
+      const path = prefix + name;
+      const lTree = l?.type === "tree" ? l.oid : null;
+      const rTree = r?.type === "tree" ? r.oid : null;
+      if (lTree || rTree) await walkDiff(lTree, rTree, path + "/", out);
+      const lBlob = l?.type === "blob" ? await repo.readBlob(l.oid) : null;
+      const rBlob = r?.type === "blob" ? await repo.readBlob(r.oid) : null;
+      if (lBlob !== null || rBlob !== null) out.push({ path, before: lBlob, after: rBlob });
+    }
+  }
+
+  const repo: HubRepo = {
+    dir,
+    branch,
+    async head() {
+      try {
+        return await git.resolveRef({ fs, gitdir, ref });
+      } catch {
+        return null;
+      }
+    },
+    async commit(changes, { parent, message, time }) {
+      const tree = (await writeTree(await treeOf(parent), changes)) ?? (await git.writeTree({ fs, gitdir, tree: [] }));
+      const who = { ...AUTHOR, timestamp: Math.floor(time / 1000), timezoneOffset: 0 };
+      const oid = await git.writeCommit({
+        fs,
+        gitdir,
+        commit: { message, tree, parent: parent ? [parent] : [], author: who, committer: who },
+      });
+      await git.writeRef({ fs, gitdir, ref, value: oid, force: true });
+      return oid;
+    },
+    async diff(from, to) {
+      const out: Change[] = [];
+      await walkDiff(await treeOf(from), await treeOf(to), "", out);
+      return out;
+    },
+    async files(oid, prefix = "") {
+      const out: Array<{ path: string; oid: string }> = [];
+      let tree = await treeOf(oid);
+      for (const part of prefix.split("/").filter(Boolean)) {
+        const entry = (await entries(tree)).find((e) => e.path === part && e.type === "tree");
+        if (!entry) return out;
+        tree = entry.oid;
+      }
+      async function walk(t: string | null, base: string) {
+        for (const e of await entries(t)) {
+          if (e.type === "tree") await walk(e.oid, base + e.path + "/");
+          else if (e.type === "blob") out.push({ path: base + e.path, oid: e.oid });
+        }
+      }
+      await walk(tree, prefix ? prefix.replace(/\/?$/, "/") : "");
+      return out;
+    },
+    async readBlob(oid) {
+      const { blob } = await git.readBlob({ fs, gitdir, oid, cache });
+      return new TextDecoder().decode(blob);
+    },
+    async log({ depth } = {}) {
+      if (!(await repo.head())) return [];
+      const commits = await git.log({ fs, gitdir, ref, depth, cache });
+      return commits.map((c) => ({ oid: c.oid, message: c.commit.message, timestamp: c.commit.committer.timestamp }));
+    },
+  };
+  if (!(await repo.head())) await git.writeRef({ fs, gitdir, ref: "HEAD", value: ref, symbolic: true, force: true });
+  return repo;
+}

@@ -1,0 +1,162 @@
+/**
+ * @module The runtime: loads config, store and features, and gives every feature one context (config, SQLite,
+ * bus, logger, clock, ops, services). In the daemon it also runs the 1 s ticker and the reconcile loop.
+ * Adding a feature is one folder and one line in `features` below.
+ */
+import { createBus } from "./core/bus.ts";
+import { systemClock, type Clock } from "./core/clock.ts";
+import { loadConfig } from "./core/config.ts";
+import type { Context, Feature, ReconcileReport, Services } from "./core/feature.ts";
+import { readMachineId } from "./core/identity.ts";
+import { createLogger, type Logger } from "./core/logger.ts";
+import { createOpRegistry, type OpRegistry } from "./core/ops.ts";
+import { findProject, type Paths } from "./core/paths.ts";
+import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
+import { migrate, openStore } from "./core/store.ts";
+import { createTicker, type Ticker } from "./core/ticker.ts";
+import pipeline from "./features/pipeline/index.ts";
+import sync from "./features/sync/index.ts";
+
+/** Every feature, in start order (a feature's services exist before the features after it set up). */
+export const features: readonly Feature[] = [sync, pipeline];
+
+export const VERSION = "0.1.0";
+
+export interface RuntimeOptions {
+  /** The project; found from the working directory when omitted. */
+  paths?: Paths;
+  mode?: "daemon" | "cli";
+  clock?: Clock;
+  log?: Logger;
+  features?: readonly Feature[];
+}
+
+export interface Runtime {
+  ctx: Context;
+  features: readonly Feature[];
+  ops: OpRegistry;
+  /** Config warnings (unknown keys), for the caller to show. */
+  warnings: string[];
+  /** One tick: relayed events from CLI processes, then every feature's `tick`, each isolated. */
+  tick(): Promise<void>;
+  /** Runs every feature's reconcile (serialized; one failing feature does not stop the others). */
+  reconcile(): Promise<Record<string, ReconcileReport | { error: string }>>;
+  /** Publishes the events CLI processes left for the daemon. */
+  drainRelay(): number;
+  /** Daemon: start feature services, the ticker and the reconcile loop. */
+  start(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
+  const paths = options.paths ?? findProject();
+  const mode = options.mode ?? "cli";
+  const clock = options.clock ?? systemClock;
+  const log = options.log ?? createLogger(mode === "daemon" ? "drover" : "drover-cli");
+  const list = options.features ?? features;
+  const { config, warnings } = await loadConfig(paths.config);
+  const db = openStore(paths.db);
+  migrate(db, "runtime", relayMigrations);
+  for (const f of list) migrate(db, f.name, f.migrations ?? []);
+
+  const bus = createBus({
+    clock,
+    log: log.child("bus"),
+    forward: mode === "cli" ? (event) => relayEvent(db, event) : undefined,
+  });
+  const ctx: Context = {
+    config,
+    db,
+    bus,
+    log,
+    clock,
+    paths,
+    machineId: readMachineId(paths),
+    mode,
+    ops: undefined as unknown as OpRegistry,
+    services: {} as Services,
+  };
+  const ops = createOpRegistry(list, () => ctx);
+  ctx.ops = ops;
+  for (const f of list) await f.setup?.(ctx);
+
+  const unsubscribe: Array<() => void> = [];
+  if (mode === "daemon") {
+    for (const f of list) {
+      for (const [type, handler] of Object.entries(f.on ?? {})) {
+        const name = `${f.name}.on.${type}`;
+        unsubscribe.push(bus.on(type as never, (event) => handler!(ctx, event), { name }));
+      }
+    }
+  }
+
+  let ticker: Ticker | undefined;
+  let reconcileTimer: ReturnType<typeof setInterval> | undefined;
+  let reconciling: Promise<unknown> = Promise.resolve();
+
+  const runtime: Runtime = {
+    ctx,
+    features: list,
+    ops,
+    warnings,
+    drainRelay() {
+      const events = takeRelayedEvents(db);
+      for (const event of events) bus.deliver(event);
+      return events.length;
+    },
+    async tick() {
+      try {
+        runtime.drainRelay();
+      } catch (err) {
+        log.error("Cannot drain relayed events", { error: err as Error });
+      }
+      for (const f of list) {
+        if (!f.tick) continue;
+        try {
+          await f.tick(ctx);
+        } catch (err) {
+          log.error(`Tick of "${f.name}" failed`, { error: err as Error });
+        }
+      }
+    },
+    reconcile() {
+      const run = reconciling.then(() => _reconcileAll(ctx, list));
+      reconciling = run.catch(() => undefined);
+      return run;
+    },
+    async start() {
+      for (const f of list) await f.start?.(ctx);
+      await runtime.reconcile();
+      ticker = createTicker(() => runtime.tick(), { log: log.child("ticker") });
+      ticker.start();
+      reconcileTimer = setInterval(() => void runtime.reconcile(), config.reconcile.interval_secs * 1000);
+      reconcileTimer.unref?.();
+    },
+    async close() {
+      ticker?.stop();
+      clearInterval(reconcileTimer);
+      await reconciling;
+      if (mode === "daemon") for (const f of [...list].reverse()) await f.stop?.(ctx);
+      for (const u of unsubscribe) u();
+      await bus.idle();
+      db.close();
+    },
+  };
+  return runtime;
+}
+
+// --- internal ---
+
+async function _reconcileAll(ctx: Context, list: readonly Feature[]) {
+  const reports: Record<string, ReconcileReport | { error: string }> = {};
+  for (const f of list) {
+    if (!f.reconcile) continue;
+    try {
+      reports[f.name] = await f.reconcile(ctx);
+    } catch (err) {
+      ctx.log.error(`Reconcile of "${f.name}" failed`, { error: err as Error });
+      reports[f.name] = { error: (err as Error).message };
+    }
+  }
+  return reports;
+}

@@ -1,0 +1,77 @@
+/**
+ * @module The daemon's Hono app: `/health` open, everything else behind the bearer token; every op at
+ * `POST /api/ops/<name>`; the features' REST routes; MCP at `/mcp`. Errors are rendered in one place.
+ */
+import { timingSafeEqual } from "node:crypto";
+import { Hono, type Context as HonoContext } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+import { DroverError, toDroverError } from "../core/errors.ts";
+import type { Runtime } from "../runtime.ts";
+import { readJsonObject } from "./body.ts";
+import { createMcpHandler } from "./mcp.ts";
+
+export const MAX_BODY_BYTES = 1024 * 1024;
+
+export interface AppOptions {
+  token: string;
+  version: string;
+  startedAt: number;
+}
+
+export function createApp(rt: Runtime, options: AppOptions): Hono {
+  const app = new Hono();
+  app.onError((err, c) => renderError(c, err, rt));
+  app.notFound((c) => renderError(c, new DroverError("not_found", `Cannot find route "${c.req.method} ${c.req.path}"`), rt));
+
+  app.get("/health", (c) =>
+    c.json({
+      ok: true,
+      version: options.version,
+      machine_id: rt.ctx.machineId,
+      uptime_secs: Math.floor((Date.now() - options.startedAt) / 1000),
+    }),
+  );
+  app.use("*", async function requireToken(c, next) {
+    if (!checkToken(c.req.raw, options.token)) throw new DroverError("unauthorized", "Missing or wrong bearer token");
+    await next();
+  });
+  app.use(
+    "*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new DroverError("too_large", `Body too large: the limit is ${MAX_BODY_BYTES} bytes`);
+      },
+    }),
+  );
+
+  app.get("/api/ops", (c) => c.json(rt.ops.list().map(({ name, feature, op }) => ({ name, feature, description: op.description }))));
+  app.post("/api/ops/:name", async (c) => c.json(await rt.ops.run(c.req.param("name"), await readJsonObject(c.req.raw), { via: "http" })));
+  app.post("/api/reconcile", async (c) => c.json(await rt.reconcile()));
+  app.post("/api/relay", (c) => c.json({ delivered: rt.drainRelay() }));
+  app.all("/mcp", createMcpHandler(rt, { version: options.version }));
+  for (const f of rt.features) if (f.handler) app.route("/", f.handler(rt.ctx));
+  return app;
+}
+
+/** True when the request carries the token as a bearer header (or, for browsers opening `/ws`, `?token=`). */
+export function checkToken(req: Request, token: string, options: { allowQuery?: boolean } = {}): boolean {
+  const header = req.headers.get("authorization") ?? "";
+  let given = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+  if (!given && options.allowQuery) given = new URL(req.url).searchParams.get("token") ?? "";
+  const a = Buffer.from(given);
+  const b = Buffer.from(token);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** The one place an error becomes a response: `{error: {code, message, details?}}`, never a stack trace. */
+export function renderError(c: HonoContext, err: unknown, rt: Runtime): Response {
+  let e: DroverError;
+  if (err instanceof HTTPException) {
+    e = new DroverError(err.status === 401 ? "unauthorized" : err.status === 413 ? "too_large" : "invalid_input", err.message || "Bad request");
+  } else e = toDroverError(err);
+  if (e.status >= 500) rt.ctx.log.error(`Request "${c.req.method} ${c.req.path}" failed`, { error: (e.cause as Error) ?? e });
+  return c.json({ error: e.toJSON() }, e.status as ContentfulStatusCode);
+}

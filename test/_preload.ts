@@ -1,0 +1,2 @@
+// Quiet logs in tests unless asked for; failures still print.
+process.env.DROVER_LOG ??= "error";

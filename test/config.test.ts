@@ -1,0 +1,34 @@
+import { describe, expect, test } from "bun:test";
+import { parseConfig } from "../core/config.ts";
+
+describe("config", () => {
+  test("every key has the SPEC default", () => {
+    const { config, warnings } = parseConfig(undefined, { env: {} });
+    expect(warnings).toEqual([]);
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 4317 });
+    expect(config.hub).toEqual({ remote: "origin", branch: "drover/hub", sync_interval_secs: 10, presence_secs: 60 });
+    expect(config.heartbeats.idle_after_secs).toBe(300);
+    expect(config.pipeline.claim_ttl_secs).toBe(3600);
+    expect(config.reconcile.interval_secs).toBe(30);
+  });
+
+  test("an unknown key is reported, not fatal", () => {
+    const { config, warnings } = parseConfig('[server]\nhots = "x"\nport = 5000\n[nope]\na = 1\n', { file: "c.toml", env: {} });
+    expect(config.server.port).toBe(5000);
+    expect(warnings).toEqual(['Unknown key "server.hots" in "c.toml"', 'Unknown key "nope" in "c.toml"']);
+  });
+
+  test("a bad value is an error naming the key and the file", () => {
+    expect(() => parseConfig('[server]\nport = "high"\n', { file: "/p/.drover/config.toml", env: {} })).toThrow(
+      /Invalid value for "server.port" in "\/p\/.drover\/config.toml"/,
+    );
+    expect(() => parseConfig("[server\n", { file: "c.toml", env: {} })).toThrow(/Cannot parse "c.toml"/);
+  });
+
+  test("environment overrides the file", () => {
+    const { config } = parseConfig("[server]\nport = 5000\n", { env: { DROVER_PORT: "6000", DROVER_HOST: "0.0.0.0", DROVER_GATEWAY_PROJECT: "p" } });
+    expect(config.server).toEqual({ host: "0.0.0.0", port: 6000 });
+    expect(config.gateway.project).toBe("p");
+    expect(() => parseConfig(undefined, { env: { DROVER_PORT: "x" } })).toThrow(/DROVER_PORT/);
+  });
+});

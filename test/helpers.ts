@@ -1,0 +1,134 @@
+/** Shared test helpers: throwaway projects, runtimes with an injected clock, processes, WebSocket clients. */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initProject } from "../cli/init.ts";
+import type { Clock } from "../core/clock.ts";
+import type { BusEvent } from "../core/events.ts";
+import type { Feature } from "../core/feature.ts";
+import { createLogger } from "../core/logger.ts";
+import type { Paths } from "../core/paths.ts";
+import { openRuntime, type Runtime } from "../runtime.ts";
+
+export const ROOT = join(import.meta.dir, "..");
+export const BUN = process.execPath;
+export const CLI = join(ROOT, "cli.ts");
+export const BINARY = join(ROOT, "dist", "drover");
+
+/** A temp git repository with drover initialised (local hub). */
+export async function tempProject(options: { config?: string } = {}): Promise<{ paths: Paths; dir: string; cleanup(): void }> {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-test-")));
+  execFileSync("git", ["init", "-q", dir]);
+  const { paths } = await initProject(dir, { local: true });
+  if (options.config) await Bun.write(paths.config, options.config);
+  return { paths, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A runtime on the project with its events recorded. */
+export async function testRuntime(
+  paths: Paths,
+  options: { clock?: Clock; mode?: "daemon" | "cli"; features?: readonly Feature[]; logLines?: string[] } = {},
+): Promise<{ rt: Runtime; events: BusEvent[] }> {
+  const log = createLogger("test", { level: "debug", write: (l) => options.logLines?.push(l) });
+  const rt = await openRuntime({ paths, mode: options.mode ?? "daemon", clock: options.clock, log, features: options.features });
+  const events: BusEvent[] = [];
+  rt.ctx.bus.on("*", (e) => void events.push(e), { name: "test-recorder" });
+  return { rt, events };
+}
+
+export interface Proc {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI from source as a separate process. */
+export async function cli(args: string[], cwd: string, env: Record<string, string> = {}): Promise<Proc> {
+  return run([BUN, CLI, ...args], cwd, env);
+}
+
+export async function run(cmd: string[], cwd: string, env: Record<string, string> = {}): Promise<Proc> {
+  const proc = Bun.spawn(cmd, { cwd, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+export interface DaemonProc {
+  proc: ReturnType<typeof Bun.spawn>;
+  url: string;
+  token: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts `serve --port 0` as a process (source or compiled) and waits until `daemon.json` names its URL. */
+export async function startDaemonProcess(cmd: string[], paths: Paths): Promise<DaemonProc> {
+  const proc = Bun.spawn([...cmd, "serve", "--port", "0"], { cwd: paths.root, stdout: "pipe", stderr: "pipe", env: process.env });
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    try {
+      const info = JSON.parse(readFileSync(paths.daemon, "utf8"));
+      if (info.url && info.pid === proc.pid) {
+        const token = readFileSync(paths.token, "utf8").trim();
+        return {
+          proc,
+          url: info.url,
+          token,
+          pid: proc.pid,
+          async stop() {
+            proc.kill("SIGTERM");
+            await proc.exited;
+          },
+        };
+      }
+    } catch {
+      // not there yet
+    }
+    if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${await new Response(proc.stderr as ReadableStream).text()}`);
+    if (Date.now() > deadline) throw new Error("daemon did not start within 15 s");
+    await Bun.sleep(20);
+  }
+}
+
+/** A WebSocket client that records frames and can wait for one. */
+export async function wsClient(url: string, token?: string) {
+  const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws", token ? { headers: { authorization: `Bearer ${token}` } } : undefined);
+  const frames: Array<Record<string, unknown>> = [];
+  const waiters: Array<() => void> = [];
+  ws.onmessage = (m) => {
+    frames.push(JSON.parse(String(m.data)));
+    for (const w of waiters.splice(0)) w();
+  };
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error("WebSocket failed to open"));
+  });
+  return {
+    ws,
+    frames,
+    async waitFor(pred: (f: Record<string, unknown>) => boolean, timeoutMs = 5000): Promise<Record<string, unknown>> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const hit = frames.find(pred);
+        if (hit) return hit;
+        if (Date.now() > deadline) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames.slice(-5))}`);
+        await new Promise<void>((r) => {
+          waiters.push(r);
+          setTimeout(r, 50);
+        });
+      }
+    },
+    close: () => ws.close(),
+  };
+}
+
+/** Calls the daemon's API with the token. */
+export async function api(url: string, token: string, path: string, body?: unknown, method?: string) {
+  const res = await fetch(url + path, {
+    method: method ?? (body === undefined ? "GET" : "POST"),
+    headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}

@@ -1,0 +1,3 @@
+declare module "@parcel/watcher/wrapper" {
+  export function createWrapper(binding: unknown): typeof import("@parcel/watcher");
+}
