@@ -105,11 +105,11 @@ const demo = defineCommand({
     await initProject(dir, { local: true });
     const paths = pathsFor(dir);
     const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
+    stopOnSignals(daemon);
     for (const title of ["Write the README", "Add a login page", "Fix the flaky test"]) {
       await daemon.rt.ops.run("item.create", { title }, { via: "internal" });
     }
     process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-    stopOnSignals(daemon);
     console.log(
       [
         `drover ${VERSION} demo project: ${dir}`,

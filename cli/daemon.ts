@@ -21,7 +21,7 @@ export interface DaemonOptions {
   port?: number;
 }
 
-/** Starts the daemon for a project and returns once it answers. */
+/** Starts the daemon for a project and returns once it answers; call `stopOnSignals` right after. */
 export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Promise<Daemon> {
   const info: DaemonInfo = { pid: process.pid, host: hostname(), port: null, url: null, started_at: new Date().toISOString(), version: VERSION };
   claimDaemon(paths, info);
@@ -33,8 +33,9 @@ export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Pr
     const token = readToken(paths);
     const host = options.host ?? rt.ctx.config.server.host;
     server = startServer(rt, { host, port: options.port ?? rt.ctx.config.server.port, token, version: VERSION });
-    updateDaemon(paths, { ...info, port: server.port, url: server.url });
     await rt.start();
+    // the URL is published last: whoever reads it may rely on a fully started daemon
+    updateDaemon(paths, { ...info, port: server.port, url: server.url });
     const [r, s] = [rt, server];
     let stopping: Promise<void> | undefined;
     return {

@@ -19,11 +19,13 @@ export interface ServeOptions {
   port: number;
   token: string;
   version: string;
+  /** Bytes a WebSocket client may have waiting before events are dropped for it (default 1 MiB). */
+  wsMaxBuffered?: number;
 }
 
 export function startServer(rt: Runtime, options: ServeOptions): RunningServer {
   const app = createApp(rt, { token: options.token, version: options.version, startedAt: Date.now() });
-  const ws = createWsHub(rt.ctx.bus);
+  const ws = createWsHub(rt.ctx.bus, { maxBuffered: options.wsMaxBuffered });
   const server: Server<WsClient> = Bun.serve<WsClient>({
     hostname: options.host,
     port: options.port,

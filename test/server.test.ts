@@ -1,0 +1,124 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { startServer, type RunningServer } from "../server/serve.ts";
+import { api, tempProject, testRuntime, wsClient } from "./helpers.ts";
+
+const TOKEN = "secret-token";
+let project: Awaited<ReturnType<typeof tempProject>>;
+let ctx: Awaited<ReturnType<typeof testRuntime>>;
+let server: RunningServer;
+
+beforeAll(async () => {
+  project = await tempProject();
+  ctx = await testRuntime(project.paths);
+  server = startServer(ctx.rt, { host: "127.0.0.1", port: 0, token: TOKEN, version: "test", wsMaxBuffered: 64 * 1024 });
+});
+afterAll(async () => {
+  await server.stop();
+  await ctx.rt.close();
+  project.cleanup();
+});
+
+describe("HTTP", () => {
+  test("/health is open; everything else needs the bearer token", async () => {
+    const health = await fetch(server.url + "/health");
+    expect(health.status).toBe(200);
+    expect(await health.json()).toMatchObject({ ok: true, version: "test", machine_id: ctx.rt.ctx.machineId });
+    for (const path of ["/api/items", "/api/ops", "/mcp", "/nope"]) {
+      const res = await fetch(server.url + path, { method: path === "/mcp" ? "POST" : "GET" });
+      expect({ path, status: res.status }).toEqual({ path, status: 401 });
+      expect(((await res.json()) as any).error.code).toBe("unauthorized");
+    }
+    const wrong = await fetch(server.url + "/api/items", { headers: { authorization: "Bearer nope" } });
+    expect(wrong.status).toBe(401);
+    const ws = await fetch(server.url + "/ws");
+    expect(ws.status).toBe(401);
+  });
+
+  test("errors: 400 with zod details, 404, 409, 413 — never a stack trace", async () => {
+    const bad = await api(server.url, TOKEN, "/api/ops/item.create", { title: 7 });
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.details[0].path).toEqual(["title"]);
+    const notJson = await fetch(server.url + "/api/ops/item.create", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: "{" });
+    expect(notJson.status).toBe(400);
+    expect((await api(server.url, TOKEN, "/api/ops/no.such", {})).status).toBe(404);
+    expect((await api(server.url, TOKEN, "/api/nothing/here")).status).toBe(404);
+    const item = (await api(server.url, TOKEN, "/api/items", { title: "x" })).body;
+    const illegal = await api(server.url, TOKEN, `/api/items/${item.id}/move`, { to: "done" });
+    expect(illegal.status).toBe(409);
+    expect(illegal.body.error).toMatchObject({ code: "illegal_transition", details: { legal: ["coding", "blocked", "abandoned"] } });
+    const big = await fetch(server.url + "/api/ops/item.create", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: JSON.stringify({ title: "x".repeat(10 * 1024 * 1024) }),
+    });
+    expect(big.status).toBe(413);
+    for (const res of [bad, illegal]) expect(JSON.stringify(res.body)).not.toMatch(/at .*\.ts:\d+/);
+  });
+});
+
+describe("WebSocket", () => {
+  test("frames carry a per-connection seq from 1; topics narrow what a client gets", async () => {
+    const all = await wsClient(server.url, TOKEN);
+    const syncOnly = await wsClient(server.url, TOKEN);
+    syncOnly.ws.send(JSON.stringify({ type: "subscribe", topics: ["sync"] }));
+    await syncOnly.waitFor((f) => f.type === "subscribed");
+    await api(server.url, TOKEN, "/api/items", { title: "watched" });
+    const created = await all.waitFor((f) => f.type === "item_created");
+    expect(created.seq).toBe(1);
+    expect((created.item as any).title).toBe("watched");
+    await Bun.sleep(100);
+    expect(syncOnly.frames.map((f) => f.type)).toEqual(["subscribed"]);
+    syncOnly.ws.send(JSON.stringify({ type: "subscribe", topics: ["bogus"] }));
+    expect((await syncOnly.waitFor((f) => f.type === "error")).message).toContain('Unknown topic "bogus"');
+    all.close();
+    syncOnly.close();
+  });
+
+  test("browsers may pass ?token= to /ws", async () => {
+    const ws = new WebSocket(server.url.replace("http", "ws") + "/ws?token=" + TOKEN);
+    await new Promise<void>((resolve, reject) => {
+      ws.onopen = () => resolve();
+      ws.onerror = () => reject(new Error("refused"));
+    });
+    ws.close();
+  });
+
+  test("a client that falls behind gets a gap frame with the count and keeps its connection", async () => {
+    const slow = await wsClient(server.url, TOKEN);
+    const big = "y".repeat(200_000);
+    // 300 events of 200 kB in one go: far past the 64 kB per-client limit
+    for (let i = 0; i < 300; i++) ctx.rt.ctx.bus.publish("reconciled", { feature: "test", report: { big, i } });
+    const gap = await slow.waitFor((f) => f.type === "gap", 15_000);
+    expect(gap.dropped as number).toBeGreaterThan(0);
+    const received = slow.frames.filter((f) => f.type === "reconciled").length;
+    expect(received + (gap.dropped as number)).toBeLessThanOrEqual(300);
+    ctx.rt.ctx.bus.publish("reconciled", { feature: "test", report: { after: true } });
+    const after = await slow.waitFor((f) => f.type === "reconciled" && (f.report as any).after === true, 15_000);
+    const seqs = slow.frames.map((f) => f.seq as number);
+    expect(seqs).toEqual(seqs.map((_, i) => i + 1));
+    expect(after.seq).toBe(seqs.at(-1)!);
+    slow.close();
+  });
+});
+
+describe("MCP", () => {
+  test("the SDK's own client lists every op as a tool and calls one; bad input is a tool error", async () => {
+    const client = new Client({ name: "test", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(server.url + "/mcp"), { requestInit: { headers: { authorization: `Bearer ${TOKEN}` } } }));
+    const { tools } = await client.listTools();
+    const names = tools.map((t) => t.name).sort();
+    expect(names).toEqual(ctx.rt.ops.list().map((o) => o.name).sort());
+    const create = tools.find((t) => t.name === "item.create")!;
+    expect(create.inputSchema.required).toEqual(["title"]);
+    const result = (await client.callTool({ name: "item.create", arguments: { title: "from mcp", labels: ["m"] } })) as any;
+    expect(result.isError).toBeFalsy();
+    const item = JSON.parse(result.content[0].text);
+    expect(item).toMatchObject({ title: "from mcp", labels: ["m"], stage: "backlog" });
+    const bad = (await client.callTool({ name: "item.move", arguments: { id: item.id, to: "nowhere" } })) as any;
+    expect(bad.isError).toBe(true);
+    expect(JSON.parse(bad.content[0].text).error.code).toBe("invalid_input");
+    await client.close();
+  });
+});
