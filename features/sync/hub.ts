@@ -106,14 +106,20 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     return changes.length;
   }
 
-  async function exclusive<R>(fn: () => Promise<R>): Promise<R> {
+  async function locked<R>(fn: () => Promise<R>): Promise<R> {
     await lock.acquire();
     try {
-      await catchUp();
       return await fn();
     } finally {
       lock.release();
     }
+  }
+
+  function exclusive<R>(fn: () => Promise<R>): Promise<R> {
+    return locked(async () => {
+      await catchUp();
+      return fn();
+    });
   }
 
   async function runBatch(batch: _Pending[]) {
@@ -172,7 +178,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       });
     },
     onChange: (listener) => void listeners.push(listener),
-    catchUp: () => exclusive(catchUp),
+    catchUp: () => locked(catchUp),
     appliedHead: applied,
     reportInvalid(path, reason, content) {
       const digest = Bun.hash(content).toString(36);

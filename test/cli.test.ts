@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cli, tempProject } from "./helpers.ts";
+
+let project: Awaited<ReturnType<typeof tempProject>>;
+beforeAll(async () => (project = await tempProject()));
+afterAll(() => project.cleanup());
+
+describe("cli", () => {
+  test("an op is a command with flags named after its fields; --json prints JSON", async () => {
+    const created = await cli(["item", "create", "--title", "Ship it", "--labels", "ui,api", "--priority", "0", "--json"], project.dir);
+    expect(created.code).toBe(0);
+    const item = JSON.parse(created.stdout);
+    expect(item).toMatchObject({ title: "Ship it", labels: ["ui", "api"], priority: 0, stage: "backlog" });
+    const table = await cli(["items", "list"], project.dir);
+    expect(table.code).toBe(0);
+    expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+STAGE\s+PRIORITY/);
+    expect(table.stdout).toContain(item.id);
+  });
+
+  test("exit codes: 1 refused, 2 bad input or usage, each with one readable line", async () => {
+    expect((await cli(["item", "next", "--agent", "a0"], project.dir)).code).toBe(0); // takes the only ready item
+    const cases: Array<[string[], number, RegExp]> = [
+      [["item", "get", "--id", "zzzzz"], 1, /^drover: Cannot find item "zzzzz"\n$/],
+      [["item", "get", "--id", "../x"], 2, /^drover: Invalid "id": /],
+      [["item", "get", "--id", "a".repeat(10_000)], 2, /^drover: Invalid "id": /],
+      [["item", "create"], 2, /^drover: Invalid "title": /],
+      [["item", "create", "--title", "x", "--priority", "high"], 2, /^drover: Invalid "priority": /],
+      [["item", "create", "--titel", "x"], 2, /^drover: Unknown option "--titel"/],
+      [["no-such-command"], 2, /^drover: Unknown command no-such-command/],
+      [["item", "next", "--agent", "a1"], 1, /^Nothing is ready/],
+    ];
+    for (const [args, code, stderr] of cases) {
+      const r = await cli(args, project.dir);
+      expect({ args, code: r.code }).toEqual({ args, code });
+      expect(r.stderr).toMatch(stderr);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
+  });
+
+  test("--help prints usage and exits 0; outside a project a command says how to start", async () => {
+    const help = await cli(["item", "claim", "--help"], project.dir);
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain("--agent");
+    const outside = await cli(["items", "list"], "/");
+    expect(outside.code).toBe(1);
+    expect(outside.stderr).toContain('run "drover init"');
+  });
+});

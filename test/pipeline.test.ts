@@ -1,0 +1,236 @@
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { manualClock, type ManualClock } from "../core/clock.ts";
+import { DroverError } from "../core/errors.ts";
+import { canonicalJson } from "../core/json.ts";
+import type { BusEvent } from "../core/events.ts";
+import { itemPath, type Item } from "../features/pipeline/item.ts";
+import type { Runtime } from "../runtime.ts";
+import { tempProject, testRuntime } from "./helpers.ts";
+
+let project: Awaited<ReturnType<typeof tempProject>>;
+let rt: Runtime;
+let events: BusEvent[];
+let clock: ManualClock;
+
+beforeEach(async () => {
+  project = await tempProject();
+  clock = manualClock("2026-04-01T10:00:00Z");
+  ({ rt, events } = await testRuntime(project.paths, { clock }));
+});
+afterEach(async () => {
+  await rt.close();
+  project.cleanup();
+});
+
+const op = <T = Item>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
+async function refused(p: Promise<unknown>): Promise<DroverError> {
+  try {
+    await p;
+  } catch (err) {
+    if (err instanceof DroverError) return err;
+    throw err;
+  }
+  throw new Error("expected a refusal");
+}
+async function settled() {
+  await rt.ctx.bus.idle();
+  return events.map((e) => e.type);
+}
+
+describe("items", () => {
+  test("create, get and list with filters, by priority then age", async () => {
+    const a = await op("item.create", { title: "low", priority: 3, labels: ["x"] });
+    clock.advance(1000);
+    const b = await op("item.create", { title: "high", priority: 0 });
+    clock.advance(1000);
+    const c = await op("item.create", { title: "high later", priority: 0, labels: ["x", "y"] });
+    expect(a.id).toMatch(/^[a-z2-7]{5}$/);
+    expect(await op("item.get", { id: a.id })).toEqual(a);
+    expect((await op<Item[]>("items.list", {})).map((i) => i.title)).toEqual(["high", "high later", "low"]);
+    expect((await op<Item[]>("items.list", { label: "x" })).map((i) => i.id)).toEqual([c.id, a.id]);
+    await op("item.claim", { id: b.id, agent: "a1" });
+    expect((await op<Item[]>("items.list", { assignee: "a1" })).map((i) => i.id)).toEqual([b.id]);
+    expect((await op<Item[]>("items.list", { stage: "coding" }))).toEqual([]);
+    expect(readFileSync(join(project.paths.hub, itemPath(a.id)), "utf8")).toBe(canonicalJson(a));
+    expect(await settled()).toEqual(["item_created", "item_created", "item_created", "item_updated", "claimed"]);
+  });
+
+  test("an unknown id is not_found; a missing dependency too", async () => {
+    expect((await refused(op("item.get", { id: "zzzzz" }))).code).toBe("not_found");
+    expect((await refused(op("item.create", { title: "x", depends_on: ["zzzzz"] }))).code).toBe("not_found");
+  });
+});
+
+describe("moves", () => {
+  test("legal moves emit transition with agent and reason; illegal ones list the legal targets", async () => {
+    const it = await op("item.create", { title: "x" });
+    await op("item.move", { id: it.id, to: "coding", agent: "a1", reason: "starting" });
+    const err = await refused(op("item.move", { id: it.id, to: "archived" }));
+    expect(err.code).toBe("illegal_transition");
+    expect(err.message).toBe('Cannot move item "' + it.id + '" from "coding" to "archived": legal targets are "qa", "merge", "backlog", "blocked", "abandoned"');
+    await settled();
+    expect(events.find((e) => e.type === "transition")).toMatchObject({ item_id: it.id, from: "backlog", to: "coding", agent_id: "a1", reason: "starting" });
+  });
+
+  test("a stale fence is refused before anything else", async () => {
+    const it = await op("item.create", { title: "x" });
+    await op("item.claim", { id: it.id, agent: "a1" });
+    await op("item.release", { id: it.id, agent: "a1", fence: 1 });
+    await op("item.claim", { id: it.id, agent: "a2" });
+    const err = await refused(op("item.move", { id: it.id, to: "archived", fence: 1 })); // also illegal, but the fence comes first
+    expect(err.code).toBe("stale_fence");
+    expect((await refused(op("item.release", { id: it.id, agent: "a1", fence: 1 }))).code).toBe("stale_fence");
+  });
+
+  test("coding waits for dependencies unless forced", async () => {
+    const dep = await op("item.create", { title: "dep" });
+    const it = await op("item.create", { title: "x", depends_on: [dep.id] });
+    const err = await refused(op("item.move", { id: it.id, to: "coding" }));
+    expect(err.code).toBe("blocked_by_deps");
+    expect(err.details).toEqual({ unmet: [dep.id] });
+    expect((await op("item.move", { id: it.id, to: "coding", force: true })).stage).toBe("coding");
+  });
+
+  test("an agent cannot move an item another agent holds", async () => {
+    const it = await op("item.create", { title: "x" });
+    await op("item.claim", { id: it.id, agent: "a1" });
+    expect((await refused(op("item.move", { id: it.id, to: "coding", agent: "a2" }))).code).toBe("claimed");
+    expect((await op("item.move", { id: it.id, to: "coding", agent: "a1" })).stage).toBe("coding");
+  });
+
+  test("entering done releases the claim; done is archived after the retention", async () => {
+    const it = await op("item.create", { title: "x" });
+    await op("item.next", { agent: "a1" });
+    for (const to of ["qa", "merge", "done"]) await op("item.move", { id: it.id, to });
+    expect((await op("item.get", { id: it.id })).claim).toBeNull();
+    clock.advance(14_399_000);
+    await rt.tick();
+    expect((await op("item.get", { id: it.id })).stage).toBe("done");
+    clock.advance(1000);
+    await rt.tick();
+    expect((await op("item.get", { id: it.id })).stage).toBe("archived");
+    await settled();
+    expect(events.filter((e) => e.type === "claim_released")).toMatchObject([{ agent_id: "a1", reason: "released" }]);
+    expect(events.filter((e) => e.type === "transition").map((e) => (e as BusEvent<"transition">).to)).toEqual(["coding", "qa", "merge", "done", "archived"]);
+  });
+});
+
+describe("claims", () => {
+  test("one holder; the holder re-claiming extends; each grant's fence is one more than the last", async () => {
+    const it = await op("item.create", { title: "x" });
+    const c1 = await op<{ fence: number; claim: { expires_at: string } }>("item.claim", { id: it.id, agent: "a1", ttl_secs: 60 });
+    expect(c1.fence).toBe(1);
+    const err = await refused(op("item.claim", { id: it.id, agent: "a2" }));
+    expect(err.code).toBe("claimed");
+    expect(err.message).toBe(`Cannot claim item "${it.id}": held by "a1"`);
+    clock.advance(10_000);
+    const again = await op<{ fence: number; claim: { expires_at: string } }>("item.claim", { id: it.id, agent: "a1", ttl_secs: 60 });
+    expect(again.fence).toBe(1);
+    expect(Date.parse(again.claim.expires_at)).toBe(clock.now() + 60_000);
+    expect((await refused(op("item.release", { id: it.id, agent: "a2", fence: 1 }))).code).toBe("not_holder");
+    await op("item.release", { id: it.id, agent: "a1", fence: 1 });
+    expect((await op<{ fence: number }>("item.claim", { id: it.id, agent: "a2" })).fence).toBe(2);
+  });
+
+  test("an expired claim is released by the tick with reason expired, and can be taken", async () => {
+    const it = await op("item.create", { title: "x" });
+    await op("item.claim", { id: it.id, agent: "a1", ttl_secs: 30 });
+    clock.advance(29_000);
+    await rt.tick();
+    expect((await op("item.get", { id: it.id })).claim?.agent_id).toBe("a1");
+    clock.advance(1000);
+    await rt.tick();
+    expect((await op("item.get", { id: it.id })).claim).toBeNull();
+    await settled();
+    expect(events.filter((e) => e.type === "claim_released")).toMatchObject([{ item_id: it.id, agent_id: "a1", reason: "expired" }]);
+    expect((await op<{ fence: number }>("item.claim", { id: it.id, agent: "a2" })).fence).toBe(2);
+  });
+
+  test("renew extends only the holder's claim", async () => {
+    const it = await op("item.create", { title: "x" });
+    await op("item.claim", { id: it.id, agent: "a1", ttl_secs: 30 });
+    expect((await refused(op("item.renew", { id: it.id, agent: "a2" }))).code).toBe("not_holder");
+    clock.advance(20_000);
+    const renewed = await op("item.renew", { id: it.id, agent: "a1", ttl_secs: 30 });
+    expect(Date.parse(renewed.claim!.expires_at)).toBe(clock.now() + 30_000);
+  });
+});
+
+describe("item.next", () => {
+  test("takes the best ready item (priority, then age), skips unmet dependencies, moves it into coding", async () => {
+    const dep = await op("item.create", { title: "dep", priority: 2 });
+    clock.advance(1000);
+    await op("item.create", { title: "waits", priority: 0, depends_on: [dep.id] });
+    clock.advance(1000);
+    const urgent = await op("item.create", { title: "urgent", priority: 1 });
+    const got = await op<{ item: Item; fence: number }>("item.next", { agent: "a1" });
+    expect(got.item).toMatchObject({ id: urgent.id, stage: "coding", claim: { agent_id: "a1", fence: 1 } });
+    expect((await op<{ item: Item }>("item.next", { agent: "a2" })).item.id).toBe(dep.id);
+    expect((await op<{ item: Item | null }>("item.next", { agent: "a3" })).item).toBeNull();
+  });
+
+  test("concurrent calls in one process never hand one item to two agents", async () => {
+    for (let i = 0; i < 5; i++) await op("item.create", { title: `t${i}` });
+    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => op<{ item: Item | null }>("item.next", { agent: `a${i}` })));
+    const ids = results.map((r) => r.item?.id).filter(Boolean);
+    expect(ids).toHaveLength(5);
+    expect(new Set(ids).size).toBe(5);
+  });
+});
+
+describe("hub", () => {
+  test("ops that arrive together share one commit; real git sees the ops and fsck is clean", async () => {
+    await Promise.all(Array.from({ length: 20 }, (_, i) => op("item.create", { title: `batch ${i}` })));
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: project.paths.hub, encoding: "utf8" });
+    const commits = git("rev-list", "--count", "drover/hub").trim();
+    expect(Number(commits)).toBeLessThan(1 + 20); // init + fewer commits than ops
+    const log = git("log", "--format=%B", "drover/hub");
+    expect(log.match(/"op":"item\.create"/g)).toHaveLength(20);
+    git("fsck", "--strict");
+    const entries = (await rt.ops.run("log", { limit: 5 })) as Array<{ op: string }>;
+    expect(entries).toHaveLength(5);
+    expect(entries[0]!.op).toBe("item.create");
+  });
+
+  test("a hand-corrupted item file is set aside, restored and reported by reconcile; a second reconcile finds nothing", async () => {
+    const it = await op("item.create", { title: "precious" });
+    const file = join(project.paths.hub, itemPath(it.id));
+    writeFileSync(file, "{ this is not json");
+    const reports = await rt.reconcile();
+    expect(reports.pipeline).toEqual({ changed: 2, restored: 1, rejected: 1 });
+    expect(JSON.parse(readFileSync(file, "utf8")).title).toBe("precious");
+    const aside = readdirSync(join(project.paths.dir, "rejected"));
+    expect(aside).toHaveLength(1);
+    expect(readFileSync(join(project.paths.dir, "rejected", aside[0]!), "utf8")).toBe("{ this is not json");
+    expect(await settled()).toContain("hub_invalid_file");
+    expect((await rt.reconcile()).pipeline).toEqual({ changed: 0, restored: 0, rejected: 0 });
+  });
+
+  test("a commit the index never saw (crash after the ref moved) is caught up by reconcile, with its events", async () => {
+    const hub = rt.ctx.services.hub;
+    const item: Item = {
+      id: "qqqqq", title: "from nowhere", body: "", labels: [], priority: 2, stage: "backlog", depends_on: [],
+      claim: null, fence: 0, created_at: "2026-04-01T10:00:00.000Z", created_by: "x", updated_at: "2026-04-01T10:00:00.000Z",
+    };
+    await hub.repo.commit(new Map([[itemPath(item.id), canonicalJson(item)]]), { parent: await hub.repo.head(), message: "by hand\n", time: clock.now() });
+    expect((await rt.reconcile()).sync).toMatchObject({ changed: 1 });
+    expect(await op("item.get", { id: "qqqqq" })).toEqual(item);
+    expect(existsSync(join(project.paths.hub, itemPath("qqqqq")))).toBe(true);
+    expect(await settled()).toContain("item_created");
+  });
+
+  test("a hub file that is garbage in a commit is skipped and reported, not fatal", async () => {
+    const hub = rt.ctx.services.hub;
+    await hub.repo.commit(new Map([[itemPath("ggggg"), "garbage"]]), {
+      parent: await hub.repo.head(), message: "bad\n", time: clock.now(),
+    });
+    await rt.reconcile();
+    expect((await refused(op("item.get", { id: "ggggg" }))).code).toBe("not_found");
+    const status = (await rt.ops.run("sync.status", {})) as { invalid_files: Array<{ path: string; reason: string }> };
+    expect(status.invalid_files).toEqual([expect.objectContaining({ path: itemPath("ggggg"), reason: "not valid JSON" })]);
+    expect((await op<Item[]>("items.list", {}))).toEqual([]);
+  });
+});
