@@ -93,7 +93,7 @@ export async function startDaemonProcess(cmd: string[], paths: Paths): Promise<D
 
 /** A WebSocket client that records frames and can wait for one. */
 export async function wsClient(url: string, token?: string) {
-  const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws", token ? { headers: { authorization: `Bearer ${token}` } } : undefined);
+  const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws", token ? ({ headers: { authorization: `Bearer ${token}` } } as never) : undefined);
   const frames: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   ws.onmessage = (m) => {

@@ -5,6 +5,7 @@
  */
 import fs from "node:fs";
 import git, { type TreeEntry } from "isomorphic-git";
+import { createObjectStore } from "./objects.ts";
 
 export type FileChanges = Map<string, string | null>;
 
@@ -34,13 +35,12 @@ export interface HubRepo {
   log(options?: { depth?: number }): Promise<CommitInfo[]>;
 }
 
-const AUTHOR = { name: "drover", email: "drover@localhost" };
-
 export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
   const gitdir = `${dir}/.git`;
   const cache = {};
   if (!fs.existsSync(gitdir)) await git.init({ fs, dir, defaultBranch: branch });
   const ref = `refs/heads/${branch}`;
+  const objects = createObjectStore(gitdir);
 
   async function treeOf(commit: string | null): Promise<string | null> {
     if (!commit) return null;
@@ -48,8 +48,7 @@ export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
   }
 
   async function entries(tree: string | null): Promise<TreeEntry[]> {
-    if (!tree) return [];
-    return (await git.readTree({ fs, gitdir, oid: tree, cache })).tree;
+    return tree ? objects.readTree(tree) : [];
   }
 
   async function writeTree(tree: string | null, changes: Map<string, string | null>): Promise<string | null> {
@@ -68,8 +67,7 @@ export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
     for (const [name, content] of own) {
       if (content === null) result.delete(name);
       else {
-        const oid = await git.writeBlob({ fs, gitdir, blob: new TextEncoder().encode(content) });
-        result.set(name, { mode: "100644", path: name, oid, type: "blob" });
+        result.set(name, { mode: "100644", path: name, oid: objects.writeBlob(content), type: "blob" });
       }
     }
     for (const [name, sub] of nested) {
@@ -79,7 +77,7 @@ export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
       else result.delete(name);
     }
     if (!result.size) return null;
-    return git.writeTree({ fs, gitdir, tree: [...result.values()] });
+    return objects.writeTree([...result.values()]);
   }
 
   async function walkDiff(a: string | null, b: string | null, prefix: string, out: Change[]) {
@@ -111,14 +109,12 @@ export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
       }
     },
     async commit(changes, { parent, message, time }) {
-      const tree = (await writeTree(await treeOf(parent), changes)) ?? (await git.writeTree({ fs, gitdir, tree: [] }));
-      const who = { ...AUTHOR, timestamp: Math.floor(time / 1000), timezoneOffset: 0 };
-      const oid = await git.writeCommit({
-        fs,
-        gitdir,
-        commit: { message, tree, parent: parent ? [parent] : [], author: who, committer: who },
-      });
-      await git.writeRef({ fs, gitdir, ref, value: oid, force: true });
+      const tree = (await writeTree(await treeOf(parent), changes)) ?? objects.writeTree([]);
+      const oid = objects.writeCommit({ tree, parents: parent ? [parent] : [], message, time });
+      const file = `${gitdir}/${ref}`;
+      fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
+      fs.writeFileSync(`${file}.lock`, oid + "\n");
+      fs.renameSync(`${file}.lock`, file);
       return oid;
     },
     async diff(from, to) {

@@ -1,0 +1,158 @@
+/**
+ * `npm run bench`: the SPEC §10 rows this build covers, each a median over repeated runs on this machine,
+ * printed as a table and written to bench/results.json. Uses the compiled binary (npm run build first).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initProject } from "../cli/init.ts";
+import { pathsFor, type Paths } from "../core/paths.ts";
+import { openRuntime } from "../runtime.ts";
+import { median, renderRows, round, type Row } from "./lib.ts";
+
+const ROOT = join(import.meta.dir, "..");
+const BINARY = join(ROOT, "dist", "drover");
+const quick = process.argv.includes("--quick");
+
+if (!existsSync(BINARY)) execFileSync(process.execPath, [join(ROOT, "scripts", "build.ts")], { stdio: "inherit" });
+process.env.DROVER_LOG = "error";
+
+const rows: Row[] = [];
+const cleanups: Array<() => void> = [];
+
+try {
+  const small = await project();
+  rows.push(...(await startupRows(small)));
+  rows.push(await httpOpsRow(small));
+  const big = await project();
+  await seedItems(big, quick ? 2000 : 10_000);
+  rows.push(await reconcileRow(big, quick ? 2000 : 10_000));
+  rows.push(await cliRow(big, ["items", "list", "--json"], `items list --json, ${quick ? 2000 : 10_000} items`, 150));
+  rows.push(await cliRow(big, ["item", "create", "--title", "bench"], `item create, ${quick ? 2000 : 10_000} items present`, 100));
+} finally {
+  for (const c of cleanups) c();
+}
+
+console.log(renderRows(rows));
+await Bun.write(join(ROOT, "bench", "results.json"), JSON.stringify({ at: new Date().toISOString(), rows }, null, 2) + "\n");
+process.exit(rows.every((r) => r.pass) ? 0 : 1);
+
+// --- rows ---
+
+async function startupRows(paths: Paths): Promise<Row[]> {
+  const times: number[] = [];
+  let rss = 0;
+  for (let i = 0; i < (quick ? 3 : 10); i++) {
+    const port = await freePort();
+    const started = performance.now();
+    const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore" });
+    for (;;) {
+      try {
+        if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) break;
+      } catch {
+        await Bun.sleep(1);
+      }
+    }
+    times.push(performance.now() - started);
+    if (i === 0) {
+      await Bun.sleep(2000);
+      rss = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, "utf8"))![1]) / 1024;
+    }
+    proc.kill("SIGTERM");
+    await proc.exited;
+  }
+  const start = round(median(times));
+  return [
+    { row: "compiled binary: start → /health 200", value: start, unit: "ms", bar: "< 300 ms", pass: start < 300 },
+    { row: "compiled binary: idle RSS", value: round(rss), unit: "MB", bar: "< 100 MB", pass: rss < 100 },
+  ];
+}
+
+async function httpOpsRow(paths: Paths): Promise<Row> {
+  const port = await freePort();
+  const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore" });
+  cleanups.push(() => proc.kill("SIGKILL"));
+  const url = `http://127.0.0.1:${port}`;
+  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) await Bun.sleep(5);
+  const auth = { authorization: `Bearer ${readFileSync(paths.token, "utf8").trim()}`, "content-type": "application/json" };
+  const post = (path: string, body: unknown) => fetch(url + path, { method: "POST", headers: auth, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+  const rates: number[] = [];
+  for (let round_ = 0; round_ < (quick ? 1 : 3); round_++) {
+    const n = quick ? 600 : 3000;
+    let next = 0;
+    const started = performance.now();
+    // each worker: create, claim, move — a third of the ops each
+    await Promise.all(
+      Array.from({ length: 32 }, async (_, w) => {
+        while (next < n) {
+          next += 3;
+          const item = await post("/api/ops/item.create", { title: `bench ${w}` });
+          await post("/api/ops/item.claim", { id: item.id, agent: `w${w}` });
+          await post("/api/ops/item.move", { id: item.id, to: "coding", agent: `w${w}` });
+        }
+      }),
+    );
+    rates.push((next / (performance.now() - started)) * 1000);
+  }
+  proc.kill("SIGTERM");
+  await proc.exited;
+  const rate = Math.round(median(rates));
+  return { row: "local ops through HTTP (create/claim/move, 32 clients)", value: rate, unit: "ops/s", bar: "≥ 1000 ops/s", pass: rate >= 1000 };
+}
+
+async function reconcileRow(paths: Paths, n: number): Promise<Row> {
+  const rt = await openRuntime({ paths, mode: "daemon" });
+  let events = 0;
+  rt.ctx.bus.on("*", () => void events++);
+  await rt.reconcile();
+  await rt.ctx.bus.idle();
+  events = 0;
+  const times: number[] = [];
+  for (let i = 0; i < (quick ? 3 : 7); i++) {
+    const started = performance.now();
+    const reports = await rt.reconcile();
+    times.push(performance.now() - started);
+    if (Object.values(reports).some((r) => "error" in r || r.changed)) throw new Error(`reconcile changed something: ${JSON.stringify(reports)}`);
+  }
+  await rt.ctx.bus.idle();
+  await rt.close();
+  const ms = round(median(times));
+  return { row: `reconcile, ${n} items, nothing to change`, value: ms, unit: "ms", bar: "< 500 ms, 0 events", pass: ms < 500 && events === 0, detail: `${events} events` };
+}
+
+async function cliRow(paths: Paths, args: string[], name: string, barMs: number): Promise<Row> {
+  const times: number[] = [];
+  for (let i = 0; i < (quick ? 3 : 10); i++) {
+    const started = performance.now();
+    execFileSync(BINARY, args, { cwd: paths.root, stdio: ["ignore", "ignore", "inherit"] });
+    times.push(performance.now() - started);
+  }
+  const ms = round(median(times));
+  return { row: `compiled binary: ${name}`, value: ms, unit: "ms", bar: `< ${barMs} ms wall`, pass: ms < barMs };
+}
+
+// --- helpers ---
+
+async function project(): Promise<Paths> {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-bench-")));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync("git", ["init", "-q", dir]);
+  await initProject(dir, { local: true });
+  return pathsFor(dir);
+}
+
+async function seedItems(paths: Paths, n: number) {
+  const rt = await openRuntime({ paths, mode: "cli" });
+  for (let done = 0; done < n; done += 500) {
+    await Promise.all(Array.from({ length: Math.min(500, n - done) }, (_, i) => rt.ops.run("item.create", { title: `seed ${done + i}`, labels: ["seed"] })));
+  }
+  await rt.close();
+}
+
+async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, fetch: () => new Response() });
+  const port = s.port!;
+  await s.stop(true);
+  return port;
+}
