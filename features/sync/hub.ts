@@ -266,8 +266,13 @@ function _readWorking(dir: string, path: string): string | null {
 function _writeWorking(dir: string, path: string, content: string | null) {
   const file = join(dir, path);
   if (content === null) return rmSync(file, { force: true });
-  mkdirSync(dirname(file), { recursive: true });
   const tmp = `${file}.${process.pid}.tmp`;
-  writeFileSync(tmp, content);
+  try {
+    writeFileSync(tmp, content);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    mkdirSync(dirname(file), { recursive: true }); // first file of its shard: make the folder only then
+    writeFileSync(tmp, content);
+  }
   renameSync(tmp, file);
 }

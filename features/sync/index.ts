@@ -28,7 +28,9 @@ export default defineFeature({
      CREATE TABLE hub_invalid (path TEXT PRIMARY KEY, reason TEXT NOT NULL, digest TEXT NOT NULL, seen_at TEXT NOT NULL);`,
   ],
   async setup(ctx) {
-    const repo = await openRepo(ctx.paths.hub, ctx.config.hub.branch);
+    const repo = await openRepo(ctx.paths.hub, ctx.config.hub.branch, {
+      onRepackError: (err) => ctx.log.warnOnce("repack", `Cannot repack the hub: ${err.message}`),
+    });
     const hub = createHub(repo, {
       db: ctx.db,
       bus: ctx.bus,

@@ -35,12 +35,18 @@ export interface HubRepo {
   log(options?: { depth?: number }): Promise<CommitInfo[]>;
 }
 
-export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
+export interface RepoOptions {
+  /** Repack after this many batch packs (default 64). */
+  repackAfter?: number;
+  onRepackError?: (err: Error) => void;
+}
+
+export async function openRepo(dir: string, branch: string, options: RepoOptions = {}): Promise<HubRepo> {
   const gitdir = `${dir}/.git`;
   const cache = {};
   if (!fs.existsSync(gitdir)) await git.init({ fs, dir, defaultBranch: branch });
   const ref = `refs/heads/${branch}`;
-  const objects = createObjectStore(gitdir);
+  const objects = createObjectStore(gitdir, options);
 
   async function treeOf(commit: string | null): Promise<string | null> {
     if (!commit) return null;
@@ -111,6 +117,7 @@ export async function openRepo(dir: string, branch: string): Promise<HubRepo> {
     async commit(changes, { parent, message, time }) {
       const tree = (await writeTree(await treeOf(parent), changes)) ?? objects.writeTree([]);
       const oid = objects.writeCommit({ tree, parents: parent ? [parent] : [], message, time });
+      objects.flush();
       const file = `${gitdir}/${ref}`;
       fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
       fs.writeFileSync(`${file}.lock`, oid + "\n");
