@@ -8,7 +8,6 @@ import { readDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
 import { findProject, pathsFor } from "../core/paths.ts";
 import { VERSION } from "../runtime.ts";
-import { startDaemon, stopOnSignals } from "./daemon.ts";
 import { runDoctor } from "./doctor.ts";
 import { initProject } from "./init.ts";
 import { renderResult } from "./output.ts";
@@ -36,6 +35,7 @@ const serve = defineCommand({
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65_535)) {
       throw new DroverError("invalid_input", `Invalid "--port": "${args.port}" is not a port number`);
     }
+    const { startDaemon, stopOnSignals } = await import("./daemon.ts"); // the server stays out of every other command
     const daemon = await startDaemon(findProject(), { host: args.host, port });
     stopOnSignals(daemon);
     console.log(`drover ${VERSION} serving "${daemon.rt.ctx.paths.root}" at ${daemon.server.url} (pid ${process.pid})`);
@@ -104,6 +104,7 @@ const demo = defineCommand({
     execFileSync("git", ["init", "-q", dir]);
     await initProject(dir, { local: true });
     const paths = pathsFor(dir);
+    const { startDaemon, stopOnSignals } = await import("./daemon.ts");
     const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
     stopOnSignals(daemon);
     for (const title of ["Write the README", "Add a login page", "Fix the flaky test"]) {

@@ -2,18 +2,22 @@
  * @module Writing git objects directly. A commit's new objects are collected in memory and written as one
  * packfile with its index (temp files renamed into place, the index last), so a batch costs a handful of
  * file operations instead of two per object; when packs pile up, `git repack` folds them together. Parsed
- * trees are cached by oid (trees never change). isomorphic-git reads everything back.
+ * trees are cached by oid (trees never change).
  */
-import { execFile } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { deflateSync } from "node:zlib";
 import git, { type TreeEntry } from "isomorphic-git";
+import { createObjectReader } from "./packs.ts";
 
 export interface ObjectStore {
   writeBlob(content: string): string;
   writeTree(entries: TreeEntry[]): string;
   writeCommit(commit: { tree: string; parents: string[]; message: string; time: number }): string;
   readTree(oid: string): Promise<TreeEntry[]>;
+  readBlob(oid: string): Promise<string>;
+  /** The tree oid of a commit. */
+  commitTree(oid: string): Promise<string>;
   /** Writes every object created since the last flush as one pack; returns the number written. */
   flush(): number;
 }
@@ -34,9 +38,9 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
   const limit = options.cacheSize ?? 50_000;
   const pending = new Map<string, { type: keyof typeof TYPE_CODE; body: Uint8Array }>();
   const gitCache = {};
+  const reader = createObjectReader(gitdir);
+  const decoder = new TextDecoder();
   const packDir = `${gitdir}/objects/pack`;
-  let packsSinceRepack = 0;
-  let repacking = false;
 
   function remember(oid: string, entries: TreeEntry[]) {
     if (trees.size >= limit) trees.delete(trees.keys().next().value!);
@@ -49,16 +53,15 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
     return oid;
   }
 
-  function repackSoon() {
-    if (repacking || ++packsSinceRepack < (options.repackAfter ?? 64)) return;
-    repacking = true;
-    // repack writes the new pack before deleting the old ones, so readers always find every object; -k keeps
-    // objects no ref reaches yet (a pack flushed just before its commit's ref is written)
-    execFile("git", ["repack", "-a", "-d", "-k", "-q"], { cwd: gitdir }, (err) => {
-      repacking = false;
-      if (err) options.onRepackError?.(err);
-      else packsSinceRepack = 0;
-    });
+  /** Folds our packs into one when enough have piled up; runs inside the hub lock, so nothing writes meanwhile. */
+  function repackIfMany() {
+    if (fs.readdirSync(packDir).length < 2 * (options.repackAfter ?? 64)) return;
+    try {
+      // undeltified (--window=0 -f) so the fast reader can read every object; -k keeps anything unreachable
+      execFileSync("git", ["repack", "-a", "-d", "-f", "-k", "-q", "--window=0"], { cwd: gitdir, stdio: "ignore" });
+    } catch (err) {
+      options.onRepackError?.(err as Error);
+    }
   }
 
   return {
@@ -79,16 +82,27 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
     async readTree(oid) {
       const cached = trees.get(oid);
       if (cached) return cached;
-      const { tree } = await git.readTree({ fs, gitdir, oid, cache: gitCache });
+      const raw = reader.read(oid);
+      const tree = raw?.type === "tree" ? _parseTree(raw.body) : (await git.readTree({ fs, gitdir, oid, cache: gitCache })).tree;
       remember(oid, tree);
       return tree;
+    },
+    async readBlob(oid) {
+      const raw = reader.read(oid);
+      if (raw?.type === "blob") return decoder.decode(raw.body);
+      return decoder.decode((await git.readBlob({ fs, gitdir, oid, cache: gitCache })).blob);
+    },
+    async commitTree(oid) {
+      const raw = reader.read(oid);
+      if (raw?.type === "commit") return raw.body.toString("latin1", 5, 45);
+      return (await git.readCommit({ fs, gitdir, oid, cache: gitCache })).commit.tree;
     },
     flush() {
       const n = pending.size;
       if (!n) return 0;
       _writePack(packDir, [...pending]);
       pending.clear();
-      repackSoon();
+      repackIfMany();
       return n;
     },
   };
@@ -99,6 +113,21 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
 /** Git orders tree entries by name bytes, a subtree's name as if it ended in "/". */
 function _treeKey(e: TreeEntry): string {
   return e.type === "tree" ? e.path + "/" : e.path;
+}
+
+function _parseTree(body: Buffer): TreeEntry[] {
+  const out: TreeEntry[] = [];
+  for (let p = 0; p < body.length; ) {
+    const space = body.indexOf(32, p);
+    const nul = body.indexOf(0, space);
+    const mode = body.toString("latin1", p, space);
+    const path = body.toString("utf8", space + 1, nul);
+    const oid = body.toString("hex", nul + 1, nul + 21);
+    const isTree = mode === "40000";
+    out.push({ mode: isTree ? "040000" : mode, path, oid, type: isTree ? "tree" : mode === "160000" ? "commit" : "blob" });
+    p = nul + 21;
+  }
+  return out;
 }
 
 /** Writes a version-2 pack of undeltified objects and its version-2 index. */

@@ -49,8 +49,7 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
   const objects = createObjectStore(gitdir, options);
 
   async function treeOf(commit: string | null): Promise<string | null> {
-    if (!commit) return null;
-    return (await git.readCommit({ fs, gitdir, oid: commit, cache })).commit.tree;
+    return commit ? objects.commitTree(commit) : null;
   }
 
   async function entries(tree: string | null): Promise<TreeEntry[]> {
@@ -146,10 +145,7 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       await walk(tree, prefix ? prefix.replace(/\/?$/, "/") : "");
       return out;
     },
-    async readBlob(oid) {
-      const { blob } = await git.readBlob({ fs, gitdir, oid, cache });
-      return new TextDecoder().decode(blob);
-    },
+    readBlob: (oid) => objects.readBlob(oid),
     async log({ depth } = {}) {
       if (!(await repo.head())) return [];
       const commits = await git.log({ fs, gitdir, ref, depth, cache });
