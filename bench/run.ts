@@ -3,8 +3,7 @@
  * printed as a table and written to bench/results.json. Uses the compiled binary (npm run build first).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { initProject } from "../cli/init.ts";
 import { pathsFor, type Paths } from "../core/paths.ts";
@@ -134,8 +133,14 @@ async function cliRow(paths: Paths, args: string[], name: string, barMs: number)
 
 // --- helpers ---
 
+/**
+ * Bench projects live in `.bench-work/` inside this checkout, the kind of disk a user's project is on. On this
+ * VM `/tmp` measured ten times slower per file than the work tree of the same ext4 volume, and it drifts.
+ */
 async function project(): Promise<Paths> {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-bench-")));
+  const base = join(ROOT, ".bench-work");
+  mkdirSync(base, { recursive: true });
+  const dir = realpathSync(mkdtempSync(join(base, "project-")));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync("git", ["init", "-q", dir]);
   await initProject(dir, { local: true });

@@ -36,7 +36,7 @@ export interface HubRepo {
 }
 
 export interface RepoOptions {
-  /** Repack after this many batch packs (default 64). */
+  /** Repack after this many batch packs (default 32). */
   repackAfter?: number;
   onRepackError?: (err: Error) => void;
 }
