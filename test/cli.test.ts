@@ -37,6 +37,18 @@ describe("cli", () => {
     }
   });
 
+  test("a bad config value is exit 2 naming the key and the file; an unknown key is a warning", async () => {
+    const { writeFileSync } = await import("node:fs");
+    writeFileSync(project.paths.config, '[server]\nport = "high"\n');
+    const bad = await cli(["items", "list"], project.dir);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(`drover: Invalid value for "server.port" in "${project.paths.config}": Invalid input: expected number, received string\n`);
+    writeFileSync(project.paths.config, '[hub]\nremote = ""\nsurprise = 1\n');
+    const warned = await cli(["items", "list"], project.dir);
+    expect(warned.code).toBe(0);
+    expect(warned.stderr).toBe(`drover: Unknown key "hub.surprise" in "${project.paths.config}"\n`);
+  });
+
   test("--help prints usage and exits 0; outside a project a command says how to start", async () => {
     const help = await cli(["item", "claim", "--help"], project.dir);
     expect(help.code).toBe(0);

@@ -71,5 +71,14 @@ describe("pipeline across processes", () => {
     }
     expect((await api(daemon.url, daemon.token, "/api/ops/item.claim", { id: "../x", agent: "a" })).status).toBe(400);
     expect((await api(daemon.url, daemon.token, "/api/ops/item.claim", { id: item.id, agent: "../evil" })).status).toBe(400);
+    expect((await api(daemon.url, daemon.token, "/api/log?limit=notanumber")).status).toBe(400);
+  });
+
+  test("GET /api/log reads the ops back from the hub's history, newest first, filtered by item", async () => {
+    const item = (await api(daemon.url, daemon.token, "/api/items", { title: "logged" })).body;
+    await api(daemon.url, daemon.token, `/api/items/${item.id}/move`, { to: "coding", reason: "go" });
+    const log = await api(daemon.url, daemon.token, `/api/log?item=${item.id}&limit=10`);
+    expect(log.body.map((e: { op: string }) => e.op)).toEqual(["item.move", "item.create"]);
+    expect(log.body[0].args).toMatchObject({ id: item.id, to: "coding", reason: "go" });
   });
 });
