@@ -152,7 +152,9 @@ async function _reconcileAll(ctx: Context, list: readonly Feature[]) {
   for (const f of list) {
     if (!f.reconcile) continue;
     try {
-      reports[f.name] = await f.reconcile(ctx);
+      const report = await f.reconcile(ctx);
+      reports[f.name] = report;
+      if (report.changed) ctx.bus.publish("reconciled", { feature: f.name, report });
     } catch (err) {
       ctx.log.error(`Reconcile of "${f.name}" failed`, { error: err as Error });
       reports[f.name] = { error: (err as Error).message };

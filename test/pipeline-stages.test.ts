@@ -7,6 +7,7 @@ import type { Item } from "../features/pipeline/item.ts";
 import { checkMove, isLegalMove, STAGES, TRANSITIONS, type Stage } from "../features/pipeline/stages.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
+// SPEC §5's table, written out again on purpose: the test must not derive its answers from the code it checks
 const LEGAL: Record<Stage, Stage[]> = {
   backlog: ["coding", "blocked", "abandoned"],
   coding: ["qa", "merge", "backlog", "blocked", "abandoned"],

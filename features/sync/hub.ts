@@ -71,8 +71,8 @@ export interface HubOptions {
   log: Logger;
   machineId: string;
   lockFile: string;
-  /** Outbox status for new ops: "local" with no remote, "pending" when sync will carry them. */
-  outboxStatus: () => "local" | "pending";
+  /** True when sync will carry ops to a remote (they wait in the outbox until confirmed). */
+  hasRemote: () => boolean;
 }
 
 export function createHub(repo: HubRepo, options: HubOptions): Hub {
@@ -89,8 +89,11 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   function record(set: ChangeSet) {
     db.transaction(() => {
       for (const l of listeners) l(set);
-      const insert = db.query("INSERT INTO outbox (op, commit_oid, status) VALUES (?, ?, ?)");
-      if (set.origin === "local") for (const op of set.ops) insert.run(JSON.stringify(op), set.head, options.outboxStatus());
+      // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
+      if (set.origin === "local" && options.hasRemote()) {
+        const insert = db.query("INSERT INTO outbox (op, commit_oid, status) VALUES (?, ?, 'pending')");
+        for (const op of set.ops) insert.run(JSON.stringify(op), set.head);
+      }
       db.query("INSERT INTO hub_state (key, value) VALUES ('applied_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(set.head);
     }).immediate();
   }

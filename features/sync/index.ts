@@ -38,7 +38,7 @@ export default defineFeature({
       log: ctx.log.child("hub"),
       machineId: ctx.machineId,
       lockFile: ctx.paths.lock,
-      outboxStatus: () => (ctx.config.hub.remote ? "pending" : "local"),
+      hasRemote: () => ctx.config.hub.remote !== "",
     });
     ctx.services.hub = hub;
     if (!(await repo.head())) {
@@ -96,7 +96,8 @@ export interface LogEntry {
 /** Reads ops back from the hub's commits, newest first. */
 async function readLog(ctx: Context, input: z.output<typeof logInput>): Promise<LogEntry[]> {
   const out: LogEntry[] = [];
-  for (const c of await ctx.services.hub.repo.log()) {
+  // every commit carries at least one op, so without a filter `limit` commits are enough
+  for (const c of await ctx.services.hub.repo.log({ depth: input.item ? undefined : input.limit })) {
     const ops = parseCommitMessage(c.message).reverse();
     for (const o of ops) {
       if (input.item && o.args.id !== input.item) continue;
