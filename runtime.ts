@@ -14,11 +14,12 @@ import { findProject, type Paths } from "./core/paths.ts";
 import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
 import { migrate, openStore } from "./core/store.ts";
 import { createTicker, type Ticker } from "./core/ticker.ts";
+import heartbeats from "./features/heartbeats/index.ts";
 import pipeline from "./features/pipeline/index.ts";
 import sync from "./features/sync/index.ts";
 
 /** Every feature, in start order (a feature's services exist before the features after it set up). */
-export const features: readonly Feature[] = [sync, pipeline];
+export const features: readonly Feature[] = [sync, pipeline, heartbeats];
 
 export const VERSION = "0.1.0";
 

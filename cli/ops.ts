@@ -26,7 +26,11 @@ export function opCommands(features: readonly Feature[]): Record<string, Command
   }
   const out: Record<string, CommandDef<any>> = { ...single };
   for (const [head, subCommands] of groups) {
-    out[head] = { meta: { name: head, description: `${head} commands: ${Object.keys(subCommands).join(", ")}` }, subCommands };
+    out[head] = {
+      meta: { name: head, description: `${head} commands: ${Object.keys(subCommands).join(", ")}` },
+      subCommands,
+      default: subCommands.list ? "list" : undefined, // `drover agents` lists them
+    };
   }
   return out;
 }

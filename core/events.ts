@@ -15,6 +15,25 @@ export const eventTypes = {
     schema: z.object({ feature: z.string(), report: z.record(z.string(), z.unknown()) }),
   },
 
+  heartbeat: {
+    topic: "agents",
+    schema: z.object({
+      agent_id: agentId,
+      machine_id: z.string(),
+      last_heartbeat: z.string(),
+      active_item_id: z.string().nullable(),
+      state: z.string(),
+      clock_skew: z.boolean(),
+    }),
+  },
+  agent_status: {
+    topic: "agents",
+    schema: z.object({ agent_id: agentId, status: z.enum(["active", "idle", "stale"]), previous: z.enum(["active", "idle", "stale"]).nullable() }),
+  },
+  agent_gone: { topic: "agents", schema: z.object({ agent_id: agentId }) },
+  agent_paused: { topic: "agents", schema: z.object({ agent_id: agentId, until: z.string() }) },
+  agent_resumed: { topic: "agents", schema: z.object({ agent_id: agentId }) },
+
   item_created: { topic: "items", schema: z.object({ item_id: itemId, item: z.record(z.string(), z.unknown()) }) },
   item_updated: {
     topic: "items",

@@ -200,13 +200,13 @@ describe("hub", () => {
     const file = join(project.paths.hub, itemPath(it.id));
     writeFileSync(file, "{ this is not json");
     const reports = await rt.reconcile();
-    expect(reports.pipeline).toEqual({ changed: 2, restored: 1, rejected: 1 });
+    expect(reports.pipeline).toEqual({ changed: 2, restored: 1, rejected: 1, assigned: 0 });
     expect(JSON.parse(readFileSync(file, "utf8")).title).toBe("precious");
     const aside = readdirSync(join(project.paths.dir, "rejected"));
     expect(aside).toHaveLength(1);
     expect(readFileSync(join(project.paths.dir, "rejected", aside[0]!), "utf8")).toBe("{ this is not json");
     expect(await settled()).toContain("hub_invalid_file");
-    expect((await rt.reconcile()).pipeline).toEqual({ changed: 0, restored: 0, rejected: 0 });
+    expect((await rt.reconcile()).pipeline).toEqual({ changed: 0, restored: 0, rejected: 0, assigned: 0 });
   });
 
   test("a commit the index never saw (crash after the ref moved) is caught up by reconcile, with its events", async () => {

@@ -9,14 +9,32 @@ import { coerceFields, fieldsOf } from "../../core/fields.ts";
 import { readJsonObject } from "../../server/body.ts";
 import { itemPath, type Item } from "./item.ts";
 import { moveItem, mustItem, pipelineOps } from "./ops.ts";
+import { createAutoAssign, type AutoAssign } from "./assign.ts";
 import { reconcileWorkingFiles } from "./reconcile.ts";
 import { applyItemChanges, viewMigrations } from "./view.ts";
+
+declare module "../../core/feature.ts" {
+  interface Services {
+    autoAssign: AutoAssign;
+  }
+}
+
+const requestAssign = (ctx: Context) => ctx.services.autoAssign.request();
 
 export default defineFeature({
   name: "pipeline",
   migrations: viewMigrations,
   setup(ctx) {
     ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
+    ctx.services.autoAssign = createAutoAssign(ctx);
+  },
+  on: {
+    heartbeat: requestAssign,
+    agent_status: requestAssign,
+    agent_resumed: requestAssign,
+    transition: requestAssign,
+    claim_released: requestAssign,
+    item_created: requestAssign,
   },
   ops: pipelineOps,
   handler(ctx) {
@@ -37,8 +55,10 @@ export default defineFeature({
   async tick(ctx) {
     await Promise.all([_expireClaims(ctx), _archiveDone(ctx)]);
   },
-  reconcile(ctx) {
-    return reconcileWorkingFiles(ctx);
+  async reconcile(ctx) {
+    const files = await reconcileWorkingFiles(ctx);
+    const assigned = await ctx.services.autoAssign.run();
+    return { ...files, changed: files.changed + assigned, assigned };
   },
 });
 

@@ -166,6 +166,28 @@ export const pipelineOps = {
     },
   }),
 
+  "agent.takeover": defineOp({
+    description: "Release every claim an agent holds (the watchdog does this for stale agents)",
+    input: z.strictObject({ agent: agentIdSchema }),
+    run(ctx, input) {
+      const held = ctx.db.query<{ id: string }, [string]>("SELECT id FROM items WHERE holder = ?").all(input.agent);
+      if (!held.length) return { released: [] as string[] };
+      return ctx.services.hub.submit({
+        op: { op: "agent.takeover", args: { ...input } },
+        apply(tx) {
+          const released: string[] = [];
+          for (const { id } of held) {
+            const item = mustItem(tx, id, "release");
+            if (item.claim?.agent_id !== input.agent) continue;
+            tx.write(itemPath(id), { ...item, claim: null, updated_at: iso(tx.now) } satisfies Item);
+            released.push(id);
+          }
+          return { released };
+        },
+      });
+    },
+  }),
+
   "item.next": defineOp({
     description: "Claim the best ready item for an agent and move it into coding, atomically",
     input: z.strictObject({ agent: agentIdSchema, ttl_secs: ttl.optional() }),

@@ -99,7 +99,7 @@ function _valid(path: string, text: string): Item | null {
 
 function _opFor(id: string, ops: OpRecord[]): OpRecord | undefined {
   for (let i = ops.length - 1; i >= 0; i--) if (ops[i]!.args.id === id) return ops[i];
-  return undefined;
+  return ops.find((o) => o.op === "agent.takeover");
 }
 
 function _releaseReason(before: Item, op: OpRecord | undefined, now: number): "released" | "expired" | "stale" | "lost" {

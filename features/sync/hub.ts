@@ -6,7 +6,7 @@
  * replays the tree diff from `applied_head` to the branch head.
  */
 import type { Database } from "bun:sqlite";
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { iso, type Clock } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
@@ -47,9 +47,26 @@ export interface ChangeSet {
 /** Called inside the SQLite transaction that records a new head; must not throw for bad file content. */
 export type HubListener = (set: ChangeSet) => void;
 
+/**
+ * A folder whose working files are their own source (heartbeats: written in place so events never wait for a
+ * commit). Valid changed files are swept into the next commit; a commit never overwrites a newer one.
+ */
+export interface WorkingSource {
+  prefix: string;
+  /** Whether a working file may be committed (invalid ones stay local and are reported by their feature). */
+  accept(path: string, content: string): boolean;
+  /** Whether the working file should be kept instead of the committed content (it is newer). */
+  keepWorking(working: string, committed: string): boolean;
+}
+
 export interface Hub {
   repo: HubRepo;
   submit<R>(mutation: Mutation<R>): Promise<R>;
+  trackWorkingSource(source: WorkingSource): void;
+  /** Writes a working file atomically (temp + rename), outside any commit. */
+  writeWorkingFile(path: string, content: string | null): void;
+  /** Commits the working sources' pending changes, if any, as one commit. */
+  sweep(): Promise<void>;
   onChange(listener: HubListener): void;
   /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
   catchUp(): Promise<number>;
@@ -79,6 +96,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   const { db, clock } = options;
   const lock: FileLock = createFileLock(options.lockFile);
   const listeners: HubListener[] = [];
+  const sources: WorkingSource[] = [];
   const queue: Array<_Pending> = [];
   let draining = false;
 
@@ -103,7 +121,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     const from = applied();
     if (!head || head === from) return 0;
     const changes = await repo.diff(from, head);
-    for (const c of changes) _writeWorking(repo.dir, c.path, c.after);
+    for (const c of changes) writeUnlessNewer(c.path, c.after);
     record({ changes, ops: [], origin: "local", head });
     options.log.info("Hub caught up", { from, head, files: changes.length });
     return changes.length;
@@ -125,6 +143,37 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     });
   }
 
+  function writeUnlessNewer(path: string, content: string | null) {
+    const source = sources.find((s) => path.startsWith(s.prefix));
+    if (source && content !== null) {
+      const working = _readWorking(repo.dir, path);
+      if (working !== null && working !== content && source.keepWorking(working, content)) return;
+    }
+    _writeWorking(repo.dir, path, content);
+  }
+
+  /** Working-source files that differ from the head: added or changed (accepted ones), or removed. */
+  async function sweepChanges(head: string | null, before: Map<string, string | null>, overlay: FileChanges) {
+    for (const source of sources) {
+      const committed = new Map(head ? (await repo.files(head, source.prefix)).map((f) => [f.path, f.oid]) : []);
+      for (const name of _list(join(repo.dir, source.prefix))) {
+        const path = source.prefix + name;
+        const content = _readWorking(repo.dir, path);
+        const oid = committed.get(path);
+        committed.delete(path);
+        if (content === null || overlay.has(path) || (oid && _blobOid(content) === oid)) continue;
+        if (!source.accept(path, content)) continue;
+        before.set(path, oid ? await repo.readBlob(oid) : null);
+        overlay.set(path, content);
+      }
+      for (const path of committed.keys()) {
+        if (overlay.has(path)) continue;
+        before.set(path, await repo.readBlob(committed.get(path)!));
+        overlay.set(path, null);
+      }
+    }
+  }
+
   async function runBatch(batch: _Pending[]) {
     await exclusive(async () => {
       const overlay: FileChanges = new Map();
@@ -142,17 +191,18 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
           p.reject(err);
         }
       }
+      const parent = await repo.head();
+      await sweepChanges(parent, before, overlay);
       const changes: Change[] = [];
       for (const [path, after] of overlay) if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });
       if (changes.length) {
         const ops = done.map((d) => d.op);
-        const parent = await repo.head();
         const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), {
           parent,
           message: formatCommitMessage(ops),
           time: now,
         });
-        for (const c of changes) _writeWorking(repo.dir, c.path, c.after);
+        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) _writeWorking(repo.dir, c.path, c.after);
         record({ changes, ops, origin: "local", head });
       }
       for (const d of done) d.p.resolve(d.result);
@@ -181,6 +231,14 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       });
     },
     onChange: (listener) => void listeners.push(listener),
+    trackWorkingSource: (source) => void sources.push(source),
+    writeWorkingFile: (path, content) => _writeWorking(repo.dir, path, content),
+    sweep() {
+      return new Promise<void>((resolve, reject) => {
+        queue.push({ mutation: { op: { op: "hub.sweep", args: {} }, apply: () => undefined }, resolve: () => resolve(), reject });
+        if (!draining) void drain();
+      });
+    },
     catchUp: () => locked(catchUp),
     appliedHead: applied,
     reportInvalid(path, reason, content) {
@@ -256,6 +314,20 @@ function _tx(dir: string, overlay: FileChanges, own: FileChanges, before: Map<st
     write: (path, value) => set(path, canonicalJson(value)),
     remove: (path) => set(path, null),
   };
+}
+
+function _list(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((f) => !f.endsWith(".tmp"));
+  } catch {
+    return [];
+  }
+}
+
+/** The git blob id of some text, to compare a working file with a tree entry without reading the blob. */
+function _blobOid(content: string): string {
+  const body = Buffer.from(content);
+  return new Bun.CryptoHasher("sha1").update(`blob ${body.length}\0`).update(body).digest("hex");
 }
 
 function _readWorking(dir: string, path: string): string | null {

@@ -1,0 +1,103 @@
+/**
+ * @module A heartbeat file (`heartbeats/<agent_id>.json`) and the status it implies. Pure functions: the
+ * thresholds come in as arguments, time as a number, so tests need no clock.
+ */
+import { readdirSync, readFileSync, statSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { agentIdSchema } from "../pipeline/item.ts";
+
+export const AGENT_STATES = ["working", "idle", "exiting", "stuck"] as const;
+export type AgentState = (typeof AGENT_STATES)[number];
+export type AgentStatus = "active" | "idle" | "stale";
+
+/** Larger files are not read: a heartbeat is a few hundred bytes. */
+export const MAX_HEARTBEAT_BYTES = 16 * 1024;
+/** Timestamps further ahead than this are flagged `clock_skew`. */
+export const SKEW_MS = 60_000;
+
+export const heartbeatSchema = z.object({
+  agent_id: agentIdSchema,
+  machine_id: z.string().min(1).max(128),
+  last_heartbeat: z.iso.datetime({ offset: true }),
+  active_item_id: z.string().max(64).nullable(),
+  state: z.enum(AGENT_STATES),
+});
+
+export type Heartbeat = z.output<typeof heartbeatSchema>;
+
+export interface Thresholds {
+  idleAfterMs: number;
+  staleAfterMs: number;
+}
+
+export function heartbeatPath(agent: string): string {
+  return `heartbeats/${agent}.json`;
+}
+
+/** Parses a heartbeat file; the reason when it is unusable (name, size, JSON, shape). */
+export function parseHeartbeat(name: string, text: string): { heartbeat: Heartbeat } | { error: string } {
+  const agent = name.endsWith(".json") ? name.slice(0, -5) : "";
+  if (!agentIdSchema.safeParse(agent).success) return { error: "file name is not a valid agent id" };
+  if (text.length > MAX_HEARTBEAT_BYTES) return { error: `file too large (${text.length} bytes)` };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    return { error: "not valid JSON" };
+  }
+  const parsed = heartbeatSchema.safeParse(raw);
+  if (!parsed.success) {
+    const i = parsed.error.issues[0]!;
+    return { error: `invalid "${i.path.join(".")}": ${i.message}` };
+  }
+  if (parsed.data.agent_id !== agent) return { error: `agent_id "${parsed.data.agent_id}" does not match the file name` };
+  return { heartbeat: parsed.data };
+}
+
+/** Status from age; a boundary belongs to the older class (exactly idle_after is idle). */
+export function statusAt(lastMs: number, now: number, t: Thresholds): AgentStatus {
+  const age = now - lastMs;
+  if (age < t.idleAfterMs) return "active";
+  if (age < t.staleAfterMs) return "idle";
+  return "stale";
+}
+
+/** When the status of a heartbeat taken at `lastMs` next changes by time alone (null: it is already stale). */
+export function nextStatusChange(lastMs: number, now: number, t: Thresholds): number | null {
+  if (now < lastMs + t.idleAfterMs) return lastMs + t.idleAfterMs;
+  if (now < lastMs + t.staleAfterMs) return lastMs + t.staleAfterMs;
+  return null;
+}
+
+export interface HeartbeatFile {
+  file: string;
+  /** The text, or a stand-in naming the size when the file was too large to read. */
+  text: string;
+  result: { heartbeat: Heartbeat } | { error: string };
+}
+
+/** Every heartbeat file in a folder, parsed; oversized files are not read. */
+export function readHeartbeatDir(dir: string): HeartbeatFile[] {
+  let names: string[];
+  try {
+    names = readdirSync(dir).filter((f) => !f.endsWith(".tmp") && !f.startsWith("."));
+  } catch {
+    return [];
+  }
+  const out: HeartbeatFile[] = [];
+  for (const file of names) {
+    try {
+      const size = statSync(join(dir, file)).size;
+      if (size > MAX_HEARTBEAT_BYTES) {
+        out.push({ file, text: `size:${size}`, result: { error: `file too large (${size} bytes)` } });
+        continue;
+      }
+      const text = readFileSync(join(dir, file), "utf8");
+      out.push({ file, text, result: parseHeartbeat(file, text) });
+    } catch {
+      // removed between listing and reading: the next scan sees it gone
+    }
+  }
+  return out;
+}

@@ -1,0 +1,101 @@
+/**
+ * @module Feature `heartbeats`: who is alive. A heartbeat is written in place (atomically) so its events never
+ * wait for a commit; the native watcher (with a poll fallback) turns file changes into events; the ticker
+ * publishes status changes caused by time; a two-phase watchdog releases a stale agent's claims only after
+ * the takeover grace.
+ */
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Hono } from "hono";
+import type { AsyncSubscription } from "@parcel/watcher";
+import { defineFeature, type Context } from "../../core/feature.ts";
+import { loadWatcher } from "../../core/watcher.ts";
+import { readJsonObject } from "../../server/body.ts";
+import { parseHeartbeat, type Thresholds } from "./file.ts";
+import { createMonitor, type Monitor } from "./monitor.ts";
+import { heartbeatOps, resumeDuePauses } from "./ops.ts";
+
+export interface HeartbeatService {
+  monitor: Monitor;
+  lastPoll: number;
+  lastSweep: number;
+  subscription?: AsyncSubscription;
+}
+
+declare module "../../core/feature.ts" {
+  interface Services {
+    heartbeats: HeartbeatService;
+  }
+}
+
+export default defineFeature({
+  name: "heartbeats",
+  migrations: ["CREATE TABLE agent_pauses (agent_id TEXT PRIMARY KEY, until TEXT NOT NULL)"],
+  setup(ctx) {
+    mkdirSync(join(ctx.paths.hub, "heartbeats"), { recursive: true });
+    ctx.services.heartbeats = { monitor: createMonitor(ctx, () => _thresholds(ctx)), lastPoll: 0, lastSweep: 0 };
+    ctx.services.hub.trackWorkingSource({
+      prefix: "heartbeats/",
+      accept: (path, content) => "heartbeat" in parseHeartbeat(path.slice("heartbeats/".length), content),
+      keepWorking(working, committed) {
+        const w = parseHeartbeat("x.json", working);
+        const c = parseHeartbeat("x.json", committed);
+        return "heartbeat" in w && "heartbeat" in c && Date.parse(w.heartbeat.last_heartbeat) > Date.parse(c.heartbeat.last_heartbeat);
+      },
+    });
+  },
+  ops: heartbeatOps,
+  handler(ctx) {
+    return new Hono()
+      .get("/api/agents", async (c) => c.json(await ctx.ops.run("agents.list", { all: c.req.query("all") === "true" }, { via: "http" })))
+      .post("/api/agents/:id/heartbeat", async (c) =>
+        c.json(await ctx.ops.run("heartbeat", { ...(await readJsonObject(c.req.raw)), agent: c.req.param("id") }, { via: "http" })),
+      );
+  },
+  async start(ctx) {
+    const service = ctx.services.heartbeats;
+    service.monitor.scan(); // the first look builds the snapshot
+    if (process.env.DROVER_WATCHER === "off") return;
+    try {
+      service.subscription = await loadWatcher().subscribe(join(ctx.paths.hub, "heartbeats"), () => service.monitor.scan());
+    } catch (err) {
+      ctx.log.warn(`File watcher unavailable, polling every ${ctx.config.heartbeats.poll_secs} s`, { error: err as Error });
+    }
+  },
+  async stop(ctx) {
+    await ctx.services.heartbeats.subscription?.unsubscribe();
+  },
+  async tick(ctx) {
+    const service = ctx.services.heartbeats;
+    const { monitor } = service;
+    const now = ctx.clock.now();
+    if (now - service.lastPoll >= ctx.config.heartbeats.poll_secs * 1000) {
+      service.lastPoll = now;
+      monitor.scan();
+    }
+    monitor.checkTime();
+    for (const agent of monitor.dueTakeovers(ctx.config.heartbeats.takeover_grace_secs * 1000)) {
+      await ctx.ops.run("agent.takeover", { agent }, { via: "internal" });
+      monitor.markTakenOver(agent);
+    }
+    resumeDuePauses(ctx);
+    if (now - service.lastSweep >= ctx.config.hub.sync_interval_secs * 1000) {
+      service.lastSweep = now;
+      await ctx.services.hub.sweep();
+    }
+  },
+  reconcile(ctx) {
+    const { monitor } = ctx.services.heartbeats;
+    const events = monitor.scan() + monitor.checkTime();
+    return { changed: events, events };
+  },
+});
+
+// --- internal ---
+
+function _thresholds(ctx: Context): Thresholds {
+  return {
+    idleAfterMs: ctx.config.heartbeats.idle_after_secs * 1000,
+    staleAfterMs: ctx.config.heartbeats.stale_after_secs * 1000,
+  };
+}

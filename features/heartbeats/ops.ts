@@ -1,0 +1,137 @@
+/** @module The heartbeats feature's ops: `heartbeat`, `agents.list`, `agent.pause`. */
+import { join } from "node:path";
+import { z } from "zod";
+import { iso } from "../../core/clock.ts";
+import { DroverError } from "../../core/errors.ts";
+import { defineOp, type Context } from "../../core/feature.ts";
+import { agentIdSchema, itemIdSchema, type Item } from "../pipeline/item.ts";
+import { canonicalJson } from "../../core/json.ts";
+import { AGENT_STATES, heartbeatPath, readHeartbeatDir, SKEW_MS, statusAt } from "./file.ts";
+
+export interface AgentRow {
+  agent_id: string;
+  machine_id: string | null;
+  status: "active" | "idle" | "stale" | "invalid";
+  last_heartbeat: string | null;
+  age_secs: number | null;
+  active_item_id: string | null;
+  state: string | null;
+  paused_until: string | null;
+  clock_skew: boolean;
+  reason?: string;
+}
+
+export const heartbeatOps = {
+  heartbeat: defineOp({
+    description: "Say an agent is alive (and what it works on); renews the claim on the item it names",
+    input: z.strictObject({
+      agent: agentIdSchema,
+      item: itemIdSchema.optional().describe("The item the agent works on"),
+      state: z.enum(AGENT_STATES).optional().describe("Default: working with an item, idle without"),
+    }),
+    async run(ctx, input) {
+      const heartbeat = writeHeartbeat(ctx, input.agent, { item: input.item ?? null, state: input.state ?? (input.item ? "working" : "idle") });
+      if (ctx.mode === "daemon") ctx.services.heartbeats.monitor.scan();
+      if (input.item) await _renewIfHeld(ctx, input.item, input.agent);
+      return heartbeat;
+    },
+  }),
+
+  "agents.list": defineOp({
+    description: "Agents with their status (active, idle, stale) and age; --all adds unreadable heartbeat files",
+    input: z.strictObject({ all: z.boolean().default(false).describe("Also list invalid heartbeat files") }),
+    run(ctx, input) {
+      return listAgents(ctx, input.all);
+    },
+    view: { columns: ["agent_id", "status", "age_secs", "state", "active_item_id", "machine_id", "paused_until", "reason"] },
+  }),
+
+  "agent.pause": defineOp({
+    description: "Keep auto-assign away from an agent until a time (e.g. after a provider rate limit)",
+    input: z.strictObject({
+      agent: agentIdSchema,
+      until: z.string().max(40).describe('ISO time, or a duration from now: "90s", "15m", "2h"'),
+    }),
+    run(ctx, input) {
+      const until = iso(_untilMs(input.until, ctx.clock.now()));
+      ctx.db.query("INSERT OR REPLACE INTO agent_pauses (agent_id, until) VALUES (?, ?)").run(input.agent, until);
+      ctx.bus.publish("agent_paused", { agent_id: input.agent, until });
+      return { agent_id: input.agent, paused_until: until };
+    },
+  }),
+};
+
+/** Every agent with a heartbeat file, read now (CLI and daemon alike). */
+export function listAgents(ctx: Context, all: boolean): AgentRow[] {
+  const now = ctx.clock.now();
+  const thresholds = { idleAfterMs: ctx.config.heartbeats.idle_after_secs * 1000, staleAfterMs: ctx.config.heartbeats.stale_after_secs * 1000 };
+  const pauses = new Map(
+    ctx.db.query<{ agent_id: string; until: string }, [string]>("SELECT agent_id, until FROM agent_pauses WHERE until > ?").all(iso(now)).map((r) => [r.agent_id, r.until]),
+  );
+  const rows: AgentRow[] = [];
+  for (const { file, result: parsed } of readHeartbeatDir(join(ctx.paths.hub, "heartbeats"))) {
+    if ("error" in parsed) {
+      if (all) rows.push({ ..._blank(file.replace(/\.json$/, "")), status: "invalid", reason: parsed.error });
+      continue;
+    }
+    const hb = parsed.heartbeat;
+    const last = Date.parse(hb.last_heartbeat);
+    rows.push({
+      agent_id: hb.agent_id,
+      machine_id: hb.machine_id,
+      status: statusAt(last, now, thresholds),
+      last_heartbeat: hb.last_heartbeat,
+      age_secs: Math.round((now - last) / 1000),
+      active_item_id: hb.active_item_id,
+      state: hb.state,
+      paused_until: pauses.get(hb.agent_id) ?? null,
+      clock_skew: last - now > SKEW_MS,
+    });
+  }
+  return rows.sort((a, b) => a.agent_id.localeCompare(b.agent_id));
+}
+
+/** Writes this agent's heartbeat file now: no commit, no lock (one writer per agent); the next round commits it. */
+export function writeHeartbeat(ctx: Context, agent: string, fields: { item: string | null; state: string }) {
+  const heartbeat = {
+    agent_id: agent,
+    machine_id: ctx.machineId,
+    last_heartbeat: iso(ctx.clock.now()),
+    active_item_id: fields.item,
+    state: fields.state,
+  };
+  ctx.services.hub.writeWorkingFile(heartbeatPath(agent), canonicalJson(heartbeat));
+  return heartbeat;
+}
+
+/** Publishes `agent_resumed` for pauses that have run out, once each. */
+export function resumeDuePauses(ctx: Context): void {
+  const due = ctx.db.query<{ agent_id: string }, [string]>("SELECT agent_id FROM agent_pauses WHERE until <= ?").all(iso(ctx.clock.now()));
+  for (const { agent_id } of due) {
+    ctx.db.query("DELETE FROM agent_pauses WHERE agent_id = ?").run(agent_id);
+    ctx.bus.publish("agent_resumed", { agent_id });
+  }
+}
+
+// --- internal ---
+
+/** A heartbeat renews the named claim once less than half of its lease is left (not one commit per beat). */
+async function _renewIfHeld(ctx: Context, id: string, agent: string) {
+  const item = (await ctx.ops.run("item.get", { id }).catch(() => null)) as Item | null;
+  if (!item?.claim || item.claim.agent_id !== agent) return;
+  const left = Date.parse(item.claim.expires_at) - ctx.clock.now();
+  const lease = Date.parse(item.claim.expires_at) - Date.parse(item.claim.claimed_at);
+  if (left < lease / 2) await ctx.ops.run("item.renew", { id, agent }, { via: "internal" });
+}
+
+function _untilMs(text: string, now: number): number {
+  const m = /^(\d+)(s|m|h|d)$/.exec(text.trim());
+  if (m) return now + Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
+  const at = Date.parse(text);
+  if (Number.isNaN(at)) throw new DroverError("invalid_input", `Invalid "until": "${text}" is neither an ISO time nor a duration like "15m"`);
+  return at;
+}
+
+function _blank(agent: string): AgentRow {
+  return { agent_id: agent, machine_id: null, status: "invalid", last_heartbeat: null, age_secs: null, active_item_id: null, state: null, paused_until: null, clock_skew: false };
+}

@@ -1,0 +1,70 @@
+/**
+ * @module Auto-assign: an active, unpaused agent of this machine that holds nothing gets the best ready item
+ * (through `item.next`, so it is atomic), and `assigned` is published. Runs are coalesced: a request while
+ * one runs makes one more run after it. Idempotent: an agent that holds something is skipped.
+ */
+import type { Context } from "../../core/feature.ts";
+import type { AgentRow } from "../heartbeats/ops.ts";
+import type { Item } from "./item.ts";
+
+export interface AutoAssign {
+  /** Asks for a run soon; many requests make one run. */
+  request(): void;
+  /** Runs now; returns how many agents got an item. */
+  run(): Promise<number>;
+}
+
+export function createAutoAssign(ctx: Context): AutoAssign {
+  let running: Promise<number> | null = null;
+  let again = false;
+
+  async function once(): Promise<number> {
+    if (!ctx.config.pipeline.auto_assign) return 0;
+    const now = ctx.clock.now();
+    const agents = (await ctx.ops.run("agents.list", {}, { via: "internal" })) as AgentRow[];
+    let assigned = 0;
+    for (const agent of agents) {
+      if (agent.machine_id !== ctx.machineId || agent.status !== "active" || agent.paused_until) continue;
+      if (agent.state === "exiting" || agent.state === "stuck") continue;
+      const holds = ctx.db.query("SELECT 1 FROM items WHERE holder = ? AND expires_at > ?").get(agent.agent_id, now);
+      if (holds) continue;
+      const { item } = (await ctx.ops.run("item.next", { agent: agent.agent_id }, { via: "internal" })) as { item: Item | null };
+      if (!item) break; // nothing ready for anyone
+      ctx.bus.publish("assigned", { item_id: item.id, agent_id: agent.agent_id });
+      assigned++;
+    }
+    return assigned;
+  }
+
+  async function run(): Promise<number> {
+    if (running) {
+      again = true;
+      return running;
+    }
+    running = (async () => {
+      let total = 0;
+      do {
+        again = false;
+        try {
+          total += await once();
+        } catch (err) {
+          ctx.log.error("Auto-assign failed", { error: err as Error });
+        }
+      } while (again);
+      return total;
+    })();
+    try {
+      return await running;
+    } finally {
+      running = null;
+    }
+  }
+
+  return {
+    run,
+    request() {
+      if (running) again = true;
+      else setTimeout(() => void run(), 0);
+    },
+  };
+}
