@@ -1,4 +1,14 @@
-/** Bench helpers: medians, percentiles, and the result table. */
+/** Bench helpers: throwaway projects, the binary, medians, percentiles, and the result table. */
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { initProject } from "../cli/init.ts";
+import { pathsFor, type Paths } from "../core/paths.ts";
+
+export const ROOT = join(import.meta.dir, "..");
+export const BINARY = join(ROOT, "dist", "drover");
+/** Run at exit: removes the projects the rows made. */
+export const cleanups: Array<() => void> = [];
 
 export interface Row {
   row: string;
@@ -31,4 +41,35 @@ export function renderRows(rows: Row[]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => c[i]!.length)));
   const line = (c: string[]) => "| " + c.map((v, i) => v.padEnd(widths[i]!)).join(" | ") + " |";
   return [line(head), "|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|", ...cells.map(line)].join("\n");
+}
+
+/**
+ * Bench projects live in `.bench-work/` inside this checkout, the kind of disk a user's project is on. On this
+ * VM `/tmp` measured ten times slower per file than the work tree of the same ext4 volume, and it drifts.
+ */
+export async function project(): Promise<Paths> {
+  const base = join(ROOT, ".bench-work");
+  mkdirSync(base, { recursive: true });
+  const dir = realpathSync(mkdtempSync(join(base, "project-")));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync("git", ["init", "-q", dir]);
+  await initProject(dir, { local: true });
+  return pathsFor(dir);
+}
+
+export async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, fetch: () => new Response() });
+  const port = s.port!;
+  await s.stop(true);
+  return port;
+}
+
+/** Starts the compiled daemon on a free port and waits for /health. */
+export async function startBinary(paths: Paths, env: Record<string, string> = {}) {
+  const port = await freePort();
+  const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore", env: { ...process.env, ...env } });
+  cleanups.push(() => proc.kill("SIGKILL"));
+  const url = `http://127.0.0.1:${port}`;
+  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) await Bun.sleep(5);
+  return { proc, url, port };
 }

@@ -3,27 +3,25 @@
  * printed as a table and written to bench/results.json. Uses the compiled binary (npm run build first).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { initProject } from "../cli/init.ts";
-import { pathsFor, type Paths } from "../core/paths.ts";
+import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
-import { median, renderRows, round, type Row } from "./lib.ts";
+import { heartbeatRows } from "./heartbeats.ts";
+import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, type Row } from "./lib.ts";
 
-const ROOT = join(import.meta.dir, "..");
-const BINARY = join(ROOT, "dist", "drover");
 const quick = process.argv.includes("--quick");
 
 if (!existsSync(BINARY)) execFileSync(process.execPath, [join(ROOT, "scripts", "build.ts")], { stdio: "inherit" });
 process.env.DROVER_LOG = "error";
 
 const rows: Row[] = [];
-const cleanups: Array<() => void> = [];
 
 try {
   const small = await project();
   rows.push(...(await startupRows(small)));
   rows.push(await httpOpsRow(small));
+  rows.push(...(await heartbeatRows(await project(), { quick })));
   const big = await project();
   await seedItems(big, quick ? 2000 : 10_000);
   rows.push(await reconcileRow(big, quick ? 2000 : 10_000));
@@ -133,31 +131,10 @@ async function cliRow(paths: Paths, args: string[], name: string, barMs: number)
 
 // --- helpers ---
 
-/**
- * Bench projects live in `.bench-work/` inside this checkout, the kind of disk a user's project is on. On this
- * VM `/tmp` measured ten times slower per file than the work tree of the same ext4 volume, and it drifts.
- */
-async function project(): Promise<Paths> {
-  const base = join(ROOT, ".bench-work");
-  mkdirSync(base, { recursive: true });
-  const dir = realpathSync(mkdtempSync(join(base, "project-")));
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  execFileSync("git", ["init", "-q", dir]);
-  await initProject(dir, { local: true });
-  return pathsFor(dir);
-}
-
 async function seedItems(paths: Paths, n: number) {
   const rt = await openRuntime({ paths, mode: "cli" });
   for (let done = 0; done < n; done += 500) {
     await Promise.all(Array.from({ length: Math.min(500, n - done) }, (_, i) => rt.ops.run("item.create", { title: `seed ${done + i}`, labels: ["seed"] })));
   }
   await rt.close();
-}
-
-async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  await s.stop(true);
-  return port;
 }

@@ -63,8 +63,8 @@ export interface DaemonProc {
 }
 
 /** Starts `serve --port 0` as a process (source or compiled) and waits until `daemon.json` names its URL. */
-export async function startDaemonProcess(cmd: string[], paths: Paths): Promise<DaemonProc> {
-  const proc = Bun.spawn([...cmd, "serve", "--port", "0"], { cwd: paths.root, stdout: "pipe", stderr: "pipe", env: process.env });
+export async function startDaemonProcess(cmd: string[], paths: Paths, env: Record<string, string> = {}): Promise<DaemonProc> {
+  const proc = Bun.spawn([...cmd, "serve", "--port", "0"], { cwd: paths.root, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {

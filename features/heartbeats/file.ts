@@ -77,27 +77,32 @@ export interface HeartbeatFile {
   result: { heartbeat: Heartbeat } | { error: string };
 }
 
-/** Every heartbeat file in a folder, parsed; oversized files are not read. */
-export function readHeartbeatDir(dir: string): HeartbeatFile[] {
-  let names: string[];
+/** The heartbeat files' names in a folder (temp files of writers in progress left out). */
+export function listHeartbeatFiles(dir: string): string[] {
   try {
-    names = readdirSync(dir).filter((f) => !f.endsWith(".tmp") && !f.startsWith("."));
+    return readdirSync(dir).filter(isHeartbeatFileName);
   } catch {
     return [];
   }
-  const out: HeartbeatFile[] = [];
-  for (const file of names) {
-    try {
-      const size = statSync(join(dir, file)).size;
-      if (size > MAX_HEARTBEAT_BYTES) {
-        out.push({ file, text: `size:${size}`, result: { error: `file too large (${size} bytes)` } });
-        continue;
-      }
-      const text = readFileSync(join(dir, file), "utf8");
-      out.push({ file, text, result: parseHeartbeat(file, text) });
-    } catch {
-      // removed between listing and reading: the next scan sees it gone
-    }
+}
+
+export function isHeartbeatFileName(name: string): boolean {
+  return !name.startsWith(".") && !name.endsWith(".tmp");
+}
+
+/** One heartbeat file, parsed; null when it does not exist; an oversized one is not read. */
+export function readHeartbeatFile(dir: string, file: string): HeartbeatFile | null {
+  try {
+    const size = statSync(join(dir, file)).size;
+    if (size > MAX_HEARTBEAT_BYTES) return { file, text: `size:${size}`, result: { error: `file too large (${size} bytes)` } };
+    const text = readFileSync(join(dir, file), "utf8");
+    return { file, text, result: parseHeartbeat(file, text) };
+  } catch {
+    return null;
   }
-  return out;
+}
+
+/** Every heartbeat file in a folder, parsed. */
+export function readHeartbeatDir(dir: string): HeartbeatFile[] {
+  return listHeartbeatFiles(dir).flatMap((file) => readHeartbeatFile(dir, file) ?? []);
 }

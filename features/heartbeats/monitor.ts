@@ -7,8 +7,10 @@
 import { join } from "node:path";
 import type { Context } from "../../core/feature.ts";
 import {
+  isHeartbeatFileName,
+  listHeartbeatFiles,
   nextStatusChange,
-  readHeartbeatDir,
+  readHeartbeatFile,
   SKEW_MS,
   statusAt,
   type AgentStatus,
@@ -31,6 +33,8 @@ export interface InvalidHeartbeat {
 export interface Monitor {
   /** Reads the folder and publishes what changed since the last scan; returns the number of events. */
   scan(): number;
+  /** The same for the named files only (what a watcher reported). */
+  scanFiles(files: string[]): number;
   /** Publishes status changes that time alone caused; cheap when no threshold has passed. */
   checkTime(): number;
   /** Agents stale for longer than the takeover grace whose claims have not been released yet. */
@@ -52,6 +56,38 @@ export function createMonitor(ctx: Context, thresholds: () => Thresholds): Monit
     ctx.bus.publish("agent_status", { agent_id: agent, status, previous }, { origin: _origin(ctx, entry.heartbeat) });
   }
 
+  /** Looks at one file and publishes what changed about it; returns the number of events. */
+  function observe(file: string): number {
+    const read = readHeartbeatFile(dir, file);
+    const agent = file.endsWith(".json") ? file.slice(0, -5) : file;
+    if (!read) {
+      invalid.delete(file);
+      if (!seen.delete(agent)) return 0;
+      takenOver.delete(agent);
+      ctx.bus.publish("agent_gone", { agent_id: agent });
+      return 1;
+    }
+    const { text, result } = read;
+    if ("error" in result) {
+      invalid.set(file, { file, reason: result.error });
+      ctx.log.warnOnce(`heartbeat:${file}:${Bun.hash(text)}`, `Skipping heartbeat file "${file}": ${result.error}`);
+      return 0;
+    }
+    invalid.delete(file);
+    const { heartbeat } = result;
+    const before = seen.get(agent);
+    const lastMs = Date.parse(heartbeat.last_heartbeat);
+    if (before && (before.text === text || lastMs < before.lastMs)) return 0; // same, or an older write landing late
+    const now = ctx.clock.now();
+    const entry: Seen = { heartbeat, lastMs, status: before?.status ?? "active", text };
+    seen.set(agent, entry);
+    ctx.bus.publish("heartbeat", { ...heartbeat, clock_skew: lastMs - now > SKEW_MS }, { origin: _origin(ctx, heartbeat) });
+    const status = statusAt(lastMs, now, thresholds());
+    if (before && before.status === status) return 1;
+    publishStatus(agent, entry, status, before?.status ?? null);
+    return 2;
+  }
+
   function recomputeNext(now: number) {
     nextChangeAt = null;
     for (const e of seen.values()) {
@@ -62,42 +98,19 @@ export function createMonitor(ctx: Context, thresholds: () => Thresholds): Monit
 
   return {
     scan() {
-      const now = ctx.clock.now();
+      const files = listHeartbeatFiles(dir);
       let events = 0;
-      const present = new Set<string>();
-      const files = readHeartbeatDir(dir);
-      for (const { file, text, result: parsed } of files) {
-        if ("error" in parsed) {
-          invalid.set(file, { file, reason: parsed.error });
-          ctx.log.warnOnce(`heartbeat:${file}:${Bun.hash(text)}`, `Skipping heartbeat file "${file}": ${parsed.error}`);
-          continue;
-        }
-        invalid.delete(file);
-        const { heartbeat } = parsed;
-        const agent = heartbeat.agent_id;
-        present.add(agent);
-        const before = seen.get(agent);
-        const lastMs = Date.parse(heartbeat.last_heartbeat);
-        if (before && (before.text === text || lastMs < before.lastMs)) continue; // same, or an older write landing late
-        const entry: Seen = { heartbeat, lastMs, status: before?.status ?? "active", text };
-        seen.set(agent, entry);
-        ctx.bus.publish("heartbeat", { ...heartbeat, clock_skew: lastMs - now > SKEW_MS }, { origin: _origin(ctx, heartbeat) });
-        events++;
-        const status = statusAt(lastMs, now, thresholds());
-        if (!before || before.status !== status) {
-          publishStatus(agent, entry, status, before?.status ?? null);
-          events++;
-        }
-      }
-      for (const file of invalid.keys()) if (!files.some((f) => f.file === file)) invalid.delete(file);
-      for (const agent of [...seen.keys()]) {
-        if (present.has(agent)) continue;
-        seen.delete(agent);
-        takenOver.delete(agent);
-        ctx.bus.publish("agent_gone", { agent_id: agent });
-        events++;
-      }
-      recomputeNext(now);
+      for (const file of files) events += observe(file);
+      for (const file of invalid.keys()) if (!files.includes(file)) invalid.delete(file);
+      const present = new Set(files);
+      for (const agent of [...seen.keys()]) if (!present.has(`${agent}.json`)) events += observe(`${agent}.json`);
+      recomputeNext(ctx.clock.now());
+      return events;
+    },
+    scanFiles(files) {
+      let events = 0;
+      for (const file of files) if (isHeartbeatFileName(file)) events += observe(file);
+      recomputeNext(ctx.clock.now());
       return events;
     },
     checkTime() {

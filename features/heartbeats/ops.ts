@@ -31,7 +31,7 @@ export const heartbeatOps = {
     }),
     async run(ctx, input) {
       const heartbeat = writeHeartbeat(ctx, input.agent, { item: input.item ?? null, state: input.state ?? (input.item ? "working" : "idle") });
-      if (ctx.mode === "daemon") ctx.services.heartbeats.monitor.scan();
+      if (ctx.mode === "daemon") ctx.services.heartbeats.monitor.scanFiles([`${input.agent}.json`]);
       if (input.item) await _renewIfHeld(ctx, input.item, input.agent);
       return heartbeat;
     },
@@ -120,8 +120,8 @@ async function _renewIfHeld(ctx: Context, id: string, agent: string) {
   const item = (await ctx.ops.run("item.get", { id }).catch(() => null)) as Item | null;
   if (!item?.claim || item.claim.agent_id !== agent) return;
   const left = Date.parse(item.claim.expires_at) - ctx.clock.now();
-  const lease = Date.parse(item.claim.expires_at) - Date.parse(item.claim.claimed_at);
-  if (left < lease / 2) await ctx.ops.run("item.renew", { id, agent }, { via: "internal" });
+  const lease = Date.parse(item.claim.expires_at) - Date.parse(item.claim.renewed_at ?? item.claim.claimed_at);
+  if (left < lease / 2) await ctx.ops.run("item.renew", { id, agent, ttl_secs: Math.max(1, Math.round(lease / 1000)) }, { via: "internal" });
 }
 
 function _untilMs(text: string, now: number): number {

@@ -23,6 +23,8 @@ export const claimSchema = z.object({
   agent_id: agentIdSchema,
   machine_id: z.string().min(1).max(128),
   claimed_at: z.string(),
+  /** When the lease was last extended (absent until then): lease length = expires_at − (renewed_at ?? claimed_at). */
+  renewed_at: z.string().optional(),
   expires_at: z.string(),
   fence: z.number().int().min(1),
 });

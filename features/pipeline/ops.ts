@@ -158,7 +158,8 @@ export const pipelineOps = {
           if (item.claim?.agent_id !== input.agent) {
             throw new DroverError("not_holder", `Cannot renew item "${item.id}": not held by "${input.agent}"`);
           }
-          const next: Item = { ...item, claim: { ...item.claim, expires_at: iso(tx.now + ttlSecs * 1000) }, updated_at: iso(tx.now) };
+          const claim = { ...item.claim, renewed_at: iso(tx.now), expires_at: iso(tx.now + ttlSecs * 1000) };
+          const next: Item = { ...item, claim, updated_at: iso(tx.now) };
           tx.write(itemPath(item.id), next);
           return next;
         },
@@ -238,7 +239,7 @@ export function claimItem(ctx: Context, tx: HubTx, item: Item, options: { agent:
     if (item.claim.agent_id !== options.agent) {
       throw new DroverError("claimed", `Cannot claim item "${item.id}": held by "${item.claim.agent_id}"`, { details: { holder: item.claim } });
     }
-    next = { ...item, claim: { ...item.claim, expires_at }, updated_at: iso(tx.now) };
+    next = { ...item, claim: { ...item.claim, renewed_at: iso(tx.now), expires_at }, updated_at: iso(tx.now) };
   } else {
     const fenceNo = item.fence + 1;
     const claim = { agent_id: options.agent, machine_id: ctx.machineId, claimed_at: iso(tx.now), expires_at, fence: fenceNo };
