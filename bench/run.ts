@@ -3,7 +3,7 @@
  * printed as a table and written to bench/results.json. Uses the compiled binary (npm run build first).
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
@@ -18,6 +18,7 @@ process.env.DROVER_LOG = "error";
 const rows: Row[] = [];
 
 try {
+  rows.push(diskRow());
   const small = await project();
   rows.push(...(await startupRows(small)));
   rows.push(await httpOpsRow(small));
@@ -127,6 +128,20 @@ async function cliRow(paths: Paths, args: string[], name: string, barMs: number)
   }
   const ms = round(median(times));
   return { row: `compiled binary: ${name}`, value: ms, unit: "ms", bar: `< ${barMs} ms wall`, pass: ms < barMs };
+}
+
+/** Not a bar: what one small file create + rename costs on this disk right now, to read the other rows by. */
+function diskRow(): Row {
+  const dir = join(ROOT, ".bench-work", `disk-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const started = performance.now();
+  for (let i = 0; i < 500; i++) {
+    writeFileSync(join(dir, `f${i}.tmp`), "x".repeat(300));
+    renameSync(join(dir, `f${i}.tmp`), join(dir, `f${i}`));
+  }
+  const ms = round((performance.now() - started) / 500, 3);
+  rmSync(dir, { recursive: true, force: true });
+  return { row: "this disk: one small file create + rename (context)", value: ms, unit: "ms", bar: "—", pass: true };
 }
 
 // --- helpers ---

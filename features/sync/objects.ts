@@ -173,12 +173,17 @@ function _writePack(dir: string, objects: Array<[string, { type: keyof typeof TY
   ]);
   const idx = Buffer.concat([idxBody, new Bun.CryptoHasher("sha1").update(idxBody).digest()]);
 
-  fs.mkdirSync(dir, { recursive: true });
   const name = `${dir}/pack-${packSha.toString("hex")}`;
-  for (const [ext, data] of [[".pack", pack], [".idx", idx]] as const) {
-    fs.writeFileSync(`${name}${ext}.tmp`, data);
-    fs.renameSync(`${name}${ext}.tmp`, `${name}${ext}`);
+  try {
+    fs.writeFileSync(`${name}.pack`, pack);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+    fs.mkdirSync(dir, { recursive: true });
+    fs.writeFileSync(`${name}.pack`, pack);
   }
+  // readers find a pack through its index, so only the index needs to appear atomically
+  fs.writeFileSync(`${name}.idx.tmp`, idx);
+  fs.renameSync(`${name}.idx.tmp`, `${name}.idx`);
 }
 
 /** The variable-length type-and-size header of a packed object. */

@@ -118,8 +118,12 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       const oid = objects.writeCommit({ tree, parents: parent ? [parent] : [], message, time });
       objects.flush();
       const file = `${gitdir}/${ref}`;
-      fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true });
-      fs.writeFileSync(`${file}.lock`, oid + "\n");
+      try {
+        fs.writeFileSync(`${file}.lock`, oid + "\n");
+      } catch {
+        fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true }); // the branch's first commit
+        fs.writeFileSync(`${file}.lock`, oid + "\n");
+      }
       fs.renameSync(`${file}.lock`, file);
       return oid;
     },
