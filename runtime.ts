@@ -3,6 +3,7 @@
  * bus, logger, clock, ops, services). In the daemon it also runs the 1 s ticker and the reconcile loop.
  * Adding a feature is one folder and one line in `features` below.
  */
+import { createDispatcher } from "./core/actions.ts";
 import { createBus } from "./core/bus.ts";
 import { systemClock, type Clock } from "./core/clock.ts";
 import { loadConfig } from "./core/config.ts";
@@ -17,9 +18,11 @@ import { createTicker, type Ticker } from "./core/ticker.ts";
 import heartbeats from "./features/heartbeats/index.ts";
 import pipeline from "./features/pipeline/index.ts";
 import sync from "./features/sync/index.ts";
+import timers from "./features/timers/index.ts";
+import triggers from "./features/triggers/index.ts";
 
 /** Every feature, in start order (a feature's services exist before the features after it set up). */
-export const features: readonly Feature[] = [sync, pipeline, heartbeats];
+export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers];
 
 export const VERSION = "0.1.0";
 
@@ -79,6 +82,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   };
   const ops = createOpRegistry(list, () => ctx);
   ctx.ops = ops;
+  ctx.services.actions = createDispatcher(ctx);
   for (const f of list) await f.setup?.(ctx);
 
   const unsubscribe: Array<() => void> = [];

@@ -62,6 +62,39 @@ export const eventTypes = {
     }),
   },
   assigned: { topic: "items", schema: z.object({ item_id: itemId, agent_id: agentId }) },
+  timer_added: { topic: "timers", schema: z.object({ timer_id: z.string(), label: z.string().nullable(), next_fire_at: z.string().nullable() }) },
+  timer_fired: {
+    topic: "timers",
+    schema: z.object({
+      timer_id: z.string(),
+      label: z.string().nullable(),
+      due_at: z.string(),
+      fired_at: z.string(),
+      late_ms: z.number(),
+      result: z.enum(["ok", "error"]),
+      error: z.string().optional(),
+    }),
+  },
+  timer_cancelled: { topic: "timers", schema: z.object({ timer_id: z.string() }) },
+  timer_interrupted: { topic: "timers", schema: z.object({ timer_id: z.string(), label: z.string().nullable(), due_at: z.string() }) },
+
+  trigger_added: { topic: "triggers", schema: z.object({ trigger_id: z.string(), label: z.string().nullable(), event: z.string() }) },
+  trigger_fired: {
+    topic: "triggers",
+    schema: z.object({
+      trigger_id: z.string(),
+      event_type: z.string(),
+      item_id: z.string().nullable(),
+      result: z.enum(["ok", "error"]),
+      error: z.string().optional(),
+    }),
+  },
+  trigger_cancelled: { topic: "triggers", schema: z.object({ trigger_id: z.string() }) },
+  trigger_loop_halted: {
+    topic: "triggers",
+    schema: z.object({ trigger_id: z.string(), event_type: z.string(), item_id: z.string().nullable(), depth: z.number().int() }),
+  },
+
   op_rejected: { topic: "sync", schema: z.object({ op: z.string(), reason: z.string() }) },
   hub_invalid_file: { topic: "sync", schema: z.object({ path: z.string(), reason: z.string() }) },
 } as const satisfies Record<string, { topic: string; schema: z.ZodObject }>;

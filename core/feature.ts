@@ -74,7 +74,8 @@ export interface Feature {
   ops?: Record<string, OpDef<any, any>>;
   /** Extra Hono routes (REST) the feature serves. */
   handler?: (ctx: Context) => Hono;
-  on?: Partial<Record<EventType, EventHandler>>;
+  /** Bus subscriptions by event type; "*" receives every event. */
+  on?: Partial<Record<EventType | "*", EventHandler>>;
   tick?: (ctx: Context) => void | Promise<void>;
   reconcile?: (ctx: Context) => ReconcileReport | Promise<ReconcileReport>;
   /** Daemon only: start watchers and loops; `stop` ends them. */

@@ -2,6 +2,7 @@
  * @module The op registry: every feature's ops under one name space, each validated against its zod
  * schema before it runs. HTTP, MCP, CLI and actions all come through `run`.
  */
+import { AsyncLocalStorage } from "node:async_hooks";
 import type { z } from "zod";
 import { DroverError } from "./errors.ts";
 import type { Context, Feature, OpCall, OpDef, OpRunner } from "./feature.ts";
@@ -25,10 +26,17 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
       const entry = ops.get(name);
       if (!entry) throw new DroverError("unknown_op", `Cannot run op "${name}": no such op`);
       const parsed = parseInput(entry.op.input, input ?? {});
-      return await entry.op.run(getContext(), parsed, call);
+      return await _calls.run(call, () => entry.op.run(getContext(), parsed, call));
     },
   };
 }
+
+/** The call being served, wherever the op's work goes (the hub records its cause with the op). */
+export function currentCall(): OpCall | undefined {
+  return _calls.getStore();
+}
+
+const _calls = new AsyncLocalStorage<OpCall>();
 
 /** Validates input against a schema, throwing `invalid_input` with one readable line and the zod issues. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {

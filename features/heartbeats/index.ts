@@ -13,7 +13,7 @@ import { loadWatcher } from "../../core/watcher.ts";
 import { readJsonObject } from "../../server/body.ts";
 import { parseHeartbeat, type Thresholds } from "./file.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
-import { heartbeatOps, resumeDuePauses } from "./ops.ts";
+import { heartbeatOps } from "./ops.ts";
 
 export interface HeartbeatService {
   monitor: Monitor;
@@ -31,7 +31,10 @@ declare module "../../core/feature.ts" {
 
 export default defineFeature({
   name: "heartbeats",
-  migrations: ["CREATE TABLE agent_pauses (agent_id TEXT PRIMARY KEY, until TEXT NOT NULL)"],
+  migrations: [
+    "CREATE TABLE agent_pauses (agent_id TEXT PRIMARY KEY, until TEXT NOT NULL)",
+    "ALTER TABLE agent_pauses ADD COLUMN timer_id TEXT", // the timer that ends the pause
+  ],
   setup(ctx) {
     mkdirSync(join(ctx.paths.hub, "heartbeats"), { recursive: true });
     ctx.services.heartbeats = { monitor: createMonitor(ctx, () => _thresholds(ctx)), lastPoll: 0, lastSweep: 0 };
@@ -87,7 +90,6 @@ export default defineFeature({
       await ctx.ops.run("agent.takeover", { agent }, { via: "internal" });
       monitor.markTakenOver(agent);
     }
-    resumeDuePauses(ctx);
     if (now - service.lastSweep >= ctx.config.hub.sync_interval_secs * 1000) {
       service.lastSweep = now;
       await ctx.services.hub.sweep();

@@ -52,11 +52,29 @@ export const heartbeatOps = {
       agent: agentIdSchema,
       until: z.string().max(40).describe('ISO time, or a duration from now: "90s", "15m", "2h"'),
     }),
-    run(ctx, input) {
+    async run(ctx, input) {
       const until = iso(_untilMs(input.until, ctx.clock.now()));
-      ctx.db.query("INSERT OR REPLACE INTO agent_pauses (agent_id, until) VALUES (?, ?)").run(input.agent, until);
+      const earlier = ctx.db.query<{ timer_id: string | null }, [string]>("SELECT timer_id FROM agent_pauses WHERE agent_id = ?").get(input.agent);
+      if (earlier?.timer_id) await ctx.ops.run("timer.cancel", { id: earlier.timer_id }, { via: "internal" }).catch(() => undefined);
+      const timer = (await ctx.ops.run(
+        "timer.add",
+        { at: until, op: "agent.resume", args: { agent: input.agent }, label: `resume ${input.agent}` },
+        { via: "internal" },
+      )) as { id: string };
+      ctx.db.query("INSERT OR REPLACE INTO agent_pauses (agent_id, until, timer_id) VALUES (?, ?, ?)").run(input.agent, until, timer.id);
       ctx.bus.publish("agent_paused", { agent_id: input.agent, until });
-      return { agent_id: input.agent, paused_until: until };
+      return { agent_id: input.agent, paused_until: until, timer_id: timer.id };
+    },
+  }),
+
+  "agent.resume": defineOp({
+    description: "End an agent's pause now (its pause timer does this when the time comes)",
+    input: z.strictObject({ agent: agentIdSchema }),
+    run(ctx, input) {
+      const row = ctx.db.query<{ timer_id: string | null }, [string]>("DELETE FROM agent_pauses WHERE agent_id = ? RETURNING timer_id").get(input.agent);
+      if (!row) return { agent_id: input.agent, resumed: false };
+      ctx.bus.publish("agent_resumed", { agent_id: input.agent });
+      return { agent_id: input.agent, resumed: true };
     },
   }),
 };
@@ -102,15 +120,6 @@ export function writeHeartbeat(ctx: Context, agent: string, fields: { item: stri
   };
   ctx.services.hub.writeWorkingFile(heartbeatPath(agent), canonicalJson(heartbeat));
   return heartbeat;
-}
-
-/** Publishes `agent_resumed` for pauses that have run out, once each. */
-export function resumeDuePauses(ctx: Context): void {
-  const due = ctx.db.query<{ agent_id: string }, [string]>("SELECT agent_id FROM agent_pauses WHERE until <= ?").all(iso(ctx.clock.now()));
-  for (const { agent_id } of due) {
-    ctx.db.query("DELETE FROM agent_pauses WHERE agent_id = ?").run(agent_id);
-    ctx.bus.publish("agent_resumed", { agent_id });
-  }
 }
 
 // --- internal ---

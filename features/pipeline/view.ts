@@ -21,10 +21,11 @@ type Emit = <T extends EventType>(type: T, fields: EventFields<T>) => void;
 
 /** Applies a change set to the view and publishes the events it implies. */
 export function applyItemChanges(ctx: Context, set: ChangeSet): void {
-  const emit: Emit = (type, fields) => ctx.bus.publish(type, fields, { origin: set.origin });
   for (const change of set.changes) {
     if (!change.path.startsWith("items/")) continue;
     const id = idFromPath(change.path);
+    const cause = id ? _opFor(id, set.ops)?.cause : undefined;
+    const emit: Emit = (type, fields) => ctx.bus.publish(type, fields, { origin: set.origin, cause });
     const before = change.before === null ? null : _valid(change.path, change.before);
     let after: Item | null = null;
     if (change.after !== null) {

@@ -12,6 +12,8 @@ import { iso, type Clock } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { canonicalJson } from "../../core/json.ts";
 import type { Bus } from "../../core/bus.ts";
+import type { EventCause } from "../../core/events.ts";
+import { currentCall } from "../../core/ops.ts";
 import type { Logger } from "../../core/logger.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
 import type { Change, FileChanges, HubRepo } from "./repo.ts";
@@ -22,6 +24,8 @@ export interface OpRecord {
   args: Record<string, unknown>;
   machine_id: string;
   at: string;
+  /** Set when a timer or trigger action made the op: its events carry it, so trigger chains stay bounded. */
+  cause?: EventCause;
 }
 
 /** What a mutation sees: hub files as parsed JSON, with this batch's earlier writes applied. */
@@ -33,7 +37,7 @@ export interface HubTx {
 }
 
 export interface Mutation<R> {
-  op: Omit<OpRecord, "machine_id" | "at">;
+  op: Omit<OpRecord, "machine_id" | "at" | "cause">;
   apply(tx: HubTx): R;
 }
 
@@ -186,7 +190,9 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
         try {
           const result = p.mutation.apply(tx);
           for (const [k, v] of own) overlay.set(k, v);
-          done.push({ p, result, op: { ...p.mutation.op, machine_id: options.machineId, at: iso(now) } });
+          const op: OpRecord = { ...p.mutation.op, machine_id: options.machineId, at: iso(now) };
+          if (p.cause) op.cause = p.cause;
+          done.push({ p, result, op });
         } catch (err) {
           p.reject(err);
         }
@@ -226,7 +232,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     repo,
     submit<R>(mutation: Mutation<R>) {
       return new Promise<R>((resolve, reject) => {
-        queue.push({ mutation, resolve: resolve as (v: unknown) => void, reject });
+        queue.push({ mutation, cause: currentCall()?.cause, resolve: resolve as (v: unknown) => void, reject });
         if (!draining) void drain();
       });
     },
@@ -285,6 +291,7 @@ export function parseCommitMessage(message: string): OpRecord[] {
 
 interface _Pending {
   mutation: Mutation<unknown>;
+  cause?: EventCause;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }

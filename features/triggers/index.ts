@@ -1,0 +1,133 @@
+/**
+ * @module Feature `triggers`: when an event matches, run an action. Matched against every event of its type,
+ * local or arrived by sync. A `once` trigger is retired durably before its action runs, so a crash or restart
+ * the action causes never replays it. Chains are bounded: past depth 8 the chain stops with
+ * `trigger_loop_halted`. Reconcile replays nothing from history.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { actionFields, actionFrom } from "../../core/actions.ts";
+import { iso } from "../../core/clock.ts";
+import { DroverError } from "../../core/errors.ts";
+import type { BusEvent } from "../../core/events.ts";
+import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { randomBase32 } from "../../core/identity.ts";
+import { readJsonObject } from "../../server/body.ts";
+import type { Item } from "../pipeline/item.ts";
+import { createTriggerIndex, predicateSchema, type Trigger, type TriggerIndex } from "./match.ts";
+
+/** Events at this depth of a trigger chain fire no further triggers. */
+export const MAX_DEPTH = 8;
+
+declare module "../../core/feature.ts" {
+  interface Services {
+    triggers: TriggerIndex;
+  }
+}
+
+const triggerId = z.string().regex(/^tg[a-z2-7]{8}$/, 'must look like "tg" and 8 characters of a-z, 2-7');
+
+export default defineFeature({
+  name: "triggers",
+  migrations: [
+    `CREATE TABLE triggers (id TEXT PRIMARY KEY, label TEXT, predicate TEXT NOT NULL, action TEXT NOT NULL, mode TEXT NOT NULL,
+       state TEXT NOT NULL, created_at TEXT NOT NULL, fired_count INTEGER NOT NULL DEFAULT 0, last_fired_at TEXT);
+     CREATE TABLE trigger_meta (version INTEGER NOT NULL);
+     INSERT INTO trigger_meta VALUES (0);`,
+  ],
+  setup(ctx) {
+    ctx.services.triggers = createTriggerIndex(ctx);
+  },
+  ops: {
+    "trigger.add": defineOp({
+      description: 'When an event matches, run an action; "$event.<field>" in args is the event\'s field',
+      input: z.strictObject({
+        on: predicateSchema.default({ event: "transition" }).describe('What to match, as JSON: {event?, item?, from?, to?, labels?, agent?}'),
+        mode: z.enum(["once", "persistent"]).describe("once: removed before its first action runs"),
+        label: z.string().max(200).optional(),
+        ...actionFields,
+      }),
+      run(ctx, input) {
+        const action = actionFrom(input, ctx.ops, { placeholders: true });
+        const id = `tg${randomBase32(8)}`;
+        ctx.db
+          .query("INSERT INTO triggers (id, label, predicate, action, mode, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)")
+          .run(id, input.label ?? null, JSON.stringify(input.on), JSON.stringify(action), input.mode, iso(ctx.clock.now()));
+        ctx.services.triggers.bump();
+        ctx.bus.publish("trigger_added", { trigger_id: id, label: input.label ?? null, event: input.on.event });
+        return { id, label: input.label ?? null, on: input.on, mode: input.mode, action };
+      },
+    }),
+    "trigger.list": defineOp({
+      description: "Triggers",
+      input: z.strictObject({ all: z.boolean().default(false).describe("Also fired and cancelled ones") }),
+      run(ctx, input) {
+        return ctx.db
+          .query<Record<string, unknown> & { predicate: string; action: string }, []>(
+            `SELECT * FROM triggers ${input.all ? "" : "WHERE state = 'active'"} ORDER BY created_at, id`,
+          )
+          .all()
+          .map(({ predicate, action, ...rest }) => ({ ...rest, on: JSON.parse(predicate), action: JSON.parse(action) }));
+      },
+      view: { columns: ["id", "label", "mode", "on", "action", "fired_count", "state"] },
+    }),
+    "trigger.cancel": defineOp({
+      description: "Cancel a trigger",
+      input: z.strictObject({ id: triggerId }),
+      run(ctx, { id }) {
+        const changed = ctx.db.query("UPDATE triggers SET state = 'cancelled' WHERE id = ? AND state = 'active'").run(id).changes;
+        if (!changed) throw new DroverError("not_found", `Cannot cancel trigger "${id}": no active trigger has that id`);
+        ctx.services.triggers.bump();
+        ctx.bus.publish("trigger_cancelled", { trigger_id: id });
+        return { id, state: "cancelled" };
+      },
+    }),
+  },
+  handler(ctx) {
+    const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
+    return new Hono()
+      .get("/api/triggers", async (c) => c.json(await run("trigger.list", { all: c.req.query("all") === "true" })))
+      .post("/api/triggers", async (c) => c.json(await run("trigger.add", await readJsonObject(c.req.raw)), 201))
+      .delete("/api/triggers/:id", async (c) => c.json(await run("trigger.cancel", { id: c.req.param("id") })));
+  },
+  on: {
+    "*": (ctx, event) => onEvent(ctx, event),
+  },
+});
+
+/** Fires every trigger the event matches. */
+async function onEvent(ctx: Context, event: BusEvent) {
+  const fields = event as unknown as Record<string, unknown>;
+  const matched = await ctx.services.triggers.match(fields, async (id) => {
+    const item = (await ctx.ops.run("item.get", { id }).catch(() => null)) as Item | null;
+    return item?.labels ?? null;
+  });
+  const depth = event.cause?.depth ?? 0;
+  const itemId = typeof fields.item_id === "string" ? fields.item_id : null;
+  for (const t of matched) {
+    if (depth >= MAX_DEPTH) {
+      ctx.bus.publish("trigger_loop_halted", { trigger_id: t.id, event_type: event.type, item_id: itemId, depth }, { cause: event.cause });
+      continue;
+    }
+    if (!_retire(ctx, t)) continue; // a `once` trigger someone else fired first
+    const cause = { trigger_id: t.id, depth: depth + 1 };
+    void ctx.services.actions.run(t.action, { event: fields }, cause).then((outcome) =>
+      ctx.bus.publish(
+        "trigger_fired",
+        { trigger_id: t.id, event_type: event.type, item_id: itemId, result: outcome.result, ...(outcome.error ? { error: outcome.error } : {}) },
+        { cause },
+      ),
+    );
+  }
+}
+
+/** Counts the firing; a `once` trigger is removed durably here, before its action runs. False: already gone. */
+function _retire(ctx: Context, t: Trigger): boolean {
+  const now = iso(ctx.clock.now());
+  const state = t.mode === "once" ? "fired" : "active";
+  const changed = ctx.db
+    .query("UPDATE triggers SET state = ?, fired_count = fired_count + 1, last_fired_at = ? WHERE id = ? AND state = 'active'")
+    .run(state, now, t.id).changes;
+  if (t.mode === "once") ctx.services.triggers.bump();
+  return changed > 0;
+}
