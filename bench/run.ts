@@ -8,6 +8,7 @@ import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { heartbeatRows } from "./heartbeats.ts";
+import { timerRows } from "./timers.ts";
 import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, type Row } from "./lib.ts";
 
 const quick = process.argv.includes("--quick");
@@ -23,6 +24,7 @@ try {
   rows.push(...(await startupRows(small)));
   rows.push(await httpOpsRow(small));
   rows.push(...(await heartbeatRows(await project(), { quick })));
+  rows.push(...(await timerRows(await project(), { quick })));
   const big = await project();
   await seedItems(big, quick ? 2000 : 10_000);
   rows.push(await reconcileRow(big, quick ? 2000 : 10_000));

@@ -9,8 +9,8 @@ import type { Action } from "../../core/actions.ts";
 import type { Context } from "../../core/feature.ts";
 import { dueBetween, nextAfter, type Schedule } from "./schedule.ts";
 
-/** An occurrence more than this overdue was missed (downtime), not merely reached by the next tick. */
-export const MISSED_MS = 60_000;
+/** An occurrence more than this overdue was missed (downtime); a tick reaches the on-time ones within ~1 s. */
+export const MISSED_MS = 5000;
 /** `catchup = "all"` fires at most this many missed occurrences. */
 export const CATCHUP_CAP = 100;
 
@@ -67,7 +67,14 @@ export function runFirings(ctx: Context, firings: Firing[]): Promise<void> {
   for (const f of firings) byTimer.set(f.timer.id, [...(byTimer.get(f.timer.id) ?? []), f]);
   return Promise.all(
     [...byTimer.values()].map(async (list) => {
-      for (const f of list) await _runOne(ctx, f);
+      for (const f of list) {
+        try {
+          await _runOne(ctx, f);
+        } catch (err) {
+          // the daemon stopped while the action ran: the firing stays "running" and is reported at the next start
+          ctx.log.debug("Timer action finished after shutdown", { timer: f.timer.id, error: err as Error });
+        }
+      }
     }),
   ).then(() => undefined);
 }
@@ -80,7 +87,10 @@ export function reportInterrupted(ctx: Context): number {
        RETURNING timer_id, due_at, (SELECT label FROM timers WHERE timers.id = timer_firings.timer_id) AS label`,
     )
     .all();
-  for (const r of rows) ctx.bus.publish("timer_interrupted", { timer_id: r.timer_id, label: r.label, due_at: iso(r.due_at) });
+  for (const r of rows) {
+    ctx.log.warn(`Timer "${r.timer_id}" was interrupted: its occurrence due at ${iso(r.due_at)} is not run again`);
+    ctx.bus.publish("timer_interrupted", { timer_id: r.timer_id, label: r.label, due_at: iso(r.due_at) });
+  }
   return rows.length;
 }
 

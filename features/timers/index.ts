@@ -9,6 +9,18 @@ import { readJsonObject } from "../../server/body.ts";
 import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerOps } from "./ops.ts";
 
+/** Firings whose actions are still running; `stop` waits for them a little, tests wait for them fully. */
+export interface TimerService {
+  inFlight: Set<Promise<void>>;
+  settle(): Promise<void>;
+}
+
+declare module "../../core/feature.ts" {
+  interface Services {
+    timers: TimerService;
+  }
+}
+
 export default defineFeature({
   name: "timers",
   migrations: [
@@ -19,6 +31,10 @@ export default defineFeature({
        fired_at INTEGER NOT NULL, status TEXT NOT NULL, error TEXT, finished_at INTEGER);
      CREATE INDEX timer_firings_running ON timer_firings (status) WHERE status = 'running';`,
   ],
+  setup(ctx) {
+    const inFlight = new Set<Promise<void>>();
+    ctx.services.timers = { inFlight, settle: async () => void (await Promise.all([...inFlight])) };
+  },
   ops: timerOps,
   handler(ctx) {
     const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
@@ -30,8 +46,14 @@ export default defineFeature({
   start(ctx) {
     reportInterrupted(ctx);
   },
+  async stop(ctx) {
+    await Promise.race([ctx.services.timers.settle(), Bun.sleep(2000)]);
+  },
   tick(ctx) {
     const firings = takeDue(ctx);
-    if (firings.length) void runFirings(ctx, firings);
+    if (!firings.length) return;
+    const { inFlight } = ctx.services.timers;
+    const running = runFirings(ctx, firings).finally(() => inFlight.delete(running));
+    inFlight.add(running);
   },
 });

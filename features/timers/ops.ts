@@ -43,8 +43,9 @@ export const timerOps = {
     input: z.strictObject({ all: z.boolean().default(false).describe("Also done and cancelled ones") }),
     run(ctx, input) {
       const rows = ctx.db
-        .query<TimerRow & { fired_count: number; last_fired_at: string | null; created_at: string }, []>(
-          `SELECT * FROM timers ${input.all ? "" : "WHERE state = 'active'"} ORDER BY next_fire_at IS NULL, next_fire_at, id`,
+        .query<TimerRow & { fired_count: number; last_fired_at: string | null; created_at: string; last_result: string | null }, []>(
+          `SELECT *, (SELECT status FROM timer_firings f WHERE f.timer_id = timers.id ORDER BY f.id DESC LIMIT 1) AS last_result
+           FROM timers ${input.all ? "" : "WHERE state = 'active'"} ORDER BY next_fire_at IS NULL, next_fire_at, id`,
         )
         .all();
       return rows.map((r) => ({
@@ -57,10 +58,11 @@ export const timerOps = {
         state: r.state,
         fired_count: r.fired_count,
         last_fired_at: r.last_fired_at,
+        last_result: r.last_result,
         created_at: r.created_at,
       }));
     },
-    view: { columns: ["id", "label", "schedule", "next_fire_at", "catchup", "fired_count", "action"] },
+    view: { columns: ["id", "label", "schedule", "next_fire_at", "catchup", "fired_count", "last_result", "action"] },
   }),
 
   "timer.cancel": defineOp({
