@@ -31,6 +31,17 @@ export interface Thresholds {
   staleAfterMs: number;
 }
 
+/** The content of a heartbeat file. */
+export function makeHeartbeat(agent: string, fields: { machineId: string; now: number; item: string | null; state: string }) {
+  return {
+    agent_id: agent,
+    machine_id: fields.machineId,
+    last_heartbeat: new Date(fields.now).toISOString(),
+    active_item_id: fields.item,
+    state: fields.state,
+  };
+}
+
 export function heartbeatPath(agent: string): string {
   return `heartbeats/${agent}.json`;
 }

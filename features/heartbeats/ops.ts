@@ -4,9 +4,9 @@ import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { defineOp, type Context } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema, type Item } from "../pipeline/item.ts";
+import { agentIdSchema, itemIdSchema } from "../pipeline/item.ts";
 import { canonicalJson } from "../../core/json.ts";
-import { AGENT_STATES, heartbeatPath, readHeartbeatDir, SKEW_MS, statusAt } from "./file.ts";
+import { AGENT_STATES, heartbeatPath, makeHeartbeat, readHeartbeatDir, SKEW_MS, statusAt } from "./file.ts";
 
 export interface AgentRow {
   agent_id: string;
@@ -23,16 +23,15 @@ export interface AgentRow {
 
 export const heartbeatOps = {
   heartbeat: defineOp({
-    description: "Say an agent is alive (and what it works on); renews the claim on the item it names",
+    description: "Say an agent is alive (and what it works on); the daemon renews the claim on the item it names",
     input: z.strictObject({
       agent: agentIdSchema,
       item: itemIdSchema.optional().describe("The item the agent works on"),
       state: z.enum(AGENT_STATES).optional().describe("Default: working with an item, idle without"),
     }),
-    async run(ctx, input) {
+    run(ctx, input) {
       const heartbeat = writeHeartbeat(ctx, input.agent, { item: input.item ?? null, state: input.state ?? (input.item ? "working" : "idle") });
       if (ctx.mode === "daemon") ctx.services.heartbeats.monitor.scanFiles([`${input.agent}.json`]);
-      if (input.item) await _renewIfHeld(ctx, input.item, input.agent);
       return heartbeat;
     },
   }),
@@ -111,27 +110,12 @@ export function listAgents(ctx: Context, all: boolean): AgentRow[] {
 
 /** Writes this agent's heartbeat file now: no commit, no lock (one writer per agent); the next round commits it. */
 export function writeHeartbeat(ctx: Context, agent: string, fields: { item: string | null; state: string }) {
-  const heartbeat = {
-    agent_id: agent,
-    machine_id: ctx.machineId,
-    last_heartbeat: iso(ctx.clock.now()),
-    active_item_id: fields.item,
-    state: fields.state,
-  };
+  const heartbeat = makeHeartbeat(agent, { machineId: ctx.machineId, now: ctx.clock.now(), ...fields });
   ctx.services.hub.writeWorkingFile(heartbeatPath(agent), canonicalJson(heartbeat));
   return heartbeat;
 }
 
 // --- internal ---
-
-/** A heartbeat renews the named claim once less than half of its lease is left (not one commit per beat). */
-async function _renewIfHeld(ctx: Context, id: string, agent: string) {
-  const item = (await ctx.ops.run("item.get", { id }).catch(() => null)) as Item | null;
-  if (!item?.claim || item.claim.agent_id !== agent) return;
-  const left = Date.parse(item.claim.expires_at) - ctx.clock.now();
-  const lease = Date.parse(item.claim.expires_at) - Date.parse(item.claim.renewed_at ?? item.claim.claimed_at);
-  if (left < lease / 2) await ctx.ops.run("item.renew", { id, agent, ttl_secs: Math.max(1, Math.round(lease / 1000)) }, { via: "internal" });
-}
 
 function _untilMs(text: string, now: number): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(text.trim());

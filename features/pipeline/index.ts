@@ -4,6 +4,7 @@
  */
 import { Hono } from "hono";
 import { iso } from "../../core/clock.ts";
+import type { BusEvent } from "../../core/events.ts";
 import { defineFeature, type Context } from "../../core/feature.ts";
 import { coerceFields, fieldsOf } from "../../core/fields.ts";
 import { readJsonObject } from "../../server/body.ts";
@@ -29,7 +30,11 @@ export default defineFeature({
     ctx.services.autoAssign = createAutoAssign(ctx);
   },
   on: {
-    heartbeat: requestAssign,
+    async heartbeat(ctx, event) {
+      requestAssign(ctx);
+      const { agent_id, active_item_id } = event as BusEvent<"heartbeat">;
+      if (active_item_id) await _renewIfHeld(ctx, active_item_id, agent_id);
+    },
     agent_status: requestAssign,
     agent_resumed: requestAssign,
     transition: requestAssign,
@@ -103,6 +108,19 @@ async function _archiveDone(ctx: Context) {
       ),
     ),
   );
+}
+
+/** A heartbeat renews the claim it names once less than half of the lease is left (not a commit per beat). */
+async function _renewIfHeld(ctx: Context, id: string, agent: string) {
+  const row = ctx.db.query<{ json: string }, [string, string]>("SELECT json FROM items WHERE id = ? AND holder = ?").get(id, agent);
+  const claim = row ? (JSON.parse(row.json) as Item).claim : null;
+  if (!claim) return;
+  const expires = Date.parse(claim.expires_at);
+  const lease = expires - Date.parse(claim.renewed_at ?? claim.claimed_at);
+  if (expires - ctx.clock.now() >= lease / 2) return;
+  await ctx.ops.run("item.renew", { id, agent, ttl_secs: Math.max(1, Math.round(lease / 1000)) }, { via: "internal" }).catch((err) => {
+    ctx.log.debug("Cannot renew on heartbeat", { item: id, error: err as Error });
+  });
 }
 
 async function _once(key: string, fn: () => Promise<unknown>) {
