@@ -9,6 +9,8 @@ import { DroverError } from "../core/errors.ts";
 import { findProject, pathsFor } from "../core/paths.ts";
 import { VERSION } from "../runtime.ts";
 import { runDoctor } from "./doctor.ts";
+import { parseClaudeHook, parseCodexNotify, runHookSafely } from "./hook.ts";
+import { integrate } from "./integrate/index.ts";
 import { initProject } from "./init.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
@@ -130,4 +132,32 @@ function _self(): string {
   return Bun.isStandaloneExecutable ? process.execPath : `${process.execPath} ${process.argv[1]}`;
 }
 
-export const builtinCommands = { init, serve, status, reconcile, doctor, version, demo } as Record<string, CommandDef<any>>;
+const hookClaude = defineCommand({
+  meta: { name: "claude", description: "Claude Code hook: reads the hook's JSON on stdin, writes a heartbeat; always exits 0" },
+  async run() {
+    _exitSoon();
+    const text = await Bun.stdin.text();
+    runHookSafely(() => parseClaudeHook(text), { prefix: "claude" });
+  },
+});
+
+const hookCodex = defineCommand({
+  meta: { name: "codex", description: "Codex notify hook: reads the JSON argument, writes a heartbeat; always exits 0" },
+  args: { payload: { type: "positional", required: false, description: "The notification JSON Codex passes" } },
+  run({ args }) {
+    _exitSoon();
+    runHookSafely(() => parseCodexNotify(String(args.payload ?? "")), { prefix: "codex" });
+  },
+});
+
+const hook = defineCommand({
+  meta: { name: "hook", description: "Agent hooks that turn lifecycle events into heartbeats (see drover integrate)" },
+  subCommands: { claude: hookClaude, codex: hookCodex } as Record<string, CommandDef<any>>,
+});
+
+/** A hook must never hold its agent up: whatever happens, this process is gone well within a second. */
+function _exitSoon() {
+  setTimeout(() => process.exit(0), 400).unref();
+}
+
+export const builtinCommands = { init, serve, status, reconcile, doctor, version, demo, hook, integrate } as Record<string, CommandDef<any>>;

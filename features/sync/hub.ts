@@ -6,10 +6,11 @@
  * replays the tree diff from `applied_head` to the branch head.
  */
 import type { Database } from "bun:sqlite";
-import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { iso, type Clock } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
+import { writeFileAtomic } from "../../core/files.ts";
 import { canonicalJson } from "../../core/json.ts";
 import type { Bus } from "../../core/bus.ts";
 import type { EventCause } from "../../core/events.ts";
@@ -346,15 +347,5 @@ function _readWorking(dir: string, path: string): string | null {
 }
 
 function _writeWorking(dir: string, path: string, content: string | null) {
-  const file = join(dir, path);
-  if (content === null) return rmSync(file, { force: true });
-  const tmp = `${file}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, content);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
-    mkdirSync(dirname(file), { recursive: true }); // first file of its shard: make the folder only then
-    writeFileSync(tmp, content);
-  }
-  renameSync(tmp, file);
+  writeFileAtomic(join(dir, path), content);
 }

@@ -1,0 +1,187 @@
+/** Agents plug in: Claude Code and Codex hooks, MCP registration, the agent instructions. */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseClaudeHook, recordHook, THROTTLE_MS } from "../cli/hook.ts";
+import { canonicalJson } from "../core/json.ts";
+import { itemPath } from "../features/pipeline/item.ts";
+import { BINARY, cli, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
+
+let project: Awaited<ReturnType<typeof tempProject>>;
+beforeEach(async () => (project = await tempProject()));
+afterEach(() => project.cleanup());
+
+const fixture = (event: string, cwd: string) => readFileSync(join(ROOT, "test", "fixtures", "claude-hooks", `${event}.json`), "utf8").replace('"CWD"', JSON.stringify(cwd));
+const beat = (agent: string) => JSON.parse(readFileSync(join(project.paths.hub, "heartbeats", `${agent}.json`), "utf8"));
+
+describe("drover hook claude", () => {
+  test("each hook event becomes a heartbeat with the right state; other events are ignored", () => {
+    const env = {};
+    const expected: Array<[string, string]> = [["SessionStart", "idle"], ["PostToolUse", "working"], ["Stop", "idle"], ["SessionEnd", "exiting"]];
+    let now = Date.parse("2026-09-01T10:00:00Z");
+    for (const [event, state] of expected) {
+      const out = recordHook(parseClaudeHook(fixture(event, project.dir))!, { prefix: "claude", env, now: (now += 1000) });
+      expect(out).toEqual({ agent: "claude-8f14e45f", item: null, state: state as never, written: true });
+      expect(beat("claude-8f14e45f")).toMatchObject({ state, active_item_id: null, last_heartbeat: new Date(now).toISOString() });
+    }
+    expect(parseClaudeHook(fixture("Notification", project.dir))).toBeNull();
+  });
+
+  test("a burst of tool calls writes once per 15 s; a change of state is written at once", () => {
+    const input = parseClaudeHook(fixture("PostToolUse", project.dir))!;
+    const t0 = Date.parse("2026-09-01T10:00:00Z");
+    const writes = Array.from({ length: 50 }, (_, i) => recordHook(input, { prefix: "claude", env: {}, now: t0 + i * 200 }).written);
+    expect(writes.filter(Boolean)).toHaveLength(1);
+    expect(recordHook(input, { prefix: "claude", env: {}, now: t0 + THROTTLE_MS }).written).toBe(true);
+    const stop = parseClaudeHook(fixture("Stop", project.dir))!;
+    expect(recordHook(stop, { prefix: "claude", env: {}, now: t0 + THROTTLE_MS + 10 }).written).toBe(true);
+    expect(beat("claude-8f14e45f").state).toBe("idle");
+  });
+
+  test("identity: DROVER_AGENT, else the holder of the worktree's item, else the session", () => {
+    const worktree = join(project.paths.worktrees, "k7q2m", "src");
+    mkdirSync(worktree, { recursive: true });
+    const item = { id: "k7q2m", claim: { agent_id: "agent-7" } };
+    mkdirSync(join(project.paths.hub, "items", "k7"), { recursive: true });
+    writeFileSync(join(project.paths.hub, itemPath("k7q2m")), canonicalJson(item));
+    const input = parseClaudeHook(fixture("PostToolUse", worktree))!;
+    expect(recordHook(input, { prefix: "claude", env: {}, now: 1 })).toMatchObject({ agent: "agent-7", item: "k7q2m" });
+    expect(recordHook(input, { prefix: "claude", env: { DROVER_AGENT: "named" }, now: 2 })).toMatchObject({ agent: "named", item: "k7q2m" });
+    expect(beat("agent-7").active_item_id).toBe("k7q2m");
+  });
+
+  test("the compiled hook exits 0 within 500 ms with the daemon down, the hub locked, or garbage on stdin", async () => {
+    const timed = async (stdin: string) => {
+      const started = performance.now();
+      const proc = Bun.spawn([BINARY, "hook", "claude"], { cwd: project.dir, stdin: new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+      const code = await proc.exited;
+      return { code, ms: performance.now() - started };
+    };
+    const down = await timed(fixture("PostToolUse", project.dir));
+    expect(down.code).toBe(0);
+    expect(down.ms).toBeLessThan(500);
+    expect(beat("claude-8f14e45f").state).toBe("working");
+
+    const holder = Bun.spawn(
+      [process.execPath, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "features/sync/lock.ts"))}); const l = createFileLock(${JSON.stringify(project.paths.lock)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
+      { stdout: "pipe" },
+    );
+    await holder.stdout.getReader().read();
+    const locked = await timed(fixture("Stop", project.dir));
+    holder.kill("SIGKILL");
+    expect(locked.code).toBe(0);
+    expect(locked.ms).toBeLessThan(500);
+    expect(beat("claude-8f14e45f").state).toBe("idle"); // recorded despite the lock
+
+    for (const garbage of ["not json", "", '{"hook_event_name": 5}', "x".repeat(1_000_000)]) {
+      const r = await timed(garbage);
+      expect(r.code).toBe(0);
+      expect(r.ms).toBeLessThan(500);
+    }
+    expect(readFileSync(join(project.paths.dir, "hooks.log"), "utf8")).toContain("JSON Parse error");
+  });
+
+  test("drover hook codex maps a finished turn to idle", async () => {
+    const payload = JSON.stringify({ type: "agent-turn-complete", "thread-id": "b5f6c1c2-1111", "turn-id": "12345", cwd: project.dir, "input-messages": ["x"], "last-assistant-message": "done" });
+    const r = await cli(["hook", "codex", payload], project.dir);
+    expect(r.code).toBe(0);
+    expect(beat("codex-b5f6c1c2")).toMatchObject({ state: "idle" });
+  });
+});
+
+describe("drover integrate", () => {
+  test("claude: the user's settings are kept in meaning, our hooks are added once, a rerun changes nothing", async () => {
+    const mine = {
+      permissions: { allow: ["Bash(npm test:*)"], deny: ["Read(./.env)"] },
+      hooks: {
+        PostToolUse: [{ matcher: "Write|Edit", hooks: [{ type: "command", command: "npx prettier --write" }] }],
+        Stop: [{ hooks: [{ type: "command", command: "say done" }] }],
+      },
+      model: "opus",
+    };
+    const file = join(project.dir, ".claude", "settings.json");
+    mkdirSync(join(project.dir, ".claude"));
+    writeFileSync(file, JSON.stringify(mine, null, 4));
+    expect((await cli(["integrate", "claude"], project.dir)).code).toBe(0);
+    const merged = JSON.parse(readFileSync(file, "utf8"));
+    expect(merged.permissions).toEqual(mine.permissions);
+    expect(merged.model).toBe("opus");
+    expect(merged.hooks.PostToolUse[0]).toEqual(mine.hooks.PostToolUse[0]);
+    expect(merged.hooks.Stop[0]).toEqual(mine.hooks.Stop[0]);
+    for (const event of ["SessionStart", "PostToolUse", "Stop", "SessionEnd"]) {
+      const ours = merged.hooks[event].filter((g: any) => g.hooks.some((h: any) => h.command === "drover hook claude"));
+      expect({ event, n: ours.length }).toEqual({ event, n: 1 });
+    }
+    expect(merged.hooks.PostToolUse[1].matcher).toBe("*");
+    const before = readFileSync(file, "utf8");
+    const mtime = statSync(file).mtimeMs;
+    expect((await cli(["integrate", "claude"], project.dir)).code).toBe(0);
+    expect(readFileSync(file, "utf8")).toBe(before);
+    expect(statSync(file).mtimeMs).toBe(mtime);
+    expect(readFileSync(join(project.dir, ".mcp.json"), "utf8")).not.toContain(readFileSync(project.paths.token, "utf8").trim());
+  });
+
+  test("claude: a settings file that is not JSON is left alone with a clear error", async () => {
+    mkdirSync(join(project.dir, ".claude"));
+    writeFileSync(join(project.dir, ".claude", "settings.local.json"), "{ oops");
+    const r = await cli(["integrate", "claude", "--local"], project.dir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("is not valid JSON (left as it is)");
+    expect(readFileSync(join(project.dir, ".claude", "settings.local.json"), "utf8")).toBe("{ oops");
+  });
+
+  test("an MCP client configured exactly as .mcp.json says lists drover's tools", async () => {
+    const daemon = await startDaemonProcess([BINARY], project.paths);
+    try {
+      expect((await cli(["integrate", "claude"], project.dir)).code).toBe(0);
+      const entry = JSON.parse(readFileSync(join(project.dir, ".mcp.json"), "utf8")).mcpServers.drover;
+      const env: Record<string, string> = { DROVER_TOKEN: daemon.token };
+      const expand = (s: string) => s.replace(/\$\{([A-Z_]+)\}/g, (_, name) => env[name] ?? "");
+      const headers = Object.fromEntries(Object.entries(entry.headers as Record<string, string>).map(([k, v]) => [k, expand(v)]));
+      const client = new Client({ name: "as-configured", version: "1" });
+      await client.connect(new StreamableHTTPClientTransport(new URL(expand(entry.url)), { requestInit: { headers } }));
+      expect((await client.listTools()).tools.map((t) => t.name)).toContain("item.next");
+      await client.close();
+      const check = await cli(["integrate", "--check"], project.dir, { DROVER_TOKEN: daemon.token });
+      expect(check.stdout).toMatch(/daemon\s+true\s+answers at .* with the token/);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test("codex --write merges into config.toml, keeps the user's keys, and a rerun changes nothing", async () => {
+    const file = join(project.dir, "codex.toml");
+    writeFileSync(file, 'model = "o4"\n\n[mcp_servers.other]\ncommand = "x"\n');
+    expect((await cli(["integrate", "codex", "--write", file], project.dir)).code).toBe(0);
+    const once = readFileSync(file, "utf8");
+    const parsed = Bun.TOML.parse(once) as any;
+    expect(parsed.model).toBe("o4");
+    expect(parsed.notify).toEqual(["drover", "hook", "codex"]);
+    expect(parsed.mcp_servers.other).toEqual({ command: "x" });
+    expect(parsed.mcp_servers.drover).toMatchObject({ bearer_token_env_var: "DROVER_TOKEN" });
+    expect((await cli(["integrate", "codex", "--write", file], project.dir)).code).toBe(0);
+    expect(readFileSync(file, "utf8")).toBe(once);
+    const own = join(project.dir, "own-notify.toml");
+    writeFileSync(own, 'notify = ["my-notifier"]\n');
+    const r = await cli(["integrate", "codex", "--write", own], project.dir);
+    expect(r.stderr).toContain("already sets notify");
+    expect((Bun.TOML.parse(readFileSync(own, "utf8")) as any).notify).toEqual(["my-notifier"]);
+  });
+
+  test("agents-md writes the workflow between markers and replaces it on rerun", async () => {
+    const file = join(project.dir, "AGENTS.md");
+    writeFileSync(file, "# My project\n\nOur rules.\n");
+    expect((await cli(["integrate", "agents-md"], project.dir)).code).toBe(0);
+    const text = readFileSync(file, "utf8");
+    expect(text.startsWith("# My project\n\nOur rules.\n")).toBe(true);
+    expect(text).toContain("drover item next --agent");
+    writeFileSync(file, text.replace("Take work atomically", "OLD TEXT") + "\nAfter.\n");
+    expect((await cli(["integrate", "agents-md"], project.dir)).code).toBe(0);
+    const again = readFileSync(file, "utf8");
+    expect(again).not.toContain("OLD TEXT");
+    expect(again.endsWith("After.\n")).toBe(true);
+    expect(again.match(/drover:start/g)).toHaveLength(1);
+  });
+});
