@@ -15,6 +15,7 @@ import { findProject, type Paths } from "./core/paths.ts";
 import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
 import { migrate, openStore } from "./core/store.ts";
 import { createTicker, type Ticker } from "./core/ticker.ts";
+import gateway from "./features/gateway/index.ts";
 import heartbeats from "./features/heartbeats/index.ts";
 import pipeline from "./features/pipeline/index.ts";
 import sync from "./features/sync/index.ts";
@@ -22,7 +23,7 @@ import timers from "./features/timers/index.ts";
 import triggers from "./features/triggers/index.ts";
 
 /** Every feature, in start order (a feature's services exist before the features after it set up). */
-export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers];
+export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway];
 
 export const VERSION = "0.1.0";
 

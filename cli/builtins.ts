@@ -6,6 +6,8 @@ import { join } from "node:path";
 import { defineCommand, type CommandDef } from "citty";
 import { readDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
+import { readToken } from "../core/identity.ts";
+import { createLogger } from "../core/logger.ts";
 import { findProject, pathsFor } from "../core/paths.ts";
 import { VERSION } from "../runtime.ts";
 import { runDoctor } from "./doctor.ts";
@@ -59,6 +61,7 @@ const status = defineCommand({
         version: VERSION,
         daemon: daemon ? { pid: daemon.pid, url: daemon.url, started_at: daemon.started_at } : null,
         hub: { remote: sync.remote, branch: sync.branch, head: sync.head, pending_ops: sync.pending_ops },
+        gateway: await _relayStatus(paths, daemon?.url ?? null, rt.ctx.config.gateway.url),
       };
     });
     if (args.json) return console.log(JSON.stringify(report, null, 2));
@@ -67,6 +70,7 @@ const status = defineCommand({
         ...report,
         daemon: daemon ? `running, pid ${daemon.pid}, ${daemon.url ?? "starting"}` : "not running",
         hub: `${report.hub.branch} @ ${String(report.hub.head ?? "-").slice(0, 10)}, ${report.hub.remote ? `remote "${report.hub.remote}"` : "local only"}, ${report.hub.pending_ops} ops pending`,
+        gateway: report.gateway.configured ? `${report.gateway.url}: ${report.gateway.connected ? "relay connected" : `relay not connected${report.gateway.last_error ? ` (${report.gateway.last_error})` : ""}`}` : "none",
       }),
     );
   },
@@ -88,6 +92,28 @@ const doctor = defineCommand({
     const checks = await runDoctor(process.cwd());
     console.log(args.json ? JSON.stringify(checks, null, 2) : renderResult(checks.map((c) => ({ ...c, ok: c.ok ? "ok" : "FAIL" }))));
     if (checks.slice(0, 3).some((c) => !c.ok)) process.exitCode = 3;
+  },
+});
+
+const gateway = defineCommand({
+  meta: { name: "gateway", description: "Run the gateway: every project's agents and pipeline in one place" },
+  args: {
+    config: { type: "string", required: true, description: "gateway.toml: token for readers, [[project]] name and token" },
+    host: { type: "string", description: "Address to bind (default 127.0.0.1)" },
+    port: { type: "string", description: "Port (default 4380; 0 for any free one)" },
+  },
+  async run({ args }) {
+    const { loadGatewayConfig } = await import("../features/gateway/config.ts");
+    const { startGateway } = await import("../features/gateway/server.ts");
+    const port = args.port === undefined ? 4380 : Number(args.port);
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) throw new DroverError("invalid_input", `Invalid "--port": "${args.port}" is not a port number`);
+    const config = await loadGatewayConfig(args.config);
+    const running = startGateway(config, { host: args.host ?? "127.0.0.1", port, log: createLogger("gateway") });
+    const stop = () => void running.stop().then(() => process.exit(0));
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+    console.log(`drover gateway ${VERSION} at ${running.url} for ${config.project.map((p) => `"${p.name}"`).join(", ")} (pid ${process.pid})`);
+    await new Promise(() => undefined);
   },
 });
 
@@ -127,6 +153,19 @@ const demo = defineCommand({
   },
 });
 
+/** The daemon's relay state, asked of the daemon (the relay lives there). */
+async function _relayStatus(paths: ReturnType<typeof findProject>, daemonUrl: string | null, gatewayUrl: string) {
+  if (!gatewayUrl) return { configured: false, connected: false } as Record<string, unknown>;
+  if (!daemonUrl) return { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon is not running" } as Record<string, unknown>;
+  const res = await fetch(`${daemonUrl}/api/ops/gateway.status`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${readToken(paths)}`, "content-type": "application/json" },
+    body: "{}",
+    signal: AbortSignal.timeout(2000),
+  }).catch(() => null);
+  return ((await res?.json().catch(() => null)) ?? { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon did not answer" }) as Record<string, unknown>;
+}
+
 /** How to call this drover again from a shell, compiled or from source. */
 function _self(): string {
   return Bun.isStandaloneExecutable ? process.execPath : `${process.execPath} ${process.argv[1]}`;
@@ -160,4 +199,4 @@ function _exitSoon() {
   setTimeout(() => process.exit(0), 400).unref();
 }
 
-export const builtinCommands = { init, serve, status, reconcile, doctor, version, demo, hook, integrate } as Record<string, CommandDef<any>>;
+export const builtinCommands = { init, serve, status, reconcile, doctor, version, demo, hook, integrate, gateway } as Record<string, CommandDef<any>>;
