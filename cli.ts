@@ -10,9 +10,14 @@ import { builtinCommands } from "./cli/builtins.ts";
 import { DroverError } from "./core/errors.ts";
 import { features, VERSION } from "./runtime.ts";
 
+const _ops = opCommands(features);
+for (const name of Object.keys(builtinCommands)) {
+  if (name in _ops) throw new Error(`Command "${name}" is both a built-in and an op group`);
+}
+
 export const main = defineCommand({
   meta: { name: "drover", version: VERSION, description: "Coordinates a team of AI coding agents on one git repository" },
-  subCommands: { ...builtinCommands, ...opCommands(features) },
+  subCommands: { ...builtinCommands, ..._ops },
 });
 
 /** Runs the CLI with the given arguments and returns the exit code. */

@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync 
 import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
+import { gatewayRow } from "./gateway.ts";
 import { heartbeatRows } from "./heartbeats.ts";
 import { timerRows } from "./timers.ts";
 import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, type Row } from "./lib.ts";
@@ -25,6 +26,7 @@ try {
   rows.push(await httpOpsRow(small));
   rows.push(...(await heartbeatRows(await project(), { quick })));
   rows.push(...(await timerRows(await project(), { quick })));
+  rows.push(await gatewayRow({ quick }));
   const big = await project();
   await seedItems(big, quick ? 2000 : 10_000);
   rows.push(await reconcileRow(big, quick ? 2000 : 10_000));

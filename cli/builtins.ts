@@ -157,7 +157,7 @@ const demo = defineCommand({
 async function _relayStatus(paths: ReturnType<typeof findProject>, daemonUrl: string | null, gatewayUrl: string) {
   if (!gatewayUrl) return { configured: false, connected: false } as Record<string, unknown>;
   if (!daemonUrl) return { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon is not running" } as Record<string, unknown>;
-  const res = await fetch(`${daemonUrl}/api/ops/gateway.status`, {
+  const res = await fetch(`${daemonUrl}/api/ops/relay.status`, {
     method: "POST",
     headers: { authorization: `Bearer ${readToken(paths)}`, "content-type": "application/json" },
     body: "{}",

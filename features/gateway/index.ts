@@ -1,6 +1,6 @@
 /**
  * @module Feature `gateway`: the relay that connects this daemon to a gateway (`gateway.url` or
- * `DROVER_GATEWAY_URL`), and `gateway.status`. The gateway itself is `drover gateway` (./server.ts).
+ * `DROVER_GATEWAY_URL`), and `relay.status`. The gateway itself is `drover gateway` (./server.ts).
  */
 import { basename } from "node:path";
 import { z } from "zod";
@@ -16,7 +16,7 @@ declare module "../../core/feature.ts" {
 export default defineFeature({
   name: "gateway",
   ops: {
-    "gateway.status": defineOp({
+    "relay.status": defineOp({
       description: "Whether this daemon's relay to the gateway is connected",
       input: z.strictObject({}),
       run(ctx) {

@@ -78,7 +78,10 @@ export const heartbeatOps = {
   }),
 };
 
-/** Every agent with a heartbeat file, read now (CLI and daemon alike). */
+/**
+ * Every agent with a heartbeat file: in the daemon from the monitor's snapshot (kept current by the watchers),
+ * in a CLI process read from the folder now.
+ */
 export function listAgents(ctx: Context, all: boolean): AgentRow[] {
   const now = ctx.clock.now();
   const thresholds = { idleAfterMs: ctx.config.heartbeats.idle_after_secs * 1000, staleAfterMs: ctx.config.heartbeats.stale_after_secs * 1000 };
@@ -86,7 +89,14 @@ export function listAgents(ctx: Context, all: boolean): AgentRow[] {
     ctx.db.query<{ agent_id: string; until: string }, [string]>("SELECT agent_id, until FROM agent_pauses WHERE until > ?").all(iso(now)).map((r) => [r.agent_id, r.until]),
   );
   const rows: AgentRow[] = [];
-  for (const { file, result: parsed } of readHeartbeatDir(join(ctx.paths.hub, "heartbeats"))) {
+  const files =
+    ctx.mode === "daemon"
+      ? [
+          ...[...ctx.services.heartbeats.monitor.agents().values()].map((s) => ({ file: `${s.heartbeat.agent_id}.json`, result: { heartbeat: s.heartbeat } })),
+          ...ctx.services.heartbeats.monitor.invalid().map((i) => ({ file: i.file, result: { error: i.reason } })),
+        ]
+      : readHeartbeatDir(join(ctx.paths.hub, "heartbeats"));
+  for (const { file, result: parsed } of files) {
     if ("error" in parsed) {
       if (all) rows.push({ ..._blank(file.replace(/\.json$/, "")), status: "invalid", reason: parsed.error });
       continue;

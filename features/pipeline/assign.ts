@@ -7,6 +7,9 @@ import type { Context } from "../../core/feature.ts";
 import type { AgentRow } from "../heartbeats/ops.ts";
 import type { Item } from "./item.ts";
 
+/** Requests within this long make one run (events come in bursts: one op publishes several). */
+const COALESCE_MS = 50;
+
 export interface AutoAssign {
   /** Asks for a run soon; many requests make one run. */
   request(): void;
@@ -17,6 +20,7 @@ export interface AutoAssign {
 export function createAutoAssign(ctx: Context): AutoAssign {
   let running: Promise<number> | null = null;
   let again = false;
+  let scheduled = false;
 
   async function once(): Promise<number> {
     if (!ctx.config.pipeline.auto_assign) return 0;
@@ -64,7 +68,13 @@ export function createAutoAssign(ctx: Context): AutoAssign {
     run,
     request() {
       if (running) again = true;
-      else setTimeout(() => void run(), 0);
+      else if (!scheduled) {
+        scheduled = true;
+        setTimeout(() => {
+          scheduled = false;
+          void run();
+        }, COALESCE_MS).unref?.();
+      }
     },
   };
 }
