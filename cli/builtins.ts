@@ -1,15 +1,12 @@
-/** @module The commands that are not ops: init, serve, status, reconcile, demo, version. */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+/** @module The commands that are not ops: init, serve, status, reconcile, doctor, dashboard, hook, gateway… */
 import { defineCommand, type CommandDef } from "citty";
 import { readDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
 import { readToken } from "../core/identity.ts";
 import { createLogger } from "../core/logger.ts";
-import { findProject, pathsFor } from "../core/paths.ts";
+import { findProject } from "../core/paths.ts";
 import { VERSION } from "../runtime.ts";
+import { demo, demoAgent } from "./demo.ts";
 import { runDoctor } from "./doctor.ts";
 import { parseClaudeHook, parseCodexNotify, runHookSafely } from "./hook.ts";
 import { integrate } from "./integrate/index.ts";
@@ -124,32 +121,17 @@ const version = defineCommand({
   },
 });
 
-const demo = defineCommand({
-  meta: { name: "demo", description: "Run drover on a throwaway project in a temp folder (what npm start does)" },
-  args: { port: { type: "string", description: "Port (default: any free one)" } },
+const dashboard = defineCommand({
+  meta: { name: "dashboard", description: "Print (and, in a terminal with a browser, open) the dashboard's URL with the token" },
+  args: { open: { type: "boolean", default: true, description: "Open it in a browser when one is there" } },
   async run({ args }) {
-    const dir = mkdtempSync(join(tmpdir(), "drover-demo-"));
-    execFileSync("git", ["init", "-q", dir]);
-    await initProject(dir, { local: true });
-    const paths = pathsFor(dir);
-    const { startDaemon, stopOnSignals } = await import("./daemon.ts");
-    const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
-    stopOnSignals(daemon);
-    for (const title of ["Write the README", "Add a login page", "Fix the flaky test"]) {
-      await daemon.rt.ops.run("item.create", { title }, { via: "internal" });
-    }
-    process.once("exit", () => rmSync(dir, { recursive: true, force: true }));
-    console.log(
-      [
-        `drover ${VERSION} demo project: ${dir}`,
-        `  URL:   ${daemon.server.url}`,
-        `  token: ${daemon.token}`,
-        `  try:   curl -H "Authorization: Bearer ${daemon.token}" ${daemon.server.url}/api/items`,
-        `         cd ${dir} && ${_self()} items list`,
-        "Ctrl-C stops it and removes the folder.",
-      ].join("\n"),
-    );
-    await new Promise(() => undefined);
+    const paths = findProject();
+    const daemon = readDaemon(paths);
+    if (!daemon?.url) throw new DroverError("not_initialized", 'Cannot show the dashboard: no daemon is running here (start one with "drover serve")');
+    const link = `${daemon.url}/#token=${readToken(paths)}`;
+    console.log(link);
+    const opener = process.platform === "darwin" ? "open" : "xdg-open";
+    if (args.open && process.stdout.isTTY && Bun.which(opener)) Bun.spawn([opener, link], { stdout: "ignore", stderr: "ignore" }).unref();
   },
 });
 
@@ -166,10 +148,6 @@ async function _relayStatus(paths: ReturnType<typeof findProject>, daemonUrl: st
   return ((await res?.json().catch(() => null)) ?? { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon did not answer" }) as Record<string, unknown>;
 }
 
-/** How to call this drover again from a shell, compiled or from source. */
-function _self(): string {
-  return Bun.isStandaloneExecutable ? process.execPath : `${process.execPath} ${process.argv[1]}`;
-}
 
 const hookClaude = defineCommand({
   meta: { name: "claude", description: "Claude Code hook: reads the hook's JSON on stdin, writes a heartbeat; always exits 0" },
@@ -199,4 +177,4 @@ function _exitSoon() {
   setTimeout(() => process.exit(0), 400).unref();
 }
 
-export const builtinCommands = { init, serve, status, reconcile, doctor, version, demo, hook, integrate, gateway } as Record<string, CommandDef<any>>;
+export const builtinCommands = { init, serve, status, reconcile, doctor, dashboard, version, demo, "demo-agent": demoAgent, hook, integrate, gateway } as Record<string, CommandDef<any>>;

@@ -10,6 +10,7 @@ import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DroverError, toDroverError } from "../core/errors.ts";
 import type { Runtime } from "../runtime.ts";
 import { readJsonObject } from "./body.ts";
+import { dashboardHtml } from "./dashboard.ts";
 import { createMcpHandler } from "./mcp.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
@@ -33,6 +34,7 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
       uptime_secs: Math.floor((Date.now() - options.startedAt) / 1000),
     }),
   );
+  app.get("/", (c) => c.html(dashboardHtml));
   app.use("*", async function requireToken(c, next) {
     if (!checkToken(c.req.raw, options.token)) throw new DroverError("unauthorized", "Missing or wrong bearer token");
     await next();

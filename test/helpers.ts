@@ -63,8 +63,8 @@ export interface DaemonProc {
 }
 
 /** Starts `serve --port 0` as a process (source or compiled) and waits until `daemon.json` names its URL. */
-export async function startDaemonProcess(cmd: string[], paths: Paths, env: Record<string, string> = {}): Promise<DaemonProc> {
-  const proc = Bun.spawn([...cmd, "serve", "--port", "0"], { cwd: paths.root, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+export async function startDaemonProcess(cmd: string[], paths: Paths, env: Record<string, string> = {}, port = 0): Promise<DaemonProc> {
+  const proc = Bun.spawn([...cmd, "serve", "--port", String(port)], { cwd: paths.root, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
@@ -121,6 +121,14 @@ export async function wsClient(url: string, token?: string) {
     },
     close: () => ws.close(),
   };
+}
+
+/** A port that was free a moment ago (for a daemon that must come back on the same one). */
+export async function freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = s.port!;
+  await s.stop(true);
+  return port;
 }
 
 /** Calls the daemon's API with the token. */

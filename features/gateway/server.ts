@@ -13,6 +13,7 @@ import { DroverError } from "../../core/errors.ts";
 import type { BusEvent } from "../../core/events.ts";
 import type { Logger } from "../../core/logger.ts";
 import { checkToken } from "../../server/app.ts";
+import { dashboardHtml } from "../../server/dashboard.ts";
 import { createWsHub, type WsClient } from "../../server/ws.ts";
 import type { GatewayConfig } from "./config.ts";
 import { createGatewayState } from "./state.ts";
@@ -47,6 +48,7 @@ export function startGateway(config: GatewayConfig, options: { host: string; por
   });
   app.notFound((c) => c.json({ error: { code: "not_found", message: `Cannot find route "${c.req.method} ${c.req.path}"` } }, 404));
   app.get("/health", (c) => c.json({ ok: true, role: "gateway", projects: tokens.size }));
+  app.get("/", (c) => c.html(dashboardHtml));
   app.use("*", async function requireToken(c, next) {
     if (!checkToken(c.req.raw, config.token)) throw new DroverError("unauthorized", "Missing or wrong bearer token");
     await next();

@@ -2,6 +2,7 @@
  * @module Feature `sync`: the hub (`.drover/hub`, branch `drover/hub`), its one writer, the outbox and the
  * audit log. Other features reach the hub as `ctx.services.hub`.
  */
+import { Hono } from "hono";
 import { z } from "zod";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { createHub, parseCommitMessage, type Hub } from "./hub.ts";
@@ -75,6 +76,9 @@ export default defineFeature({
         };
       },
     }),
+  },
+  handler(ctx) {
+    return new Hono().get("/api/sync", async (c) => c.json(await ctx.ops.run("sync.status", {}, { via: "http" })));
   },
   async reconcile(ctx) {
     const files = await ctx.services.hub.catchUp();

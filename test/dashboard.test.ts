@@ -1,0 +1,86 @@
+/**
+ * The dashboard in real headless Chromium (Debian's package, driven by playwright-core) against the compiled
+ * daemon. Screenshots go to test-artifacts/dashboard/ so a person can look at them.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { chromium, type Browser, type Page } from "playwright-core";
+import { api, BINARY, cli, freePort, ROOT, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
+
+export const SCREENSHOTS = join(ROOT, "test-artifacts", "dashboard");
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+let project: Awaited<ReturnType<typeof tempProject>>;
+let daemon: DaemonProc;
+let browser: Browser;
+let page: Page;
+let port: number;
+
+beforeAll(async () => {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n' });
+  port = await freePort();
+  daemon = await startDaemonProcess([BINARY], project.paths, {}, port);
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+  });
+  page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+}, 30_000);
+afterAll(async () => {
+  await browser?.close();
+  await daemon?.stop();
+  project?.cleanup();
+});
+
+describe("dashboard", () => {
+  test("without the token the page asks for it and shows no data", async () => {
+    await api(daemon.url, daemon.token, "/api/items", { title: "secret plans" });
+    await page.goto(daemon.url + "/");
+    await page.waitForSelector("#login:not(.hidden)");
+    expect(await page.isHidden("#app")).toBe(true);
+    expect(await page.content()).not.toContain("secret plans");
+    await page.screenshot({ path: join(SCREENSHOTS, "1-no-token.png") });
+    await page.fill("#token-input", "wrong-token");
+    await page.click("#login button");
+    await page.waitForSelector("#login-error:has-text('refused')");
+  });
+
+  test("with the token: agents with their status and the pipeline as a board", async () => {
+    await api(daemon.url, daemon.token, "/api/agents/ada/heartbeat", {});
+    const item = (await api(daemon.url, daemon.token, "/api/items", { title: "Add a login page", labels: ["ui"] })).body;
+    await api(daemon.url, daemon.token, `/api/items/${item.id}/claim`, { agent: "ada" });
+    await page.goto(`${daemon.url}/#token=${daemon.token}`);
+    await page.waitForSelector('[data-agent="ada"] .dot.active');
+    await page.waitForSelector(`.col[data-stage="backlog"] [data-item="${item.id}"]:has-text("ada")`);
+    expect(page.url()).not.toContain(daemon.token); // the token leaves the address bar
+    expect(await page.textContent("#conn-text")).toBe("live");
+    await page.screenshot({ path: join(SCREENSHOTS, "2-board.png"), fullPage: true });
+  });
+
+  test("a heartbeat and an item move done through the CLI appear without reload within 1 s", async () => {
+    const item = (await api(daemon.url, daemon.token, "/api/items", { title: "Fix the flaky test" })).body;
+    await page.waitForSelector(`[data-item="${item.id}"]`);
+    expect((await cli(["heartbeat", "--agent", "grace", "--state", "working"], project.dir)).code).toBe(0);
+    let started = Date.now();
+    await page.waitForSelector('[data-agent="grace"]', { timeout: 1000 });
+    console.log(`cli heartbeat visible after ${Date.now() - started} ms`);
+    expect((await cli(["item", "move", "--id", item.id, "--to", "coding", "--force"], project.dir)).code).toBe(0);
+    started = Date.now();
+    await page.waitForSelector(`.col[data-stage="coding"] [data-item="${item.id}"]`, { timeout: 1000 });
+    console.log(`cli move visible after ${Date.now() - started} ms`);
+    await page.screenshot({ path: join(SCREENSHOTS, "3-live.png"), fullPage: true });
+  });
+
+  test("after the daemon restarts the page reconnects and is correct again", async () => {
+    await daemon.stop();
+    await page.waitForSelector("#conn-text:has-text('reconnecting')");
+    const created = await cli(["item", "create", "--title", "Made while the daemon was down", "--json"], project.dir);
+    const id = JSON.parse(created.stdout).id;
+    daemon = await startDaemonProcess([BINARY], project.paths, {}, port);
+    await page.waitForSelector("#conn-text:has-text('live')", { timeout: 15_000 });
+    await page.waitForSelector(`[data-item="${id}"]`, { timeout: 2000 });
+    await page.screenshot({ path: join(SCREENSHOTS, "4-after-restart.png"), fullPage: true });
+  }, 30_000);
+});
