@@ -6,6 +6,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { chromium, type Browser, type Page } from "playwright-core";
+import { createLogger } from "../core/logger.ts";
+import { startGateway } from "../features/gateway/server.ts";
 import { api, BINARY, cli, freePort, ROOT, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
 
 export const SCREENSHOTS = join(ROOT, "test-artifacts", "dashboard");
@@ -82,5 +84,36 @@ describe("dashboard", () => {
     await page.waitForSelector("#conn-text:has-text('live')", { timeout: 15_000 });
     await page.waitForSelector(`[data-item="${id}"]`, { timeout: 2000 });
     await page.screenshot({ path: join(SCREENSHOTS, "4-after-restart.png"), fullPage: true });
+  }, 30_000);
+});
+
+describe("dashboard on the gateway", () => {
+  test("a project picker, an overview of every project, and the chosen project's agents and board", async () => {
+    const gw = startGateway(
+      { token: "reader-token-0123456789", project: [{ name: "webapp", token: "webapp-token-0123456789" }, { name: "infra", token: "infra-token-0123456789" }] },
+      { host: "127.0.0.1", port: 0, log: createLogger("gw", { level: "error" }) },
+    );
+    const relayed = await tempProject({
+      config: `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[gateway]\nurl = "${gw.url}"\nproject = "infra"\ntoken = "infra-token-0123456789"\n`,
+    });
+    const d = await startDaemonProcess([BINARY], relayed.paths);
+    try {
+      await api(d.url, d.token, "/api/agents/deployer/heartbeat", {});
+      await api(d.url, d.token, "/api/items", { title: "Rotate the certificates" });
+      const gwPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+      await gwPage.goto(`${gw.url}/#token=reader-token-0123456789`);
+      await gwPage.waitForSelector("#picker:not(.hidden) option", { state: "attached" });
+      expect(await gwPage.$$eval("#picker option", (o) => o.map((x) => x.textContent))).toEqual(["webapp", "infra"]);
+      await gwPage.waitForSelector("#projects tr:has-text('infra')");
+      await gwPage.selectOption("#picker", "infra");
+      await gwPage.waitForSelector('[data-agent="deployer"]');
+      await gwPage.waitForSelector(".card:has-text('Rotate the certificates')");
+      await gwPage.screenshot({ path: join(SCREENSHOTS, "5-gateway.png"), fullPage: true });
+      await gwPage.close();
+    } finally {
+      await d.stop();
+      await gw.stop();
+      relayed.cleanup();
+    }
   }, 30_000);
 });

@@ -50,6 +50,13 @@ describe("pipeline across processes", () => {
     client.close();
   });
 
+  test("drover dashboard prints the page's link with the token (in the fragment, never sent to the server)", async () => {
+    const r = await cli(["dashboard", "--no-open"], project.dir);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(`${daemon.url}/#token=${daemon.token}`);
+    expect(await fetch(daemon.url + "/").then((res) => res.text())).toContain("<title>drover</title>");
+  });
+
   test("a hand-corrupted item file is reported by reconcile and the daemon keeps serving", async () => {
     const item = (await api(daemon.url, daemon.token, "/api/items", { title: "will be corrupted" })).body;
     writeFileSync(join(project.paths.hub, itemPath(item.id)), "\u0000garbage");
