@@ -9,7 +9,8 @@ let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
 
 beforeAll(async () => {
-  project = await tempProject();
+  // only the test reconciles: the daemon's own 30 s pass could otherwise get to a corrupted file first
+  project = await tempProject({ config: '[hub]\nremote = ""\n[reconcile]\ninterval_secs = 3600\n' });
   daemon = await startDaemonProcess([BUN, CLI], project.paths);
 });
 afterAll(async () => {
