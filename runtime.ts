@@ -21,9 +21,10 @@ import pipeline from "./features/pipeline/index.ts";
 import sync from "./features/sync/index.ts";
 import timers from "./features/timers/index.ts";
 import triggers from "./features/triggers/index.ts";
+import worktrees from "./features/worktrees/index.ts";
 
 /** Every feature, in start order (a feature's services exist before the features after it set up). */
-export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway];
+export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway, worktrees];
 
 export const VERSION = "0.1.0";
 

@@ -72,6 +72,8 @@ async function startupRows(paths: Paths): Promise<Row[]> {
 }
 
 async function httpOpsRow(paths: Paths): Promise<Row> {
+  // the op path alone: with worktrees on, every move into coding also runs `git worktree add` (git's cost)
+  await Bun.write(paths.config, '[hub]\nremote = ""\n[pipeline]\nworktrees = false\n');
   const port = await freePort();
   const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore" });
   cleanups.push(() => proc.kill("SIGKILL"));

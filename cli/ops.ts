@@ -39,6 +39,8 @@ export function opCommands(features: readonly Feature[]): Record<string, Command
 export function opCommand(name: string, op: OpDef): CommandDef<any> {
   const fields = fieldsOf(op.input);
   const args: ArgsDef = { json: { type: "boolean", description: "Print the result as JSON" } };
+  const printers = Object.entries(op.view?.flags ?? {});
+  for (const [flag, { description }] of printers) args[flag] = { type: "boolean", description };
   for (const f of fields) {
     args[f.name] = {
       type: f.kind === "boolean" ? "boolean" : "string",
@@ -50,12 +52,14 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
     meta: { name: name.split(".").at(-1), description: op.description },
     args,
     async run({ args: parsed, rawArgs }) {
-      _rejectUnknownFlags(rawArgs, fields);
+      _rejectUnknownFlags(rawArgs, fields, printers.map(([flag]) => flag));
       const raw: Record<string, unknown> = {};
       for (const f of fields) if (parsed[f.name] !== undefined) raw[f.name] = parsed[f.name];
       const result = await withRuntime((rt) => rt.ops.run(name, coerceFields(fields, raw), { via: "cli" }));
       const empty = op.view?.empty?.(result);
-      if (parsed.json) console.log(JSON.stringify(result, null, 2));
+      const printer = printers.find(([flag]) => parsed[flag]);
+      if (printer) console.log(printer[1].render(result));
+      else if (parsed.json) console.log(JSON.stringify(result, null, 2));
       else if (!empty) console.log(renderResult(result, op.view?.columns));
       if (empty) {
         if (!parsed.json) console.error(empty);
@@ -77,8 +81,8 @@ function _describe(f: Field): string {
   return parts.join("; ");
 }
 
-function _rejectUnknownFlags(rawArgs: string[], fields: Field[]) {
-  const known = new Set(["json", "no-json", ...fields.flatMap((f) => [f.name, `no-${f.name}`])]);
+function _rejectUnknownFlags(rawArgs: string[], fields: Field[], extra: string[]) {
+  const known = new Set(["json", "no-json", ...extra, ...fields.flatMap((f) => [f.name, `no-${f.name}`])]);
   for (const arg of rawArgs) {
     if (!arg.startsWith("--")) continue;
     const name = arg.slice(2).split("=")[0]!;

@@ -47,6 +47,8 @@ export const eventTypes = {
       to: stage,
       agent_id: agentId.nullable(),
       reason: z.string().nullable(),
+      /** The item's final usage totals, on a move into done, abandoned or archived. */
+      usage: z.record(z.string(), z.number()).optional(),
     }),
   },
   claimed: {
@@ -62,6 +64,9 @@ export const eventTypes = {
     }),
   },
   assigned: { topic: "items", schema: z.object({ item_id: itemId, agent_id: agentId }) },
+  worktree_created: { topic: "items", schema: z.object({ item_id: itemId, path: z.string(), branch: z.string() }) },
+  worktree_removed: { topic: "items", schema: z.object({ item_id: itemId, path: z.string() }) },
+  worktree_kept: { topic: "items", schema: z.object({ item_id: itemId, path: z.string(), reason: z.string() }) },
   timer_added: { topic: "timers", schema: z.object({ timer_id: z.string(), label: z.string().nullable(), next_fire_at: z.string().nullable() }) },
   timer_fired: {
     topic: "timers",

@@ -53,6 +53,8 @@ export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
 
 export interface OpView<R> {
   columns?: string[];
+  /** Extra CLI-only flags that print the result another way (`--path-only`). */
+  flags?: Record<string, { description: string; render: (result: R) => string }>;
   /** A message when the result means "nothing": the CLI prints it and exits 1. */
   empty?: (result: R) => string | undefined;
 }

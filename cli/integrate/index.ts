@@ -93,13 +93,16 @@ export const AGENT_INSTRUCTIONS = `## Working with drover
 This project coordinates its agents with drover. Use it instead of guessing what others are doing:
 
 1. Take work atomically: \`drover item next --agent $DROVER_AGENT\` claims the best ready item and moves it
-   into coding for you (or claim a given one: \`drover item claim --id <id> --agent $DROVER_AGENT\`).
-   Keep the \`fence\` it answers with.
+   into coding for you; \`drover item start --id <id> --agent $DROVER_AGENT --path-only\` begins a given one
+   and prints its worktree. Keep the \`fence\` they answer with.
 2. Say you are alive while you work: \`drover heartbeat --agent $DROVER_AGENT --item <id>\` (the hooks may do
    this for you); it keeps your claim alive.
 3. Move the item as it progresses: \`drover item move --id <id> --to qa --agent $DROVER_AGENT --fence <fence>\`,
    then \`merge\` and \`done\`. A refusal names the legal targets or the holder: do not work around it.
-4. Stuck or done for now: \`drover item release --id <id> --agent $DROVER_AGENT --fence <fence>\`.
+4. Report what the work cost: \`drover usage report --agent $DROVER_AGENT --item <id> --input_tokens N --output_tokens N\`.
+5. Work in the item's worktree, \`.drover/worktrees/<id>\`, on branch \`drover/item/<id>\`; it is removed when the
+   item ends only if nothing in it would be lost.
+6. Stuck or done for now: \`drover item release --id <id> --agent $DROVER_AGENT --fence <fence>\`.
 
 Every command takes \`--json\`; \`drover <command> --help\` lists the flags. The same operations are MCP tools.`;
 

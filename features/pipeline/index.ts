@@ -12,6 +12,7 @@ import { itemPath, type Item } from "./item.ts";
 import { moveItem, mustItem, pipelineOps } from "./ops.ts";
 import { createAutoAssign, type AutoAssign } from "./assign.ts";
 import { reconcileWorkingFiles } from "./reconcile.ts";
+import { usageMigrations, usageOps } from "./usage.ts";
 import { applyItemChanges, viewMigrations } from "./view.ts";
 
 declare module "../../core/feature.ts" {
@@ -24,7 +25,7 @@ const requestAssign = (ctx: Context) => ctx.services.autoAssign.request();
 
 export default defineFeature({
   name: "pipeline",
-  migrations: viewMigrations,
+  migrations: [...viewMigrations, ...usageMigrations],
   setup(ctx) {
     ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
     ctx.services.autoAssign = createAutoAssign(ctx);
@@ -41,7 +42,7 @@ export default defineFeature({
     claim_released: requestAssign,
     item_created: requestAssign,
   },
-  ops: pipelineOps,
+  ops: { ...pipelineOps, ...usageOps },
   handler(ctx) {
     const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
     const query = (name: string, raw: Record<string, string>) => coerceFields(fieldsOf(ctx.ops.get(name)!.input), raw);

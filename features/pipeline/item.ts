@@ -29,6 +29,14 @@ export const claimSchema = z.object({
   fence: z.number().int().min(1),
 });
 
+export const usageSchema = z.object({
+  input_tokens: z.number().int().min(0),
+  output_tokens: z.number().int().min(0),
+  cache_read_tokens: z.number().int().min(0),
+  cost_usd: z.number().min(0),
+  reports: z.number().int().min(0),
+});
+
 export const itemSchema = z.object({
   id: itemIdSchema,
   title: z.string().max(500),
@@ -42,10 +50,13 @@ export const itemSchema = z.object({
   created_at: z.string(),
   created_by: z.string().max(128),
   updated_at: z.string(),
+  /** What the item's work cost so far (`usage.report`); absent until the first report. */
+  usage: usageSchema.optional(),
 });
 
 export type Item = z.output<typeof itemSchema>;
 export type Claim = z.output<typeof claimSchema>;
+export type Usage = z.output<typeof usageSchema>;
 
 /** Where an item lives in the hub. */
 export function itemPath(id: string): string {

@@ -7,7 +7,10 @@ import type { Database } from "bun:sqlite";
 import type { EventFields, EventType } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import type { ChangeSet, OpRecord } from "../sync/hub.ts";
-import { claimHeld, idFromPath, parseItemFile, type Item } from "./item.ts";
+import { claimHeld, idFromPath, parseItemFile, type Item, type Usage } from "./item.ts";
+import { TERMINAL_STAGES } from "./stages.ts";
+
+const NO_USAGE: Usage = { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0, reports: 0 };
 
 export const viewMigrations = [
   `CREATE TABLE items (id TEXT PRIMARY KEY, stage TEXT NOT NULL, priority INTEGER NOT NULL,
@@ -86,6 +89,7 @@ export function itemEvents(before: Item | null, after: Item | null, at: { ops: O
       to: after.stage,
       agent_id: typeof op?.args.agent === "string" ? op.args.agent : (after.claim?.agent_id ?? null),
       reason: typeof op?.args.reason === "string" ? op.args.reason : null,
+      ...(TERMINAL_STAGES.has(after.stage) ? { usage: after.usage ?? NO_USAGE } : {}),
     });
   }
   if (after.claim && before.claim?.fence !== after.claim.fence) emit("claimed", _claimed(after));

@@ -1,0 +1,119 @@
+/**
+ * @module Feature `worktrees`: a git worktree of the project per item in coding whose claim is held on this
+ * machine (`.drover/worktrees/<id>`, branch `drover/item/<id>`), removed when the item ends unless that would
+ * destroy work — then it is kept and reported. Only worktrees drover made (its table) are ever touched.
+ */
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { z } from "zod";
+import { DroverError } from "../../core/errors.ts";
+import type { BusEvent } from "../../core/events.ts";
+import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { agentIdSchema, itemIdSchema, type Item } from "../pipeline/item.ts";
+import { TERMINAL_STAGES } from "../pipeline/stages.ts";
+import { addWorktree, baseBranch, keepReason, removeWorktree } from "./git.ts";
+
+interface Row {
+  item_id: string;
+  path: string;
+  branch: string;
+  state: "active" | "kept" | "removed";
+  reason: string | null;
+}
+
+export default defineFeature({
+  name: "worktrees",
+  migrations: [
+    `CREATE TABLE worktrees (item_id TEXT PRIMARY KEY, path TEXT NOT NULL, branch TEXT NOT NULL, state TEXT NOT NULL,
+       reason TEXT, created_at TEXT NOT NULL)`,
+  ],
+  ops: {
+    "item.start": defineOp({
+      description: "Begin an item: claim it, move it into coding, and make its worktree; answers with the path",
+      input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: z.number().int().min(1).max(604_800).optional() }),
+      async run(ctx, input) {
+        const claim = (await ctx.ops.run("item.claim", { id: input.id, agent: input.agent, ttl_secs: input.ttl_secs })) as { fence: number };
+        let item = (await ctx.ops.run("item.get", { id: input.id })) as Item;
+        if (item.stage !== "coding") item = (await ctx.ops.run("item.move", { id: input.id, to: "coding", agent: input.agent, fence: claim.fence })) as Item;
+        const row = ensureWorktree(ctx, item);
+        return { item, fence: claim.fence, path: row?.path ?? null, branch: row?.branch ?? null };
+      },
+      view: { flags: { "path-only": { description: "Print only the worktree's path (for cd \"$(…)\")", render: (r) => r.path ?? "" } } },
+    }),
+  },
+  on: {
+    async transition(ctx, event) {
+      const e = event as BusEvent<"transition">;
+      if (e.to !== "coding" && !TERMINAL_STAGES.has(e.to as never)) return;
+      const item = (await ctx.ops.run("item.get", { id: e.item_id }).catch(() => null)) as Item | null;
+      if (!item) return;
+      try {
+        if (item.stage === "coding") ensureWorktree(ctx, item);
+        else cleanUp(ctx, item.id);
+      } catch (err) {
+        ctx.log.warn(`Worktree of item "${item.id}": ${(err as Error).message}`);
+      }
+    },
+  },
+  async reconcile(ctx) {
+    let changed = 0;
+    const coding = (await ctx.ops.run("items.list", { stage: "coding" })) as Item[];
+    for (const item of coding) {
+      const had = _row(ctx, item.id);
+      const missing = had?.state !== "active" || !existsSync(had.path);
+      try {
+        if (ensureWorktree(ctx, item) && missing) changed++;
+      } catch (err) {
+        ctx.log.warnOnce(`worktree:${item.id}:${(err as Error).message}`, `Worktree of item "${item.id}": ${(err as Error).message}`);
+      }
+    }
+    for (const row of ctx.db.query<Row, []>("SELECT * FROM worktrees WHERE state IN ('active', 'kept')").all()) {
+      const item = (await ctx.ops.run("item.get", { id: row.item_id }).catch(() => null)) as Item | null;
+      if (item && TERMINAL_STAGES.has(item.stage) && cleanUp(ctx, item.id)) changed++;
+    }
+    return { changed };
+  },
+});
+
+/** Makes the item's worktree if it is in coding, held on this machine, and has none; returns its row. */
+export function ensureWorktree(ctx: Context, item: Item): Row | null {
+  if (!ctx.config.pipeline.worktrees || item.stage !== "coding" || item.claim?.machine_id !== ctx.machineId) return null;
+  const row = _row(ctx, item.id);
+  const path = join(ctx.paths.worktrees, item.id);
+  if (row?.state === "active" && existsSync(path)) return row;
+  if (!row && existsSync(path)) throw new DroverError("conflict", `Cannot make the worktree "${path}": the folder exists and drover did not make it`);
+  const branch = `drover/item/${item.id}`;
+  addWorktree(ctx.paths.root, path, branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
+  ctx.db
+    .query("INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)")
+    .run(item.id, path, branch, new Date(ctx.clock.now()).toISOString());
+  ctx.bus.publish("worktree_created", { item_id: item.id, path, branch });
+  return _row(ctx, item.id);
+}
+
+/** Removes the worktree of an ended item, or keeps it (once reported) when it holds work; true if it changed. */
+export function cleanUp(ctx: Context, itemId: string): boolean {
+  const row = _row(ctx, itemId);
+  if (!row || row.state === "removed") return false;
+  if (!existsSync(row.path)) {
+    ctx.db.query("UPDATE worktrees SET state = 'removed' WHERE item_id = ?").run(itemId);
+    return true;
+  }
+  const reason = keepReason(ctx.paths.root, row.path, row.branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
+  if (reason) {
+    if (row.state === "kept" && row.reason === reason) return false;
+    ctx.db.query("UPDATE worktrees SET state = 'kept', reason = ? WHERE item_id = ?").run(reason, itemId);
+    ctx.bus.publish("worktree_kept", { item_id: itemId, path: row.path, reason });
+    return true;
+  }
+  removeWorktree(ctx.paths.root, row.path, row.branch);
+  ctx.db.query("UPDATE worktrees SET state = 'removed', reason = NULL WHERE item_id = ?").run(itemId);
+  ctx.bus.publish("worktree_removed", { item_id: itemId, path: row.path });
+  return true;
+}
+
+// --- internal ---
+
+function _row(ctx: Context, itemId: string): Row | null {
+  return ctx.db.query<Row, [string]>("SELECT * FROM worktrees WHERE item_id = ?").get(itemId);
+}
