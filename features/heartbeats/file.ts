@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { parseJsonFile } from "../../core/json.ts";
 import { agentIdSchema } from "../pipeline/item.ts";
 
 export const AGENT_STATES = ["working", "idle", "exiting", "stuck"] as const;
@@ -50,20 +51,10 @@ export function heartbeatPath(agent: string): string {
 export function parseHeartbeat(name: string, text: string): { heartbeat: Heartbeat } | { error: string } {
   const agent = name.endsWith(".json") ? name.slice(0, -5) : "";
   if (!agentIdSchema.safeParse(agent).success) return { error: "file name is not a valid agent id" };
-  if (text.length > MAX_HEARTBEAT_BYTES) return { error: `file too large (${text.length} bytes)` };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return { error: "not valid JSON" };
-  }
-  const parsed = heartbeatSchema.safeParse(raw);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    return { error: `invalid "${i.path.join(".")}": ${i.message}` };
-  }
-  if (parsed.data.agent_id !== agent) return { error: `agent_id "${parsed.data.agent_id}" does not match the file name` };
-  return { heartbeat: parsed.data };
+  const parsed = parseJsonFile(text, heartbeatSchema, MAX_HEARTBEAT_BYTES);
+  if ("error" in parsed) return parsed;
+  if (parsed.value.agent_id !== agent) return { error: `agent_id "${parsed.value.agent_id}" does not match the file name` };
+  return { heartbeat: parsed.value };
 }
 
 /** Status from age; a boundary belongs to the older class (exactly idle_after is idle). */

@@ -11,6 +11,7 @@ import type { AsyncSubscription } from "@parcel/watcher";
 import { defineFeature, type Context } from "../../core/feature.ts";
 import { loadWatcher } from "../../core/watcher.ts";
 import { readJsonObject } from "../../server/body.ts";
+import { httpOp } from "../../server/routes.ts";
 import { parseHeartbeat, type Thresholds } from "./file.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
 import { heartbeatOps } from "./ops.ts";
@@ -50,11 +51,10 @@ export default defineFeature({
   },
   ops: heartbeatOps,
   handler(ctx) {
+    const run = httpOp(ctx);
     return new Hono()
-      .get("/api/agents", async (c) => c.json(await ctx.ops.run("agents.list", { all: c.req.query("all") === "true" }, { via: "http" })))
-      .post("/api/agents/:id/heartbeat", async (c) =>
-        c.json(await ctx.ops.run("heartbeat", { ...(await readJsonObject(c.req.raw)), agent: c.req.param("id") }, { via: "http" })),
-      );
+      .get("/api/agents", async (c) => c.json(await run("agents.list", { all: c.req.query("all") === "true" })))
+      .post("/api/agents/:id/heartbeat", async (c) => c.json(await run("heartbeat", { ...(await readJsonObject(c.req.raw)), agent: c.req.param("id") })));
   },
   async start(ctx) {
     const service = ctx.services.heartbeats;

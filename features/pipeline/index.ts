@@ -8,6 +8,7 @@ import type { BusEvent } from "../../core/events.ts";
 import { defineFeature, type Context } from "../../core/feature.ts";
 import { coerceFields, fieldsOf } from "../../core/fields.ts";
 import { readJsonObject } from "../../server/body.ts";
+import { httpOp } from "../../server/routes.ts";
 import { itemPath, type Item } from "./item.ts";
 import { moveItem, mustItem, pipelineOps } from "./ops.ts";
 import { createAutoAssign, type AutoAssign } from "./assign.ts";
@@ -44,7 +45,7 @@ export default defineFeature({
   },
   ops: { ...pipelineOps, ...usageOps },
   handler(ctx) {
-    const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
+    const run = httpOp(ctx);
     const query = (name: string, raw: Record<string, string>) => coerceFields(fieldsOf(ctx.ops.get(name)!.input), raw);
     return new Hono()
       .get("/api/items", async (c) => c.json(await run("items.list", query("items.list", c.req.query()))))

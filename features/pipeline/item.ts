@@ -3,6 +3,7 @@
  * the shared input schemas for ids.
  */
 import { z } from "zod";
+import { parseJsonFile } from "../../core/json.ts";
 import { STAGES } from "./stages.ts";
 
 /** Item ids: short lower-case base32, longer when taken. */
@@ -73,20 +74,10 @@ export function idFromPath(path: string): string | null {
 export function parseItemFile(path: string, text: string): { item: Item } | { error: string } {
   const id = idFromPath(path);
   if (!id) return { error: "not a valid item path" };
-  if (text.length > 1_000_000) return { error: `file too large (${text.length} bytes)` };
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    return { error: "not valid JSON" };
-  }
-  const parsed = itemSchema.safeParse(raw);
-  if (!parsed.success) {
-    const i = parsed.error.issues[0]!;
-    return { error: `invalid "${i.path.join(".")}": ${i.message}` };
-  }
-  if (parsed.data.id !== id) return { error: `id "${parsed.data.id}" does not match the file name` };
-  return { item: parsed.data };
+  const parsed = parseJsonFile(text, itemSchema, 1_000_000);
+  if ("error" in parsed) return parsed;
+  if (parsed.value.id !== id) return { error: `id "${parsed.value.id}" does not match the file name` };
+  return { item: parsed.value };
 }
 
 /** True when the claim is held (not expired) at `now`. */

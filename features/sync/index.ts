@@ -5,6 +5,7 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { httpOp } from "../../server/routes.ts";
 import { createHub, parseCommitMessage, type Hub } from "./hub.ts";
 import { openRepo } from "./repo.ts";
 
@@ -78,7 +79,8 @@ export default defineFeature({
     }),
   },
   handler(ctx) {
-    return new Hono().get("/api/sync", async (c) => c.json(await ctx.ops.run("sync.status", {}, { via: "http" })));
+    const run = httpOp(ctx);
+    return new Hono().get("/api/sync", async (c) => c.json(await run("sync.status", {})));
   },
   async reconcile(ctx) {
     const files = await ctx.services.hub.catchUp();

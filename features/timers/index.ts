@@ -3,9 +3,8 @@
  * `next_fire_at` indexed (a tick costs the same with 10 or 100,000 timers that are not due), with defined
  * catch-up after downtime and never a second firing of one occurrence.
  */
-import { Hono } from "hono";
 import { defineFeature } from "../../core/feature.ts";
-import { readJsonObject } from "../../server/body.ts";
+import { collectionRoutes } from "../../server/routes.ts";
 import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerOps } from "./ops.ts";
 
@@ -36,13 +35,7 @@ export default defineFeature({
     ctx.services.timers = { inFlight, settle: async () => void (await Promise.all([...inFlight])) };
   },
   ops: timerOps,
-  handler(ctx) {
-    const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
-    return new Hono()
-      .get("/api/timers", async (c) => c.json(await run("timer.list", { all: c.req.query("all") === "true" })))
-      .post("/api/timers", async (c) => c.json(await run("timer.add", await readJsonObject(c.req.raw)), 201))
-      .delete("/api/timers/:id", async (c) => c.json(await run("timer.cancel", { id: c.req.param("id") })));
-  },
+  handler: (ctx) => collectionRoutes(ctx, "/api/timers", { list: "timer.list", add: "timer.add", cancel: "timer.cancel" }),
   start(ctx) {
     reportInterrupted(ctx);
   },

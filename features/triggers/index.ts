@@ -4,7 +4,6 @@
  * the action causes never replays it. Chains are bounded: past depth 8 the chain stops with
  * `trigger_loop_halted`. Reconcile replays nothing from history.
  */
-import { Hono } from "hono";
 import { z } from "zod";
 import { actionFields, actionFrom } from "../../core/actions.ts";
 import { iso } from "../../core/clock.ts";
@@ -12,7 +11,7 @@ import { DroverError } from "../../core/errors.ts";
 import type { BusEvent } from "../../core/events.ts";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
-import { readJsonObject } from "../../server/body.ts";
+import { collectionRoutes } from "../../server/routes.ts";
 import type { Item } from "../pipeline/item.ts";
 import { createTriggerIndex, predicateSchema, type Trigger, type TriggerIndex } from "./match.ts";
 
@@ -83,13 +82,7 @@ export default defineFeature({
       },
     }),
   },
-  handler(ctx) {
-    const run = (name: string, input: unknown) => ctx.ops.run(name, input, { via: "http" });
-    return new Hono()
-      .get("/api/triggers", async (c) => c.json(await run("trigger.list", { all: c.req.query("all") === "true" })))
-      .post("/api/triggers", async (c) => c.json(await run("trigger.add", await readJsonObject(c.req.raw)), 201))
-      .delete("/api/triggers/:id", async (c) => c.json(await run("trigger.cancel", { id: c.req.param("id") })));
-  },
+  handler: (ctx) => collectionRoutes(ctx, "/api/triggers", { list: "trigger.list", add: "trigger.add", cancel: "trigger.cancel" }),
   on: {
     "*": (ctx, event) => onEvent(ctx, event),
   },
