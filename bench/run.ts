@@ -10,6 +10,7 @@ import { openRuntime } from "../runtime.ts";
 import { gatewayRow } from "./gateway.ts";
 import { heartbeatRows } from "./heartbeats.ts";
 import { timerRows } from "./timers.ts";
+import { websocketRow } from "./websocket.ts";
 import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, type Row } from "./lib.ts";
 
 const quick = process.argv.includes("--quick");
@@ -27,6 +28,7 @@ try {
   rows.push(...(await heartbeatRows(await project(), { quick })));
   rows.push(...(await timerRows(await project(), { quick })));
   rows.push(await gatewayRow({ quick }));
+  rows.push(await websocketRow(await project(), { quick }));
   const big = await project();
   await seedItems(big, quick ? 2000 : 10_000);
   rows.push(await reconcileRow(big, quick ? 2000 : 10_000));
