@@ -1,0 +1,94 @@
+/**
+ * Hostile input, generated: every op over HTTP gets wrong types, huge strings, deep JSON, unicode and control
+ * characters, path-traversal ids. Every answer is a clear 4xx (or a success for input that happens to be
+ * valid), never a 5xx; the daemon keeps serving; what was stored before is unchanged.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import fc from "fast-check";
+import { features } from "../runtime.ts";
+import { api, BUN, CLI, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
+
+let project: Awaited<ReturnType<typeof tempProject>>;
+let daemon: DaemonProc;
+let witness: { id: string; item: unknown };
+
+beforeAll(async () => {
+  project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nworktrees = false\n' });
+  daemon = await startDaemonProcess([BUN, CLI], project.paths);
+  const item = (await api(daemon.url, daemon.token, "/api/items", { title: "precious", labels: ["keep"] })).body;
+  witness = { id: item.id, item };
+});
+afterAll(async () => {
+  await daemon.stop();
+  project.cleanup();
+});
+
+const nasty = fc.oneof(
+  fc.constantFrom("../x", "../../etc/passwd", "..\\..\\win", "a/b", "/abs", "%2e%2e%2f", "\u0000", "\u202e", "𝕏".repeat(50), "$event.item_id", "", " "),
+  fc.string({ maxLength: 40 }),
+  fc.string({ unit: "binary", maxLength: 40 }),
+  fc.constant("x".repeat(70_000)),
+  fc.integer(),
+  fc.double(),
+  fc.boolean(),
+  fc.constant(null),
+  fc.constant(-1),
+  fc.constant(Number.MAX_SAFE_INTEGER),
+);
+const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
+  v: fc.oneof({ depthSize: "small" }, nasty, fc.array(tie("v"), { maxLength: 4 }), fc.dictionary(fc.string({ maxLength: 10 }), tie("v"), { maxKeys: 4 })),
+})).v;
+
+const opNames = features.flatMap((f) => Object.keys(f.ops ?? {})).filter((n) => n !== "item.start");
+
+describe("hostile input", () => {
+  test("every op: generated bodies get a 2xx or a clear 4xx, never a 5xx", async () => {
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...opNames),
+        fc.oneof(fc.dictionary(fc.constantFrom("id", "agent", "title", "to", "fence", "item", "until", "in", "op", "args", "on", "mode", "labels", "input_tokens"), value, { maxKeys: 6 }), value),
+        async (op, body) => {
+          const res = await fetch(`${daemon.url}/api/ops/${op}`, {
+            method: "POST",
+            headers: { authorization: `Bearer ${daemon.token}`, "content-type": "application/json" },
+            body: JSON.stringify(body),
+          });
+          const json = (await res.json()) as { error?: { code: string; message: string } };
+          expect({ op, body, status: res.status < 500 }).toEqual({ op, body, status: true });
+          if (res.status >= 400) expect(typeof json.error?.message).toBe("string");
+        },
+      ),
+      { numRuns: 400 },
+    );
+  }, 120_000);
+
+  test("every op over MCP: generated arguments get a result or a tool error, never a protocol failure", async () => {
+    const client = new Client({ name: "hostile", version: "1" });
+    await client.connect(new StreamableHTTPClientTransport(new URL(daemon.url + "/mcp"), { requestInit: { headers: { authorization: `Bearer ${daemon.token}` } } }));
+    await fc.assert(
+      fc.asyncProperty(fc.constantFrom(...opNames), fc.dictionary(fc.constantFrom("id", "agent", "title", "to", "fence", "item", "until"), value, { maxKeys: 4 }), async (op, args) => {
+        const result = (await client.callTool({ name: op, arguments: args as Record<string, unknown> })) as { isError?: boolean; content: Array<{ text: string }> };
+        if (result.isError) expect(JSON.parse(result.content[0]!.text).error.code).not.toBe("internal");
+      }),
+      { numRuns: 150 },
+    );
+    await client.close();
+  }, 120_000);
+
+  test("bodies that are not JSON, deeply nested, or 10 MB are refused with 4xx", async () => {
+    const post = (body: string | Uint8Array<ArrayBuffer>) =>
+      fetch(`${daemon.url}/api/ops/item.create`, { method: "POST", headers: { authorization: `Bearer ${daemon.token}` }, body });
+    expect((await post("{not json")).status).toBe(400);
+    expect((await post("[".repeat(100_000) + "]".repeat(100_000))).status).toBe(400);
+    expect((await post(`{"title":${"[".repeat(5000)}1${"]".repeat(5000)}}`)).status).toBe(400);
+    expect((await post(new Uint8Array(10 * 1024 * 1024).fill(32))).status).toBe(413);
+    expect((await post(JSON.stringify({ title: "\u0000\u0007\u001b[31mred" }))).status).toBe(200); // stored as given: JSON carries it safely
+  });
+
+  test("the daemon is still serving and what was stored is unchanged", async () => {
+    expect((await fetch(daemon.url + "/health")).status).toBe(200);
+    expect((await api(daemon.url, daemon.token, `/api/items/${witness.id}`)).body).toEqual(witness.item);
+  });
+});
