@@ -8,7 +8,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import fc from "fast-check";
 import { features } from "../runtime.ts";
-import { api, BUN, CLI, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
+import { api, BUN, CLI, cli, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -75,6 +75,16 @@ describe("hostile input", () => {
       { numRuns: 150 },
     );
     await client.close();
+  }, 120_000);
+
+  test("every op from the CLI: generated flag values exit 0, 1 or 2 with one line, never 3", async () => {
+    const flag = fc.oneof(fc.constantFrom("../x", "-1", "NaN", "[]", "{}", '{"a":', "\u202e", "x".repeat(5000), ""), fc.string({ maxLength: 20 }));
+    const samples = fc.sample(fc.tuple(fc.constantFrom(...opNames), fc.constantFrom("id", "agent", "title", "to", "fence", "until", "args"), flag), { numRuns: 24, seed: 42 });
+    for (const [op, name, val] of samples) {
+      const r = await cli([...op.split("."), `--${name}`, val], project.dir);
+      expect({ op, name, val, code: [0, 1, 2].includes(r.code) }).toEqual({ op, name, val, code: true });
+      if (r.code) expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
   }, 120_000);
 
   test("bodies that are not JSON, deeply nested, or 10 MB are refused with 4xx", async () => {

@@ -121,8 +121,9 @@ describe("moves", () => {
 describe("claims", () => {
   test("one holder; the holder re-claiming extends; each grant's fence is one more than the last", async () => {
     const it = await op("item.create", { title: "x" });
-    const c1 = await op<{ fence: number; claim: { expires_at: string } }>("item.claim", { id: it.id, agent: "a1", ttl_secs: 60 });
+    const c1 = await op<{ fence: number; claim: { expires_at: string }; confirmed: boolean }>("item.claim", { id: it.id, agent: "a1", ttl_secs: 60 });
     expect(c1.fence).toBe(1);
+    expect(c1.confirmed).toBe(true); // local hub: nothing else to confirm against
     const err = await refused(op("item.claim", { id: it.id, agent: "a2" }));
     expect(err.code).toBe("claimed");
     expect(err.message).toBe(`Cannot claim item "${it.id}": held by "a1"`);
@@ -232,5 +233,17 @@ describe("hub", () => {
     const status = (await rt.ops.run("sync.status", {})) as { invalid_files: Array<{ path: string; reason: string }> };
     expect(status.invalid_files).toEqual([expect.objectContaining({ path: itemPath("ggggg"), reason: "not valid JSON" })]);
     expect((await op<Item[]>("items.list", {}))).toEqual([]);
+  });
+});
+
+describe("claims with a remote configured", () => {
+  test("answer confirmed: false until a push confirms them", async () => {
+    const p = await tempProject({ config: '[hub]\nremote = "origin"\n' });
+    const { rt: remoteRt } = await testRuntime(p.paths);
+    const it = (await remoteRt.ops.run("item.create", { title: "x" })) as Item;
+    expect(await remoteRt.ops.run("item.claim", { id: it.id, agent: "a1" })).toMatchObject({ fence: 1, confirmed: false });
+    expect(await remoteRt.ops.run("sync.status", {})).toMatchObject({ remote: "origin", pending_ops: 2 });
+    await remoteRt.close();
+    p.cleanup();
   });
 });

@@ -122,7 +122,8 @@ export const pipelineOps = {
         op: { op: "item.claim", args: { ...input } },
         apply: (tx) => claimItem(ctx, tx, mustItem(tx, input.id, "claim"), { agent: input.agent, ttlSecs }),
       });
-      return { claim: item.claim!, fence: item.fence, confirmed: true };
+      // with no remote, this hub is the whole truth; with one, only a push confirms (until sync runs: false)
+      return { claim: item.claim!, fence: item.fence, confirmed: ctx.config.hub.remote === "" };
     },
   }),
 
