@@ -22,6 +22,8 @@ const init = defineCommand({
   async run({ args }) {
     const r = await initProject(process.cwd(), { local: args.local });
     console.log(r.created ? `Initialized drover in "${r.paths.dir}" (machine "${r.machine_id}")` : `drover is already set up in "${r.paths.dir}"`);
+    const hub = { local: "Hub: local only", joined: "Hub: joined the remote's drover/hub branch", pushed: "Hub: created drover/hub on the remote" };
+    console.log(r.hub === "offline" ? `Hub: not synced yet (${r.hub_error}); ops wait and go out when the remote is reachable` : hub[r.hub]);
   },
 });
 

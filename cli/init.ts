@@ -1,4 +1,5 @@
 /** @module `drover init`: creates `.drover/` (SPEC §2) in the git repository that holds the working directory. */
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { ensureMachineId, ensureToken } from "../core/identity.ts";
 import { findGitRoot, pathsFor, type Paths } from "../core/paths.ts";
@@ -8,6 +9,9 @@ export interface InitResult {
   paths: Paths;
   machine_id: string;
   created: boolean;
+  /** With a remote: whether the hub branch was joined, created there, or is waiting for the remote. */
+  hub: "local" | "joined" | "pushed" | "offline";
+  hub_error?: string;
 }
 
 export async function initProject(cwd: string, options: { local?: boolean } = {}): Promise<InitResult> {
@@ -15,22 +19,41 @@ export async function initProject(cwd: string, options: { local?: boolean } = {}
   const created = !existsSync(paths.machine);
   mkdirSync(paths.dir, { recursive: true });
   if (!existsSync(paths.gitignore)) writeFileSync(paths.gitignore, "# drover: only the team config is shared\n*\n!config.toml\n!.gitignore\n");
-  if (!existsSync(paths.config)) writeFileSync(paths.config, _configTemplate(options.local ?? false));
+  // a repository with no "origin" has nobody to share with yet: keep the hub local rather than waiting forever
+  if (!existsSync(paths.config)) writeFileSync(paths.config, _configTemplate(options.local || !_hasOrigin(paths.root)));
   const machine_id = ensureMachineId(paths);
   ensureToken(paths);
   const rt = await openRuntime({ paths, mode: "cli" });
-  await rt.close();
-  return { paths, machine_id, created };
+  try {
+    if (!rt.ctx.config.hub.remote) return { paths, machine_id, created, hub: "local" };
+    // join the team's branch (or create it there); offline is fine: the next sync does it
+    const round = await rt.ctx.services.sync.round({ force: true });
+    return { paths, machine_id, created, hub: round.pushed && round.fetched === 0 ? "pushed" : "joined" };
+  } catch (err) {
+    return { paths, machine_id, created, hub: "offline", hub_error: (err as Error).message };
+  } finally {
+    await rt.close();
+  }
 }
 
 // --- internal ---
+
+function _hasOrigin(root: string): boolean {
+  try {
+    return execFileSync("git", ["config", "--get", "remote.origin.url"], { cwd: root, encoding: "utf8" }).trim() !== "";
+  } catch {
+    return false;
+  }
+}
 
 function _configTemplate(local: boolean): string {
   return [
     "# drover team configuration: every key is optional; see the README for all keys and defaults.",
     "",
     "[hub]",
-    local ? 'remote = ""            # local only: the hub stays on this machine' : '# remote = "origin"    # the git remote that carries the hub branch',
+    local
+      ? 'remote = ""            # local only: the hub stays on this machine (set a remote name or URL to share it)'
+      : '# remote = "origin"    # the git remote that carries the hub branch',
     "",
   ].join("\n");
 }

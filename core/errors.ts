@@ -20,6 +20,7 @@ const STATUS = {
   not_initialized: 409,
   too_large: 413,
   internal: 500,
+  offline: 503,
 } as const;
 
 export type ErrorCode = keyof typeof STATUS;
@@ -47,8 +48,8 @@ export class DroverError extends Error {
 
   /** CLI exit code: 1 refused, 2 bad usage or input, 3 internal. */
   get exitCode(): 1 | 2 | 3 {
-    if (this.status >= 500) return 3;
-    if (this.status === 404 || this.status === 409) return 1;
+    if (this.code === "internal") return 3;
+    if (this.status === 404 || this.status === 409 || this.code === "offline") return 1;
     return 2;
   }
 

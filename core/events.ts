@@ -100,7 +100,11 @@ export const eventTypes = {
     schema: z.object({ trigger_id: z.string(), event_type: z.string(), item_id: z.string().nullable(), depth: z.number().int() }),
   },
 
-  op_rejected: { topic: "sync", schema: z.object({ op: z.string(), reason: z.string() }) },
+  op_rejected: {
+    topic: "sync",
+    schema: z.object({ op: z.string(), op_id: z.string(), item_id: z.string().nullable(), code: z.string(), reason: z.string() }),
+  },
+  synced: { topic: "sync", schema: z.object({ head: z.string(), pushed: z.boolean(), fetched: z.number().int(), confirmed: z.number().int(), rejected: z.number().int() }) },
   hub_invalid_file: { topic: "sync", schema: z.object({ path: z.string(), reason: z.string() }) },
 } as const satisfies Record<string, { topic: string; schema: z.ZodObject }>;
 

@@ -9,8 +9,9 @@ import { defineFeature, type Context } from "../../core/feature.ts";
 import { coerceFields, fieldsOf } from "../../core/fields.ts";
 import { readJsonObject } from "../../server/body.ts";
 import { httpOp } from "../../server/routes.ts";
-import { itemPath, type Item } from "./item.ts";
-import { moveItem, mustItem, pipelineOps } from "./ops.ts";
+import type { Item } from "./item.ts";
+import { pipelineMutations } from "./mutations.ts";
+import { pipelineOps } from "./ops.ts";
 import { createAutoAssign, type AutoAssign } from "./assign.ts";
 import { reconcileWorkingFiles } from "./reconcile.ts";
 import { usageMigrations, usageOps } from "./usage.ts";
@@ -28,6 +29,7 @@ export default defineFeature({
   name: "pipeline",
   migrations: [...viewMigrations, ...usageMigrations],
   setup(ctx) {
+    for (const [name, apply] of Object.entries(pipelineMutations(ctx))) ctx.services.hub.define(name, apply);
     ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
     ctx.services.autoAssign = createAutoAssign(ctx);
   },
@@ -80,14 +82,7 @@ async function _expireClaims(ctx: Context) {
   await Promise.all(
     due.map(({ id }) =>
       _once(`expire:${id}`, () =>
-        ctx.services.hub.submit({
-          op: { op: "item.expire", args: { id } },
-          apply(tx) {
-            const item = mustItem(tx, id, "expire");
-            if (!item.claim || Date.parse(item.claim.expires_at) > tx.now) return;
-            tx.write(itemPath(id), { ...item, claim: null, updated_at: iso(tx.now) } satisfies Item);
-          },
-        }),
+        ctx.services.hub.run("item.expire", { id }),
       ),
     ),
   );
@@ -100,13 +95,7 @@ async function _archiveDone(ctx: Context) {
   await Promise.all(
     due.map(({ id }) =>
       _once(`archive:${id}`, () =>
-        ctx.services.hub.submit({
-          op: { op: "item.archive", args: { id, reason: "retention" } },
-          apply(tx) {
-            const item = mustItem(tx, id, "archive");
-            if (item.stage === "done" && item.updated_at <= cutoff) moveItem(tx, item, "archived");
-          },
-        }),
+        ctx.services.hub.run("item.archive", { id, reason: "retention", cutoff }),
       ),
     ),
   );

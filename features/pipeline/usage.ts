@@ -7,8 +7,7 @@
 import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { defineOp } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema, itemPath, type Item, type Usage } from "./item.ts";
-import { mustItem } from "./ops.ts";
+import { agentIdSchema, itemIdSchema, type Item, type Usage } from "./item.ts";
 
 export const usageMigrations = [
   `CREATE TABLE usage_reports (id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL, item_id TEXT, model TEXT,
@@ -35,16 +34,7 @@ export const usageOps = {
       const at = iso(ctx.clock.now());
       let item: Item | null = null;
       if (input.item) {
-        const id = input.item;
-        item = await ctx.services.hub.submit({
-          op: { op: "usage.report", args: { ...input, id } },
-          apply(tx) {
-            const current = mustItem(tx, id, "report usage on");
-            const next: Item = { ...current, usage: addUsage(current.usage, input), updated_at: iso(tx.now) };
-            tx.write(itemPath(id), next);
-            return next;
-          },
-        });
+        item = await ctx.services.hub.run<Item>("usage.report", { ...input, id: input.item });
       }
       ctx.db
         .query("INSERT INTO usage_reports (agent_id, item_id, model, input_tokens, output_tokens, cache_read_tokens, cost_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")

@@ -6,7 +6,8 @@
 import type { Database } from "bun:sqlite";
 import type { EventFields, EventType } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
-import type { ChangeSet, OpRecord } from "../sync/hub.ts";
+import type { OpRecord } from "../sync/apply.ts";
+import type { ChangeSet } from "../sync/hub.ts";
 import { claimHeld, idFromPath, parseItemFile, type Item, type Usage } from "./item.ts";
 import { TERMINAL_STAGES } from "./stages.ts";
 

@@ -1,46 +1,24 @@
 /**
- * @module The hub service: the one serialized writer of `.drover/hub`. Mutations queue in-process and are
- * applied in batches under the cross-process lock; each batch becomes one commit whose message carries the
- * ops as JSON lines. Order of effects: commit + ref, then working files, then (one SQLite transaction) the
+ * @module The hub service: the one serialized writer of `.drover/hub`. Ops queue in-process and are applied
+ * in batches under the cross-process lock; each batch becomes one commit whose message carries the ops as
+ * JSON lines. Order of effects: commit + ref, then working files, then (one SQLite transaction) the
  * listeners' indexes, the outbox and `applied_head`. A crash anywhere is repaired by `catchUp`, which
- * replays the tree diff from `applied_head` to the branch head.
+ * replays the tree diff from `applied_head` to the branch head (and re-queues the ops of a commit whose
+ * outbox rows were lost). Sync uses `replay` and `adopt` to rebuild the branch on a remote head.
  */
 import type { Database } from "bun:sqlite";
-import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { iso, type Clock } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import { writeFileAtomic } from "../../core/files.ts";
-import { canonicalJson } from "../../core/json.ts";
+import { randomBase32 } from "../../core/identity.ts";
 import type { Bus } from "../../core/bus.ts";
 import type { EventCause } from "../../core/events.ts";
 import { currentCall } from "../../core/ops.ts";
 import type { Logger } from "../../core/logger.ts";
+import { applyOps, formatCommitMessage, parseCommitMessage, type Applied, type Apply, type ApplyEntry, type OpRecord } from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
 import type { Change, FileChanges, HubRepo } from "./repo.ts";
-
-/** One op as the audit log and the outbox keep it. */
-export interface OpRecord {
-  op: string;
-  args: Record<string, unknown>;
-  machine_id: string;
-  at: string;
-  /** Set when a timer or trigger action made the op: its events carry it, so trigger chains stay bounded. */
-  cause?: EventCause;
-}
-
-/** What a mutation sees: hub files as parsed JSON, with this batch's earlier writes applied. */
-export interface HubTx {
-  read(path: string): unknown;
-  write(path: string, value: unknown): void;
-  remove(path: string): void;
-  now: number;
-}
-
-export interface Mutation<R> {
-  op: Omit<OpRecord, "machine_id" | "at" | "cause">;
-  apply(tx: HubTx): R;
-}
+import { blobOid, listWorking, readWorking, unsafePathReason, writeWorking } from "./working.ts";
 
 export interface ChangeSet {
   changes: Change[];
@@ -66,7 +44,11 @@ export interface WorkingSource {
 
 export interface Hub {
   repo: HubRepo;
-  submit<R>(mutation: Mutation<R>): Promise<R>;
+  /** Registers a replayable op: `run` applies it now, sync replays it on another machine's tree. */
+  define(name: string, apply: Apply): void;
+  run<R>(name: string, args: Record<string, unknown>): Promise<R>;
+  /** Like `run`, and says which op id it was recorded under (to wait for its confirmation). */
+  runTracked<R>(name: string, args: Record<string, unknown>): Promise<{ result: R; opId: string }>;
   trackWorkingSource(source: WorkingSource): void;
   /** Writes a working file atomically (temp + rename), outside any commit. */
   writeWorkingFile(path: string, content: string | null): void;
@@ -76,6 +58,10 @@ export interface Hub {
   /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
   catchUp(): Promise<number>;
   appliedHead(): string | null;
+  /** Inside `exclusive`: the records replayed on `base` plus the working sources' changes; writes nothing. */
+  replay(base: string | null, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
+  /** Inside `exclusive`: makes `head` the branch head and brings files and indexes to it (`origin: remote`). */
+  adopt(head: string, options?: { inTransaction?: () => void }): Promise<Change[]>;
   /** Records a hub file that cannot be used; publishes `hub_invalid_file` once per distinct content. */
   reportInvalid(path: string, reason: string, content: string): void;
   /** Forgets an invalid file once it was fixed or removed. */
@@ -102,21 +88,23 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   const lock: FileLock = createFileLock(options.lockFile);
   const listeners: HubListener[] = [];
   const sources: WorkingSource[] = [];
-  const queue: Array<_Pending> = [];
+  const mutations = new Map<string, Apply>();
+  const queue: _Pending[] = [];
   let draining = false;
 
   function applied(): string | null {
     return db.query<{ value: string }, []>("SELECT value FROM hub_state WHERE key = 'applied_head'").get()?.value ?? null;
   }
 
-  function record(set: ChangeSet) {
+  function record(set: ChangeSet, inTransaction?: () => void) {
     db.transaction(() => {
       for (const l of listeners) l(set);
       // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
       if (set.origin === "local" && options.hasRemote()) {
-        const insert = db.query("INSERT INTO outbox (op, commit_oid, status) VALUES (?, ?, 'pending')");
-        for (const op of set.ops) insert.run(JSON.stringify(op), set.head);
+        const insert = db.query("INSERT OR IGNORE INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')");
+        for (const op of set.ops) insert.run(op.id, op.op, JSON.stringify(op), set.head);
       }
+      inTransaction?.();
       db.query("INSERT INTO hub_state (key, value) VALUES ('applied_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(set.head);
     }).immediate();
   }
@@ -127,7 +115,10 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     if (!head || head === from) return 0;
     const changes = await repo.diff(from, head);
     for (const c of changes) writeUnlessNewer(c.path, c.after);
-    record({ changes, ops: [], origin: "local", head });
+    // a crash between a local commit and its SQLite transaction: that commit's ops still need the outbox
+    const [top] = await repo.log({ from: head, depth: 1 });
+    const lost = top && top.parents[0] === from ? parseCommitMessage(top.message).filter((o) => o.machine_id === options.machineId) : [];
+    record({ changes: _safeChanges(hub, changes), ops: lost, origin: "local", head });
     options.log.info("Hub caught up", { from, head, files: changes.length });
     return changes.length;
   }
@@ -149,30 +140,31 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   }
 
   function writeUnlessNewer(path: string, content: string | null) {
+    if (unsafePathReason(path)) return;
     const source = sources.find((s) => path.startsWith(s.prefix));
     if (source && content !== null) {
-      const working = _readWorking(repo.dir, path);
+      const working = readWorking(repo.dir, path);
       if (working !== null && working !== content && source.keepWorking(working, content)) return;
     }
-    _writeWorking(repo.dir, path, content);
+    writeWorking(repo.dir, path, content);
   }
 
-  /** Working-source files that differ from the head: added or changed (accepted ones), or removed. */
+  /** Working-source files that differ from `head`: added or changed (accepted ones), or removed. */
   async function sweepChanges(head: string | null, before: Map<string, string | null>, overlay: FileChanges) {
     for (const source of sources) {
       const committed = new Map(head ? (await repo.files(head, source.prefix)).map((f) => [f.path, f.oid]) : []);
-      for (const name of _list(join(repo.dir, source.prefix))) {
+      for (const name of listWorking(join(repo.dir, source.prefix))) {
         const path = source.prefix + name;
-        const content = _readWorking(repo.dir, path);
+        const content = readWorking(repo.dir, path);
         const oid = committed.get(path);
         committed.delete(path);
-        if (content === null || overlay.has(path) || (oid && _blobOid(content) === oid)) continue;
+        if (content === null || overlay.has(path) || (oid && blobOid(content) === oid)) continue;
         if (!source.accept(path, content)) continue;
         before.set(path, oid ? await repo.readBlob(oid) : null);
         overlay.set(path, content);
       }
       for (const path of committed.keys()) {
-        if (overlay.has(path)) continue;
+        if (overlay.has(path) || unsafePathReason(path)) continue;
         before.set(path, await repo.readBlob(committed.get(path)!));
         overlay.set(path, null);
       }
@@ -181,38 +173,23 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
 
   async function runBatch(batch: _Pending[]) {
     await exclusive(async () => {
-      const overlay: FileChanges = new Map();
-      const before = new Map<string, string | null>();
-      const done: Array<{ p: _Pending; result: unknown; op: OpRecord }> = [];
-      const now = clock.now();
-      for (const p of batch) {
-        const own: FileChanges = new Map();
-        const tx = _tx(repo.dir, overlay, own, before, now);
-        try {
-          const result = p.mutation.apply(tx);
-          for (const [k, v] of own) overlay.set(k, v);
-          const op: OpRecord = { ...p.mutation.op, machine_id: options.machineId, at: iso(now) };
-          if (p.cause) op.cause = p.cause;
-          done.push({ p, result, op });
-        } catch (err) {
-          p.reject(err);
-        }
-      }
+      const at = iso(clock.now());
+      const entries: ApplyEntry[] = batch.map((p) => ({
+        record: { id: p.opId, op: p.name, args: p.args, machine_id: options.machineId, at, ...(p.cause ? { cause: p.cause } : {}) },
+        apply: p.apply,
+      }));
+      const { overlay, before, results } = applyOps(entries, (path) => readWorking(repo.dir, path));
       const parent = await repo.head();
       await sweepChanges(parent, before, overlay);
       const changes: Change[] = [];
       for (const [path, after] of overlay) if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });
       if (changes.length) {
-        const ops = done.map((d) => d.op);
-        const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), {
-          parent,
-          message: formatCommitMessage(ops),
-          time: now,
-        });
-        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) _writeWorking(repo.dir, c.path, c.after);
+        const ops = results.filter((r) => !r.error).map((r) => r.record);
+        const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), { parent, message: formatCommitMessage(ops), time: clock.now() });
+        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeWorking(repo.dir, c.path, c.after);
         record({ changes, ops, origin: "local", head });
       }
-      for (const d of done) d.p.resolve(d.result);
+      results.forEach((r, i) => (r.error ? batch[i]!.reject(r.error) : batch[i]!.resolve(r.result)));
     });
   }
 
@@ -229,25 +206,53 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     draining = false;
   }
 
-  return {
+  function enqueue(name: string, args: Record<string, unknown>, apply: Apply): Promise<{ result: unknown; opId: string }> {
+    const opId = `${options.machineId}.${randomBase32(10)}`;
+    return new Promise((resolve, reject) => {
+      queue.push({ opId, name, args, apply, cause: currentCall()?.cause, resolve: (result) => resolve({ result, opId }), reject });
+      if (!draining) void drain();
+    });
+  }
+
+  const hub: Hub = {
     repo,
-    submit<R>(mutation: Mutation<R>) {
-      return new Promise<R>((resolve, reject) => {
-        queue.push({ mutation, cause: currentCall()?.cause, resolve: resolve as (v: unknown) => void, reject });
-        if (!draining) void drain();
-      });
+    define(name, apply) {
+      if (mutations.has(name)) throw new DroverError("internal", `Cannot define op "${name}" twice`);
+      mutations.set(name, apply);
+    },
+    async run<R>(name: string, args: Record<string, unknown>) {
+      return (await hub.runTracked<R>(name, args)).result;
+    },
+    runTracked<R>(name: string, args: Record<string, unknown>) {
+      const apply = mutations.get(name);
+      if (!apply) return Promise.reject(new DroverError("internal", `Cannot run hub op "${name}": it is not defined`));
+      return enqueue(name, args, apply) as Promise<{ result: R; opId: string }>;
     },
     onChange: (listener) => void listeners.push(listener),
     trackWorkingSource: (source) => void sources.push(source),
-    writeWorkingFile: (path, content) => _writeWorking(repo.dir, path, content),
-    sweep() {
-      return new Promise<void>((resolve, reject) => {
-        queue.push({ mutation: { op: { op: "hub.sweep", args: {} }, apply: () => undefined }, resolve: () => resolve(), reject });
-        if (!draining) void drain();
-      });
-    },
+    writeWorkingFile: (path, content) => writeWorking(repo.dir, path, content),
+    sweep: () => enqueue("hub.sweep", {}, () => undefined).then(() => undefined),
     catchUp: () => locked(catchUp),
     appliedHead: applied,
+    async replay(base, records) {
+      const local = await repo.head();
+      const remoteFiles = new Map(base ? (await repo.diff(local, base)).map((c) => [c.path, c.after]) : []);
+      const read = (path: string) => (remoteFiles.has(path) ? remoteFiles.get(path)! : base ? readWorking(repo.dir, path) : null);
+      // ops with no replay (sweeps) carry nothing but what the working sources hold, swept again below
+      const entries = records.filter((r) => mutations.has(r.op)).map((record) => ({ record, apply: mutations.get(record.op)! }));
+      const { overlay, before, results } = applyOps(entries, read);
+      await sweepChanges(base, before, overlay);
+      for (const [path, after] of overlay) if (before.get(path) === after) overlay.delete(path);
+      return { changes: overlay, results };
+    },
+    async adopt(head, { inTransaction } = {}) {
+      const from = await repo.head();
+      const changes = head === from ? [] : await repo.diff(from, head);
+      if (head !== from) await repo.setHead(head);
+      for (const c of changes) writeUnlessNewer(c.path, c.after);
+      record({ changes: _safeChanges(hub, changes), ops: [], origin: "remote", head }, inTransaction);
+      return changes;
+    },
     reportInvalid(path, reason, content) {
       const digest = Bun.hash(content).toString(36);
       const known = db.query<{ digest: string }, [string]>("SELECT digest FROM hub_invalid WHERE path = ?").get(path);
@@ -265,87 +270,26 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     exclusive,
     close: () => lock.close(),
   };
-}
-
-/** The commit message: a summary line, a blank line, then one JSON line per op (the audit log). */
-export function formatCommitMessage(ops: OpRecord[]): string {
-  const names = [...new Set(ops.map((o) => o.op))].join(", ");
-  return `drover: ${ops.length} op${ops.length === 1 ? "" : "s"} (${names})\n\n${ops.map((o) => JSON.stringify(o)).join("\n")}\n`;
-}
-
-/** The ops of a commit message; lines that are not op JSON are ignored. */
-export function parseCommitMessage(message: string): OpRecord[] {
-  const ops: OpRecord[] = [];
-  for (const line of message.split("\n")) {
-    if (!line.startsWith("{")) continue;
-    try {
-      const op = JSON.parse(line) as OpRecord;
-      if (typeof op.op === "string") ops.push(op);
-    } catch {
-      // a hand-written commit: not ours to read
-    }
-  }
-  return ops;
+  return hub;
 }
 
 // --- internal ---
 
 interface _Pending {
-  mutation: Mutation<unknown>;
+  opId: string;
+  name: string;
+  args: Record<string, unknown>;
+  apply: Apply;
   cause?: EventCause;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
 }
 
-function _tx(dir: string, overlay: FileChanges, own: FileChanges, before: Map<string, string | null>, now: number): HubTx {
-  function text(path: string): string | null {
-    if (own.has(path)) return own.get(path)!;
-    if (overlay.has(path)) return overlay.get(path)!;
-    if (!before.has(path)) before.set(path, _readWorking(dir, path));
-    return before.get(path)!;
-  }
-  function set(path: string, content: string | null) {
-    text(path); // remember what it was before this batch
-    own.set(path, content);
-  }
-  return {
-    now,
-    read(path) {
-      const t = text(path);
-      if (t === null) return null;
-      try {
-        return JSON.parse(t);
-      } catch {
-        throw new DroverError("conflict", `Cannot read hub file "${path}": it is not valid JSON`);
-      }
-    },
-    write: (path, value) => set(path, canonicalJson(value)),
-    remove: (path) => set(path, null),
-  };
-}
-
-function _list(dir: string): string[] {
-  try {
-    return readdirSync(dir).filter((f) => !f.endsWith(".tmp"));
-  } catch {
-    return [];
-  }
-}
-
-/** The git blob id of some text, to compare a working file with a tree entry without reading the blob. */
-function _blobOid(content: string): string {
-  const body = Buffer.from(content);
-  return new Bun.CryptoHasher("sha1").update(`blob ${body.length}\0`).update(body).digest("hex");
-}
-
-function _readWorking(dir: string, path: string): string | null {
-  try {
-    return readFileSync(join(dir, path), "utf8");
-  } catch {
-    return null;
-  }
-}
-
-function _writeWorking(dir: string, path: string, content: string | null) {
-  writeFileAtomic(join(dir, path), content);
+/** The changes whose paths may be used; the others are reported (once per content) and left out. */
+function _safeChanges(hub: Hub, changes: Change[]): Change[] {
+  return changes.filter((c) => {
+    const reason = unsafePathReason(c.path);
+    if (reason && c.after !== null) hub.reportInvalid(c.path, reason, c.after);
+    return !reason;
+  });
 }

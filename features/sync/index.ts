@@ -1,19 +1,27 @@
 /**
- * @module Feature `sync`: the hub (`.drover/hub`, branch `drover/hub`), its one writer, the outbox and the
- * audit log. Other features reach the hub as `ctx.services.hub`.
+ * @module Feature `sync`: the hub (`.drover/hub`, branch `drover/hub`), its one writer, the outbox, the audit
+ * log, and the rounds that carry ops to the project's git remote. Other features reach the hub as
+ * `ctx.services.hub` and sync as `ctx.services.sync`.
  */
 import { Hono } from "hono";
 import { z } from "zod";
+import { DroverError } from "../../core/errors.ts";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { httpOp } from "../../server/routes.ts";
-import { createHub, parseCommitMessage, type Hub } from "./hub.ts";
+import { parseCommitMessage } from "./apply.ts";
+import { createSync, type SyncService } from "./cycle.ts";
+import { createHub, type Hub } from "./hub.ts";
 import { openRepo } from "./repo.ts";
 
 declare module "../../core/feature.ts" {
   interface Services {
     hub: Hub;
+    sync: SyncService;
   }
 }
+
+/** A local op wakes a round this soon (ops that arrive meanwhile ride along in the same commit). */
+const DEBOUNCE_MS = 100;
 
 const logInput = z.strictObject({
   item: z.string().max(64).optional().describe("Only ops on this item"),
@@ -28,6 +36,13 @@ export default defineFeature({
        status TEXT NOT NULL, created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ')));
      CREATE INDEX outbox_status ON outbox (status);
      CREATE TABLE hub_invalid (path TEXT PRIMARY KEY, reason TEXT NOT NULL, digest TEXT NOT NULL, seen_at TEXT NOT NULL);`,
+    `ALTER TABLE outbox ADD COLUMN op_id TEXT;
+     ALTER TABLE outbox ADD COLUMN name TEXT;
+     ALTER TABLE outbox ADD COLUMN code TEXT;
+     ALTER TABLE outbox ADD COLUMN reason TEXT;
+     ALTER TABLE outbox ADD COLUMN decided_at TEXT;
+     UPDATE outbox SET status = 'unreplayable' WHERE status = 'pending';
+     CREATE UNIQUE INDEX outbox_op_id ON outbox (op_id);`,
   ],
   async setup(ctx) {
     const repo = await openRepo(ctx.paths.hub, ctx.config.hub.branch, {
@@ -43,14 +58,11 @@ export default defineFeature({
       hasRemote: () => ctx.config.hub.remote !== "",
     });
     ctx.services.hub = hub;
-    if (!(await repo.head())) {
-      await hub.submit({
-        op: { op: "init", args: {} },
-        apply(tx) {
-          if (tx.read("meta.json") === null) tx.write("meta.json", { format: 1 });
-        },
-      });
-    }
+    ctx.services.sync = createSync(ctx, hub);
+    hub.define("init", (_args, tx) => {
+      if (tx.read("meta.json") === null) tx.write("meta.json", { format: 1 });
+    });
+    if (!(await repo.head())) await hub.run("init", {});
   },
   ops: {
     log: defineOp({
@@ -61,18 +73,28 @@ export default defineFeature({
       },
       view: { columns: ["at", "op", "args.id", "machine_id", "commit"] },
     }),
+    "sync.now": defineOp({
+      description: "Sync with the remote now: fetch, replay waiting ops, push",
+      input: z.strictObject({}),
+      async run(ctx) {
+        if (!ctx.config.hub.remote) throw new DroverError("bad_config", "Cannot sync: the hub is local only (hub.remote is empty)");
+        const { fetched, pushed, confirmed, rejected, head } = await ctx.services.sync.round({ force: true });
+        return { fetched, pushed, confirmed, rejected, head };
+      },
+    }),
     "sync.status": defineOp({
       description: "Where the hub stands: remote, branch, head and ops waiting to be carried",
       input: z.strictObject({}),
       async run(ctx) {
-        const pending = ctx.db.query<{ n: number }, []>("SELECT count(*) AS n FROM outbox WHERE status = 'pending'").get()!.n;
+        const sync = ctx.services.sync;
         return {
           remote: ctx.config.hub.remote || null,
           branch: ctx.config.hub.branch,
           head: await ctx.services.hub.repo.head(),
-          last_sync_at: null,
-          pending_ops: pending,
-          last_error: null,
+          remote_head: sync.state("remote_head"),
+          last_sync_at: sync.state("last_sync_at"),
+          pending_ops: sync.pendingCount(),
+          last_error: sync.state("last_error"),
           invalid_files: ctx.services.hub.invalidFiles(),
         };
       },
@@ -80,7 +102,27 @@ export default defineFeature({
   },
   handler(ctx) {
     const run = httpOp(ctx);
-    return new Hono().get("/api/sync", async (c) => c.json(await run("sync.status", {})));
+    return new Hono()
+      .get("/api/sync", async (c) => c.json(await run("sync.status", {})))
+      .post("/api/sync", async (c) => c.json(await run("sync.now", {})));
+  },
+  start(ctx) {
+    if (!ctx.config.hub.remote) return;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    // ops made in this process go out at once; a CLI's ops are seen by the next tick
+    ctx.services.hub.onChange((set) => {
+      if (set.origin !== "local" || !set.ops.some((o) => o.op !== "hub.sweep") || timer) return;
+      timer = setTimeout(() => {
+        timer = undefined;
+        _round(ctx);
+      }, DEBOUNCE_MS);
+    });
+  },
+  tick(ctx) {
+    if (ctx.mode !== "daemon" || !ctx.config.hub.remote) return;
+    const last = Date.parse(ctx.services.sync.state("last_sync_at") ?? "") || 0;
+    const due = ctx.clock.now() - last >= ctx.config.hub.sync_interval_secs * 1000;
+    if (due || ctx.services.sync.pendingCount({ presence: false }) > 0) _round(ctx);
   },
   async reconcile(ctx) {
     const files = await ctx.services.hub.catchUp();
@@ -112,4 +154,9 @@ async function readLog(ctx: Context, input: z.output<typeof logInput>): Promise<
     }
   }
   return out;
+}
+
+/** A background round: failures are in `sync.status` (`last_error`), not thrown. */
+function _round(ctx: Context) {
+  ctx.services.sync.round().catch((err) => ctx.log.warnOnce("sync", `Sync failed: ${(err as Error).message}`));
 }

@@ -16,8 +16,14 @@ export function createFileLock(file: string, options: { timeoutMs?: number } = {
   db.run("PRAGMA busy_timeout = 0");
   const timeout = options.timeoutMs ?? 30_000;
   let held = false;
+  // the SQLite transaction excludes other processes; `busy` and this queue, other callers in this process
+  let busy = false;
+  const waiting: Array<() => void> = [];
+  const wakeNext = () => waiting.shift()?.();
   return {
     async acquire() {
+      while (busy) await new Promise<void>((resolve) => waiting.push(resolve));
+      busy = true;
       const deadline = Date.now() + timeout;
       for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
         try {
@@ -25,9 +31,15 @@ export function createFileLock(file: string, options: { timeoutMs?: number } = {
           held = true;
           return;
         } catch (err) {
-          if (!String((err as Error).message).includes("locked") && (err as { code?: string }).code !== "SQLITE_BUSY") throw err;
+          if (!String((err as Error).message).includes("locked") && (err as { code?: string }).code !== "SQLITE_BUSY") {
+            busy = false;
+            wakeNext();
+            throw err;
+          }
         }
         if (Date.now() > deadline) {
+          busy = false;
+          wakeNext();
           throw new DroverError("internal", `Cannot lock the hub: "${file}" held by another process for ${timeout} ms`);
         }
         await Bun.sleep(wait);
@@ -37,6 +49,8 @@ export function createFileLock(file: string, options: { timeoutMs?: number } = {
       if (!held) return;
       held = false;
       db.run("COMMIT");
+      busy = false;
+      wakeNext();
     },
     close() {
       if (held) db.run("ROLLBACK");

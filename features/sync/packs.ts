@@ -98,10 +98,15 @@ function _lookup(pack: _Pack, oid: string): RawObject | null | undefined {
   return undefined;
 }
 
-function _readPacked(pack: _Pack, idx: NonNullable<_Pack["idx"]>, i: number): RawObject | null {
+function _readPacked(pack: _Pack, idx: NonNullable<_Pack["idx"]>, i: number): RawObject | null | undefined {
   const offset = idx.data.readUInt32BE(8 + 256 * 4 + idx.count * 24 + i * 4);
   if (offset & 0x80000000) return null; // packs over 2 GiB: leave to isomorphic-git
-  const fd = fs.openSync(pack.path.replace(/\.idx$/, ".pack"), "r");
+  let fd: number;
+  try {
+    fd = fs.openSync(pack.path.replace(/\.idx$/, ".pack"), "r");
+  } catch {
+    return undefined; // folded away by a repack since its index was read: the caller looks again
+  }
   try {
     // the compressed length is not stored: read a chunk, and a bigger one while the stream is cut short
     for (let size = 16_384; ; size *= 4) {

@@ -19,20 +19,25 @@ export interface CommitInfo {
   oid: string;
   message: string;
   timestamp: number;
+  parents: string[];
 }
 
 export interface HubRepo {
   dir: string;
+  gitdir: string;
   branch: string;
   head(): Promise<string | null>;
-  /** Writes a commit on top of `parent` with the given changes (null = delete) and moves the branch. */
-  commit(changes: FileChanges, options: { parent: string | null; message: string; time: number }): Promise<string>;
+  /** Writes a commit on top of `parent` with the given changes (null = delete) and moves the branch (unless `detached`). */
+  commit(changes: FileChanges, options: { parent: string | null; message: string; time: number; detached?: boolean }): Promise<string>;
   /** Every file that differs between two commits (`from` null = the empty tree). */
   diff(from: string | null, to: string): Promise<Change[]>;
   /** Every file of a commit, or of `prefix` within it. */
   files(oid: string, prefix?: string): Promise<Array<{ path: string; oid: string }>>;
   readBlob(oid: string): Promise<string>;
-  log(options?: { depth?: number }): Promise<CommitInfo[]>;
+  /** Commits newest first, from the branch head or from `from`. */
+  log(options?: { from?: string; depth?: number }): Promise<CommitInfo[]>;
+  /** Moves the branch to a commit whose objects are already here (a fetched remote head). */
+  setHead(oid: string): Promise<void>;
 }
 
 export interface RepoOptions {
@@ -105,6 +110,7 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
 
   const repo: HubRepo = {
     dir,
+    gitdir,
     branch,
     async head() {
       try {
@@ -113,10 +119,14 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
         return null;
       }
     },
-    async commit(changes, { parent, message, time }) {
+    async commit(changes, { parent, message, time, detached = false }) {
       const tree = (await writeTree(await treeOf(parent), changes)) ?? objects.writeTree([]);
       const oid = objects.writeCommit({ tree, parents: parent ? [parent] : [], message, time });
       objects.flush();
+      if (!detached) await repo.setHead(oid);
+      return oid;
+    },
+    async setHead(oid) {
       const file = `${gitdir}/${ref}`;
       try {
         fs.writeFileSync(`${file}.lock`, oid + "\n");
@@ -125,7 +135,6 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
         fs.writeFileSync(`${file}.lock`, oid + "\n");
       }
       fs.renameSync(`${file}.lock`, file);
-      return oid;
     },
     async diff(from, to) {
       const out: Change[] = [];
@@ -150,10 +159,10 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       return out;
     },
     readBlob: (oid) => objects.readBlob(oid),
-    async log({ depth } = {}) {
-      if (!(await repo.head())) return [];
-      const commits = await git.log({ fs, gitdir, ref, depth, cache });
-      return commits.map((c) => ({ oid: c.oid, message: c.commit.message, timestamp: c.commit.committer.timestamp }));
+    async log({ from, depth } = {}) {
+      if (!from && !(await repo.head())) return [];
+      const commits = await git.log({ fs, gitdir, ref: from ?? ref, depth, cache });
+      return commits.map((c) => ({ oid: c.oid, message: c.commit.message, timestamp: c.commit.committer.timestamp, parents: c.commit.parent }));
     },
   };
   if (!(await repo.head())) await git.writeRef({ fs, gitdir, ref: "HEAD", value: ref, symbolic: true, force: true });

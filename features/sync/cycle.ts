@@ -1,0 +1,200 @@
+/**
+ * @module The sync round of SPEC §3. Under the hub lock: fetch the remote branch, replay this machine's
+ * unconfirmed ops on the remote's tree (an op no longer valid there is rejected with its reason), commit
+ * once on the remote head, push only if the remote is still that head, and then make the pushed commit the
+ * local head. A lost race starts again, with jittered backoff, a bounded number of times. Nothing local
+ * changes until a push has succeeded, so a crash at any point leaves the outbox to be replayed again; ops a
+ * remote commit already carries (a push whose confirmation was lost) are recognised by their ids.
+ */
+import type { Context } from "../../core/feature.ts";
+import { iso } from "../../core/clock.ts";
+import { DroverError } from "../../core/errors.ts";
+import { formatCommitMessage, parseCommitMessage, type OpRecord } from "./apply.ts";
+import type { Hub } from "./hub.ts";
+import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
+
+export interface SyncResult {
+  /** Files that came from other machines. */
+  fetched: number;
+  pushed: boolean;
+  confirmed: number;
+  rejected: number;
+  head: string | null;
+  /** Rounds that lost the race to another machine's push before this one won. */
+  retries: number;
+}
+
+export interface SyncService {
+  /** One sync round (joined with a running one); `force` pushes heartbeats even inside `presence_secs`. */
+  round(options?: { force?: boolean }): Promise<SyncResult>;
+  /** Waits (bounded) until the op is pushed: true, false when it could not be in time; throws if rejected. */
+  confirm(opId: string): Promise<boolean>;
+  state(key: "remote_head" | "last_sync_at" | "last_error" | "last_push_at"): string | null;
+  pendingCount(options?: { presence?: boolean }): number;
+}
+
+const MAX_ATTEMPTS = 12;
+const HISTORY_SCAN = 2000;
+
+export function createSync(ctx: Context, hub: Hub): SyncService {
+  const { db } = ctx;
+  let transport: { remote: string; t: Transport } | null = null;
+  let running: Promise<SyncResult> | null = null;
+  let queued: Promise<SyncResult> | null = null;
+  let forceQueued = false;
+
+  function state(key: string): string | null {
+    return db.query<{ value: string }, [string]>("SELECT value FROM hub_state WHERE key = ?").get(key)?.value ?? null;
+  }
+  function setState(key: string, value: string | null) {
+    if (value === null) db.query("DELETE FROM hub_state WHERE key = ?").run(key);
+    else db.query("INSERT INTO hub_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+  }
+
+  async function getTransport(): Promise<Transport> {
+    const remote = ctx.config.hub.remote;
+    if (transport?.remote !== remote) {
+      const url = await resolveRemoteUrl(ctx.paths.root, remote);
+      transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch: ctx.config.hub.branch, token: process.env.DROVER_GIT_TOKEN }) };
+    }
+    return transport.t;
+  }
+
+  function pending(): OpRecord[] {
+    return db.query<{ op: string }, []>("SELECT op FROM outbox WHERE status = 'pending' ORDER BY seq").all().map((r) => JSON.parse(r.op) as OpRecord);
+  }
+
+  /** Ids among `wanted` that commits from `head` back to `stop` already carry. */
+  async function carried(head: string, stop: string | null, wanted: Set<string>): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (const c of await hub.repo.log({ from: head, depth: HISTORY_SCAN })) {
+      if (c.oid === stop) break;
+      for (const op of parseCommitMessage(c.message)) if (wanted.has(op.id)) found.add(op.id);
+    }
+    return found;
+  }
+
+  async function attempt(force: boolean): Promise<SyncResult | null> {
+    return hub.exclusive(async () => {
+      const t = await getTransport();
+      const remote = await t.fetch();
+      const base = state("remote_head");
+      const records = pending();
+      const done = remote && remote !== base && records.length ? await carried(remote, base, new Set(records.map((r) => r.id))) : new Set<string>();
+      let todo = records.filter((r) => !done.has(r.id));
+      const presenceOnly = todo.every((r) => r.op === "hub.sweep");
+      const lastPush = Date.parse(state("last_push_at") ?? "") || 0;
+      if (!force && presenceOnly && ctx.clock.now() - lastPush < ctx.config.hub.presence_secs * 1000) todo = [];
+
+      let next = remote;
+      const rejected: Array<{ record: OpRecord; error: DroverError }> = [];
+      const kept: OpRecord[] = [];
+      if (remote === null) {
+        next = await hub.repo.head();
+        kept.push(...records);
+      } else if (todo.length) {
+        const replay = await hub.replay(remote, todo);
+        for (const r of replay.results) if (r.error) rejected.push({ record: r.record, error: _asDroverError(r.error) });
+        const refused = new Set(rejected.map((r) => r.record.id));
+        kept.push(...todo.filter((r) => !refused.has(r.id)));
+        if (replay.changes.size) {
+          next = await hub.repo.commit(replay.changes, { parent: remote, message: formatCommitMessage(kept), time: ctx.clock.now(), detached: true });
+        }
+      }
+      if (next === null) return _result(0, false, 0, 0, null);
+      const pushed = next !== remote;
+      if (pushed && !(await t.push(next, remote))) return null;
+
+      const at = iso(ctx.clock.now());
+      const changes = await hub.adopt(next, {
+        inTransaction() {
+          const confirm = db.query("UPDATE outbox SET status = 'confirmed', decided_at = ? WHERE op_id = ? AND status = 'pending'");
+          for (const id of done) confirm.run(at, id);
+          for (const r of kept) confirm.run(at, r.id);
+          const reject = db.query("UPDATE outbox SET status = 'rejected', code = ?, reason = ?, decided_at = ? WHERE op_id = ?");
+          for (const r of rejected) reject.run(r.error.code, r.error.message, at, r.record.id);
+          setState("remote_head", next);
+          setState("last_sync_at", at);
+          setState("last_error", null);
+          if (pushed) setState("last_push_at", at);
+        },
+      });
+      for (const { record, error } of rejected) {
+        ctx.bus.publish("op_rejected", { op: record.op, op_id: record.id, item_id: (record.args.id as string | undefined) ?? null, reason: error.message, code: error.code });
+      }
+      if (pushed || changes.length || done.size || kept.length || rejected.length) {
+        ctx.bus.publish("synced", { head: next, pushed, fetched: changes.length, confirmed: done.size + kept.length, rejected: rejected.length });
+      }
+      ctx.log.debug("Synced", { head: next, pushed, confirmed: done.size + kept.length, rejected: rejected.length, waiting: records.length - done.size - kept.length - rejected.length });
+      return _result(changes.length, pushed, done.size + kept.length, rejected.length, next);
+    });
+  }
+
+  async function fullRound(force: boolean): Promise<SyncResult> {
+    for (let i = 0; i < MAX_ATTEMPTS; i++) {
+      try {
+        const result = await attempt(force);
+        if (result) return { ...result, retries: i };
+      } catch (err) {
+        setState("last_error", (err as Error).message);
+        throw err;
+      }
+      // another machine pushed first: back off (jittered, so the losers do not collide again) and go again
+      await Bun.sleep(Math.min(1000, 10 * 2 ** i) * (0.5 + Math.random()));
+    }
+    const message = `Cannot sync: lost the race to other machines ${MAX_ATTEMPTS} times in a row`;
+    setState("last_error", message);
+    throw new DroverError("conflict", message);
+  }
+
+  const service: SyncService = {
+    round({ force = false } = {}) {
+      if (!running) {
+        running = fullRound(force).finally(() => (running = null));
+        return running;
+      }
+      forceQueued ||= force;
+      queued ??= running
+        .catch(() => undefined)
+        .then(() => {
+          queued = null;
+          const f = forceQueued;
+          forceQueued = false;
+          return service.round({ force: f });
+        });
+      return queued;
+    },
+    async confirm(opId) {
+      if (!ctx.config.hub.remote) return true;
+      // waiting on the network: real time, not the injected clock (which tests may hold still)
+      const deadline = performance.now() + ctx.config.pipeline.claim_confirm_secs * 1000;
+      for (;;) {
+        const row = db.query<{ status: string; code: string | null; reason: string | null }, [string]>("SELECT status, code, reason FROM outbox WHERE op_id = ?").get(opId);
+        if (!row || row.status === "confirmed") return true;
+        if (row.status === "rejected") throw new DroverError((row.code ?? "conflict") as never, row.reason ?? "Rejected by the remote");
+        if (performance.now() >= deadline) return false;
+        try {
+          await service.round();
+        } catch (err) {
+          if ((err as DroverError).code === "offline") return false;
+        }
+      }
+    },
+    state: (key) => state(key),
+    pendingCount({ presence = true } = {}) {
+      const sql = `SELECT count(*) AS n FROM outbox WHERE status = 'pending'${presence ? "" : " AND name <> 'hub.sweep'"}`;
+      return db.query<{ n: number }, []>(sql).get()!.n;
+    },
+  };
+  return service;
+}
+
+// --- internal ---
+
+function _result(fetched: number, pushed: boolean, confirmed: number, rejected: number, head: string | null): SyncResult {
+  return { fetched, pushed, confirmed, rejected, head, retries: 0 };
+}
+
+function _asDroverError(err: unknown): DroverError {
+  return err instanceof DroverError ? err : new DroverError("conflict", `Cannot replay op: ${(err as Error).message}`);
+}

@@ -1,0 +1,71 @@
+/** Test machines for sync: a project clone per machine whose `origin` is a shared remote, drover joined to it. */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { initProject } from "../cli/init.ts";
+import type { Clock } from "../core/clock.ts";
+import type { BusEvent } from "../core/events.ts";
+import type { Paths } from "../core/paths.ts";
+import type { Runtime } from "../runtime.ts";
+import { testRuntime } from "./helpers.ts";
+
+export interface Machine {
+  dir: string;
+  paths: Paths;
+  rt: Runtime;
+  events: BusEvent[];
+  op<T = any>(name: string, input?: Record<string, unknown>): Promise<T>;
+  head(): Promise<string | null>;
+  cleanup(): Promise<void>;
+}
+
+/** A new project whose origin is `remote`, with drover initialised (joining or creating the hub branch). */
+export async function machine(remote: string, options: { clock?: Clock; config?: string } = {}): Promise<Machine> {
+  const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-machine-")));
+  execFileSync("git", ["init", "-q", dir]);
+  execFileSync("git", ["remote", "add", "origin", remote], { cwd: dir });
+  const { paths } = await initProject(dir);
+  if (options.config) await Bun.write(paths.config, options.config);
+  const { rt, events } = await testRuntime(paths, { clock: options.clock, mode: "cli" });
+  return {
+    dir,
+    paths,
+    rt,
+    events,
+    op: (name, input = {}) => rt.ops.run(name, input) as Promise<any>,
+    head: () => rt.ctx.services.hub.repo.head(),
+    async cleanup() {
+      await rt.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** `git` in a bare repository (the remote), trimmed output. */
+export function remoteGit(bare: string, ...args: string[]): string {
+  return execFileSync("git", ["--git-dir", bare, ...args], { encoding: "utf8" }).trim();
+}
+
+/** Every version of every item file in the remote's history, oldest commit first. */
+export function itemHistory(bare: string): Map<string, Array<{ commit: string; time: number; item: any }>> {
+  const out = new Map<string, Array<{ commit: string; time: number; item: any }>>();
+  const commits = remoteGit(bare, "rev-list", "--reverse", "--format=%ct", "drover/hub").split("\n");
+  for (let i = 0; i < commits.length; i += 2) {
+    const commit = commits[i]!.replace("commit ", "");
+    const time = Number(commits[i + 1]);
+    const changed = remoteGit(bare, "diff-tree", "--root", "-r", "--name-only", "--no-commit-id", commit).split("\n").filter((p) => p.startsWith("items/"));
+    for (const path of changed) {
+      let text = "";
+      try {
+        text = execFileSync("git", ["--git-dir", bare, "show", `${commit}:${path}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
+      } catch {
+        continue; // removed in this commit
+      }
+      const item = JSON.parse(text);
+      if (!out.has(item.id)) out.set(item.id, []);
+      out.get(item.id)!.push({ commit, time, item });
+    }
+  }
+  return out;
+}
