@@ -8,6 +8,7 @@ import type { Clock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Paths } from "../core/paths.ts";
 import type { Runtime } from "../runtime.ts";
+import { parseCommitMessage, type OpRecord } from "../features/sync/apply.ts";
 import { testRuntime } from "./helpers.ts";
 
 export interface Machine {
@@ -47,13 +48,22 @@ export function remoteGit(bare: string, ...args: string[]): string {
   return execFileSync("git", ["--git-dir", bare, ...args], { encoding: "utf8" }).trim();
 }
 
+export interface ItemVersion {
+  commit: string;
+  time: number;
+  item: any;
+  /** The ops of the commit that wrote this version. */
+  ops: OpRecord[];
+}
+
 /** Every version of every item file in the remote's history, oldest commit first. */
-export function itemHistory(bare: string): Map<string, Array<{ commit: string; time: number; item: any }>> {
-  const out = new Map<string, Array<{ commit: string; time: number; item: any }>>();
+export function itemHistory(bare: string): Map<string, ItemVersion[]> {
+  const out = new Map<string, ItemVersion[]>();
   const commits = remoteGit(bare, "rev-list", "--reverse", "--format=%ct", "drover/hub").split("\n");
   for (let i = 0; i < commits.length; i += 2) {
     const commit = commits[i]!.replace("commit ", "");
     const time = Number(commits[i + 1]);
+    const ops = parseCommitMessage(remoteGit(bare, "show", "-s", "--format=%B", commit) + "\n");
     const changed = remoteGit(bare, "diff-tree", "--root", "-r", "--name-only", "--no-commit-id", commit).split("\n").filter((p) => p.startsWith("items/"));
     for (const path of changed) {
       let text = "";
@@ -64,7 +74,7 @@ export function itemHistory(bare: string): Map<string, Array<{ commit: string; t
       }
       const item = JSON.parse(text);
       if (!out.has(item.id)) out.set(item.id, []);
-      out.get(item.id)!.push({ commit, time, item });
+      out.get(item.id)!.push({ commit, time, item, ops });
     }
   }
   return out;
