@@ -79,3 +79,37 @@ export function itemHistory(bare: string): Map<string, ItemVersion[]> {
   }
   return out;
 }
+
+export interface GrantCheck {
+  grants: number;
+  /** Each a grant that skipped a number no op accounts for, repeated one, or began while the last was live. */
+  violations: string[];
+}
+
+/**
+ * P2 from the remote's history: every grant numbered one more than the last, none while the last was live.
+ * One commit carries a round's ops, so a commit may hold several grants: its ops must account for each.
+ */
+export function checkGrants(bare: string): GrantCheck {
+  let grants = 0;
+  const violations: string[] = [];
+  for (const [id, versions] of itemHistory(bare)) {
+    let previous: any = null;
+    for (const { commit, item, ops } of versions) {
+      const fence = item.fence as number;
+      const last = (previous?.fence as number | undefined) ?? 0;
+      if (fence !== last) {
+        const granting = ops.filter((o) => (o.op === "item.claim" || o.op === "item.next") && o.args.id === id).length;
+        if (fence < last) violations.push(`${id}: fence went back from ${last} to ${fence} in ${commit}`);
+        else if (fence - last > granting) violations.push(`${id}: fence jumped from ${last} to ${fence} with ${granting} grants in ${commit}`);
+        else grants += fence - last;
+        // a single grant on top of a visible claim: that claim must have run out by then
+        if (fence - last === 1 && item.claim?.fence === fence && previous?.claim && Date.parse(previous.claim.expires_at) > Date.parse(item.claim.claimed_at)) {
+          violations.push(`${id}: fence ${fence} granted while fence ${last} was live, in ${commit}`);
+        }
+      }
+      previous = item;
+    }
+  }
+  return { grants, violations };
+}

@@ -31,9 +31,13 @@ export interface SyncService {
   confirm(opId: string): Promise<boolean>;
   state(key: "remote_head" | "last_sync_at" | "last_error" | "last_push_at"): string | null;
   pendingCount(options?: { presence?: boolean }): number;
+  /** Since this process started: rounds run, pushes made, races lost to another machine's push. */
+  stats: { rounds: number; pushes: number; lost_races: number };
 }
 
-const MAX_ATTEMPTS = 12;
+const MAX_ATTEMPTS = 20;
+/** Backoff after a lost race: full jitter up to this cap, so a loser is not starved by machines that keep winning. */
+const BACKOFF_CAP_MS = 250;
 const HISTORY_SCAN = 2000;
 
 export function createSync(ctx: Context, hub: Hub): SyncService {
@@ -130,17 +134,24 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
     });
   }
 
+  const stats = { rounds: 0, pushes: 0, lost_races: 0 };
+
   async function fullRound(force: boolean): Promise<SyncResult> {
+    stats.rounds++;
     for (let i = 0; i < MAX_ATTEMPTS; i++) {
       try {
         const result = await attempt(force);
-        if (result) return { ...result, retries: i };
+        if (result) {
+          if (result.pushed) stats.pushes++;
+          return { ...result, retries: i };
+        }
+        stats.lost_races++;
       } catch (err) {
         setState("last_error", (err as Error).message);
         throw err;
       }
       // another machine pushed first: back off (jittered, so the losers do not collide again) and go again
-      await Bun.sleep(Math.min(1000, 10 * 2 ** i) * (0.5 + Math.random()));
+      await Bun.sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 10 * 2 ** i));
     }
     const message = `Cannot sync: lost the race to other machines ${MAX_ATTEMPTS} times in a row`;
     setState("last_error", message);
@@ -148,6 +159,7 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   }
 
   const service: SyncService = {
+    stats,
     round({ force = false } = {}) {
       if (!running) {
         running = fullRound(force).finally(() => (running = null));

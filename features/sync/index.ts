@@ -96,6 +96,7 @@ export default defineFeature({
           pending_ops: sync.pendingCount(),
           last_error: sync.state("last_error"),
           invalid_files: ctx.services.hub.invalidFiles(),
+          stats: sync.stats,
         };
       },
     }),

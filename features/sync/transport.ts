@@ -61,12 +61,21 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
       await git.setConfig({ fs, gitdir, path: "remote.hub.url", value: _redact(url) });
       await git.setConfig({ fs, gitdir, path: "remote.hub.fetch", value: `+refs/heads/${branch}:${TRACKING}` });
     })());
+  // without a cache isomorphic-git reads every pack index again for each object it looks at; one cache per
+  // round (not longer: a repack between rounds deletes packs a longer-lived cache would still point at)
+  let cache = {};
   return {
     kind: "isomorphic-git",
     async fetch() {
       await configure();
+      cache = {};
       try {
-        const res = await git.fetch({ fs, http: _withHead(branch), gitdir, url, remote: "hub", ref: branch, singleBranch: true, tags: false, onAuth: auth });
+        // `ref` is also the one "have" isomorphic-git offers: our last fetched remote head is one the remote
+        // knows (our own branch head carries unpushed commits, and offering it would fetch the whole history)
+        const res = await git.fetch({
+          ...{ fs, cache, http: _withHead(branch), gitdir, url, remote: "hub", onAuth: auth },
+          ...{ ref: TRACKING, remoteRef: `refs/heads/${branch}`, singleBranch: true, tags: false },
+        });
         return res.fetchHead;
       } catch (err) {
         if ((err as { code?: string }).code === "NotFoundError") return null; // the remote has refs, but not ours
@@ -76,7 +85,7 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
     async push(oid, expected) {
       await git.writeRef({ fs, gitdir, ref: OUTGOING, value: oid, force: true });
       try {
-        const res = await git.push({ fs, http, gitdir, url, ref: OUTGOING, remoteRef: `refs/heads/${branch}`, onAuth: auth });
+        const res = await git.push({ fs, cache, http, gitdir, url, ref: OUTGOING, remoteRef: `refs/heads/${branch}`, onAuth: auth });
         if (res.ok) return true;
         throw new Error(res.error ?? "push refused");
       } catch (err) {

@@ -1,0 +1,124 @@
+/**
+ * Sync rows: one round carrying 1,000 changed files, and the SPEC race (5 machines × 200 claims on 50 items
+ * through one remote), each over both transports in the same run — isomorphic-git against a real
+ * `git http-backend` on 127.0.0.1, the system `git` against a plain path — so their ratio is like for like.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { initProject } from "../cli/init.ts";
+import { pathsFor, type Paths } from "../core/paths.ts";
+import { openRuntime } from "../runtime.ts";
+import { bareRepo, startGitServer } from "../test/git-server.ts";
+import { checkGrants } from "../test/sync-machines.ts";
+import { cleanups, median, ROOT, round, startBinary, type Row } from "./lib.ts";
+
+type Transport = "isomorphic-git" | "git";
+
+export async function syncRows(options: { quick: boolean }): Promise<Row[]> {
+  const rows: Row[] = [];
+  const race: Record<Transport, number> = { "isomorphic-git": 0, git: 0 };
+  for (const transport of ["isomorphic-git", "git"] as const) {
+    rows.push(await roundRow(transport, options.quick ? 1 : 3));
+    const r = await raceRow(transport, options.quick ? 40 : 200);
+    race[transport] = r.value;
+    rows.push(r);
+  }
+  const ratio = round(race["isomorphic-git"] / race.git, 2);
+  rows.push({ row: "race wall time, isomorphic-git ÷ git transport", value: ratio, unit: "×", bar: "reported", pass: Number.isFinite(ratio) });
+  return rows;
+}
+
+// --- internal ---
+
+async function roundRow(transport: Transport, runs: number): Promise<Row> {
+  const remote = _remote(transport);
+  const paths = await _machine(remote.url);
+  const rt = await openRuntime({ paths, mode: "cli" });
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < runs; i++) {
+      await Promise.all(Array.from({ length: 1000 }, (_, k) => rt.ops.run("item.create", { title: `bench ${i}-${k}` })));
+      const started = performance.now();
+      const result = await rt.ctx.services.sync.round({ force: true });
+      times.push(performance.now() - started);
+      if (!result.pushed || result.confirmed !== 1000) throw new Error(`sync round carried ${result.confirmed} ops, not 1000`);
+    }
+  } finally {
+    await rt.close();
+    await remote.stop();
+  }
+  const ms = round(median(times));
+  return { row: `sync round carrying 1,000 changed files (${transport})`, value: ms, unit: "ms", bar: "< 5,000 ms (own bar)", pass: ms < 5000 };
+}
+
+async function raceRow(transport: Transport, claims: number): Promise<Row> {
+  const remote = _remote(transport);
+  const machines: Array<{ url: string; token: string; proc: { kill(signal?: number | string): void } }> = [];
+  try {
+    for (let m = 0; m < 5; m++) {
+      const paths = await _machine(remote.url);
+      const token = (await Bun.file(paths.token).text()).trim();
+      const { url, proc } = await startBinary(paths);
+      machines.push({ url, token, proc });
+    }
+    const call = (m: (typeof machines)[number], path: string, body?: unknown) =>
+      fetch(m.url + path, { method: body === undefined ? "GET" : "POST", headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) ids.push(((await (await call(machines[0]!, "/api/items", { title: `race ${i}` })).json()) as { id: string }).id);
+    for (const m of machines) await call(m, "/api/sync", {});
+
+    const answers = { confirmed: 0, rejected: 0, unconfirmed: 0 };
+    const started = performance.now();
+    await Promise.all(
+      machines.map(async (m, i) => {
+        for (let k = 0; k < claims; k++) {
+          const res = await call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, { agent: `m${i}-a${k % 4}`, ttl_secs: 1 });
+          const body = (await res.json()) as { confirmed?: boolean };
+          if (res.status === 409) answers.rejected++;
+          else if (body.confirmed) answers.confirmed++;
+          else answers.unconfirmed++;
+        }
+      }),
+    );
+    const wall = performance.now() - started;
+    let pushes = 0;
+    let lost = 0;
+    for (const m of machines) {
+      await call(m, "/api/sync", {});
+      const { stats } = (await (await call(m, "/api/sync")).json()) as { stats: { pushes: number; lost_races: number } };
+      pushes += stats.pushes;
+      lost += stats.lost_races;
+    }
+    const { violations } = checkGrants(remote.bare);
+    const pass = violations.length === 0 && answers.unconfirmed === 0;
+    return {
+      row: `5 machines × ${claims} claims on 50 items (${transport})`,
+      value: round(wall / 1000, 2),
+      unit: "s",
+      bar: "all confirmed or rejected, 0 double grants",
+      pass,
+      detail: `${answers.confirmed} confirmed, ${answers.rejected} rejected, ${answers.unconfirmed} unconfirmed; ${violations.length} double grants; ${round(lost / Math.max(1, pushes), 2)} lost races per pushed commit`,
+    };
+  } finally {
+    for (const m of machines) m.proc.kill("SIGTERM");
+    await remote.stop();
+  }
+}
+
+/** A bare remote reached over http-backend (isomorphic-git) or by its path (git). */
+function _remote(transport: Transport) {
+  const { root, path } = bareRepo();
+  const server = transport === "isomorphic-git" ? startGitServer(root) : null;
+  cleanups.push(() => rmSync(root, { recursive: true, force: true }));
+  return { bare: path, url: server ? server.url("remote.git") : path, stop: async () => void (await server?.stop()) };
+}
+
+async function _machine(remoteUrl: string): Promise<Paths> {
+  const dir = realpathSync(mkdtempSync(join(ROOT, ".bench-work", "machine-")));
+  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  execFileSync("git", ["init", "-q", dir]);
+  execFileSync("git", ["remote", "add", "origin", remoteUrl], { cwd: dir });
+  await initProject(dir);
+  return pathsFor(dir);
+}
