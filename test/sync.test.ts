@@ -150,6 +150,23 @@ for (const transport of TRANSPORTS) {
       expect(remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")).toContain("heartbeats/beater-4.json");
     });
 
+    test("usage reported on two machines adds up on both; heartbeats arrive as files", async () => {
+      const [a, b] = machines as [Machine, Machine];
+      const it = await a.op("item.create", { title: "costly" });
+      await a.op("sync.now");
+      await b.op("sync.now");
+      await a.op("usage.report", { agent: "agent-a", item: it.id, input_tokens: 100, output_tokens: 10, cost_usd: 0.5 });
+      await b.op("usage.report", { agent: "agent-b", item: it.id, input_tokens: 20, output_tokens: 2, cost_usd: 0.25 });
+      await a.op("sync.now");
+      await b.op("sync.now");
+      await a.op("sync.now");
+      const want = { input_tokens: 120, output_tokens: 12, cache_read_tokens: 0, cost_usd: 0.75, reports: 2 };
+      expect((await a.op("item.get", { id: it.id })).usage).toEqual(want);
+      expect((await b.op("item.get", { id: it.id })).usage).toEqual(want);
+      // a's heartbeats (P6 above) reached b's working files
+      expect((await b.op("agents.list")).map((x: { agent_id: string }) => x.agent_id)).toContain("beater-4");
+    });
+
     test("a garbage hub file and an unsafe name on the remote are skipped and reported; sync goes on", async () => {
       const [a] = machines as [Machine];
       const work = mkdtempSync(join(tmpdir(), "drover-vandal-"));

@@ -78,7 +78,12 @@ const inFlight = new Set<string>();
 /** Releases claims whose lease ran out (`claim_released`, reason `expired`). */
 async function _expireClaims(ctx: Context) {
   const now = ctx.clock.now();
-  const due = ctx.db.query<{ id: string }, [number]>("SELECT id FROM items WHERE expires_at <= ? LIMIT 500").all(now);
+  // with a remote, each machine clears only the leases its own agents let lapse: a lapsed claim is already
+  // free to take (claims check expiry), and five machines writing the same release would only contend
+  const mine = ctx.config.hub.remote ? ctx.machineId : "";
+  const due = ctx.db
+    .query<{ id: string }, [number, string, string]>("SELECT id FROM items WHERE expires_at <= ? AND (? = '' OR json_extract(json, '$.claim.machine_id') = ?) LIMIT 500")
+    .all(now, mine, mine);
   await Promise.all(
     due.map(({ id }) =>
       _once(`expire:${id}`, () =>
