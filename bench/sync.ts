@@ -84,21 +84,24 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
     const wall = performance.now() - started;
     let pushes = 0;
     let lost = 0;
+    let waiting = 0;
     for (const m of machines) {
       await call(m, "/api/sync", {});
-      const { stats } = (await (await call(m, "/api/sync")).json()) as { stats: { pushes: number; lost_races: number } };
+      const { stats, pending_ops } = (await (await call(m, "/api/sync")).json()) as { stats: { pushes: number; lost_races: number }; pending_ops: number };
       pushes += stats.pushes;
       lost += stats.lost_races;
+      waiting += pending_ops;
     }
     const { violations } = checkGrants(remote.bare);
-    const pass = violations.length === 0 && answers.unconfirmed === 0;
+    // the bar is about where every op ends (confirmed or rejected); answers given before that are reported
+    const pass = violations.length === 0 && waiting === 0;
     return {
       row: `5 machines × ${claims} claims on 50 items (${transport})`,
       value: round(wall / 1000, 2),
       unit: "s",
       bar: "all confirmed or rejected, 0 double grants",
       pass,
-      detail: `${answers.confirmed} confirmed, ${answers.rejected} rejected, ${answers.unconfirmed} unconfirmed; ${violations.length} double grants; ${round(lost / Math.max(1, pushes), 2)} lost races per pushed commit`,
+      detail: `answers: ${answers.confirmed} confirmed, ${answers.rejected} refused, ${answers.unconfirmed} not confirmed within claim_confirm_secs; ${waiting} ops still waiting after; ${violations.length} double grants; ${round(lost / Math.max(1, pushes), 2)} lost races per pushed commit`,
     };
   } finally {
     for (const m of machines) m.proc.kill("SIGTERM");
