@@ -3,14 +3,12 @@
  * through one remote), each over both transports in the same run — isomorphic-git against a real
  * `git http-backend` on 127.0.0.1, the system `git` against a plain path — so their ratio is like for like.
  */
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
-import { initProject } from "../cli/init.ts";
-import { pathsFor, type Paths } from "../core/paths.ts";
+import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { bareRepo, startGitServer } from "../test/git-server.ts";
-import { checkGrants } from "../test/sync-machines.ts";
+import { checkGrants, joinedProject } from "../test/sync-machines.ts";
 import { cleanups, median, ROOT, round, startBinary, type Row } from "./lib.ts";
 
 type Transport = "isomorphic-git" | "git";
@@ -118,10 +116,7 @@ function _remote(transport: Transport) {
 }
 
 async function _machine(remoteUrl: string): Promise<Paths> {
-  const dir = realpathSync(mkdtempSync(join(ROOT, ".bench-work", "machine-")));
+  const { dir, paths } = await joinedProject(remoteUrl, join(ROOT, ".bench-work"));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
-  execFileSync("git", ["init", "-q", dir]);
-  execFileSync("git", ["remote", "add", "origin", remoteUrl], { cwd: dir });
-  await initProject(dir);
-  return pathsFor(dir);
+  return paths;
 }

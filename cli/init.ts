@@ -1,6 +1,6 @@
 /** @module `drover init`: creates `.drover/` (SPEC §2) in the git repository that holds the working directory. */
-import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { git } from "../core/git.ts";
 import { ensureMachineId, ensureToken } from "../core/identity.ts";
 import { findGitRoot, pathsFor, type Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
@@ -39,11 +39,8 @@ export async function initProject(cwd: string, options: { local?: boolean } = {}
 // --- internal ---
 
 function _hasOrigin(root: string): boolean {
-  try {
-    return execFileSync("git", ["config", "--get", "remote.origin.url"], { cwd: root, encoding: "utf8" }).trim() !== "";
-  } catch {
-    return false;
-  }
+  const r = git(root, ["config", "--get", "remote.origin.url"]);
+  return r.ok && r.out !== "";
 }
 
 function _configTemplate(local: boolean): string {

@@ -4,15 +4,11 @@
  * the remote must hold every op that was answered exactly once (and none twice).
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { initProject } from "../cli/init.ts";
+import { rmSync } from "node:fs";
 import type { Paths } from "../core/paths.ts";
 import { api, BUN, CLI, startDaemonProcess } from "./helpers.ts";
 import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
-import { remoteGit } from "./sync-machines.ts";
+import { joinedProject, remoteGit } from "./sync-machines.ts";
 import { parseCommitMessage } from "../features/sync/apply.ts";
 
 const ROUNDS = 24;
@@ -26,10 +22,7 @@ let paths: Paths;
 beforeAll(async () => {
   remote = bareRepo();
   server = startGitServer(remote.root);
-  dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-crash-")));
-  execFileSync("git", ["init", "-q", dir]);
-  execFileSync("git", ["remote", "add", "origin", server.url("remote.git")], { cwd: dir });
-  ({ paths } = await initProject(dir));
+  ({ dir, paths } = await joinedProject(server.url("remote.git")));
 });
 
 afterAll(async () => {

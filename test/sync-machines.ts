@@ -21,12 +21,18 @@ export interface Machine {
   cleanup(): Promise<void>;
 }
 
-/** A new project whose origin is `remote`, with drover initialised (joining or creating the hub branch). */
-export async function machine(remote: string, options: { clock?: Clock; config?: string } = {}): Promise<Machine> {
-  const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-machine-")));
+/** A new git project under `parent` whose origin is `remote`, drover initialised (joining or creating the hub branch). */
+export async function joinedProject(remote: string, parent = tmpdir()): Promise<{ dir: string; paths: Paths }> {
+  const dir = realpathSync(mkdtempSync(join(parent, "drover-machine-")));
   execFileSync("git", ["init", "-q", dir]);
   execFileSync("git", ["remote", "add", "origin", remote], { cwd: dir });
   const { paths } = await initProject(dir);
+  return { dir, paths };
+}
+
+/** A joined project with a runtime on it (CLI mode: rounds run only when a test or a claim asks). */
+export async function machine(remote: string, options: { clock?: Clock; config?: string } = {}): Promise<Machine> {
+  const { dir, paths } = await joinedProject(remote);
   if (options.config) await Bun.write(paths.config, options.config);
   const { rt, events } = await testRuntime(paths, { clock: options.clock, mode: "cli" });
   return {

@@ -5,15 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, realpathSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { rmSync } from "node:fs";
 import { Database } from "bun:sqlite";
-import { initProject } from "../cli/init.ts";
 import type { Paths } from "../core/paths.ts";
 import { api, BUN, CLI, startDaemonProcess, wsClient, type DaemonProc } from "./helpers.ts";
 import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
-import { checkGrants, remoteGit } from "./sync-machines.ts";
+import { checkGrants, joinedProject, remoteGit } from "./sync-machines.ts";
 
 const MACHINES = 5;
 const ITEMS = 20;
@@ -27,10 +24,7 @@ beforeAll(async () => {
   remote = bareRepo();
   server = startGitServer(remote.root);
   for (let i = 0; i < MACHINES; i++) {
-    const dir = realpathSync(mkdtempSync(join(tmpdir(), `drover-race-${i}-`)));
-    execFileSync("git", ["init", "-q", dir]);
-    execFileSync("git", ["remote", "add", "origin", server.url("remote.git")], { cwd: dir });
-    const { paths } = await initProject(dir);
+    const { dir, paths } = await joinedProject(server.url("remote.git"));
     const daemon = await startDaemonProcess([BUN, CLI], paths);
     const ws = await wsClient(daemon.url, daemon.token);
     nodes.push({ dir, paths, daemon, ws });

@@ -47,18 +47,12 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   let queued: Promise<SyncResult> | null = null;
   let forceQueued = false;
 
-  function state(key: string): string | null {
-    return db.query<{ value: string }, [string]>("SELECT value FROM hub_state WHERE key = ?").get(key)?.value ?? null;
-  }
-  function setState(key: string, value: string | null) {
-    if (value === null) db.query("DELETE FROM hub_state WHERE key = ?").run(key);
-    else db.query("INSERT INTO hub_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
-  }
+  const { state, setState } = hub;
 
   async function getTransport(): Promise<Transport> {
     const remote = ctx.config.hub.remote;
     if (transport?.remote !== remote) {
-      const url = await resolveRemoteUrl(ctx.paths.root, remote);
+      const url = resolveRemoteUrl(ctx.paths.root, remote);
       transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch: ctx.config.hub.branch, token: process.env.DROVER_GIT_TOKEN }) };
     }
     return transport.t;
@@ -192,7 +186,7 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
         }
       }
     },
-    state: (key) => state(key),
+    state,
     pendingCount({ presence = true } = {}) {
       const sql = `SELECT count(*) AS n FROM outbox WHERE status = 'pending'${presence ? "" : " AND name <> 'hub.sweep'"}`;
       return db.query<{ n: number }, []>(sql).get()!.n;

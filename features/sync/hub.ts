@@ -58,6 +58,9 @@ export interface Hub {
   /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
   catchUp(): Promise<number>;
   appliedHead(): string | null;
+  /** This machine's hub bookkeeping (`hub_state`): applied and remote heads, sync times, the last error. */
+  state(key: string): string | null;
+  setState(key: string, value: string | null): void;
   /** Inside `exclusive`: the records replayed on `base` plus the working sources' changes; writes nothing. */
   replay(base: string | null, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
   /** Inside `exclusive`: makes `head` the branch head and brings files and indexes to it (`origin: remote`). */
@@ -92,9 +95,14 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   const queue: _Pending[] = [];
   let draining = false;
 
-  function applied(): string | null {
-    return db.query<{ value: string }, []>("SELECT value FROM hub_state WHERE key = 'applied_head'").get()?.value ?? null;
+  function state(key: string): string | null {
+    return db.query<{ value: string }, [string]>("SELECT value FROM hub_state WHERE key = ?").get(key)?.value ?? null;
   }
+  function setState(key: string, value: string | null) {
+    if (value === null) db.query("DELETE FROM hub_state WHERE key = ?").run(key);
+    else db.query("INSERT INTO hub_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+  }
+  const applied = () => state("applied_head");
 
   function record(set: ChangeSet, inTransaction?: () => void) {
     db.transaction(() => {
@@ -105,7 +113,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
         for (const op of set.ops) insert.run(op.id, op.op, JSON.stringify(op), set.head);
       }
       inTransaction?.();
-      db.query("INSERT INTO hub_state (key, value) VALUES ('applied_head', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(set.head);
+      setState("applied_head", set.head);
     }).immediate();
   }
 
@@ -234,6 +242,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     sweep: () => enqueue("hub.sweep", {}, () => undefined).then(() => undefined),
     catchUp: () => locked(catchUp),
     appliedHead: applied,
+    state,
+    setState,
     async replay(base, records) {
       const local = await repo.head();
       const remoteFiles = new Map(base ? (await repo.diff(local, base)).map((c) => [c.path, c.after]) : []);

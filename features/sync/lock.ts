@@ -15,7 +15,6 @@ export function createFileLock(file: string, options: { timeoutMs?: number } = {
   const db = new Database(file, { create: true });
   db.run("PRAGMA busy_timeout = 0");
   const timeout = options.timeoutMs ?? 30_000;
-  let held = false;
   // the SQLite transaction excludes other processes; `busy` and this queue, other callers in this process
   let busy = false;
   const waiting: Array<() => void> = [];
@@ -28,7 +27,6 @@ export function createFileLock(file: string, options: { timeoutMs?: number } = {
       for (let wait = 1; ; wait = Math.min(wait * 2, 20)) {
         try {
           db.run("BEGIN IMMEDIATE");
-          held = true;
           return;
         } catch (err) {
           if (!String((err as Error).message).includes("locked") && (err as { code?: string }).code !== "SQLITE_BUSY") {
@@ -46,14 +44,13 @@ export function createFileLock(file: string, options: { timeoutMs?: number } = {
       }
     },
     release() {
-      if (!held) return;
-      held = false;
+      if (!db.inTransaction) return;
       db.run("COMMIT");
       busy = false;
       wakeNext();
     },
     close() {
-      if (held) db.run("ROLLBACK");
+      if (db.inTransaction) db.run("ROLLBACK");
       db.close();
     },
   };

@@ -4,12 +4,12 @@
  * moves: fetch the branch, and push a commit only if the remote branch is still what we last saw (the
  * compare-and-swap every claim relies on).
  */
-import { spawn } from "node:child_process";
 import fs from "node:fs";
 import git from "isomorphic-git";
 import http from "isomorphic-git/http/web";
 import type { HttpClient } from "isomorphic-git";
 import { DroverError } from "../../core/errors.ts";
+import { git as gitCli, gitAsync } from "../../core/git.ts";
 
 export interface Transport {
   kind: "isomorphic-git" | "git";
@@ -36,11 +36,10 @@ export function createTransport(options: TransportOptions): Transport {
  * The URL of `remote` for the project at `root`: a URL or path is used as given, anything else is the name
  * of one of the project's git remotes.
  */
-export async function resolveRemoteUrl(root: string, remote: string): Promise<string> {
+export function resolveRemoteUrl(root: string, remote: string): string {
   if (/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) || /^[^/\s]+@[^/\s]+:/.test(remote) || /^(\/|\.{1,2}\/)/.test(remote)) return remote;
-  const out = await _git(["config", "--get", `remote.${remote}.url`], root);
-  const url = out.stdout.trim();
-  if (out.code !== 0 || !url) throw new DroverError("offline", `Cannot sync: the project has no git remote "${remote}"`);
+  const { ok, out: url } = gitCli(root, ["config", "--get", `remote.${remote}.url`]);
+  if (!ok || !url) throw new DroverError("offline", `Cannot sync: the project has no git remote "${remote}"`);
   return url;
 }
 
@@ -82,7 +81,9 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
         throw _offline(url, err);
       }
     },
-    async push(oid, expected) {
+    // the expected head needs no saying here: our commit's parent is that head, so the push is a fast-forward
+    // only while the remote still is it, and receive-pack updates the ref only from the old id it advertised
+    async push(oid) {
       await git.writeRef({ fs, gitdir, ref: OUTGOING, value: oid, force: true });
       try {
         const res = await git.push({ fs, cache, http, gitdir, url, ref: OUTGOING, remoteRef: `refs/heads/${branch}`, onAuth: auth });
@@ -92,7 +93,7 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
         const code = (err as { code?: string }).code;
         // the remote moved since our fetch: its head is unknown here (NotFound) or not our ancestor (rejected)
         if (code === "PushRejectedError" || code === "NotFoundError" || code === "GitPushError") return false;
-        if (expected !== null && code === undefined && /stale|fetch first|non-fast-forward/i.test(String(err))) return false;
+        if (code === undefined && /stale|fetch first|non-fast-forward/i.test(String(err))) return false; // refused by the server
         throw _offline(url, err);
       }
     },
@@ -137,17 +138,17 @@ function _gitTransport({ gitdir, url, branch }: TransportOptions): Transport {
   return {
     kind: "git",
     async fetch() {
-      const out = await _git(["-c", "gc.auto=0", "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, `+refs/heads/${branch}:${TRACKING}`], cwd);
+      const out = await gitAsync(cwd, ["-c", "gc.auto=0", "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, `+refs/heads/${branch}:${TRACKING}`]);
       if (out.code !== 0) {
         if (/couldn't find remote ref/i.test(out.stderr)) return null;
         throw _offline(url, out.stderr);
       }
-      const head = await _git(["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING], cwd);
-      return head.stdout.trim() || null;
+      const head = gitCli(cwd, ["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING]);
+      return (head.ok && head.out) || null;
     },
     async push(oid, expected) {
       const lease = `--force-with-lease=refs/heads/${branch}:${expected ?? ""}`;
-      const out = await _git(["--git-dir", gitdir, "push", "--porcelain", "-q", lease, url, `${oid}:refs/heads/${branch}`], cwd);
+      const out = await gitAsync(cwd, ["--git-dir", gitdir, "push", "--porcelain", "-q", lease, url, `${oid}:refs/heads/${branch}`]);
       if (out.code === 0) return true;
       if (/^!/m.test(out.stdout)) return false; // rejected: stale info, or the remote moved
       throw _offline(url, out.stderr || out.stdout);
@@ -163,16 +164,4 @@ function _offline(url: string, err: unknown): DroverError {
 /** The URL without its password or token. */
 function _redact(url: string): string {
   return url.replace(/\/\/[^/@]*@/, "//");
-}
-
-function _git(args: string[], cwd: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn("git", args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", (err) => resolve({ code: 127, stdout, stderr: err.message }));
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
-  });
 }

@@ -2,17 +2,8 @@
  * @module The project's own git, through the system binary (isomorphic-git has no worktrees): the base
  * branch, creating a worktree on `drover/item/<id>`, and whether removing one would destroy work.
  */
-import { execFileSync } from "node:child_process";
 import { DroverError } from "../../core/errors.ts";
-
-export function git(cwd: string, args: string[]): { ok: boolean; out: string } {
-  try {
-    return { ok: true, out: execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim() };
-  } catch (err) {
-    const e = err as { stderr?: string; message: string };
-    return { ok: false, out: (e.stderr || e.message).trim() };
-  }
-}
+import { git } from "../../core/git.ts";
 
 /** `pipeline.base_branch`, else the remote's default branch, else the branch checked out at the root. */
 export function baseBranch(root: string, configured: string): string {

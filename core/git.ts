@@ -1,0 +1,34 @@
+/**
+ * @module The system `git` binary: short local commands run synchronously, network ones (fetch, push)
+ * asynchronously so a daemon keeps serving while they wait.
+ */
+import { execFileSync, spawn } from "node:child_process";
+
+export interface GitResult {
+  ok: boolean;
+  /** stdout when it succeeded, else stderr (or the error), trimmed. */
+  out: string;
+}
+
+/** A quick local git command in `cwd`. */
+export function git(cwd: string, args: string[]): GitResult {
+  try {
+    return { ok: true, out: execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim() };
+  } catch (err) {
+    const e = err as { stderr?: string; message: string };
+    return { ok: false, out: (e.stderr || e.message).trim() };
+  }
+}
+
+/** A git command that may wait on the network; never prompts for credentials. Both streams are kept. */
+export function gitAsync(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn("git", args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d) => (stdout += d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", (err) => resolve({ code: 127, stdout, stderr: err.message }));
+    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+  });
+}
