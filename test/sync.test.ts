@@ -99,6 +99,35 @@ for (const transport of TRANSPORTS) {
       expect([...new Set(fences)]).toEqual([1, 2]);
     });
 
+    test("a grant made on a stale view answers with the fence the remote gave it; item.next on a stale view is refused with the reason", async () => {
+      const [a, b] = machines as [Machine, Machine];
+      const first = await a.op("item.create", { title: "claimed and released elsewhere" });
+      await a.op("sync.now");
+      await b.op("sync.now");
+      expect(await a.op("item.claim", { id: first.id, agent: "agent-a" })).toMatchObject({ fence: 1, confirmed: true });
+      await a.op("item.release", { id: first.id, agent: "agent-a", fence: 1 });
+      await a.op("sync.now");
+      // b never saw the claim: locally its grant is fence 1; replayed on the remote after a's release it is fence 2
+      expect(await b.op("item.claim", { id: first.id, agent: "agent-b" })).toMatchObject({ fence: 2, confirmed: true, claim: { agent_id: "agent-b", fence: 2 } });
+
+      // item.next: b takes locally an item a has meanwhile taken on the remote; the replay refuses it
+      const second = await a.op("item.create", { title: "taken elsewhere", priority: 0 });
+      await a.op("sync.now");
+      await b.op("sync.now");
+      await a.op("item.claim", { id: second.id, agent: "agent-a" });
+      const err = await b.op("item.next", { agent: "agent-b2" }).catch((e) => e);
+      expect(err).toMatchObject({ code: "claimed", message: `Cannot claim item "${second.id}": held by "agent-a"` });
+      // and an item that left the backlog there: refused as no longer ready
+      const third = await a.op("item.create", { title: "moved elsewhere", priority: 0 });
+      await a.op("sync.now");
+      await b.op("sync.now");
+      await a.op("item.move", { id: third.id, to: "blocked" });
+      await a.op("sync.now");
+      const late = await b.op("item.next", { agent: "agent-b3" }).catch((e) => e);
+      expect(late).toMatchObject({ code: "claimed", message: `Cannot claim item "${third.id}": it is no longer ready (blocked)` });
+      expect((await b.op("item.get", { id: third.id })).stage).toBe("blocked");
+    });
+
     test("P3 convergence: after quiet rounds every hub equals the remote, files and indexes alike", async () => {
       const [a, b] = machines as [Machine, Machine];
       const c = await joinMachine();

@@ -79,8 +79,10 @@ export const pipelineOps = {
       const args = { ...input, ttl_secs: input.ttl_secs ?? ctx.config.pipeline.claim_ttl_secs };
       const { result: item, opId } = await ctx.services.hub.runTracked<Item>("item.claim", args);
       // with a remote, only the push that carries the claim makes it safe: wait for it (bounded)
-      const confirmed = await ctx.services.sync.confirm(opId);
-      return { claim: item.claim!, fence: item.fence, confirmed };
+      const confirmation = await ctx.services.sync.confirm(opId);
+      // the answer is what the claim did where it counts: on the remote's tree, when it was replayed there
+      const held = confirmation.confirmed && "result" in confirmation ? (confirmation.result as Item) : item;
+      return { claim: held.claim!, fence: held.fence, confirmed: confirmation.confirmed };
     },
   }),
 
@@ -116,8 +118,11 @@ export const pipelineOps = {
     async run(ctx, input) {
       const args = { ...input, ttl_secs: input.ttl_secs ?? ctx.config.pipeline.claim_ttl_secs };
       const { result: item, opId } = await ctx.services.hub.runTracked<Item | null>("item.next", args);
-      const confirmed = item ? await ctx.services.sync.confirm(opId) : true;
-      return { item, fence: item?.fence ?? null, confirmed };
+      if (!item) return { item, fence: null, confirmed: true };
+      const confirmation = await ctx.services.sync.confirm(opId);
+      // replayed on the remote's tree, the grant may carry a higher fence, or find the item taken: no grant
+      const granted = confirmation.confirmed && "result" in confirmation ? (confirmation.result as Item | null) : item;
+      return { item: granted, fence: granted?.fence ?? null, confirmed: confirmation.confirmed };
     },
     view: { empty: (r) => (r.item ? undefined : "Nothing is ready: no unclaimed item with its dependencies met") },
   }),

@@ -27,13 +27,19 @@ export interface SyncResult {
 export interface SyncService {
   /** One sync round (joined with a running one); `force` pushes heartbeats even inside `presence_secs`. */
   round(options?: { force?: boolean }): Promise<SyncResult>;
-  /** Waits (bounded) until the op is pushed: true, false when it could not be in time; throws if rejected. */
-  confirm(opId: string): Promise<boolean>;
+  /**
+   * Waits (bounded) until the op is pushed; throws if it was rejected. `result` is what the op did on the
+   * remote's tree when this process replayed it there — it can differ from the first, local run (another
+   * machine's release came first: the fence is higher).
+   */
+  confirm(opId: string): Promise<Confirmation>;
   state(key: "remote_head" | "last_sync_at" | "last_error" | "last_push_at"): string | null;
   pendingCount(options?: { presence?: boolean }): number;
   /** Since this process started: rounds run, pushes made, races lost to another machine's push. */
   stats: { rounds: number; pushes: number; lost_races: number };
 }
+
+export type Confirmation = { confirmed: false } | { confirmed: true; result?: unknown };
 
 const MAX_ATTEMPTS = 20;
 /** Backoff after a lost race: full jitter up to this cap, so a loser is not starved by machines that keep winning. */
@@ -46,6 +52,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   let running: Promise<SyncResult> | null = null;
   let queued: Promise<SyncResult> | null = null;
   let forceQueued = false;
+  /** Ops someone waits on in `confirm`, with their latest replay's result once replayed. */
+  const watched = new Map<string, { result?: unknown }>();
 
   const { state, setState } = hub;
 
@@ -92,7 +100,10 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
         kept.push(...records);
       } else if (todo.length) {
         const replay = await hub.replay(remote, todo);
-        for (const r of replay.results) if (r.error) rejected.push({ record: r.record, error: _asDroverError(r.error) });
+        for (const r of replay.results) {
+          if (r.error) rejected.push({ record: r.record, error: _asDroverError(r.error) });
+          else if (watched.has(r.record.id)) watched.set(r.record.id, { result: r.result });
+        }
         const refused = new Set(rejected.map((r) => r.record.id));
         kept.push(...todo.filter((r) => !refused.has(r.id)));
         if (replay.changes.size) {
@@ -171,19 +182,24 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
       return queued;
     },
     async confirm(opId) {
-      if (!ctx.config.hub.remote) return true;
+      if (!ctx.config.hub.remote) return { confirmed: true };
       // waiting on the network: real time, not the injected clock (which tests may hold still)
       const deadline = performance.now() + ctx.config.pipeline.claim_confirm_secs * 1000;
-      for (;;) {
-        const row = db.query<{ status: string; code: string | null; reason: string | null }, [string]>("SELECT status, code, reason FROM outbox WHERE op_id = ?").get(opId);
-        if (!row || row.status === "confirmed") return true;
-        if (row.status === "rejected") throw new DroverError((row.code ?? "conflict") as never, row.reason ?? "Rejected by the remote");
-        if (performance.now() >= deadline) return false;
-        try {
-          await service.round();
-        } catch (err) {
-          if ((err as DroverError).code === "offline") return false;
+      watched.set(opId, {});
+      try {
+        for (;;) {
+          const row = db.query<{ status: string; code: string | null; reason: string | null }, [string]>("SELECT status, code, reason FROM outbox WHERE op_id = ?").get(opId);
+          if (!row || row.status === "confirmed") return { confirmed: true, ...watched.get(opId) };
+          if (row.status === "rejected") throw new DroverError((row.code ?? "conflict") as never, row.reason ?? "Rejected by the remote");
+          if (performance.now() >= deadline) return { confirmed: false };
+          try {
+            await service.round();
+          } catch (err) {
+            if ((err as DroverError).code === "offline") return { confirmed: false };
+          }
         }
+      } finally {
+        watched.delete(opId);
       }
     },
     state,
