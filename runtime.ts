@@ -5,7 +5,7 @@
  */
 import { createDispatcher } from "./core/actions.ts";
 import { createBus } from "./core/bus.ts";
-import { systemClock, type Clock } from "./core/clock.ts";
+import { processClock, type Clock } from "./core/clock.ts";
 import { loadConfig } from "./core/config.ts";
 import type { Context, Feature, ReconcileReport, Services } from "./core/feature.ts";
 import { readMachineId } from "./core/identity.ts";
@@ -57,7 +57,7 @@ export interface Runtime {
 export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime> {
   const paths = options.paths ?? findProject();
   const mode = options.mode ?? "cli";
-  const clock = options.clock ?? systemClock;
+  const clock = options.clock ?? processClock();
   const log = options.log ?? createLogger(mode === "daemon" ? "drover" : "drover-cli");
   const list = options.features ?? features;
   const { config, warnings } = await loadConfig(paths.config);

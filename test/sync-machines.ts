@@ -86,6 +86,24 @@ export function itemHistory(bare: string): Map<string, ItemVersion[]> {
   return out;
 }
 
+/**
+ * Per item, the agent of each grant in the remote's history, in order: the op records of every commit, oldest
+ * first. Fences count grants, so the agent at index k is the holder of fence k + 1.
+ */
+export function grantLog(bare: string): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const message of remoteGit(bare, "log", "--reverse", "--format=%B%x00", "drover/hub").split("\0")) {
+    for (const o of parseCommitMessage(message.trim() + "\n")) {
+      const a = o.args as { id?: string | null; agent?: string };
+      if ((o.op === "item.claim" || o.op === "item.next") && a.id) {
+        if (!out.has(a.id)) out.set(a.id, []);
+        out.get(a.id)!.push(a.agent!);
+      }
+    }
+  }
+  return out;
+}
+
 export interface GrantCheck {
   grants: number;
   /** Each a grant that skipped a number no op accounts for, repeated one, or began while the last was live. */
@@ -109,8 +127,9 @@ export function checkGrants(bare: string): GrantCheck {
         if (fence < last) violations.push(`${id}: fence went back from ${last} to ${fence} in ${commit}`);
         else if (fence - last > granting) violations.push(`${id}: fence jumped from ${last} to ${fence} with ${granting} grants in ${commit}`);
         else grants += fence - last;
-        // a single grant on top of a visible claim: that claim must have run out by then
-        if (fence - last === 1 && item.claim?.fence === fence && previous?.claim && Date.parse(previous.claim.expires_at) > Date.parse(item.claim.claimed_at)) {
+        // a single grant on top of a visible claim: that claim must have run out by then, or an op of the same
+        // commit ended it first
+        if (fence - last === 1 && item.claim?.fence === fence && previous?.claim && Date.parse(previous.claim.expires_at) > Date.parse(item.claim.claimed_at) && !_endedInCommit(id, ops)) {
           violations.push(`${id}: fence ${fence} granted while fence ${last} was live, in ${commit}`);
         }
       }
@@ -118,4 +137,18 @@ export function checkGrants(bare: string): GrantCheck {
     }
   }
   return { grants, violations };
+}
+
+const UNCLAIMED_STAGES = new Set(["backlog", "done", "abandoned", "archived"]);
+
+/** True when one of `ops`, before the grant of `id` among them, ends the claim on `id`. */
+function _endedInCommit(id: string, ops: OpRecord[]): boolean {
+  for (const o of ops) {
+    const a = o.args as any;
+    if ((o.op === "item.claim" || o.op === "item.next") && a.id === id) return false;
+    if ((o.op === "item.release" || o.op === "item.expire") && a.id === id) return true;
+    if (o.op === "agent.takeover" && a.items?.includes(id)) return true;
+    if (o.op === "item.move" && a.id === id && UNCLAIMED_STAGES.has(a.to)) return true;
+  }
+  return false;
 }

@@ -1,0 +1,175 @@
+/**
+ * The chaos run's world: one HTTP git remote (real `git http-backend`), a gateway, N machines — each a clone of
+ * the project with the compiled daemon serving it on a fixed port — one clock offset file every daemon reads
+ * (`DROVER_CLOCK_FILE`), and a sink that records what timers and triggers deliver by webhook.
+ */
+import { execFileSync } from "node:child_process";
+import { closeSync, mkdirSync, openSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Paths } from "../core/paths.ts";
+import { bareRepo, startGitServer, type GitServer } from "../test/git-server.ts";
+import { joinedProject } from "../test/sync-machines.ts";
+
+export const BINARY = join(import.meta.dir, "..", "dist", "drover");
+const PROJECT = "chaos";
+const GATEWAY_TOKEN = "chaos-reader-token-0000";
+const RELAY_TOKEN = "chaos-relay-token-00000";
+
+export interface ChaosMachine {
+  index: number;
+  paths: Paths;
+  url: string;
+  token: string;
+  /** Null while killed. */
+  proc: ReturnType<typeof Bun.spawn> | null;
+  kills: number;
+  /** Exits nobody asked for (a crash), with the exit code. */
+  crashes: number[];
+}
+
+/** A webhook delivery the sink received: which path, and the JSON body. */
+export interface Delivery {
+  path: string;
+  body: any;
+}
+
+export interface World {
+  dir: string;
+  remote: { path: string; server: GitServer; url: string };
+  gateway: { url: string; proc: ReturnType<typeof Bun.spawn> };
+  machines: ChaosMachine[];
+  sinkUrl: string;
+  deliveries: Delivery[];
+  /** Current clock offset of every daemon, ms. */
+  offset: number;
+  jumpClock(ms: number): void;
+  kill(m: ChaosMachine): Promise<void>;
+  start(m: ChaosMachine): Promise<void>;
+  close(options?: { keep?: boolean }): Promise<void>;
+}
+
+export async function createWorld(options: { machines: number; parent?: string }): Promise<World> {
+  const dir = realpathSync(mkdtempSync(join(options.parent ?? tmpdir(), "drover-chaos-")));
+  const { root, path } = bareRepo();
+  const server = startGitServer(root);
+  const deliveries: Delivery[] = [];
+  const sink = Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(req) {
+      deliveries.push({ path: new URL(req.url).pathname, body: await req.json().catch(() => null) });
+      return new Response("ok");
+    },
+  });
+  const clockFile = join(dir, "clock-offset");
+  writeFileSync(clockFile, "0");
+  const gateway = await _startGateway(dir);
+  const env = {
+    DROVER_CLOCK_FILE: clockFile,
+    DROVER_GATEWAY_URL: gateway.url,
+    DROVER_GATEWAY_TOKEN: RELAY_TOKEN,
+    DROVER_GATEWAY_PROJECT: PROJECT,
+    DROVER_LOG: "warn",
+  };
+
+  const machines: ChaosMachine[] = [];
+  const world: World = {
+    dir,
+    remote: { path, server, url: server.url("remote.git") },
+    gateway,
+    machines,
+    sinkUrl: `http://127.0.0.1:${sink.port}`,
+    deliveries,
+    offset: 0,
+    jumpClock(ms) {
+      world.offset += ms;
+      writeFileSync(clockFile + ".tmp", String(world.offset));
+      Bun.spawnSync(["mv", clockFile + ".tmp", clockFile]);
+    },
+    async kill(m) {
+      const proc = m.proc;
+      if (!proc) return;
+      m.proc = null;
+      m.kills++;
+      proc.kill("SIGKILL");
+      await proc.exited;
+    },
+    async start(m) {
+      const log = openSync(join(dir, `machine-${m.index}.log`), "a");
+      const proc = Bun.spawn([BINARY, "serve", "--port", new URL(m.url).port], { cwd: m.paths.root, env: { ...process.env, ...env }, stdout: log, stderr: log });
+      closeSync(log);
+      m.proc = proc;
+      void proc.exited.then((code) => {
+        if (m.proc === proc) {
+          m.crashes.push(code);
+          m.proc = null;
+        }
+      });
+      await _waitHealthy(m.url, () => m.proc === proc);
+    },
+    async close(closeOptions = {}) {
+      for (const m of machines) {
+        const proc = m.proc;
+        m.proc = null;
+        proc?.kill("SIGTERM");
+        await proc?.exited;
+      }
+      gateway.proc.kill("SIGTERM");
+      await gateway.proc.exited;
+      await server.stop();
+      await sink.stop(true);
+      if (!closeOptions.keep) {
+        rmSync(dir, { recursive: true, force: true });
+        rmSync(root, { recursive: true, force: true });
+      }
+    },
+  };
+
+  for (let index = 0; index < options.machines; index++) {
+    const parent = join(dir, `machine-${index}`);
+    mkdirSync(parent);
+    const { paths } = await joinedProject(world.remote.url, parent);
+    // a project with a first commit, so items moving into coding get their worktrees
+    execFileSync("git", ["-c", "user.name=chaos", "-c", "user.email=chaos@localhost", "commit", "-q", "--allow-empty", "-m", "project start"], { cwd: paths.root });
+    // short leases and a quick watchdog so a run of minutes sees claims lapse and agents taken over
+    await Bun.write(paths.config, `[pipeline]\nclaim_ttl_secs = 30\n\n[heartbeats]\ntakeover_grace_secs = 20\n`);
+    const port = await _freePort();
+    const token = (await Bun.file(paths.token).text()).trim();
+    const m: ChaosMachine = { index, paths, url: `http://127.0.0.1:${port}`, token, proc: null, kills: 0, crashes: [] };
+    machines.push(m);
+    await world.start(m);
+  }
+  return world;
+}
+
+export { GATEWAY_TOKEN, PROJECT };
+
+// --- internal ---
+
+async function _startGateway(dir: string) {
+  writeFileSync(join(dir, "gateway.toml"), `token = "${GATEWAY_TOKEN}"\n\n[[project]]\nname = "${PROJECT}"\ntoken = "${RELAY_TOKEN}"\n`);
+  const port = await _freePort();
+  const log = openSync(join(dir, "gateway.log"), "a");
+  const proc = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], { stdout: log, stderr: log });
+  closeSync(log);
+  const url = `http://127.0.0.1:${port}`;
+  await _waitHealthy(url, () => proc.exitCode === null);
+  return { url, proc };
+}
+
+async function _waitHealthy(url: string, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) {
+    if (!alive()) throw new Error(`Process for "${url}" exited before it answered /health`);
+    if (Date.now() > deadline) throw new Error(`Process for "${url}" did not answer /health within 20 s`);
+    await Bun.sleep(20);
+  }
+}
+
+async function _freePort(): Promise<number> {
+  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
+  const port = s.port!;
+  await s.stop(true);
+  return port;
+}

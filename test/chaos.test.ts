@@ -1,0 +1,17 @@
+/**
+ * The short chaos run (`npm run chaos` is the long one): compiled daemons on separate clones, one HTTP git
+ * remote, a gateway, scripted agents, and `kill -9`, remote outages and clock jumps for 40 s; then P1–P5,
+ * timers and `once` triggers at most once, the gateway's view.
+ */
+import { expect, test } from "bun:test";
+import { renderReport, runChaos } from "../chaos/run.ts";
+
+test("chaos: 40 s of kill -9, remote outages and clock jumps leave every promise kept", async () => {
+  const report = await runChaos({ minutes: 40 / 60, machines: 3 });
+  console.log(renderReport(report));
+  expect(report.violations).toEqual([]);
+  // the run must have done what it claims to test
+  expect(report.faults.kills + report.faults.outages + report.faults.jumps).toBeGreaterThanOrEqual(5);
+  expect(report.figures.grants).toBeGreaterThan(20);
+  expect(report.figures.items_created).toBeGreaterThan(20);
+}, 240_000);
