@@ -82,7 +82,9 @@ export interface HeartbeatFile {
 /** The heartbeat files' names in a folder (temp files of writers in progress left out). */
 export function listHeartbeatFiles(dir: string): string[] {
   try {
-    return readdirSync(dir).filter(isHeartbeatFileName);
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile() && isHeartbeatFileName(e.name))
+      .map((e) => e.name);
   } catch {
     return [];
   }

@@ -47,7 +47,8 @@ function _workingItemFiles(dir: string): string[] {
       out.push(`items/${shard.name}`);
       continue;
     }
-    for (const f of readdirSync(join(root, shard.name))) if (!f.endsWith(".tmp")) out.push(`items/${shard.name}/${f}`);
+    // a folder where an item file belongs is not one: nothing to read, nothing to restore over
+    for (const f of readdirSync(join(root, shard.name), { withFileTypes: true })) if (f.isFile() && !f.name.endsWith(".tmp")) out.push(`items/${shard.name}/${f.name}`);
   }
   return out;
 }

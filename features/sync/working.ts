@@ -28,10 +28,12 @@ export function writeWorking(dir: string, path: string, content: string | null):
   writeFileAtomic(join(dir, path), content);
 }
 
-/** The file names in a folder, without temp files; none when it does not exist. */
+/** The file names in a folder, without temp files and folders; none when it does not exist. */
 export function listWorking(dir: string): string[] {
   try {
-    return readdirSync(dir).filter((f) => !f.endsWith(".tmp"));
+    return readdirSync(dir, { withFileTypes: true })
+      .filter((e) => e.isFile() && !e.name.endsWith(".tmp"))
+      .map((e) => e.name);
   } catch {
     return [];
   }
