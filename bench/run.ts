@@ -9,6 +9,7 @@ import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { gatewayRow } from "./gateway.ts";
 import { heartbeatRows } from "./heartbeats.ts";
+import { opsRows } from "./ops.ts";
 import { syncRows } from "./sync.ts";
 import { timerRows } from "./timers.ts";
 import { websocketRow } from "./websocket.ts";
@@ -40,7 +41,7 @@ async function localRows() {
   rows.push(diskRow());
   const small = await project();
   rows.push(...(await startupRows(small)));
-  rows.push(await httpOpsRow(small));
+  rows.push(...(await opsRows(small, { quick })));
   rows.push(...(await heartbeatRows(await project(), { quick })));
   rows.push(...(await timerRows(await project(), { quick })));
   rows.push(await gatewayRow({ quick }));
@@ -79,40 +80,6 @@ async function startupRows(paths: Paths): Promise<Row[]> {
     { row: "compiled binary: start → /health 200", value: start, unit: "ms", bar: "< 300 ms", pass: start < 300 },
     { row: "compiled binary: idle RSS", value: round(rss), unit: "MB", bar: "< 100 MB", pass: rss < 100 },
   ];
-}
-
-async function httpOpsRow(paths: Paths): Promise<Row> {
-  // the op path alone: with worktrees on, every move into coding also runs `git worktree add` (git's cost)
-  await Bun.write(paths.config, '[hub]\nremote = ""\n[pipeline]\nworktrees = false\n');
-  const port = await freePort();
-  const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore" });
-  cleanups.push(() => proc.kill("SIGKILL"));
-  const url = `http://127.0.0.1:${port}`;
-  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) await Bun.sleep(5);
-  const auth = { authorization: `Bearer ${readFileSync(paths.token, "utf8").trim()}`, "content-type": "application/json" };
-  const post = (path: string, body: unknown) => fetch(url + path, { method: "POST", headers: auth, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-  const rates: number[] = [];
-  for (let round_ = 0; round_ < (quick ? 1 : 3); round_++) {
-    const n = quick ? 600 : 3000;
-    let next = 0;
-    const started = performance.now();
-    // each worker: create, claim, move — a third of the ops each
-    await Promise.all(
-      Array.from({ length: 32 }, async (_, w) => {
-        while (next < n) {
-          next += 3;
-          const item = await post("/api/ops/item.create", { title: `bench ${w}` });
-          await post("/api/ops/item.claim", { id: item.id, agent: `w${w}` });
-          await post("/api/ops/item.move", { id: item.id, to: "coding", agent: `w${w}` });
-        }
-      }),
-    );
-    rates.push((next / (performance.now() - started)) * 1000);
-  }
-  proc.kill("SIGTERM");
-  await proc.exited;
-  const rate = Math.round(median(rates));
-  return { row: "local ops through HTTP (create/claim/move, 32 clients)", value: rate, unit: "ops/s", bar: "≥ 1000 ops/s", pass: rate >= 1000 };
 }
 
 async function reconcileRow(paths: Paths, n: number): Promise<Row> {

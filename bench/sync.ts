@@ -12,6 +12,7 @@ import { checkGrants, joinedProject } from "../test/sync-machines.ts";
 import { cleanups, median, ROOT, round, startBinary, type Row } from "./lib.ts";
 
 type Transport = "isomorphic-git" | "git";
+const AGENTS = 4;
 
 export async function syncRows(options: { quick: boolean }): Promise<Row[]> {
   const rows: Row[] = [];
@@ -68,16 +69,19 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
 
     const answers = { confirmed: 0, rejected: 0, unconfirmed: 0 };
     const started = performance.now();
+    // each machine: AGENTS agents claiming at once, as a machine running several agents does
     await Promise.all(
-      machines.map(async (m, i) => {
-        for (let k = 0; k < claims; k++) {
-          const res = await call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, { agent: `m${i}-a${k % 4}`, ttl_secs: 1 });
-          const body = (await res.json()) as { confirmed?: boolean };
-          if (res.status === 409) answers.rejected++;
-          else if (body.confirmed) answers.confirmed++;
-          else answers.unconfirmed++;
-        }
-      }),
+      machines.flatMap((m, i) =>
+        Array.from({ length: AGENTS }, async (_, a) => {
+          for (let k = a; k < claims; k += AGENTS) {
+            const res = await call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, { agent: `m${i}-a${a}`, ttl_secs: 1 });
+            const body = (await res.json()) as { confirmed?: boolean };
+            if (res.status === 409) answers.rejected++;
+            else if (body.confirmed) answers.confirmed++;
+            else answers.unconfirmed++;
+          }
+        }),
+      ),
     );
     const wall = performance.now() - started;
     let pushes = 0;
@@ -99,7 +103,7 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
       unit: "s",
       bar: "all confirmed or rejected, 0 double grants",
       pass,
-      detail: `answers: ${answers.confirmed} confirmed, ${answers.rejected} refused, ${answers.unconfirmed} not confirmed within claim_confirm_secs; ${waiting} ops still waiting after; ${violations.length} double grants; ${round(lost / Math.max(1, pushes), 2)} lost races per pushed commit`,
+      detail: `${AGENTS} agents per machine; ${round(pushes / (wall / 1000), 1)} pushes/s landed on the remote; answers: ${answers.confirmed} confirmed, ${answers.rejected} refused, ${answers.unconfirmed} not confirmed within claim_confirm_secs; ${waiting} ops still waiting after; ${violations.length} double grants; ${round(lost / Math.max(1, pushes), 2)} lost races per pushed commit`,
     };
   } finally {
     for (const m of machines) m.proc.kill("SIGTERM");

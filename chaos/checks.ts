@@ -21,21 +21,22 @@ export interface Verdict {
 export async function settle(world: World): Promise<boolean> {
   world.remote.server.start();
   for (const m of world.machines) if (!m.proc) await restart(world, m);
-  // past every lease and the stale threshold, then past the takeover grace: the last ops time alone makes
-  world.jumpClock(2 * 3600_000);
+  // past every lease, the stale threshold and the done retention (4 h), then past the takeover grace: the
+  // ops time alone makes all happen now, not one by one while the checks run
+  world.jumpClock(6 * 3600_000);
   await Bun.sleep(2500);
   world.jumpClock(120_000);
   await Bun.sleep(2500);
   const deadline = Date.now() + 120_000;
   let quiet = 0;
-  while (Date.now() < deadline && quiet < 2) {
+  while (Date.now() < deadline && quiet < 3) {
     for (const m of world.machines) await _api(m, "/api/sync", {}).catch(() => null);
     const head = remoteGit(world.remote.path, "rev-parse", "drover/hub");
     const statuses = await Promise.all(world.machines.map((m) => _api(m, "/api/sync").catch(() => null)));
     quiet = statuses.every((s) => s?.head === head && s.pending_ops === 0) ? quiet + 1 : 0;
-    await Bun.sleep(500);
+    await Bun.sleep(1000);
   }
-  return quiet >= 2;
+  return quiet >= 3;
 }
 
 export async function check(world: World, ledger: Ledger): Promise<Verdict> {

@@ -51,7 +51,7 @@ export async function machine(remote: string, options: { clock?: Clock; config?:
 
 /** `git` in a bare repository (the remote), trimmed output. */
 export function remoteGit(bare: string, ...args: string[]): string {
-  return execFileSync("git", ["--git-dir", bare, ...args], { encoding: "utf8" }).trim();
+  return execFileSync("git", ["--git-dir", bare, ...args], { encoding: "utf8", maxBuffer: 1 << 30 }).trim();
 }
 
 export interface ItemVersion {
