@@ -15,7 +15,7 @@ const CLIENTS = 32;
 
 export async function opsRows(paths: Paths, options: { quick: boolean }): Promise<Row[]> {
   const n = options.quick ? 600 : 3000;
-  const rounds = options.quick ? 1 : 3;
+  const rounds = options.quick ? 1 : 5;
   const drover: number[] = [];
   const floor: number[] = [];
   // the op path alone: with worktrees on, every move into coding also runs `git worktree add` (git's cost)

@@ -154,7 +154,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       const working = readWorking(repo.dir, path);
       if (working !== null && working !== content && source.keepWorking(working, content)) return;
     }
-    writeWorking(repo.dir, path, content);
+    writeWorking(repo.dir, path, content, { shared: source !== undefined });
   }
 
   /** Working-source files that differ from `head`: added or changed (accepted ones), or removed. */
@@ -194,7 +194,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       if (changes.length) {
         const ops = results.filter((r) => !r.error).map((r) => r.record);
         const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), { parent, message: formatCommitMessage(ops), time: clock.now() });
-        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeWorking(repo.dir, c.path, c.after);
+        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeWorking(repo.dir, c.path, c.after, { shared: false });
         record({ changes, ops, origin: "local", head });
       }
       results.forEach((r, i) => (r.error ? batch[i]!.reject(r.error) : batch[i]!.resolve(r.result)));
@@ -238,7 +238,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     },
     onChange: (listener) => void listeners.push(listener),
     trackWorkingSource: (source) => void sources.push(source),
-    writeWorkingFile: (path, content) => writeWorking(repo.dir, path, content),
+    writeWorkingFile: (path, content) => writeWorking(repo.dir, path, content, { shared: true }),
     sweep: () => enqueue("hub.sweep", {}, () => undefined).then(() => undefined),
     catchUp: () => locked(catchUp),
     appliedHead: applied,

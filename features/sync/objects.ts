@@ -4,10 +4,10 @@
  * file operations instead of two per object; when packs pile up, `git repack` folds them together. Parsed
  * trees are cached by oid (trees never change).
  */
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
 import { deflateSync } from "node:zlib";
 import git, { type TreeEntry } from "isomorphic-git";
+import { gitAsync } from "../../core/git.ts";
 import { createObjectReader } from "./packs.ts";
 
 export interface ObjectStore {
@@ -19,7 +19,7 @@ export interface ObjectStore {
   /** The tree oid of a commit. */
   commitTree(oid: string): Promise<string>;
   /** Writes every object created since the last flush as one pack; returns the number written. */
-  flush(): number;
+  flush(): Promise<number>;
 }
 
 export interface ObjectStoreOptions {
@@ -53,16 +53,16 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
     return oid;
   }
 
-  /** Folds our packs into one when enough have piled up; runs inside the hub lock, so nothing writes meanwhile. */
-  function repackIfMany() {
+  /**
+   * Folds our packs into one when enough have piled up; runs inside the hub lock, so nothing writes meanwhile.
+   * Asynchronous: the daemon goes on taking requests (they queue for the lock and join the next batch).
+   */
+  async function repackIfMany() {
     if (fs.readdirSync(packDir).length < 2 * (options.repackAfter ?? 32)) return;
-    try {
-      // geometric: rolls the small packs together and leaves the big one alone (tens of ms at 10,000 items);
-      // it keeps every object of the packs it folds, and --window=0 keeps them readable by the fast reader
-      execFileSync("git", ["repack", "--geometric=2", "-d", "-q", "--window=0"], { cwd: gitdir, stdio: "ignore" });
-    } catch (err) {
-      options.onRepackError?.(err as Error);
-    }
+    // geometric: rolls the small packs together and leaves the big one alone (tens of ms at 10,000 items);
+    // it keeps every object of the packs it folds, and --window=0 keeps them readable by the fast reader
+    const { code, stderr } = await gitAsync(gitdir, ["repack", "--geometric=2", "-d", "-q", "--window=0"]);
+    if (code !== 0) options.onRepackError?.(new Error(`git repack exited with ${code}: ${stderr.trim()}`));
   }
 
   return {
@@ -98,12 +98,12 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
       if (raw?.type === "commit") return raw.body.toString("latin1", 5, 45);
       return (await git.readCommit({ fs, gitdir, oid, cache: gitCache })).commit.tree;
     },
-    flush() {
+    async flush() {
       const n = pending.size;
       if (!n) return 0;
       _writePack(packDir, [...pending]);
       pending.clear();
-      repackIfMany();
+      await repackIfMany();
       return n;
     },
   };

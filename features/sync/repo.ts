@@ -122,7 +122,7 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
     async commit(changes, { parent, message, time, detached = false }) {
       const tree = (await writeTree(await treeOf(parent), changes)) ?? objects.writeTree([]);
       const oid = objects.writeCommit({ tree, parents: parent ? [parent] : [], message, time });
-      objects.flush();
+      await objects.flush();
       if (!detached) await repo.setHead(oid);
       return oid;
     },

@@ -4,7 +4,7 @@
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { writeFileAtomic } from "../../core/files.ts";
+import { writeFileAtomic, writeFileInPlace } from "../../core/files.ts";
 
 const SEGMENT = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 
@@ -24,8 +24,13 @@ export function readWorking(dir: string, path: string): string | null {
   }
 }
 
-export function writeWorking(dir: string, path: string, content: string | null): void {
-  writeFileAtomic(join(dir, path), content);
+/**
+ * Writes a working file: atomically when other processes write or watch it too (`shared`: heartbeats), else in
+ * place — only the hub writes those, under its lock, after the commit that holds them and before the SQLite
+ * record of it, so a write cut short by a crash is rewritten from the commit by the next catch-up.
+ */
+export function writeWorking(dir: string, path: string, content: string | null, options: { shared: boolean }): void {
+  (options.shared ? writeFileAtomic : writeFileInPlace)(join(dir, path), content);
 }
 
 /** The file names in a folder, without temp files and folders; none when it does not exist. */
