@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { bareRepo, startGitServer, type GitServer } from "../test/git-server.ts";
+import { freePort } from "../test/helpers.ts";
 import { joinedProject } from "../test/sync-machines.ts";
 
 export const BINARY = join(import.meta.dir, "..", "dist", "drover");
@@ -134,7 +135,7 @@ export async function createWorld(options: { machines: number; parent?: string }
     execFileSync("git", ["-c", "user.name=chaos", "-c", "user.email=chaos@localhost", "commit", "-q", "--allow-empty", "-m", "project start"], { cwd: paths.root });
     // short leases and a quick watchdog so a run of minutes sees claims lapse and agents taken over
     await Bun.write(paths.config, `[pipeline]\nclaim_ttl_secs = 30\n\n[heartbeats]\ntakeover_grace_secs = 20\n`);
-    const port = await _freePort();
+    const port = await freePort();
     const token = (await Bun.file(paths.token).text()).trim();
     const m: ChaosMachine = { index, paths, url: `http://127.0.0.1:${port}`, token, proc: null, kills: 0, crashes: [] };
     machines.push(m);
@@ -149,7 +150,7 @@ export { GATEWAY_TOKEN, PROJECT };
 
 async function _startGateway(dir: string) {
   writeFileSync(join(dir, "gateway.toml"), `token = "${GATEWAY_TOKEN}"\n\n[[project]]\nname = "${PROJECT}"\ntoken = "${RELAY_TOKEN}"\n`);
-  const port = await _freePort();
+  const port = await freePort();
   const log = openSync(join(dir, "gateway.log"), "a");
   const proc = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], { stdout: log, stderr: log });
   closeSync(log);
@@ -165,11 +166,4 @@ async function _waitHealthy(url: string, alive: () => boolean): Promise<void> {
     if (Date.now() > deadline) throw new Error(`Process for "${url}" did not answer /health within 20 s`);
     await Bun.sleep(20);
   }
-}
-
-async function _freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
-  const port = s.port!;
-  await s.stop(true);
-  return port;
 }
