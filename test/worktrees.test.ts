@@ -42,6 +42,20 @@ describe("worktrees", () => {
     expect(of("worktree_created")).toEqual([expect.objectContaining({ item_id: item.id, path: started.path })]);
   });
 
+  test("a project with no commit yet: item.start says so instead of git's words", async () => {
+    const empty = await tempProject({ config: '[hub]\nremote = ""\n' });
+    git(empty.dir, "checkout", "-q", "-b", "trunk");
+    const { rt: fresh } = await testRuntime(empty.paths);
+    try {
+      const item = (await fresh.ops.run("item.create", { title: "x" })) as Item;
+      const err = (await fresh.ops.run("item.start", { id: item.id, agent: "a1" }).catch((e) => e)) as Error;
+      expect(err.message).toBe(`Cannot create the worktree "${join(empty.paths.worktrees, item.id)}": the base branch "trunk" has no commit yet`);
+    } finally {
+      await fresh.close();
+      empty.cleanup();
+    }
+  });
+
   test("done after the branch was merged: removed; abandoned with uncommitted changes: kept and reported", async () => {
     const merged = await op<Item>("item.create", { title: "merged" });
     const dirty = await op<Item>("item.create", { title: "dirty" });

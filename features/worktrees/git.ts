@@ -20,7 +20,10 @@ export function addWorktree(root: string, path: string, branch: string, base: st
   git(root, ["worktree", "prune"]);
   const exists = git(root, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`]).ok;
   const r = exists ? git(root, ["worktree", "add", path, branch]) : git(root, ["worktree", "add", "-b", branch, path, base]);
-  if (!r.ok) throw new DroverError("conflict", `Cannot create the worktree "${path}": ${r.out.split("\n").at(-1)}`);
+  if (r.ok) return;
+  // git's own words for a repository with no commit yet ("not a valid object name") puzzle a new user
+  const why = !exists && !git(root, ["rev-parse", "--verify", "--quiet", `${base}^{commit}`]).ok ? `the base branch "${base}" has no commit yet` : r.out.split("\n").at(-1);
+  throw new DroverError("conflict", `Cannot create the worktree "${path}": ${why}`);
 }
 
 /** Why the worktree must be kept (uncommitted changes, or commits neither merged into `base` nor pushed), or null. */
