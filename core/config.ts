@@ -20,6 +20,7 @@ export const configSchema = z.object({
       branch: z.string().min(1).default("drover/hub"),
       sync_interval_secs: secs.default(10),
       presence_secs: secs.default(60),
+      network_timeout_secs: secs.default(20),
     })
     .prefault({}),
   heartbeats: z

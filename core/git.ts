@@ -20,15 +20,27 @@ export function git(cwd: string, args: string[]): GitResult {
   }
 }
 
-/** A git command that may wait on the network; never prompts for credentials. Both streams are kept. */
-export function gitAsync(cwd: string, args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/**
+ * A git command that may wait on the network; never prompts for credentials. Both streams are kept. With
+ * `timeoutMs` a command still running then is killed and answers code 124, saying so on stderr.
+ */
+export function gitAsync(cwd: string, args: string[], options: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn("git", args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
+    const timer = options.timeoutMs
+      ? setTimeout(() => {
+          stderr += `\nno answer within ${options.timeoutMs! / 1000} s`;
+          child.kill("SIGKILL");
+        }, options.timeoutMs)
+      : undefined;
     child.stdout.on("data", (d) => (stdout += d));
     child.stderr.on("data", (d) => (stderr += d));
     child.on("error", (err) => resolve({ code: 127, stdout, stderr: err.message }));
-    child.on("close", (code) => resolve({ code: code ?? 1, stdout, stderr }));
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: signal === "SIGKILL" && timer ? 124 : (code ?? 1), stdout, stderr });
+    });
   });
 }

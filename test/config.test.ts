@@ -6,7 +6,7 @@ describe("config", () => {
     const { config, warnings } = parseConfig(undefined, { env: {} });
     expect(warnings).toEqual([]);
     expect(config.server).toEqual({ host: "127.0.0.1", port: 4317 });
-    expect(config.hub).toEqual({ remote: "origin", branch: "drover/hub", sync_interval_secs: 10, presence_secs: 60 });
+    expect(config.hub).toEqual({ remote: "origin", branch: "drover/hub", sync_interval_secs: 10, presence_secs: 60, network_timeout_secs: 20 });
     expect(config.heartbeats.idle_after_secs).toBe(300);
     expect(config.pipeline.claim_ttl_secs).toBe(3600);
     expect(config.reconcile.interval_secs).toBe(30);

@@ -203,7 +203,6 @@ for (const transport of TRANSPORTS) {
         execFileSync("git", ["clone", "-q", "--branch", "drover/hub", remote.path, work]);
         await Bun.write(join(work, "items/zz/zzzzz.json"), "{ not json");
         await Bun.write(join(work, "items/zz/.sneaky.json"), "{}");
-        execFileSync("git", ["-c", "user.name=v", "-c", "user.email=v@x", "commit", "-qam", "vandal", "--allow-empty"], { cwd: work });
         execFileSync("git", ["add", "-A"], { cwd: work });
         execFileSync("git", ["-c", "user.name=v", "-c", "user.email=v@x", "commit", "-qm", "vandal"], { cwd: work });
         execFileSync("git", ["push", "-q", "origin", "drover/hub"], { cwd: work });
@@ -222,3 +221,25 @@ for (const transport of TRANSPORTS) {
     });
   });
 }
+
+describe("a remote that takes the connection and never answers", () => {
+  test("the round gives up after hub.network_timeout_secs; local ops go on meanwhile (the fetch holds no lock)", async () => {
+    const bare = bareRepo();
+    const hang = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => undefined) });
+    const m = await machine(bare.path, { config: `[hub]\nremote = "http://127.0.0.1:${hang.port}/r.git"\nnetwork_timeout_secs = 1\n` });
+    try {
+      const started = performance.now();
+      const round = m.op("sync.now").catch((e) => e);
+      await m.op("item.create", { title: "made while the remote hangs" });
+      expect(performance.now() - started).toBeLessThan(700);
+      expect(await round).toMatchObject({ code: "offline" });
+      expect(performance.now() - started).toBeGreaterThan(900);
+      expect(performance.now() - started).toBeLessThan(5000);
+      expect((await m.op("sync.status")).pending_ops).toBe(1);
+    } finally {
+      await m.cleanup();
+      await hang.stop(true);
+      rmSync(bare.root, { recursive: true, force: true });
+    }
+  });
+});

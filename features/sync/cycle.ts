@@ -20,8 +20,6 @@ export interface SyncResult {
   confirmed: number;
   rejected: number;
   head: string | null;
-  /** Rounds that lost the race to another machine's push before this one won. */
-  retries: number;
 }
 
 export interface SyncService {
@@ -37,6 +35,8 @@ export interface SyncService {
   pendingCount(options?: { presence?: boolean }): number;
   /** Since this process started: rounds run, pushes made, races lost to another machine's push. */
   stats: { rounds: number; pushes: number; lost_races: number };
+  /** After failed rounds, when the daemon's tick may try again (clock ms; 1 s doubling, at most the sync interval). */
+  retryAt(): number;
 }
 
 export type Confirmation = { confirmed: false } | { confirmed: true; result?: unknown };
@@ -61,7 +61,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
     const remote = ctx.config.hub.remote;
     if (transport?.remote !== remote) {
       const url = resolveRemoteUrl(ctx.paths.root, remote);
-      transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch: ctx.config.hub.branch, token: process.env.DROVER_GIT_TOKEN }) };
+      const timeoutMs = ctx.config.hub.network_timeout_secs * 1000;
+      transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch: ctx.config.hub.branch, token: process.env.DROVER_GIT_TOKEN, timeoutMs }) };
     }
     return transport.t;
   }
@@ -73,18 +74,20 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   /** Ids among `wanted` that commits from `head` back to `stop` already carry. */
   async function carried(head: string, stop: string | null, wanted: Set<string>): Promise<Set<string>> {
     const found = new Set<string>();
-    for (const c of await hub.repo.log({ from: head, depth: HISTORY_SCAN })) {
-      if (c.oid === stop) break;
+    for (const c of await hub.repo.log({ from: head, until: stop, depth: HISTORY_SCAN })) {
       for (const op of parseCommitMessage(c.message)) if (wanted.has(op.id)) found.add(op.id);
     }
     return found;
   }
 
   async function attempt(force: boolean): Promise<SyncResult | null> {
+    const t = await getTransport();
+    const base = state("remote_head");
+    // the fetch waits on the network outside the hub lock, so local ops go on meanwhile
+    const remote = await t.fetch();
     return hub.exclusive(async () => {
-      const t = await getTransport();
-      const remote = await t.fetch();
-      const base = state("remote_head");
+      // another process of this machine synced while we fetched: what we hold may be older than its head
+      if (state("remote_head") !== base) return null;
       const records = pending();
       const done = remote && remote !== base && records.length ? await carried(remote, base, new Set(records.map((r) => r.id))) : new Set<string>();
       let todo = records.filter((r) => !done.has(r.id));
@@ -110,7 +113,7 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
           next = await hub.repo.commit(replay.changes, { parent: remote, message: formatCommitMessage(kept), time: ctx.clock.now(), detached: true });
         }
       }
-      if (next === null) return _result(0, false, 0, 0, null);
+      if (next === null) return { fetched: 0, pushed: false, confirmed: 0, rejected: 0, head: null };
       const pushed = next !== remote;
       if (pushed && !(await t.push(next, remote))) return null;
 
@@ -135,32 +138,35 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
         ctx.bus.publish("synced", { head: next, pushed, fetched: changes.length, confirmed: done.size + kept.length, rejected: rejected.length });
       }
       ctx.log.debug("Synced", { head: next, pushed, confirmed: done.size + kept.length, rejected: rejected.length, waiting: records.length - done.size - kept.length - rejected.length });
-      return _result(changes.length, pushed, done.size + kept.length, rejected.length, next);
+      return { fetched: changes.length, pushed, confirmed: done.size + kept.length, rejected: rejected.length, head: next };
     });
   }
 
   const stats = { rounds: 0, pushes: 0, lost_races: 0 };
+  let failures = 0;
+  let retryAt = 0;
 
   async function fullRound(force: boolean): Promise<SyncResult> {
     stats.rounds++;
-    for (let i = 0; i < MAX_ATTEMPTS; i++) {
-      try {
+    try {
+      for (let i = 0; i < MAX_ATTEMPTS; i++) {
         const result = await attempt(force);
         if (result) {
           if (result.pushed) stats.pushes++;
-          return { ...result, retries: i };
+          failures = 0;
+          return result;
         }
+        // the remote (or this machine's other process) moved first: back off, jittered so the losers do not
+        // collide again, and go again
         stats.lost_races++;
-      } catch (err) {
-        setState("last_error", (err as Error).message);
-        throw err;
+        await Bun.sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 10 * 2 ** i));
       }
-      // another machine pushed first: back off (jittered, so the losers do not collide again) and go again
-      await Bun.sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 10 * 2 ** i));
+      throw new DroverError("conflict", `Cannot sync: lost the race to other machines ${MAX_ATTEMPTS} times in a row`);
+    } catch (err) {
+      setState("last_error", (err as Error).message);
+      retryAt = ctx.clock.now() + Math.min(ctx.config.hub.sync_interval_secs * 1000, 1000 * 2 ** failures++);
+      throw err;
     }
-    const message = `Cannot sync: lost the race to other machines ${MAX_ATTEMPTS} times in a row`;
-    setState("last_error", message);
-    throw new DroverError("conflict", message);
   }
 
   const service: SyncService = {
@@ -194,8 +200,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
           if (performance.now() >= deadline) return { confirmed: false };
           try {
             await service.round();
-          } catch (err) {
-            if ((err as DroverError).code === "offline") return { confirmed: false };
+          } catch {
+            return { confirmed: false }; // offline, or no round could win: the op waits in the outbox (last_error says why)
           }
         }
       } finally {
@@ -203,6 +209,7 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
       }
     },
     state,
+    retryAt: () => retryAt,
     pendingCount({ presence = true } = {}) {
       const sql = `SELECT count(*) AS n FROM outbox WHERE status = 'pending'${presence ? "" : " AND name <> 'hub.sweep'"}`;
       return db.query<{ n: number }, []>(sql).get()!.n;
@@ -212,10 +219,6 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
 }
 
 // --- internal ---
-
-function _result(fetched: number, pushed: boolean, confirmed: number, rejected: number, head: string | null): SyncResult {
-  return { fetched, pushed, confirmed, rejected, head, retries: 0 };
-}
 
 function _asDroverError(err: unknown): DroverError {
   return err instanceof DroverError ? err : new DroverError("conflict", `Cannot replay op: ${(err as Error).message}`);

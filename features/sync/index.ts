@@ -120,10 +120,12 @@ export default defineFeature({
     });
   },
   tick(ctx) {
-    if (ctx.mode !== "daemon" || !ctx.config.hub.remote) return;
-    const last = Date.parse(ctx.services.sync.state("last_sync_at") ?? "") || 0;
+    const sync = ctx.services.sync;
+    // a remote that is away is asked again after a growing pause, not every second
+    if (ctx.mode !== "daemon" || !ctx.config.hub.remote || ctx.clock.now() < sync.retryAt()) return;
+    const last = Date.parse(sync.state("last_sync_at") ?? "") || 0;
     const due = ctx.clock.now() - last >= ctx.config.hub.sync_interval_secs * 1000;
-    if (due || ctx.services.sync.pendingCount({ presence: false }) > 0) _round(ctx);
+    if (due || sync.pendingCount({ presence: false }) > 0) _round(ctx);
   },
   async reconcile(ctx) {
     const files = await ctx.services.hub.catchUp();

@@ -34,8 +34,11 @@ export interface HubRepo {
   /** Every file of a commit, or of `prefix` within it. */
   files(oid: string, prefix?: string): Promise<Array<{ path: string; oid: string }>>;
   readBlob(oid: string): Promise<string>;
-  /** Commits newest first, from the branch head or from `from`. */
-  log(options?: { from?: string; depth?: number }): Promise<CommitInfo[]>;
+  /**
+   * Commits newest first, from the branch head or from `from`; with `until`, along first parents and stopping
+   * before that commit (the hub branch only ever moves forward, so that is every commit since it).
+   */
+  log(options?: { from?: string; depth?: number; until?: string | null }): Promise<CommitInfo[]>;
   /** Moves the branch to a commit whose objects are already here (a fetched remote head). */
   setHead(oid: string): Promise<void>;
 }
@@ -159,10 +162,18 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       return out;
     },
     readBlob: (oid) => objects.readBlob(oid),
-    async log({ from, depth } = {}) {
+    async log({ from, depth, until } = {}) {
       if (!from && !(await repo.head())) return [];
-      const commits = await git.log({ fs, gitdir, ref: from ?? ref, depth, cache });
-      return commits.map((c) => ({ oid: c.oid, message: c.commit.message, timestamp: c.commit.committer.timestamp, parents: c.commit.parent }));
+      const info = (oid: string, c: { message: string; committer: { timestamp: number }; parent: string[] }) => ({ oid, message: c.message, timestamp: c.committer.timestamp, parents: c.parent });
+      if (until === undefined) return (await git.log({ fs, gitdir, ref: from ?? ref, depth, cache })).map((c) => info(c.oid, c.commit));
+      // read one commit at a time: git.log reads all `depth` commits before the caller could stop
+      const out: CommitInfo[] = [];
+      for (let oid = from ?? (await repo.head()); oid && oid !== until && out.length < (depth ?? Infinity); ) {
+        const { commit } = await git.readCommit({ fs, gitdir, oid, cache });
+        out.push(info(oid, commit));
+        oid = commit.parent[0];
+      }
+      return out;
     },
   };
   if (!(await repo.head())) await git.writeRef({ fs, gitdir, ref: "HEAD", value: ref, symbolic: true, force: true });

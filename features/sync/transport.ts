@@ -12,7 +12,6 @@ import { DroverError } from "../../core/errors.ts";
 import { git as gitCli, gitAsync } from "../../core/git.ts";
 
 export interface Transport {
-  kind: "isomorphic-git" | "git";
   /** Brings the remote branch's objects here; answers its head, or null when the remote has no such branch. */
   fetch(): Promise<string | null>;
   /** Moves the remote branch to `oid` if it still is `expected` (null: absent); false when it was not. */
@@ -25,6 +24,11 @@ export interface TransportOptions {
   branch: string;
   /** Sent as the HTTP password (user `x-access-token` unless the URL names one). */
   token?: string;
+  /**
+   * Each fetch or push (each HTTP request, for isomorphic-git) gives up after this long: a remote that takes
+   * packets and never answers must not hold a round — or, for a push, the hub lock — for ever.
+   */
+  timeoutMs: number;
 }
 
 /** The transport a remote URL needs. */
@@ -48,7 +52,8 @@ export function resolveRemoteUrl(root: string, remote: string): string {
 const OUTGOING = "refs/drover/outgoing";
 const TRACKING = "refs/drover/remote";
 
-function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transport {
+
+function _isoTransport({ gitdir, url, branch, token, timeoutMs }: TransportOptions): Transport {
   const auth = () => {
     const named = new URL(url).username;
     return token ? { username: named || "x-access-token", password: token } : {};
@@ -63,8 +68,8 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
   // without a cache isomorphic-git reads every pack index again for each object it looks at; one cache per
   // round (not longer: a repack between rounds deletes packs a longer-lived cache would still point at)
   let cache = {};
+  const client = _client(branch, timeoutMs);
   return {
-    kind: "isomorphic-git",
     async fetch() {
       await configure();
       cache = {};
@@ -72,7 +77,7 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
         // `ref` is also the one "have" isomorphic-git offers: our last fetched remote head is one the remote
         // knows (our own branch head carries unpushed commits, and offering it would fetch the whole history)
         const res = await git.fetch({
-          ...{ fs, cache, http: _withHead(branch), gitdir, url, remote: "hub", onAuth: auth },
+          ...{ fs, cache, http: client, gitdir, url, remote: "hub", onAuth: auth },
           ...{ ref: TRACKING, remoteRef: `refs/heads/${branch}`, singleBranch: true, tags: false },
         });
         return res.fetchHead;
@@ -86,7 +91,7 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
     async push(oid) {
       await git.writeRef({ fs, gitdir, ref: OUTGOING, value: oid, force: true });
       try {
-        const res = await git.push({ fs, cache, http, gitdir, url, ref: OUTGOING, remoteRef: `refs/heads/${branch}`, onAuth: auth });
+        const res = await git.push({ fs, cache, http: client, gitdir, url, ref: OUTGOING, remoteRef: `refs/heads/${branch}`, onAuth: auth });
         if (res.ok) return true;
         throw new Error(res.error ?? "push refused");
       } catch (err) {
@@ -101,14 +106,14 @@ function _isoTransport({ gitdir, url, branch, token }: TransportOptions): Transp
 }
 
 /**
- * isomorphic-git's fetch insists that the remote advertise `HEAD`; a bare remote whose HEAD names a branch
- * that does not exist (a fresh `git init --bare` holding only drover/hub) advertises none. This client adds
- * a `HEAD` line naming our branch to such an advertisement, and changes nothing else.
+ * isomorphic-git's HTTP client with a time limit on every request, and one repair: its fetch insists that the
+ * remote advertise `HEAD`, and a bare remote whose HEAD names a branch that does not exist (a fresh `git init
+ * --bare` holding only drover/hub) advertises none. Such an advertisement gets a `HEAD` line naming our branch.
  */
-function _withHead(branch: string): HttpClient {
+function _client(branch: string, timeoutMs: number): HttpClient {
   return {
     async request(req) {
-      const res = await http.request(req);
+      const res = await http.request({ ...req, signal: req.signal ?? AbortSignal.timeout(timeoutMs) });
       if (req.method !== "GET" || !req.url.includes("/info/refs?service=git-upload-pack") || res.statusCode !== 200 || !res.body) return res;
       const chunks: Uint8Array[] = [];
       for await (const chunk of res.body) chunks.push(chunk);
@@ -133,12 +138,12 @@ async function* _once(chunk: Uint8Array): AsyncIterableIterator<Uint8Array> {
   yield chunk;
 }
 
-function _gitTransport({ gitdir, url, branch }: TransportOptions): Transport {
+function _gitTransport({ gitdir, url, branch, timeoutMs }: TransportOptions): Transport {
   const cwd = gitdir;
   return {
-    kind: "git",
     async fetch() {
-      const out = await gitAsync(cwd, ["-c", "gc.auto=0", "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, `+refs/heads/${branch}:${TRACKING}`]);
+      const args = ["-c", "gc.auto=0", "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, `+refs/heads/${branch}:${TRACKING}`];
+      const out = await gitAsync(cwd, args, { timeoutMs });
       if (out.code !== 0) {
         if (/couldn't find remote ref/i.test(out.stderr)) return null;
         throw _offline(url, out.stderr);
@@ -148,7 +153,7 @@ function _gitTransport({ gitdir, url, branch }: TransportOptions): Transport {
     },
     async push(oid, expected) {
       const lease = `--force-with-lease=refs/heads/${branch}:${expected ?? ""}`;
-      const out = await gitAsync(cwd, ["--git-dir", gitdir, "push", "--porcelain", "-q", lease, url, `${oid}:refs/heads/${branch}`]);
+      const out = await gitAsync(cwd, ["--git-dir", gitdir, "push", "--porcelain", "-q", lease, url, `${oid}:refs/heads/${branch}`], { timeoutMs });
       if (out.code === 0) return true;
       if (/^!/m.test(out.stdout)) return false; // rejected: stale info, or the remote moved
       throw _offline(url, out.stderr || out.stdout);
