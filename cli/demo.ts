@@ -114,6 +114,6 @@ export const demoAgent = defineCommand({
 });
 
 /** How to start this drover again: the binary itself, or bun with this source. */
-export function selfCommand(): string[] {
+function selfCommand(): string[] {
   return Bun.isStandaloneExecutable ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
 }

@@ -6,6 +6,7 @@ import { manualClock, type ManualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import { canonicalJson } from "../core/json.ts";
 import type { BusEvent } from "../core/events.ts";
+import { formatCommitMessage } from "../features/sync/apply.ts";
 import { itemPath, type Item } from "../features/pipeline/item.ts";
 import type { Runtime } from "../runtime.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
@@ -211,6 +212,8 @@ describe("hub", () => {
   });
 
   test("a commit the index never saw (crash after the ref moved) is caught up by reconcile, with its events", async () => {
+    // a commit carrying no op of this machine (here: made by hand; in life: a remote head adopted when the
+    // crash came) is published as coming from elsewhere; one of this machine's own batches as local
     const hub = rt.ctx.services.hub;
     const item: Item = {
       id: "qqqqq", title: "from nowhere", body: "", labels: [], priority: 2, stage: "backlog", depends_on: [],
@@ -221,6 +224,14 @@ describe("hub", () => {
     expect(await op("item.get", { id: "qqqqq" })).toEqual(item);
     expect(existsSync(join(project.paths.hub, itemPath("qqqqq")))).toBe(true);
     expect(await settled()).toContain("item_created");
+    expect(events.find((e) => e.type === "item_created")?.origin).toBe("remote");
+
+    const own = { ...item, id: "ooooo", title: "our own batch" };
+    const record = { id: `${rt.ctx.machineId}.lost`, op: "item.create", args: { title: own.title, id: own.id }, machine_id: rt.ctx.machineId, at: own.created_at };
+    await hub.repo.commit(new Map([[itemPath(own.id), canonicalJson(own)]]), { parent: await hub.repo.head(), message: formatCommitMessage([record]), time: clock.now() });
+    await rt.reconcile();
+    await settled();
+    expect(events.filter((e) => e.type === "item_created").map((e) => [(e as BusEvent<"item_created">).item_id, e.origin])).toEqual([["qqqqq", "remote"], ["ooooo", "local"]]);
   });
 
   test("a hub file that is garbage in a commit is skipped and reported, not fatal", async () => {

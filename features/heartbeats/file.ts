@@ -2,11 +2,12 @@
  * @module A heartbeat file (`heartbeats/<agent_id>.json`) and the status it implies. Pure functions: the
  * thresholds come in as arguments, time as a number, so tests need no clock.
  */
-import { readdirSync, readFileSync, statSync } from "node:fs";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { parseJsonFile } from "../../core/json.ts";
 import { agentIdSchema } from "../pipeline/item.ts";
+import { listWorking } from "../sync/working.ts";
 
 export const AGENT_STATES = ["working", "idle", "exiting", "stuck"] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
@@ -81,13 +82,7 @@ export interface HeartbeatFile {
 
 /** The heartbeat files' names in a folder (temp files of writers in progress left out). */
 export function listHeartbeatFiles(dir: string): string[] {
-  try {
-    return readdirSync(dir, { withFileTypes: true })
-      .filter((e) => e.isFile() && isHeartbeatFileName(e.name))
-      .map((e) => e.name);
-  } catch {
-    return [];
-  }
+  return listWorking(dir).filter(isHeartbeatFileName);
 }
 
 export function isHeartbeatFileName(name: string): boolean {

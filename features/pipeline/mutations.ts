@@ -10,10 +10,10 @@ import type { Context } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
 import type { Apply, HubTx } from "../sync/apply.ts";
 import { claimHeld, itemPath, itemSchema, type Item } from "./item.ts";
-import { checkMove, MET_STAGES, TERMINAL_STAGES, UNCLAIMED_STAGES, type Stage } from "./stages.ts";
+import { checkMove, MET_STAGES, READY_STAGES, TERMINAL_STAGES, UNCLAIMED_STAGES, type Stage } from "./stages.ts";
 import { addUsage } from "./usage.ts";
 
-const READY_STAGES = new Set(["backlog", "coding", "qa", "merge"]);
+const READY_SQL = [...READY_STAGES].map((s) => `'${s}'`).join(", ");
 
 /** The pipeline's mutations by op name (registered with the hub at setup). */
 export function pipelineMutations(ctx: Context): Record<string, Apply> {
@@ -109,7 +109,7 @@ export function pipelineMutations(ctx: Context): Record<string, Apply> {
 }
 
 /** Reads an item through the transaction or throws `not_found`. */
-export function mustItem(tx: HubTx, id: string, verb: string): Item {
+function mustItem(tx: HubTx, id: string, verb: string): Item {
   const raw = tx.read(itemPath(id));
   if (raw === null) throw new DroverError("not_found", `Cannot ${verb} item "${id}": no such item`);
   const parsed = itemSchema.safeParse(raw);
@@ -118,14 +118,14 @@ export function mustItem(tx: HubTx, id: string, verb: string): Item {
 }
 
 /** Writes the item in its new stage; entering an unclaimed stage drops the claim. */
-export function moveItem(tx: HubTx, item: Item, to: Stage): Item {
+function moveItem(tx: HubTx, item: Item, to: Stage): Item {
   const next: Item = { ...item, stage: to, updated_at: iso(tx.now) };
   if (UNCLAIMED_STAGES.has(to)) next.claim = null;
   return _write(tx, next);
 }
 
 /** Grants (or, for the holder, extends) a claim; refuses when another agent holds it. */
-export function claimItem(ctx: Context, tx: HubTx, item: Item, options: { agent: string; ttlSecs: number }): Item {
+function claimItem(ctx: Context, tx: HubTx, item: Item, options: { agent: string; ttlSecs: number }): Item {
   if (TERMINAL_STAGES.has(item.stage)) {
     throw new DroverError("conflict", `Cannot claim item "${item.id}": it is ${item.stage}`);
   }
@@ -142,10 +142,10 @@ export function claimItem(ctx: Context, tx: HubTx, item: Item, options: { agent:
 }
 
 /** The best ready item: in backlog, coding, qa or merge, unclaimed or expired, dependencies met. */
-export function nextReady(ctx: Context, tx: HubTx): Item | null {
+function nextReady(ctx: Context, tx: HubTx): Item | null {
   const rows = ctx.db
     .query<{ id: string }, [number]>(
-      `SELECT id FROM items WHERE stage IN ('backlog', 'coding', 'qa', 'merge') AND (holder IS NULL OR expires_at <= ?)
+      `SELECT id FROM items WHERE stage IN (${READY_SQL}) AND (holder IS NULL OR expires_at <= ?)
        ORDER BY priority, created_at, id`,
     )
     .all(tx.now);

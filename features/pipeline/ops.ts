@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 import { DroverError } from "../../core/errors.ts";
-import { defineOp } from "../../core/feature.ts";
+import { defineOp, type Context } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema, stageSchema, type Item } from "./item.ts";
 
 const label = z.string().regex(/^[^\s,]{1,64}$/, "must be 1 to 64 characters without spaces or commas");
@@ -77,12 +77,8 @@ export const pipelineOps = {
     input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: ttl.optional() }),
     async run(ctx, input) {
       const args = { ...input, ttl_secs: input.ttl_secs ?? ctx.config.pipeline.claim_ttl_secs };
-      const { result: item, opId } = await ctx.services.hub.runTracked<Item>("item.claim", args);
-      // with a remote, only the push that carries the claim makes it safe: wait for it (bounded)
-      const confirmation = await ctx.services.sync.confirm(opId);
-      // the answer is what the claim did where it counts: on the remote's tree, when it was replayed there
-      const held = confirmation.confirmed && "result" in confirmation ? (confirmation.result as Item) : item;
-      return { claim: held.claim!, fence: held.fence, confirmed: confirmation.confirmed };
+      const { result: item, confirmed } = await _runConfirmed<Item>(ctx, "item.claim", args);
+      return { claim: item.claim!, fence: item.fence, confirmed };
     },
   }),
 
@@ -117,13 +113,24 @@ export const pipelineOps = {
     input: z.strictObject({ agent: agentIdSchema, ttl_secs: ttl.optional() }),
     async run(ctx, input) {
       const args = { ...input, ttl_secs: input.ttl_secs ?? ctx.config.pipeline.claim_ttl_secs };
-      const { result: item, opId } = await ctx.services.hub.runTracked<Item | null>("item.next", args);
-      if (!item) return { item, fence: null, confirmed: true };
-      const confirmation = await ctx.services.sync.confirm(opId);
-      // replayed on the remote's tree, the grant may carry a higher fence, or find the item taken: no grant
-      const granted = confirmation.confirmed && "result" in confirmation ? (confirmation.result as Item | null) : item;
-      return { item: granted, fence: granted?.fence ?? null, confirmed: confirmation.confirmed };
+      const { result: item, confirmed } = await _runConfirmed<Item | null>(ctx, "item.next", args);
+      return { item, fence: item?.fence ?? null, confirmed };
     },
     view: { empty: (r) => (r.item ? undefined : "Nothing is ready: no unclaimed item with its dependencies met") },
   }),
 };
+
+// --- internal ---
+
+/**
+ * Runs a grant and, with a remote, waits (bounded) for the push that makes it safe. The result is what the op
+ * did where it counts — on the remote's tree, when it was replayed there: after another machine's release the
+ * fence is higher than the local first run's. An op that changed nothing (nothing ready) has nothing to wait for.
+ */
+async function _runConfirmed<R>(ctx: Context, name: string, args: Record<string, unknown>): Promise<{ result: R; confirmed: boolean }> {
+  const { result, opId } = await ctx.services.hub.runTracked<R>(name, args);
+  if (result === null) return { result, confirmed: true };
+  const confirmation = await ctx.services.sync.confirm(opId);
+  if (!confirmation.confirmed) return { result, confirmed: false };
+  return { result: "result" in confirmation ? (confirmation.result as R) : result, confirmed: true };
+}

@@ -6,6 +6,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Context, ReconcileReport } from "../../core/feature.ts";
+import { listWorking } from "../sync/working.ts";
 import { idFromPath, itemPath } from "./item.ts";
 
 export async function reconcileWorkingFiles(ctx: Context): Promise<ReconcileReport> {
@@ -47,8 +48,7 @@ function _workingItemFiles(dir: string): string[] {
       out.push(`items/${shard.name}`);
       continue;
     }
-    // a folder where an item file belongs is not one: nothing to read, nothing to restore over
-    for (const f of readdirSync(join(root, shard.name), { withFileTypes: true })) if (f.isFile() && !f.name.endsWith(".tmp")) out.push(`items/${shard.name}/${f.name}`);
+    for (const f of listWorking(join(root, shard.name))) out.push(`items/${shard.name}/${f}`);
   }
   return out;
 }

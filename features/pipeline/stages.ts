@@ -24,6 +24,9 @@ export const UNCLAIMED_STAGES: ReadonlySet<Stage> = new Set(["backlog", "done", 
 /** Stages that end an item's work. */
 export const TERMINAL_STAGES: ReadonlySet<Stage> = new Set(["done", "abandoned", "archived"]);
 
+/** Stages an item can be taken from by `item.next` (when unclaimed and its dependencies are met). */
+export const READY_STAGES: ReadonlySet<Stage> = new Set(["backlog", "coding", "qa", "merge"]);
+
 /** Dependencies count as met in these stages. */
 export const MET_STAGES: ReadonlySet<Stage> = new Set(["done", "archived"]);
 

@@ -59,9 +59,12 @@ export const usageOps = {
   }),
 };
 
+/** An item's totals before its first report. */
+export const NO_USAGE: Usage = { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0, reports: 0 };
+
 /** Totals after one more report. */
 export function addUsage(current: Usage | undefined, report: { input_tokens: number; output_tokens: number; cache_read_tokens: number; cost_usd: number }): Usage {
-  const u = current ?? { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0, reports: 0 };
+  const u = current ?? NO_USAGE;
   return {
     input_tokens: u.input_tokens + report.input_tokens,
     output_tokens: u.output_tokens + report.output_tokens,

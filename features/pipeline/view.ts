@@ -8,10 +8,9 @@ import type { EventFields, EventType } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import type { OpRecord } from "../sync/apply.ts";
 import type { ChangeSet } from "../sync/hub.ts";
-import { claimHeld, idFromPath, parseItemFile, type Item, type Usage } from "./item.ts";
+import { claimHeld, idFromPath, parseItemFile, type Item } from "./item.ts";
 import { TERMINAL_STAGES } from "./stages.ts";
-
-const NO_USAGE: Usage = { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0, reports: 0 };
+import { NO_USAGE } from "./usage.ts";
 
 export const viewMigrations = [
   `CREATE TABLE items (id TEXT PRIMARY KEY, stage TEXT NOT NULL, priority INTEGER NOT NULL,

@@ -57,12 +57,11 @@ export interface Hub {
   onChange(listener: HubListener): void;
   /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
   catchUp(): Promise<number>;
-  appliedHead(): string | null;
   /** This machine's hub bookkeeping (`hub_state`): applied and remote heads, sync times, the last error. */
   state(key: string): string | null;
   setState(key: string, value: string | null): void;
   /** Inside `exclusive`: the records replayed on `base` plus the working sources' changes; writes nothing. */
-  replay(base: string | null, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
+  replay(base: string, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
   /** Inside `exclusive`: makes `head` the branch head and brings files and indexes to it (`origin: remote`). */
   adopt(head: string, options?: { inTransaction?: () => void }): Promise<Change[]>;
   /** Records a hub file that cannot be used; publishes `hub_invalid_file` once per distinct content. */
@@ -121,12 +120,14 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     const head = await repo.head();
     const from = applied();
     if (!head || head === from) return 0;
-    const changes = await repo.diff(from, head);
+    const changes = _safeChanges(hub, await repo.diff(from, head));
     for (const c of changes) writeUnlessNewer(c.path, c.after);
-    // a crash between a local commit and its SQLite transaction: that commit's ops still need the outbox
+    // a crash between a local commit and its SQLite transaction: that commit's ops still need the outbox; a
+    // crash inside `adopt` left a head whose changes came from the remote, and are published as such
     const [top] = await repo.log({ from: head, depth: 1 });
-    const lost = top && top.parents[0] === from ? parseCommitMessage(top.message).filter((o) => o.machine_id === options.machineId) : [];
-    record({ changes: _safeChanges(hub, changes), ops: lost, origin: "local", head });
+    const ops = top && top.parents[0] === from ? parseCommitMessage(top.message) : [];
+    const ours = ops.length > 0 && ops.every((o) => o.machine_id === options.machineId);
+    record({ changes, ops: ours ? ops : [], origin: ours ? "local" : "remote", head });
     options.log.info("Hub caught up", { from, head, files: changes.length });
     return changes.length;
   }
@@ -147,8 +148,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     });
   }
 
+  /** Writes a file of a commit being applied (its path already checked), unless its working source keeps its own. */
   function writeUnlessNewer(path: string, content: string | null) {
-    if (unsafePathReason(path)) return;
     const source = sources.find((s) => path.startsWith(s.prefix));
     if (source && content !== null) {
       const working = readWorking(repo.dir, path);
@@ -241,13 +242,12 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     writeWorkingFile: (path, content) => writeWorking(repo.dir, path, content, { shared: true }),
     sweep: () => enqueue("hub.sweep", {}, () => undefined).then(() => undefined),
     catchUp: () => locked(catchUp),
-    appliedHead: applied,
     state,
     setState,
     async replay(base, records) {
       const local = await repo.head();
-      const remoteFiles = new Map(base ? (await repo.diff(local, base)).map((c) => [c.path, c.after]) : []);
-      const read = (path: string) => (remoteFiles.has(path) ? remoteFiles.get(path)! : base ? readWorking(repo.dir, path) : null);
+      const remoteFiles = new Map((await repo.diff(local, base)).map((c) => [c.path, c.after]));
+      const read = (path: string) => (remoteFiles.has(path) ? remoteFiles.get(path)! : readWorking(repo.dir, path));
       // ops with no replay (sweeps) carry nothing but what the working sources hold, swept again below
       const entries = records.filter((r) => mutations.has(r.op)).map((record) => ({ record, apply: mutations.get(record.op)! }));
       const { overlay, before, results } = applyOps(entries, read);
@@ -257,10 +257,10 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     },
     async adopt(head, { inTransaction } = {}) {
       const from = await repo.head();
-      const changes = head === from ? [] : await repo.diff(from, head);
+      const changes = head === from ? [] : _safeChanges(hub, await repo.diff(from, head));
       if (head !== from) await repo.setHead(head);
       for (const c of changes) writeUnlessNewer(c.path, c.after);
-      record({ changes: _safeChanges(hub, changes), ops: [], origin: "remote", head }, inTransaction);
+      record({ changes, ops: [], origin: "remote", head }, inTransaction);
       return changes;
     },
     reportInvalid(path, reason, content) {

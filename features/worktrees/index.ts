@@ -76,7 +76,7 @@ export default defineFeature({
 });
 
 /** Makes the item's worktree if it is in coding, held on this machine, and has none; returns its row. */
-export function ensureWorktree(ctx: Context, item: Item): Row | null {
+function ensureWorktree(ctx: Context, item: Item): Row | null {
   if (!ctx.config.pipeline.worktrees || item.stage !== "coding" || item.claim?.machine_id !== ctx.machineId) return null;
   const row = _row(ctx, item.id);
   const path = join(ctx.paths.worktrees, item.id);
@@ -92,7 +92,7 @@ export function ensureWorktree(ctx: Context, item: Item): Row | null {
 }
 
 /** Removes the worktree of an ended item, or keeps it (once reported) when it holds work; true if it changed. */
-export function cleanUp(ctx: Context, itemId: string): boolean {
+function cleanUp(ctx: Context, itemId: string): boolean {
   const row = _row(ctx, itemId);
   if (!row || row.state === "removed") return false;
   if (!existsSync(row.path)) {
