@@ -6,6 +6,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import type { BusEvent } from "../../core/events.ts";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
@@ -35,7 +36,7 @@ export default defineFeature({
         const claim = (await ctx.ops.run("item.claim", { id: input.id, agent: input.agent, ttl_secs: input.ttl_secs })) as { fence: number };
         let item = (await ctx.ops.run("item.get", { id: input.id })) as Item;
         if (item.stage !== "coding") item = (await ctx.ops.run("item.move", { id: input.id, to: "coding", agent: input.agent, fence: claim.fence })) as Item;
-        const row = ensureWorktree(ctx, item);
+        const row = await ensureWorktree(ctx, item);
         return { item, fence: claim.fence, path: row?.path ?? null, branch: row?.branch ?? null };
       },
       view: { flags: { "path-only": { description: "Print only the worktree's path (for cd \"$(…)\")", render: (r) => r.path ?? "" } } },
@@ -48,8 +49,8 @@ export default defineFeature({
       const item = (await ctx.ops.run("item.get", { id: e.item_id }).catch(() => null)) as Item | null;
       if (!item) return;
       try {
-        if (item.stage === "coding") ensureWorktree(ctx, item);
-        else cleanUp(ctx, item.id);
+        if (item.stage === "coding") await ensureWorktree(ctx, item);
+        else await cleanUp(ctx, item.id);
       } catch (err) {
         ctx.log.warn(`Worktree of item "${item.id}": ${(err as Error).message}`);
       }
@@ -59,61 +60,85 @@ export default defineFeature({
     let changed = 0;
     const coding = (await ctx.ops.run("items.list", { stage: "coding" })) as Item[];
     for (const item of coding) {
-      const had = _row(ctx, item.id);
-      const missing = had?.state !== "active" || !existsSync(had.path);
       try {
-        if (ensureWorktree(ctx, item) && missing) changed++;
+        if ((await ensureWorktree(ctx, item))?.created) changed++;
       } catch (err) {
         ctx.log.warnOnce(`worktree:${item.id}:${(err as Error).message}`, `Worktree of item "${item.id}": ${(err as Error).message}`);
       }
     }
-    for (const row of ctx.db.query<Row, []>("SELECT * FROM worktrees WHERE state IN ('active', 'kept')").all()) {
-      const item = (await ctx.ops.run("item.get", { id: row.item_id }).catch(() => null)) as Item | null;
-      if (item && TERMINAL_STAGES.has(item.stage) && cleanUp(ctx, item.id)) changed++;
-    }
+    // only worktrees of items that have ended: a kept one whose reason is unchanged costs its git checks again
+    const ended = ctx.db
+      .query<{ item_id: string }, []>(
+        `SELECT w.item_id FROM worktrees w JOIN items i ON i.id = w.item_id
+         WHERE w.state IN ('active', 'kept') AND i.stage IN (${[...TERMINAL_STAGES].map((s) => `'${s}'`).join(", ")})`,
+      )
+      .all();
+    for (const { item_id } of ended) if (await cleanUp(ctx, item_id)) changed++;
     return { changed };
   },
 });
 
-/** Makes the item's worktree if it is in coding, held on this machine, and has none; returns its row. */
-function ensureWorktree(ctx: Context, item: Item): Row | null {
-  if (!ctx.config.pipeline.worktrees || item.stage !== "coding" || item.claim?.machine_id !== ctx.machineId) return null;
-  const row = _row(ctx, item.id);
-  const path = join(ctx.paths.worktrees, item.id);
-  if (row?.state === "active" && existsSync(path)) return row;
-  if (!row && existsSync(path)) throw new DroverError("conflict", `Cannot make the worktree "${path}": the folder exists and drover did not make it`);
-  const branch = `drover/item/${item.id}`;
-  addWorktree(ctx.paths.root, path, branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
-  ctx.db
-    .query("INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)")
-    .run(item.id, path, branch, new Date(ctx.clock.now()).toISOString());
-  ctx.bus.publish("worktree_created", { item_id: item.id, path, branch });
-  return _row(ctx, item.id);
+/**
+ * Makes the item's worktree if it is in coding, held on this machine, and has none; answers where it is and
+ * whether this call made it. One item's worktree work runs one call at a time in this process.
+ */
+function ensureWorktree(ctx: Context, item: Item): Promise<{ path: string; branch: string; created: boolean } | null> {
+  return _serial(ctx, item.id, async () => {
+    if (!ctx.config.pipeline.worktrees || item.stage !== "coding" || item.claim?.machine_id !== ctx.machineId) return null;
+    const row = _row(ctx, item.id);
+    const path = join(ctx.paths.worktrees, item.id);
+    const branch = `drover/item/${item.id}`;
+    if (row?.state === "active" && existsSync(path)) return { path, branch, created: false };
+    if (!row && existsSync(path)) throw new DroverError("conflict", `Cannot make the worktree "${path}": the folder exists and drover did not make it`);
+    await addWorktree(ctx.paths.root, path, branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
+    ctx.db
+      .query("INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)")
+      .run(item.id, path, branch, iso(ctx.clock.now()));
+    ctx.bus.publish("worktree_created", { item_id: item.id, path, branch });
+    return { path, branch, created: true };
+  });
 }
 
 /** Removes the worktree of an ended item, or keeps it (once reported) when it holds work; true if it changed. */
-function cleanUp(ctx: Context, itemId: string): boolean {
+function cleanUp(ctx: Context, itemId: string): Promise<boolean> {
+  return _serial(ctx, itemId, () => _cleanUp(ctx, itemId));
+}
+
+// --- internal ---
+
+async function _cleanUp(ctx: Context, itemId: string): Promise<boolean> {
   const row = _row(ctx, itemId);
   if (!row || row.state === "removed") return false;
   if (!existsSync(row.path)) {
     ctx.db.query("UPDATE worktrees SET state = 'removed' WHERE item_id = ?").run(itemId);
     return true;
   }
-  const reason = keepReason(ctx.paths.root, row.path, row.branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
+  const reason = await keepReason(ctx.paths.root, row.path, row.branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
   if (reason) {
     if (row.state === "kept" && row.reason === reason) return false;
     ctx.db.query("UPDATE worktrees SET state = 'kept', reason = ? WHERE item_id = ?").run(reason, itemId);
     ctx.bus.publish("worktree_kept", { item_id: itemId, path: row.path, reason });
     return true;
   }
-  removeWorktree(ctx.paths.root, row.path, row.branch);
+  await removeWorktree(ctx.paths.root, row.path, row.branch);
   ctx.db.query("UPDATE worktrees SET state = 'removed', reason = NULL WHERE item_id = ?").run(itemId);
   ctx.bus.publish("worktree_removed", { item_id: itemId, path: row.path });
   return true;
 }
 
-// --- internal ---
-
 function _row(ctx: Context, itemId: string): Row | null {
   return ctx.db.query<Row, [string]>("SELECT * FROM worktrees WHERE item_id = ?").get(itemId);
+}
+
+/** Per runtime, the tail of each item's chain of worktree work. */
+const chains = new WeakMap<Context, Map<string, Promise<unknown>>>();
+
+function _serial<R>(ctx: Context, itemId: string, fn: () => Promise<R>): Promise<R> {
+  let byItem = chains.get(ctx);
+  if (!byItem) chains.set(ctx, (byItem = new Map()));
+  const run = (byItem.get(itemId) ?? Promise.resolve()).catch(() => undefined).then(fn);
+  byItem.set(itemId, run);
+  const done = () => void (byItem.get(itemId) === run && byItem.delete(itemId));
+  run.then(done, done);
+  return run;
 }
