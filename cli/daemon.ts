@@ -59,11 +59,15 @@ export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Pr
   }
 }
 
-/** Stops the daemon on SIGINT/SIGTERM, then exits. */
-export function stopOnSignals(daemon: Daemon): void {
+/** Stops the daemon on SIGINT/SIGTERM, then exits; `before` and `after` run around that stop (the demo: its agents, its folder). */
+export function stopOnSignals(daemon: Daemon, options: { before?: () => Promise<void>; after?: () => void } = {}): void {
   const onSignal = (signal: string) => {
     daemon.rt.ctx.log.info(`Received ${signal}: shutting down`);
-    void daemon.stop().then(
+    void (async () => {
+      await options.before?.();
+      await daemon.stop();
+      options.after?.();
+    })().then(
       () => process.exit(0),
       () => process.exit(3),
     );

@@ -42,7 +42,7 @@ export const demo = defineCommand({
     await initProject(dir, { local: true });
     const paths = pathsFor(dir);
     writeFileSync(paths.config, DEMO_CONFIG);
-    const { startDaemon } = await import("./daemon.ts");
+    const { startDaemon, stopOnSignals } = await import("./daemon.ts");
     const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
     const run = (name: string, input: unknown) => daemon.rt.ops.run(name, input, { via: "internal" });
     for (const [title, labels, priority] of WORK) await run("item.create", { title, labels: [...labels], priority });
@@ -53,18 +53,13 @@ export const demo = defineCommand({
     const agents = AGENTS.map((a) =>
       Bun.spawn([...selfCommand(), "demo-agent", "--agent", a.name, "--quiet-after", String(a.quietAfterSecs)], { env, stdout: "ignore", stderr: "ignore" }),
     );
-    let stopping = false;
-    const stop = async () => {
-      if (stopping) return;
-      stopping = true;
-      for (const a of agents) a.kill("SIGTERM");
-      await Promise.all(agents.map((a) => a.exited));
-      await daemon.stop();
-      rmSync(dir, { recursive: true, force: true });
-      process.exit(0);
-    };
-    process.once("SIGINT", stop);
-    process.once("SIGTERM", stop);
+    stopOnSignals(daemon, {
+      async before() {
+        for (const a of agents) a.kill("SIGTERM");
+        await Promise.all(agents.map((a) => a.exited));
+      },
+      after: () => rmSync(dir, { recursive: true, force: true }),
+    });
     console.log(
       [
         `drover ${VERSION} demo: three agents at work on ${dir}`,
