@@ -4,9 +4,10 @@ import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { initProject } from "../cli/init.ts";
 import { pathsFor, type Paths } from "../core/paths.ts";
+import { BINARY, freePort, waitHealthy } from "../test/helpers.ts";
 
 export const ROOT = join(import.meta.dir, "..");
-export const BINARY = join(ROOT, "dist", "drover");
+export { BINARY, freePort } from "../test/helpers.ts";
 /** Run at exit: removes the projects the rows made. */
 export const cleanups: Array<() => void> = [];
 
@@ -57,19 +58,12 @@ export async function project(): Promise<Paths> {
   return pathsFor(dir);
 }
 
-export async function freePort(): Promise<number> {
-  const s = Bun.serve({ port: 0, fetch: () => new Response() });
-  const port = s.port!;
-  await s.stop(true);
-  return port;
-}
-
 /** Starts the compiled daemon on a free port and waits for /health. */
 export async function startBinary(paths: Paths, env: Record<string, string> = {}) {
   const port = await freePort();
   const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore", env: { ...process.env, ...env } });
   cleanups.push(() => proc.kill("SIGKILL"));
   const url = `http://127.0.0.1:${port}`;
-  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) await Bun.sleep(5);
+  await waitHealthy(url, () => proc.exitCode === null);
   return { proc, url, port };
 }

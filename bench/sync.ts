@@ -8,7 +8,7 @@ import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { bareRepo, startGitServer } from "../test/git-server.ts";
-import { checkGrants, joinedProject } from "../test/sync-machines.ts";
+import { checkGrants, joinedProject, remoteHistory } from "../test/sync-machines.ts";
 import { cleanups, median, ROOT, round, startBinary, type Row } from "./lib.ts";
 
 type Transport = "isomorphic-git" | "git";
@@ -94,7 +94,7 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
       lost += stats.lost_races;
       waiting += pending_ops;
     }
-    const { violations } = checkGrants(remote.bare);
+    const { violations } = checkGrants(remoteHistory(remote.bare));
     // the bar is about where every op ends (confirmed or rejected); answers given before that are reported
     const pass = violations.length === 0 && waiting === 0;
     return {

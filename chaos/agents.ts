@@ -61,9 +61,7 @@ export async function runAgent(world: World, m: ChaosMachine, options: { name: s
       const res = await call("item.create", { title: `${agent} task ${serial++}`, priority: Math.floor(random() * 3), labels: ["chaos"] });
       if (res?.status === 200) ledger.created.add(res.body.id);
     } else if (roll < 0.15) {
-      const secs = 5 + Math.floor(random() * 90);
-      const res = await call("timer.add", { label: `${agent} reminder`, in: `${secs}s`, action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } });
-      if (res?.status === 200) ledger.timers.push({ machine: m.index, id: res.body.id, due: Date.parse(res.body.next_fire_at) });
+      await addOneShotTimer(world, m, { label: `${agent} reminder`, secs: 5 + Math.floor(random() * 90), ledger });
     } else if (roll < 0.17) {
       await addOnceTrigger(world, m, `${agent}-${serial++}`, ledger);
     } else if (!held) {
@@ -87,6 +85,12 @@ export async function runAgent(world: World, m: ChaosMachine, options: { name: s
     await call("heartbeat", { agent, ...(held ? { item: held.id } : {}) });
     await Bun.sleep(30 + random() * 150);
   }
+}
+
+/** A one-shot timer that reports to the sink; the checks hold each answered one to firing (once). */
+export async function addOneShotTimer(world: World, m: ChaosMachine, options: { label: string; secs: number; ledger: Ledger }): Promise<void> {
+  const res = await callOp(m, "timer.add", { label: options.label, in: `${options.secs}s`, action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } }, options.ledger);
+  if (res?.status === 200) options.ledger.timers.push({ machine: m.index, id: res.body.id, due: Date.parse(res.body.next_fire_at) });
 }
 
 /** A `once` trigger on the next move into qa; it reports to the sink under its own label. */

@@ -5,10 +5,11 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { createLedger, addOnceTrigger, callOp, runAgent } from "./agents.ts";
+import { addOnceTrigger, addOneShotTimer, callOp, createLedger, runAgent } from "./agents.ts";
 import { check, settle, type Verdict } from "./checks.ts";
 import { runFaults, type FaultCounts } from "./faults.ts";
-import { BINARY, createWorld } from "./world.ts";
+import { BINARY } from "../test/helpers.ts";
+import { createWorld } from "./world.ts";
 
 export interface ChaosOptions {
   minutes: number;
@@ -42,6 +43,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
       await callOp(m, "timer.add", { label: "every minute, all", every: "1m", catchup: "all", action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } }, ledger);
       await callOp(m, "timer.add", { label: "every 5 minutes, one", every: "5m", catchup: "one", action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } }, ledger);
       await addOnceTrigger(world, m, `seed-${m.index}`, ledger);
+      await addOneShotTimer(world, m, { label: "seed reminder", secs: 10, ledger });
     }
     const end = Date.now() + options.minutes * 60_000;
     const stop = () => Date.now() >= end;

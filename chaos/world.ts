@@ -7,12 +7,12 @@ import { execFileSync } from "node:child_process";
 import { closeSync, mkdirSync, openSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { writeFileAtomic } from "../core/files.ts";
 import type { Paths } from "../core/paths.ts";
 import { bareRepo, startGitServer, type GitServer } from "../test/git-server.ts";
-import { freePort } from "../test/helpers.ts";
+import { BINARY, freePort, waitHealthy } from "../test/helpers.ts";
 import { joinedProject } from "../test/sync-machines.ts";
 
-export const BINARY = join(import.meta.dir, "..", "dist", "drover");
 const PROJECT = "chaos";
 const GATEWAY_TOKEN = "chaos-reader-token-0000";
 const RELAY_TOKEN = "chaos-relay-token-00000";
@@ -24,7 +24,6 @@ export interface ChaosMachine {
   token: string;
   /** Null while killed. */
   proc: ReturnType<typeof Bun.spawn> | null;
-  kills: number;
   /** Exits nobody asked for (a crash), with the exit code. */
   crashes: number[];
 }
@@ -85,14 +84,12 @@ export async function createWorld(options: { machines: number; parent?: string }
     offset: 0,
     jumpClock(ms) {
       world.offset += ms;
-      writeFileSync(clockFile + ".tmp", String(world.offset));
-      Bun.spawnSync(["mv", clockFile + ".tmp", clockFile]);
+      writeFileAtomic(clockFile, String(world.offset));
     },
     async kill(m) {
       const proc = m.proc;
       if (!proc) return;
       m.proc = null;
-      m.kills++;
       proc.kill("SIGKILL");
       await proc.exited;
     },
@@ -101,13 +98,20 @@ export async function createWorld(options: { machines: number; parent?: string }
       const proc = Bun.spawn([BINARY, "serve", "--port", new URL(m.url).port], { cwd: m.paths.root, env: { ...process.env, ...env }, stdout: log, stderr: log });
       closeSync(log);
       m.proc = proc;
+      try {
+        await waitHealthy(m.url, () => proc.exitCode === null);
+      } catch (err) {
+        m.proc = null; // a start that failed (its port not yet free) is the caller's to retry, not a crash
+        proc.kill("SIGKILL");
+        throw err;
+      }
+      // from now on, an exit nobody asked for is a crash
       void proc.exited.then((code) => {
         if (m.proc === proc) {
           m.crashes.push(code);
           m.proc = null;
         }
       });
-      await _waitHealthy(m.url, () => m.proc === proc);
     },
     async close(closeOptions = {}) {
       for (const m of machines) {
@@ -137,7 +141,7 @@ export async function createWorld(options: { machines: number; parent?: string }
     await Bun.write(paths.config, `[pipeline]\nclaim_ttl_secs = 30\n\n[heartbeats]\ntakeover_grace_secs = 20\n`);
     const port = await freePort();
     const token = (await Bun.file(paths.token).text()).trim();
-    const m: ChaosMachine = { index, paths, url: `http://127.0.0.1:${port}`, token, proc: null, kills: 0, crashes: [] };
+    const m: ChaosMachine = { index, paths, url: `http://127.0.0.1:${port}`, token, proc: null, crashes: [] };
     machines.push(m);
     await world.start(m);
   }
@@ -155,15 +159,6 @@ async function _startGateway(dir: string) {
   const proc = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], { stdout: log, stderr: log });
   closeSync(log);
   const url = `http://127.0.0.1:${port}`;
-  await _waitHealthy(url, () => proc.exitCode === null);
+  await waitHealthy(url, () => proc.exitCode === null);
   return { url, proc };
-}
-
-async function _waitHealthy(url: string, alive: () => boolean): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) {
-    if (!alive()) throw new Error(`Process for "${url}" exited before it answered /health`);
-    if (Date.now() > deadline) throw new Error(`Process for "${url}" did not answer /health within 20 s`);
-    await Bun.sleep(20);
-  }
 }

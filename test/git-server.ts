@@ -38,6 +38,8 @@ export function startGitServer(root: string, port = 0): GitServer {
       server = null;
     },
     start() {
+      // with reusePort a second server would bind beside the first, and outlive the next stop()
+      if (server) return;
       // the port of a server stopped a moment ago can take a little while to be free again
       for (let tries = 0; ; tries++) {
         try {

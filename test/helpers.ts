@@ -131,6 +131,16 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** Waits until `url` answers /health; fails when `alive()` turns false first, or after 20 s. */
+export async function waitHealthy(url: string, alive: () => boolean): Promise<void> {
+  const deadline = Date.now() + 20_000;
+  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) {
+    if (!alive()) throw new Error(`Process for "${url}" exited before it answered /health`);
+    if (Date.now() > deadline) throw new Error(`Process for "${url}" did not answer /health within 20 s`);
+    await Bun.sleep(5);
+  }
+}
+
 /** Calls the daemon's API with the token. */
 export async function api(url: string, token: string, path: string, body?: unknown, method?: string) {
   const res = await fetch(url + path, {

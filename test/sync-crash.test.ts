@@ -12,7 +12,8 @@ import { joinedProject, remoteGit } from "./sync-machines.ts";
 import { parseCommitMessage } from "../features/sync/apply.ts";
 
 const ROUNDS = 24;
-const OPS_PER_ROUND = 8;
+/** Clients per round, each sending ops one after another until the kill: some are always cut off. */
+const CLIENTS = 8;
 
 let remote: { root: string; path: string };
 let server: GitServer;
@@ -38,29 +39,32 @@ test(`kill -9 at random points, ${ROUNDS} rounds: converges, nothing lost, nothi
   const unanswered = new Set<string>();
   let reportsAnswered = 0;
   let reportsSent = 0;
+  const refusals: string[] = [];
 
   for (let round = 0; round < ROUNDS; round++) {
     const d = daemon;
-    const inflight = Array.from({ length: OPS_PER_ROUND }, async (_, k) => {
-      const title = `r${round}-op${k}`;
-      const isReport = k % 2 === 1;
-      if (isReport) reportsSent++;
-      else unanswered.add(title);
-      try {
-        const res = isReport
-          ? await api(d.url, d.token, "/api/ops/usage.report", { agent: "a1", item: ledger.id, input_tokens: 1, output_tokens: 1 })
-          : await api(d.url, d.token, "/api/items", { title });
-        if (res.status >= 300) return;
-        if (isReport) reportsAnswered++;
-        else {
-          unanswered.delete(title);
-          answered.add(title);
+    const inflight = Array.from({ length: CLIENTS }, async (_, k) => {
+      for (let n = 0; ; n++) {
+        const title = `r${round}-c${k}-${n}`;
+        const isReport = k % 2 === 1;
+        if (isReport) reportsSent++;
+        else unanswered.add(title);
+        try {
+          const res = isReport
+            ? await api(d.url, d.token, "/api/ops/usage.report", { agent: "a1", item: ledger.id, input_tokens: 1, output_tokens: 1 })
+            : await api(d.url, d.token, "/api/items", { title });
+          if (res.status >= 300) return void refusals.push(`${res.status}: ${JSON.stringify(res.body)}`);
+          if (isReport) reportsAnswered++;
+          else {
+            unanswered.delete(title);
+            answered.add(title);
+          }
+        } catch {
+          return; // killed before it answered: may or may not have been applied, but never twice
         }
-      } catch {
-        // killed before it answered: may or may not have been applied, but never twice
       }
     });
-    await Bun.sleep(Math.random() * 400);
+    await Bun.sleep(50 + Math.random() * 400);
     d.proc.kill("SIGKILL");
     await d.proc.exited;
     await Promise.all(inflight);
@@ -91,6 +95,10 @@ test(`kill -9 at random points, ${ROUNDS} rounds: converges, nothing lost, nothi
     titles.set(item.title, (titles.get(item.title) ?? 0) + 1);
     if (item.id === ledger.id) ledgerUsage = item.usage?.reports ?? 0;
   }
+  expect(refusals).toEqual([]);
+  // the kills did land mid-op: creates and reports were cut off
+  expect(unanswered.size).toBeGreaterThan(0);
+  expect(reportsSent).toBeGreaterThan(reportsAnswered);
   for (const title of answered) expect({ title, copies: titles.get(title) }).toEqual({ title, copies: 1 });
   for (const title of unanswered) expect((titles.get(title) ?? 0) <= 1).toBe(true);
   expect(ledgerUsage).toBeGreaterThanOrEqual(reportsAnswered);

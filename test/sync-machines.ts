@@ -54,6 +54,34 @@ export function remoteGit(bare: string, ...args: string[]): string {
   return execFileSync("git", ["--git-dir", bare, ...args], { encoding: "utf8", maxBuffer: 1 << 30 }).trim();
 }
 
+/** One commit of the remote's history: its ops, and every item file it wrote (removals left out). */
+export interface RemoteCommit {
+  commit: string;
+  time: number;
+  ops: OpRecord[];
+  items: any[];
+}
+
+/**
+ * The remote branch's whole history, oldest commit first, in two git processes: one `git log` for messages and
+ * changed paths, one `git cat-file --batch` for the item files they wrote. Unparsable item files are left out.
+ */
+export function remoteHistory(bare: string): RemoteCommit[] {
+  const log = remoteGit(bare, "log", "--reverse", "--root", "--no-renames", "--raw", "--no-abbrev", "--format=%x01%H %ct%n%B%x02", "drover/hub");
+  const commits: Array<RemoteCommit & { blobs: string[] }> = [];
+  for (const chunk of log.split("\x01").slice(1)) {
+    const [head, rest = ""] = chunk.split("\x02");
+    const [commit, time] = head!.slice(0, head!.indexOf("\n")).split(" ");
+    const blobs = rest
+      .split("\n")
+      .map((l) => /^:\d+ \d+ [0-9a-f]+ ([0-9a-f]+) [AM]\titems\//.exec(l)?.[1])
+      .filter((oid): oid is string => oid !== undefined);
+    commits.push({ commit: commit!, time: Number(time), ops: parseCommitMessage(head! + "\n"), items: [], blobs });
+  }
+  const texts = _catBlobs(bare, commits.flatMap((c) => c.blobs));
+  return commits.map(({ blobs, ...c }) => ({ ...c, items: blobs.flatMap((oid) => _json(texts.get(oid)!)) }));
+}
+
 export interface ItemVersion {
   commit: string;
   time: number;
@@ -62,23 +90,11 @@ export interface ItemVersion {
   ops: OpRecord[];
 }
 
-/** Every version of every item file in the remote's history, oldest commit first. */
-export function itemHistory(bare: string): Map<string, ItemVersion[]> {
+/** Every version of every item file in a history, oldest commit first. */
+export function itemHistory(history: RemoteCommit[]): Map<string, ItemVersion[]> {
   const out = new Map<string, ItemVersion[]>();
-  const commits = remoteGit(bare, "rev-list", "--reverse", "--format=%ct", "drover/hub").split("\n");
-  for (let i = 0; i < commits.length; i += 2) {
-    const commit = commits[i]!.replace("commit ", "");
-    const time = Number(commits[i + 1]);
-    const ops = parseCommitMessage(remoteGit(bare, "show", "-s", "--format=%B", commit) + "\n");
-    const changed = remoteGit(bare, "diff-tree", "--root", "-r", "--name-only", "--no-commit-id", commit).split("\n").filter((p) => p.startsWith("items/"));
-    for (const path of changed) {
-      let text = "";
-      try {
-        text = execFileSync("git", ["--git-dir", bare, "show", `${commit}:${path}`], { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] });
-      } catch {
-        continue; // removed in this commit
-      }
-      const item = JSON.parse(text);
+  for (const { commit, time, ops, items } of history) {
+    for (const item of items) {
       if (!out.has(item.id)) out.set(item.id, []);
       out.get(item.id)!.push({ commit, time, item, ops });
     }
@@ -87,18 +103,16 @@ export function itemHistory(bare: string): Map<string, ItemVersion[]> {
 }
 
 /**
- * Per item, the agent of each grant in the remote's history, in order: the op records of every commit, oldest
- * first. Fences count grants, so the agent at index k is the holder of fence k + 1.
+ * Per item, the agent of each grant in a history, in order: the op records of every commit, oldest first.
+ * Fences count grants, so the agent at index k is the holder of fence k + 1.
  */
-export function grantLog(bare: string): Map<string, string[]> {
+export function grantLog(history: RemoteCommit[]): Map<string, string[]> {
   const out = new Map<string, string[]>();
-  for (const message of remoteGit(bare, "log", "--reverse", "--format=%B%x00", "drover/hub").split("\0")) {
-    for (const o of parseCommitMessage(message.trim() + "\n")) {
-      const a = o.args as { id?: string | null; agent?: string };
-      if ((o.op === "item.claim" || o.op === "item.next") && a.id) {
-        if (!out.has(a.id)) out.set(a.id, []);
-        out.get(a.id)!.push(a.agent!);
-      }
+  for (const o of history.flatMap((c) => c.ops)) {
+    const a = o.args as { id?: string | null; agent?: string };
+    if ((o.op === "item.claim" || o.op === "item.next") && a.id) {
+      if (!out.has(a.id)) out.set(a.id, []);
+      out.get(a.id)!.push(a.agent!);
     }
   }
   return out;
@@ -114,10 +128,10 @@ export interface GrantCheck {
  * P2 from the remote's history: every grant numbered one more than the last, none while the last was live.
  * One commit carries a round's ops, so a commit may hold several grants: its ops must account for each.
  */
-export function checkGrants(bare: string): GrantCheck {
+export function checkGrants(history: RemoteCommit[]): GrantCheck {
   let grants = 0;
   const violations: string[] = [];
-  for (const [id, versions] of itemHistory(bare)) {
+  for (const [id, versions] of itemHistory(history)) {
     let previous: any = null;
     for (const { commit, item, ops } of versions) {
       const fence = item.fence as number;
@@ -151,4 +165,26 @@ function _endedInCommit(id: string, ops: OpRecord[]): boolean {
     if (o.op === "item.move" && a.id === id && UNCLAIMED_STAGES.has(a.to)) return true;
   }
   return false;
+}
+
+/** The contents of blobs by id, read in one `git cat-file --batch`. */
+function _catBlobs(bare: string, oids: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  if (!oids.length) return out;
+  const raw = execFileSync("git", ["--git-dir", bare, "cat-file", "--batch"], { input: oids.join("\n") + "\n", maxBuffer: 1 << 30 });
+  for (let p = 0; p < raw.length; ) {
+    const eol = raw.indexOf(10, p);
+    const [oid, , size] = raw.toString("latin1", p, eol).split(" ");
+    out.set(oid!, raw.toString("utf8", eol + 1, eol + 1 + Number(size)));
+    p = eol + 1 + Number(size) + 1;
+  }
+  return out;
+}
+
+function _json(text: string): any[] {
+  try {
+    return [JSON.parse(text)];
+  } catch {
+    return [];
+  }
 }

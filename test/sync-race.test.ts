@@ -10,7 +10,7 @@ import { Database } from "bun:sqlite";
 import type { Paths } from "../core/paths.ts";
 import { api, BUN, CLI, startDaemonProcess, wsClient, type DaemonProc } from "./helpers.ts";
 import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
-import { checkGrants, joinedProject, remoteGit } from "./sync-machines.ts";
+import { checkGrants, joinedProject, remoteGit, remoteHistory } from "./sync-machines.ts";
 
 const MACHINES = 5;
 const ITEMS = 20;
@@ -88,7 +88,7 @@ describe("five machines, one remote", () => {
     }
 
     // P2 from the remote's history
-    const { grants, violations } = checkGrants(remote.path);
+    const { grants, violations } = checkGrants(remoteHistory(remote.path));
     expect(violations).toEqual([]);
     expect(grants).toBeGreaterThan(ITEMS);
 

@@ -8,7 +8,7 @@ import { mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
-import { itemHistory, machine, remoteGit, type Machine } from "./sync-machines.ts";
+import { itemHistory, machine, remoteGit, remoteHistory, type Machine } from "./sync-machines.ts";
 
 const TRANSPORTS = ["isomorphic-git (http)", "git (path)"] as const;
 
@@ -95,7 +95,7 @@ for (const transport of TRANSPORTS) {
       await a.op("sync.now");
       await b.op("sync.now");
       expect(await b.op("item.claim", { id: it.id, agent: "agent-b" })).toMatchObject({ fence: 2, confirmed: true });
-      const fences = itemHistory(remote.path).get(it.id)!.filter((v) => v.item.claim).map((v) => v.item.claim.fence);
+      const fences = itemHistory(remoteHistory(remote.path)).get(it.id)!.filter((v) => v.item.claim).map((v) => v.item.claim.fence);
       expect([...new Set(fences)]).toEqual([1, 2]);
     });
 
