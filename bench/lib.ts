@@ -45,13 +45,19 @@ export function renderRows(rows: Row[]): string {
 }
 
 /**
- * Bench projects live in `.bench-work/` inside this checkout, the kind of disk a user's project is on. On this
- * VM `/tmp` measured ten times slower per file than the work tree of the same ext4 volume, and it drifts.
+ * Where bench projects and files live: `.bench-work/` inside this checkout (made when missing), the kind of
+ * disk a user's project is on. On this VM `/tmp` measured ten times slower per file than the work tree of the
+ * same ext4 volume, and it drifts.
  */
-export async function project(): Promise<Paths> {
+export function workDir(): string {
   const base = join(ROOT, ".bench-work");
   mkdirSync(base, { recursive: true });
-  const dir = realpathSync(mkdtempSync(join(base, "project-")));
+  return base;
+}
+
+/** A throwaway git project with drover initialised (hub kept local), removed at exit. */
+export async function project(): Promise<Paths> {
+  const dir = realpathSync(mkdtempSync(join(workDir(), "project-")));
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   execFileSync("git", ["init", "-q", dir]);
   await initProject(dir, { local: true });

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openStore } from "../core/store.ts";
 import { viewMigrations } from "../features/pipeline/view.ts";
-import { median, ROOT, startBinary, type Row } from "./lib.ts";
+import { median, startBinary, workDir, type Row } from "./lib.ts";
 
 const CLIENTS = 32;
 
@@ -56,7 +56,7 @@ export async function opsRows(paths: Paths, options: { quick: boolean }): Promis
 
 /** Ops per second writing what the ops leave in the items table: insert, then two updates, each committed alone. */
 function _sqliteFloor(n: number, item: any): number {
-  const dir = mkdtempSync(join(ROOT, ".bench-work", "sqlite-"));
+  const dir = mkdtempSync(join(workDir(), "sqlite-"));
   const db: Database = openStore(join(dir, "floor.db"));
   try {
     for (const sql of viewMigrations) db.run(sql);

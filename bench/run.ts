@@ -13,7 +13,7 @@ import { opsRows } from "./ops.ts";
 import { syncRows } from "./sync.ts";
 import { timerRows } from "./timers.ts";
 import { websocketRow } from "./websocket.ts";
-import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, type Row } from "./lib.ts";
+import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, workDir, type Row } from "./lib.ts";
 
 const quick = process.argv.includes("--quick");
 /** `--only sync` or `--only local`: the rows of one group (sync rows take ~10 minutes; local ones, ~4). */
@@ -115,7 +115,7 @@ async function cliRow(paths: Paths, args: string[], name: string, barMs: number)
 
 /** Not a bar: what one small file create + rename costs on this disk right now, to read the other rows by. */
 function diskRow(): Row {
-  const dir = join(ROOT, ".bench-work", `disk-${process.pid}`);
+  const dir = join(workDir(), `disk-${process.pid}`);
   mkdirSync(dir, { recursive: true });
   const started = performance.now();
   for (let i = 0; i < 500; i++) {

@@ -4,12 +4,11 @@
  * `git http-backend` on 127.0.0.1, the system `git` against a plain path — so their ratio is like for like.
  */
 import { rmSync } from "node:fs";
-import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { bareRepo, startGitServer } from "../test/git-server.ts";
 import { checkGrants, joinedProject, remoteHistory } from "../test/sync-machines.ts";
-import { cleanups, median, ROOT, round, startBinary, type Row } from "./lib.ts";
+import { cleanups, median, round, startBinary, workDir, type Row } from "./lib.ts";
 
 type Transport = "isomorphic-git" | "git";
 const AGENTS = 4;
@@ -120,7 +119,7 @@ function _remote(transport: Transport) {
 }
 
 async function _machine(remoteUrl: string): Promise<Paths> {
-  const { dir, paths } = await joinedProject(remoteUrl, join(ROOT, ".bench-work"));
+  const { dir, paths } = await joinedProject(remoteUrl, workDir());
   cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
   return paths;
 }
