@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { manualClock } from "../core/clock.ts";
 import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
 import { itemHistory, machine, remoteGit, remoteHistory, type Machine } from "./sync-machines.ts";
 
@@ -126,6 +127,24 @@ for (const transport of TRANSPORTS) {
       const late = await b.op("item.next", { agent: "agent-b3" }).catch((e) => e);
       expect(late).toMatchObject({ code: "claimed", message: `Cannot claim item "${third.id}": it is no longer ready (blocked)` });
       expect((await b.op("item.get", { id: third.id })).stage).toBe("blocked");
+    });
+
+    test("a lapsed claim is cleared by its holder's machine only; elsewhere it is left, and takeable", async () => {
+      const clock = manualClock(Date.now());
+      const [a, b] = [await machine(url, { clock }), await machine(url, { clock })];
+      machines.push(a, b);
+      const it = await a.op("item.create", { title: "lapsing" });
+      await a.op("item.claim", { id: it.id, agent: "agent-a", ttl_secs: 60 });
+      await b.op("sync.now");
+      clock.advance(61_000);
+      await b.rt.tick();
+      expect((await b.op("item.get", { id: it.id })).claim?.agent_id).toBe("agent-a");
+      expect((await b.op("sync.status")).pending_ops).toBe(0);
+      await a.rt.tick();
+      expect((await a.op("item.get", { id: it.id })).claim).toBeNull();
+      await a.op("sync.now");
+      await b.op("sync.now");
+      expect((await b.op("item.get", { id: it.id })).claim).toBeNull();
     });
 
     test("P3 convergence: after quiet rounds every hub equals the remote, files and indexes alike", async () => {

@@ -15,7 +15,7 @@ import { pipelineOps } from "./ops.ts";
 import { createAutoAssign, type AutoAssign } from "./assign.ts";
 import { reconcileWorkingFiles } from "./reconcile.ts";
 import { usageMigrations, usageOps } from "./usage.ts";
-import { applyItemChanges, viewMigrations } from "./view.ts";
+import { applyItemChanges, holderMachineMigration, viewMigrations } from "./view.ts";
 
 declare module "../../core/feature.ts" {
   interface Services {
@@ -27,7 +27,7 @@ const requestAssign = (ctx: Context) => ctx.services.autoAssign.request();
 
 export default defineFeature({
   name: "pipeline",
-  migrations: [...viewMigrations, ...usageMigrations],
+  migrations: [...viewMigrations, ...usageMigrations, holderMachineMigration],
   setup(ctx) {
     for (const [name, apply] of Object.entries(pipelineMutations(ctx))) ctx.services.hub.define(name, apply);
     ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
@@ -80,10 +80,9 @@ async function _expireClaims(ctx: Context) {
   const now = ctx.clock.now();
   // with a remote, each machine clears only the leases its own agents let lapse: a lapsed claim is already
   // free to take (claims check expiry), and five machines writing the same release would only contend
-  const mine = ctx.config.hub.remote ? ctx.machineId : "";
-  const due = ctx.db
-    .query<{ id: string }, [number, string, string]>("SELECT id FROM items WHERE expires_at <= ? AND (? = '' OR json_extract(json, '$.claim.machine_id') = ?) LIMIT 500")
-    .all(now, mine, mine);
+  const due = ctx.config.hub.remote
+    ? ctx.db.query<{ id: string }, [string, number]>("SELECT id FROM items WHERE holder_machine = ? AND expires_at <= ? LIMIT 500").all(ctx.machineId, now)
+    : ctx.db.query<{ id: string }, [number]>("SELECT id FROM items WHERE expires_at <= ? LIMIT 500").all(now);
   await Promise.all(
     due.map(({ id }) =>
       _once(`expire:${id}`, () =>

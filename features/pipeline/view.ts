@@ -20,6 +20,14 @@ export const viewMigrations = [
    CREATE INDEX items_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;`,
 ] as const;
 
+/**
+ * The machine a claim was made on, beside its expiry: with a remote each machine expires only its own lapsed
+ * claims, and the tick must find those without reading the others' (which may stay lapsed for good).
+ */
+export const holderMachineMigration = `ALTER TABLE items ADD COLUMN holder_machine TEXT;
+   UPDATE items SET holder_machine = json_extract(json, '$.claim.machine_id');
+   CREATE INDEX items_expiry_by_machine ON items (holder_machine, expires_at) WHERE expires_at IS NOT NULL;`;
+
 type Emit = <T extends EventType>(type: T, fields: EventFields<T>) => void;
 
 /** Applies a change set to the view and publishes the events it implies. */
@@ -47,11 +55,11 @@ export function applyItemChanges(ctx: Context, set: ChangeSet): void {
 /** Stores an item with the exact hub file text (reconcile compares working files against it). */
 export function upsertItem(db: Database, item: Item, text: string): void {
   db.query(
-    `INSERT INTO items (id, stage, priority, created_at, updated_at, holder, expires_at, labels, json)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+    `INSERT INTO items (id, stage, priority, created_at, updated_at, holder, holder_machine, expires_at, labels, json)
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
      ON CONFLICT(id) DO UPDATE SET stage = excluded.stage, priority = excluded.priority, created_at = excluded.created_at,
-       updated_at = excluded.updated_at, holder = excluded.holder, expires_at = excluded.expires_at,
-       labels = excluded.labels, json = excluded.json`,
+       updated_at = excluded.updated_at, holder = excluded.holder, holder_machine = excluded.holder_machine,
+       expires_at = excluded.expires_at, labels = excluded.labels, json = excluded.json`,
   ).run(
     item.id,
     item.stage,
@@ -59,6 +67,7 @@ export function upsertItem(db: Database, item: Item, text: string): void {
     item.created_at,
     item.updated_at,
     item.claim?.agent_id ?? null,
+    item.claim?.machine_id ?? null,
     item.claim ? Date.parse(item.claim.expires_at) : null,
     JSON.stringify(item.labels),
     text,
