@@ -12,6 +12,8 @@ export const configSchema = z.object({
     .object({
       host: z.string().min(1).default("127.0.0.1"),
       port: z.number().int().min(0).max(65_535).default(4317),
+      allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name")).max(100).default([]),
+      max_ws_clients: z.number().int().min(1).max(100_000).default(1000),
     })
     .prefault({}),
   hub: z
@@ -21,6 +23,7 @@ export const configSchema = z.object({
       sync_interval_secs: secs.default(10),
       presence_secs: secs.default(60),
       network_timeout_secs: secs.default(20),
+      max_file_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     })
     .prefault({}),
   heartbeats: z
@@ -42,6 +45,7 @@ export const configSchema = z.object({
     })
     .prefault({}),
   reconcile: z.object({ interval_secs: secs.default(30) }).prefault({}),
+  triggers: z.object({ max_actions_per_event: z.number().int().min(1).max(10_000).default(100) }).prefault({}),
   gateway: z
     .object({
       url: z.string().default(""),

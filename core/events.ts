@@ -97,7 +97,14 @@ export const eventTypes = {
   trigger_cancelled: { topic: "triggers", schema: z.object({ trigger_id: z.string() }) },
   trigger_loop_halted: {
     topic: "triggers",
-    schema: z.object({ trigger_id: z.string(), event_type: z.string(), item_id: z.string().nullable(), depth: z.number().int() }),
+    schema: z.object({
+      trigger_id: z.string(),
+      event_type: z.string(),
+      item_id: z.string().nullable(),
+      depth: z.number().int(),
+      /** depth: the chain reached its depth limit; budget: it used up `triggers.max_actions_per_event`. */
+      reason: z.enum(["depth", "budget"]),
+    }),
   },
 
   op_rejected: {
@@ -106,6 +113,12 @@ export const eventTypes = {
   },
   synced: { topic: "sync", schema: z.object({ head: z.string(), pushed: z.boolean(), fetched: z.number().int(), confirmed: z.number().int(), rejected: z.number().int() }) },
   hub_invalid_file: { topic: "sync", schema: z.object({ path: z.string(), reason: z.string() }) },
+  /** The remote branch had fallen behind this machine's confirmed history (a rewind): it was pushed back. */
+  hub_restored: { topic: "sync", schema: z.object({ head: z.string(), remote_was: z.string().nullable() }) },
+  /** The remote branch was rewritten: sync stops until `drover sync adopt` or `drover sync restore`. */
+  hub_diverged: { topic: "sync", schema: z.object({ local: z.string(), remote: z.string() }) },
+  /** Committed config values with effects wait for `drover trust` on this machine. */
+  config_untrusted: { topic: "system", schema: z.object({ keys: z.array(z.string()), command: z.string() }) },
 } as const satisfies Record<string, { topic: string; schema: z.ZodObject }>;
 
 export type EventType = keyof typeof eventTypes;
@@ -118,6 +131,8 @@ export interface EventCause {
   trigger_id?: string;
   timer_id?: string;
   depth: number;
+  /** The chain this event belongs to (the id of its originating event's first firing): bounds a chain's width. */
+  chain?: string;
 }
 
 /** An event as subscribers, WebSocket clients and the gateway see it. */

@@ -5,8 +5,16 @@ describe("config", () => {
   test("every key has the SPEC default", () => {
     const { config, warnings } = parseConfig(undefined, { env: {} });
     expect(warnings).toEqual([]);
-    expect(config.server).toEqual({ host: "127.0.0.1", port: 4317 });
-    expect(config.hub).toEqual({ remote: "origin", branch: "drover/hub", sync_interval_secs: 10, presence_secs: 60, network_timeout_secs: 20 });
+    expect(config.server).toEqual({ host: "127.0.0.1", port: 4317, allowed_hosts: [], max_ws_clients: 1000 });
+    expect(config.hub).toEqual({
+      remote: "origin",
+      branch: "drover/hub",
+      sync_interval_secs: 10,
+      presence_secs: 60,
+      network_timeout_secs: 20,
+      max_file_bytes: 1024 * 1024,
+    });
+    expect(config.triggers.max_actions_per_event).toBe(100);
     expect(config.heartbeats.idle_after_secs).toBe(300);
     expect(config.pipeline.claim_ttl_secs).toBe(3600);
     expect(config.reconcile.interval_secs).toBe(30);
@@ -27,7 +35,7 @@ describe("config", () => {
 
   test("environment overrides the file", () => {
     const { config } = parseConfig("[server]\nport = 5000\n", { env: { DROVER_PORT: "6000", DROVER_HOST: "0.0.0.0", DROVER_GATEWAY_PROJECT: "p" } });
-    expect(config.server).toEqual({ host: "0.0.0.0", port: 6000 });
+    expect(config.server).toMatchObject({ host: "0.0.0.0", port: 6000 });
     expect(config.gateway.project).toBe("p");
     expect(() => parseConfig(undefined, { env: { DROVER_PORT: "x" } })).toThrow(/DROVER_PORT/);
   });

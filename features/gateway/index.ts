@@ -17,6 +17,7 @@ export default defineFeature({
   name: "gateway",
   ops: {
     "relay.status": defineOp({
+      writes: false,
       description: "Whether this daemon's relay to the gateway is connected",
       input: z.strictObject({}),
       run(ctx) {

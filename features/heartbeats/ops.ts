@@ -23,6 +23,7 @@ export interface AgentRow {
 
 export const heartbeatOps = {
   heartbeat: defineOp({
+    writes: true,
     description: "Say an agent is alive (and what it works on); the daemon renews the claim on the item it names",
     input: z.strictObject({
       agent: agentIdSchema,
@@ -37,6 +38,8 @@ export const heartbeatOps = {
   }),
 
   "agents.list": defineOp({
+
+    writes: false,
     description: "Agents with their status (active, idle, stale) and age; --all adds unreadable heartbeat files",
     input: z.strictObject({ all: z.boolean().default(false).describe("Also list invalid heartbeat files") }),
     run(ctx, input) {
@@ -46,6 +49,8 @@ export const heartbeatOps = {
   }),
 
   "agent.pause": defineOp({
+
+    writes: true,
     description: "Keep auto-assign away from an agent until a time (e.g. after a provider rate limit)",
     input: z.strictObject({
       agent: agentIdSchema,
@@ -67,6 +72,8 @@ export const heartbeatOps = {
   }),
 
   "agent.resume": defineOp({
+
+    writes: true,
     description: "End an agent's pause now (its pause timer does this when the time comes)",
     input: z.strictObject({ agent: agentIdSchema }),
     run(ctx, input) {

@@ -13,6 +13,7 @@ const fence = z.number().int().min(0).describe("Fencing token of the claim the c
 
 export const pipelineOps = {
   "item.create": defineOp({
+    writes: true,
     description: "Create a work item (stage backlog unless given)",
     input: z.strictObject({
       title: z.string().trim().min(1).max(500).describe("Short title"),
@@ -29,6 +30,8 @@ export const pipelineOps = {
   }),
 
   "item.get": defineOp({
+
+    writes: false,
     description: "One item",
     input: z.strictObject({ id: itemIdSchema }),
     run(ctx, { id }) {
@@ -39,6 +42,8 @@ export const pipelineOps = {
   }),
 
   "items.list": defineOp({
+
+    writes: false,
     description: "Items, by priority then age, optionally filtered",
     input: z.strictObject({
       stage: stageSchema.optional(),
@@ -58,6 +63,8 @@ export const pipelineOps = {
   }),
 
   "item.move": defineOp({
+
+    writes: true,
     description: "Move an item to another stage",
     input: z.strictObject({
       id: itemIdSchema,
@@ -73,6 +80,8 @@ export const pipelineOps = {
   }),
 
   "item.claim": defineOp({
+
+    writes: true,
     description: "Claim an item for an agent (a lease with a fencing token)",
     input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: ttl.optional() }),
     async run(ctx, input) {
@@ -83,6 +92,8 @@ export const pipelineOps = {
   }),
 
   "item.release": defineOp({
+
+    writes: true,
     description: "Give up a claim",
     input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, fence }),
     run(ctx, input) {
@@ -91,6 +102,8 @@ export const pipelineOps = {
   }),
 
   "item.renew": defineOp({
+
+    writes: true,
     description: "Extend the claim an agent holds",
     input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: ttl.optional() }),
     run(ctx, input) {
@@ -99,6 +112,8 @@ export const pipelineOps = {
   }),
 
   "agent.takeover": defineOp({
+
+    writes: true,
     description: "Release every claim an agent holds (the watchdog does this for stale agents)",
     input: z.strictObject({ agent: agentIdSchema }),
     async run(ctx, input) {
@@ -109,6 +124,8 @@ export const pipelineOps = {
   }),
 
   "item.next": defineOp({
+
+    writes: true,
     description: "Claim the best ready item for an agent and move it into coding, atomically",
     input: z.strictObject({ agent: agentIdSchema, ttl_secs: ttl.optional() }),
     async run(ctx, input) {

@@ -20,6 +20,7 @@ const tokens = z.number().int().min(0).max(1e12);
 
 export const usageOps = {
   "usage.report": defineOp({
+    writes: true,
     description: "Report what an agent's work cost (tokens, dollars), optionally against an item",
     input: z.strictObject({
       agent: agentIdSchema,
@@ -44,6 +45,8 @@ export const usageOps = {
   }),
 
   "usage.totals": defineOp({
+
+    writes: false,
     description: "Usage reported on this machine, totalled per agent (or per item with --by item)",
     input: z.strictObject({ by: z.enum(["agent", "item"]).default("agent") }),
     run(ctx, input) {

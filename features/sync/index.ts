@@ -66,6 +66,7 @@ export default defineFeature({
   },
   ops: {
     log: defineOp({
+      writes: false,
       description: "The hub's history of applied ops, newest first",
       input: logInput,
       async run(ctx, input) {
@@ -74,6 +75,7 @@ export default defineFeature({
       view: { columns: ["at", "op", "args.id", "machine_id", "commit"] },
     }),
     "sync.now": defineOp({
+      writes: true,
       description: "Sync with the remote now: fetch, replay waiting ops, push",
       input: z.strictObject({}),
       async run(ctx) {
@@ -83,6 +85,7 @@ export default defineFeature({
       },
     }),
     "sync.status": defineOp({
+      writes: false,
       description: "Where the hub stands: remote, branch, head and ops waiting to be carried",
       input: z.strictObject({}),
       async run(ctx) {

@@ -12,6 +12,7 @@ const timerId = z.string().regex(/^tm[a-z2-7]{8}$/, 'must look like "tm" and 8 c
 
 export const timerOps = {
   "timer.add": defineOp({
+    writes: true,
     description: "Schedule an action: once (at, in), every interval, or on a cron schedule",
     input: z.strictObject({
       label: z.string().max(200).optional(),
@@ -39,6 +40,8 @@ export const timerOps = {
   }),
 
   "timer.list": defineOp({
+
+    writes: false,
     description: "Timers, soonest first",
     input: z.strictObject({ all: z.boolean().default(false).describe("Also done and cancelled ones") }),
     run(ctx, input) {
@@ -66,6 +69,8 @@ export const timerOps = {
   }),
 
   "timer.cancel": defineOp({
+
+    writes: true,
     description: "Cancel a timer",
     input: z.strictObject({ id: timerId }),
     run(ctx, { id }) {

@@ -39,6 +39,7 @@ export default defineFeature({
   },
   ops: {
     "trigger.add": defineOp({
+      writes: true,
       description: 'When an event matches, run an action; "$event.<field>" in args is the event\'s field',
       input: z.strictObject({
         on: predicateSchema.default({ event: "transition" }).describe('What to match, as JSON: {event?, item?, from?, to?, labels?, agent?}'),
@@ -58,6 +59,7 @@ export default defineFeature({
       },
     }),
     "trigger.list": defineOp({
+      writes: true,
       description: "Triggers",
       input: z.strictObject({ all: z.boolean().default(false).describe("Also fired and cancelled ones") }),
       run(ctx, input) {
@@ -71,6 +73,7 @@ export default defineFeature({
       view: { columns: ["id", "label", "mode", "on", "action", "fired_count", "state"] },
     }),
     "trigger.cancel": defineOp({
+      writes: true,
       description: "Cancel a trigger",
       input: z.strictObject({ id: triggerId }),
       run(ctx, { id }) {
@@ -99,7 +102,7 @@ async function onEvent(ctx: Context, event: BusEvent) {
   const itemId = typeof fields.item_id === "string" ? fields.item_id : null;
   for (const t of matched) {
     if (depth >= MAX_DEPTH) {
-      ctx.bus.publish("trigger_loop_halted", { trigger_id: t.id, event_type: event.type, item_id: itemId, depth }, { cause: event.cause });
+      ctx.bus.publish("trigger_loop_halted", { trigger_id: t.id, event_type: event.type, item_id: itemId, depth, reason: "depth" }, { cause: event.cause });
       continue;
     }
     if (!_retire(ctx, t)) continue; // a `once` trigger someone else fired first

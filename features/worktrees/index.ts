@@ -30,6 +30,7 @@ export default defineFeature({
   ],
   ops: {
     "item.start": defineOp({
+      writes: true,
       description: "Begin an item: claim it, move it into coding, and make its worktree; answers with the path",
       input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: z.number().int().min(1).max(604_800).optional() }),
       async run(ctx, input) {
