@@ -8,6 +8,7 @@ const STATUS = {
   invalid_input: 400,
   bad_config: 400,
   unauthorized: 401,
+  forbidden: 403,
   not_found: 404,
   unknown_op: 404,
   conflict: 409,
@@ -18,9 +19,11 @@ const STATUS = {
   not_holder: 409,
   already_running: 409,
   not_initialized: 409,
+  diverged: 409,
   too_large: 413,
   internal: 500,
   offline: 503,
+  busy: 503,
 } as const;
 
 export type ErrorCode = keyof typeof STATUS;
@@ -49,7 +52,7 @@ export class DroverError extends Error {
   /** CLI exit code: 1 refused, 2 bad usage or input, 3 internal. */
   get exitCode(): 1 | 2 | 3 {
     if (this.code === "internal") return 3;
-    if (this.status === 404 || this.status === 409 || this.code === "offline") return 1;
+    if (this.status === 403 || this.status === 404 || this.status === 409 || this.status === 503) return 1;
     return 2;
   }
 

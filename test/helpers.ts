@@ -16,6 +16,15 @@ export const BUN = process.execPath;
 export const CLI = join(ROOT, "cli.ts");
 export const BINARY = join(ROOT, "dist", "drover");
 
+/**
+ * How many generated cases a hostile-input property runs: `short` in `npm test`, or `DROVER_HOSTILE_RUNS` when set
+ * (a longer run: `DROVER_HOSTILE_RUNS=2000 bun test test/hostile-*.test.ts`).
+ */
+export function hostileRuns(short: number): number {
+  const long = Number(process.env.DROVER_HOSTILE_RUNS);
+  return Number.isInteger(long) && long > 0 ? long : short;
+}
+
 /** A temp git repository with drover initialised (local hub). */
 export async function tempProject(options: { config?: string } = {}): Promise<{ paths: Paths; dir: string; cleanup(): void }> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-test-")));
