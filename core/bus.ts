@@ -6,6 +6,7 @@
 import { iso, type Clock } from "./clock.ts";
 import { eventTypes, type BusEvent, type EventCause, type EventFields, type EventType } from "./events.ts";
 import type { Logger } from "./logger.ts";
+import { currentCall } from "./ops.ts";
 
 export type Subscriber = (event: BusEvent) => void | Promise<void>;
 
@@ -81,7 +82,10 @@ export function createBus(options: BusOptions): Bus {
   return {
     publish(type, fields, opts = {}) {
       const parsed = eventTypes[type].schema.parse(fields) as EventFields<typeof type>;
-      const event = _envelope(type, parsed, opts, options.clock);
+      // an event an op publishes while serving a timer's or trigger's action belongs to that chain, whoever publishes
+      // it (a heartbeat trigger whose action is a heartbeat must stay bounded); an explicit cause (even none) wins
+      const cause = "cause" in opts ? opts.cause : currentCall()?.cause;
+      const event = _envelope(type, parsed, { ...opts, cause }, options.clock);
       options.forward?.(event as BusEvent);
       deliver(event as BusEvent);
       return event;

@@ -47,6 +47,8 @@ export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
   description: string;
   /** True when the op changes anything (stored state, files, the hub): it then takes an idempotency key. */
   writes: boolean;
+  /** A choice for a person at the CLI (forcing the team's history): refused over HTTP, MCP and actions. */
+  cliOnly?: boolean;
   input: S;
   run(ctx: Context, input: z.output<S>, call: OpCall): R | Promise<R>;
   /** How the CLI shows the result: table columns (dotted paths) and, for an empty answer, the refusal line. */

@@ -25,6 +25,9 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
     async run(name, input, call: OpCall = { via: "internal" }) {
       const entry = ops.get(name);
       if (!entry) throw new DroverError("unknown_op", `Cannot run op "${name}": no such op`);
+      if (entry.op.cliOnly && call.via !== "cli") {
+        throw new DroverError("forbidden", `Cannot run op "${name}" over ${call.via}: it is a person's choice, made with "drover ${name.replace(".", " ")}"`);
+      }
       const parsed = parseInput(entry.op.input, input ?? {});
       return await _calls.run(call, () => entry.op.run(getContext(), parsed, call));
     },

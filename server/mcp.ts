@@ -11,7 +11,7 @@ import { toDroverError } from "../core/errors.ts";
 import type { Runtime } from "../runtime.ts";
 
 export function createMcpHandler(rt: Runtime, options: { version: string }) {
-  const tools = rt.ops.list().map(({ name, op }) => ({
+  const tools = rt.ops.list().filter(({ op }) => !op.cliOnly).map(({ name, op }) => ({
     name,
     description: op.description,
     inputSchema: z.toJSONSchema(op.input, { io: "input", unrepresentable: "any" }) as { type: "object" },

@@ -1,8 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { manualClock } from "../core/clock.ts";
+import { substitute } from "../core/actions.ts";
 import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Item } from "../features/pipeline/item.ts";
+import { createChainBudget } from "../features/triggers/chain.ts";
 import type { Runtime } from "../runtime.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
@@ -20,9 +22,10 @@ afterEach(async () => {
 });
 
 const op = <T = any>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
-/** Waits until the chain of triggered actions has played out. */
+/** Waits until the chain of triggered actions has played out (or 8 s passed: a chain that never ends fails the test). */
 async function settle() {
-  for (let quiet = 0; quiet < 5; ) {
+  const deadline = Date.now() + 8000;
+  for (let quiet = 0; quiet < 5 && Date.now() < deadline; ) {
     const n = events.length;
     await rt.ctx.bus.idle();
     await Bun.sleep(10);
@@ -89,9 +92,16 @@ describe("triggers", () => {
     const bad: Array<[unknown, RegExp]> = [
       [{ mode: "once", op: "item.move", args: { id: "$event.item_id", to: "somewhere" } }, /op "item.move": "to"/],
       [{ mode: "once", op: "nope" }, /no op named "nope"/],
+      [{ mode: "once", op: "sync.adopt" }, /op "sync.adopt" is a person's choice, run only from the CLI/],
       [{ mode: "sometimes", op: "items.list" }, /"mode"/],
       [{ on: { event: "no_such_event" }, mode: "once", op: "items.list" }, /"on.event"/],
       [{ on: { to: "heaven" }, mode: "once", op: "items.list" }, /"on.to"/],
+      // names every object has are no event types
+      ...["constructor", "toString", "__proto__", "hasOwnProperty", "valueOf"].map((event): [unknown, RegExp] => [
+        { on: { event }, mode: "persistent", op: "items.list" },
+        /"on.event": is not an event type/,
+      ]),
+      [{ on: { event: "trigger_loop_halted" }, mode: "persistent", op: "items.list" }, /"on.event": is trigger_loop_halted, which no trigger/],
     ];
     for (const [input, message] of bad) {
       let err: unknown;
@@ -100,5 +110,140 @@ describe("triggers", () => {
       expect((err as DroverError).message).toMatch(message);
     }
     expect(await op<any[]>("trigger.list", {})).toEqual([]);
+  });
+});
+
+describe("chains are bounded in width", () => {
+  const create = { op: "item.create", args: { title: "more" } };
+
+  test("three triggers that each create an item on item_created: one create makes 100 actions, then one trigger_loop_halted", async () => {
+    for (let i = 0; i < 3; i++) await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", ...create });
+    await op("item.create", { title: "seed" });
+    await settle();
+    expect(await op<Item[]>("items.list", {})).toHaveLength(101);
+    const fired = of("trigger_fired");
+    expect(fired).toHaveLength(100);
+    const chain = fired[0]!.cause!.chain!;
+    expect(chain).toMatch(/^ch[a-z2-7]{10}$/);
+    expect(fired.every((e) => e.cause!.chain === chain && e.result === "ok")).toBe(true);
+    expect(of("trigger_loop_halted")).toEqual([expect.objectContaining({ reason: "budget", cause: { depth: expect.any(Number), chain } })]);
+    expect(rt.ctx.services.triggerChains.size()).toBeGreaterThan(0);
+    // a new originating event is a new chain with a budget of its own
+    await op("item.create", { title: "seed 2" });
+    await settle();
+    expect(of("trigger_fired")).toHaveLength(200);
+    expect(new Set(of("trigger_fired").map((e) => e.cause!.chain)).size).toBe(2);
+  });
+
+  test("a timer firing starts its own chain: its action and everything after it share one budget", async () => {
+    for (let i = 0; i < 2; i++) await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", ...create });
+    await op("timer.add", { in: "1s", ...create });
+    (rt.ctx.clock as ReturnType<typeof manualClock>).advance(1000);
+    await rt.tick();
+    await rt.ctx.services.timers.settle();
+    await settle();
+    const timerChain = of("timer_fired")[0]!.cause!.chain;
+    expect(timerChain).toMatch(/^ch[a-z2-7]{10}$/);
+    expect(of("item_created")[0]!.cause).toMatchObject({ depth: 0, chain: timerChain });
+    expect(of("trigger_fired")).toHaveLength(100);
+    expect(of("trigger_fired").every((e) => e.cause!.chain === timerChain)).toBe(true);
+    expect(of("trigger_loop_halted").map((e) => e.reason)).toEqual(["budget"]);
+  });
+
+  test("a chain at the depth limit is reported once, however many triggers its last events match", async () => {
+    await op("trigger.add", { on: { to: "qa" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "coding" } });
+    await op("trigger.add", { on: { from: "qa", to: "coding" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "qa" } });
+    await op("trigger.add", { on: { to: "qa" }, mode: "persistent", op: "items.list", args: {} });
+    await op("trigger.add", { on: { event: "trigger_fired" }, mode: "persistent", op: "items.list", args: {} });
+    const it = await op<Item>("item.create", { title: "x" });
+    await op("item.move", { id: it.id, to: "coding" });
+    await op("item.move", { id: it.id, to: "qa" });
+    await settle();
+    expect(of("trigger_loop_halted")).toEqual([expect.objectContaining({ reason: "depth", depth: 8 })]);
+    const fired = of("trigger_fired");
+    expect(new Set(fired.map((e) => e.cause!.chain)).size).toBe(1);
+    expect(Math.max(...fired.map((e) => e.cause!.depth))).toBe(8);
+    expect(fired.length).toBeLessThanOrEqual(100);
+  });
+
+  test("a trigger on trigger_added whose action adds triggers: the events its ops publish stay in its chain", async () => {
+    const adder = { op: "trigger.add", args: { on: { event: "trigger_added" }, mode: "persistent", op: "items.list", args: {} } };
+    await op("trigger.add", { on: { event: "trigger_added" }, mode: "persistent", ...adder });
+    await settle();
+    expect(of("trigger_fired").length).toBeLessThanOrEqual(100);
+    expect(new Set(of("trigger_fired").map((e) => e.cause!.chain)).size).toBe(1);
+    expect((await op<unknown[]>("trigger.list", {})).length).toBeLessThanOrEqual(101);
+    expect(of("trigger_loop_halted")).toHaveLength(1);
+  });
+
+  test("a trigger on heartbeat whose action is a heartbeat: events any op publishes stay in the chain (it ran 831 times a second)", async () => {
+    await rt.close();
+    ({ rt, events } = await testRuntime(project.paths)); // real time: every beat is a new timestamp, so a new event
+    await op("trigger.add", { on: { event: "heartbeat" }, mode: "persistent", op: "heartbeat", args: { agent: "echo" } });
+    await op("heartbeat", { agent: "origin" });
+    await settle();
+    // each beat the action makes carries the chain one level deeper: the depth limit ends it (two beats in the same
+    // millisecond are one event and may end it sooner)
+    const fired = of("trigger_fired");
+    expect(fired.length).toBeGreaterThan(0);
+    expect(fired.length).toBeLessThanOrEqual(8);
+    expect(new Set(fired.map((e) => e.cause!.chain)).size).toBe(1);
+    expect(of("trigger_loop_halted").length).toBeLessThanOrEqual(1);
+  });
+
+  test("timers a trigger's action makes fire in that chain: a trigger cannot multiply timers past the budget", async () => {
+    await rt.close();
+    await Bun.write(project.paths.config, '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[triggers]\nmax_actions_per_event = 10\n');
+    ({ rt, events } = await testRuntime(project.paths, { clock: manualClock("2026-08-01T08:00:00Z") }));
+    await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", op: "timer.add", args: { every: "1s", op: "item.create", args: { title: "tick" } } });
+    await op("item.create", { title: "seed" });
+    await settle();
+    for (let i = 0; i < 6; i++) {
+      (rt.ctx.clock as ReturnType<typeof manualClock>).advance(1000);
+      await rt.tick();
+      await rt.ctx.services.timers.settle();
+      await settle();
+    }
+    const timers = await op<unknown[]>("timer.list", {});
+    // one timer per trigger firing, all in the seed's chain: 10 at most (they doubled every second before)
+    expect(timers.length).toBe(10);
+    expect(new Set(of("timer_fired").map((e) => e.cause!.chain)).size).toBe(1);
+    expect(of("trigger_loop_halted").map((e) => e.reason)).toEqual(["budget"]);
+  });
+
+  test("a cause that is not ours (from another machine's hub commit) is read safely", async () => {
+    await op("trigger.add", { on: { event: "claimed" }, mode: "persistent", op: "items.list", args: {} });
+    const it = await op<Item>("item.create", { title: "x" });
+    const fields = { item_id: it.id, agent_id: "a", fence: 1, expires_at: "x" };
+    rt.ctx.bus.publish("claimed", fields, { origin: "remote", cause: { depth: -5, chain: "x".repeat(10_000) } as never });
+    rt.ctx.bus.publish("claimed", fields, { origin: "remote", cause: { depth: 2, chain: "nope" } });
+    await settle();
+    // an unreadable depth is the limit; a foreign chain id is replaced by one of ours
+    expect(of("trigger_loop_halted")).toEqual([expect.objectContaining({ reason: "depth", depth: 8 })]);
+    const ours = expect.stringMatching(/^ch[a-z2-7]{10}$/);
+    expect(of("trigger_fired").map((e) => e.cause)).toEqual([{ trigger_id: expect.any(String), depth: 3, chain: ours }]);
+  });
+
+  test("the per-chain counts are bounded: the least recently used chain is forgotten first", () => {
+    const budget = createChainBudget(2, { maxChains: 3 });
+    budget.spend("a");
+    budget.spend("a");
+    for (const c of ["b", "c"]) budget.spend(c);
+    expect(budget.spent("a")).toBe(true); // touches "a": "b" is now the oldest
+    budget.spend("d");
+    expect(budget.size()).toBe(3);
+    expect(budget.spent("a")).toBe(true);
+    expect(budget.report("a", "budget")).toBe(true);
+    expect(budget.report("a", "budget")).toBe(false);
+    for (let i = 0; i < 10_000; i++) budget.spend(`n${i}`);
+    expect(budget.size()).toBe(3);
+  });
+
+  test('"$event.<field>" takes only the event\'s own fields', () => {
+    const event = { type: "claimed", item_id: "k7q2m" };
+    expect(substitute({ a: "$event.item_id", b: ["$event.constructor", "$event.toString", "$event.__proto__", "$event.missing"] }, event)).toEqual({
+      a: "k7q2m",
+      b: [null, null, null, null],
+    });
   });
 });

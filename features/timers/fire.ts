@@ -5,7 +5,8 @@
  * cut short by a crash is reported at the next start as `timer_interrupted`.
  */
 import { iso } from "../../core/clock.ts";
-import type { Action } from "../../core/actions.ts";
+import { newChainId, type Action } from "../../core/actions.ts";
+import type { EventCause } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import { dueBetween, nextAfter, type Schedule } from "./schedule.ts";
 
@@ -22,6 +23,8 @@ export interface TimerRow {
   catchup: "one" | "all" | "skip";
   next_fire_at: number | null;
   state: string;
+  /** JSON of the cause of the call that made the timer, when an action made it. */
+  cause: string | null;
 }
 
 interface Firing {
@@ -99,9 +102,13 @@ export function reportInterrupted(ctx: Context): number {
 async function _runOne(ctx: Context, f: Firing) {
   const action = JSON.parse(f.timer.action) as Action;
   const context = { timer: { timer_id: f.timer.id, label: f.timer.label, due_at: iso(f.due_at), fired_at: iso(f.fired_at) } };
-  const outcome = await ctx.services.actions.run(action, context, { timer_id: f.timer.id, depth: 0 });
+  // each firing starts its own trigger chain (what its action causes shares one width budget), unless a trigger's
+  // action made the timer: then its firings stay in that chain, so a trigger cannot multiply timers past the budget
+  const made = f.timer.cause ? (JSON.parse(f.timer.cause) as EventCause) : null;
+  const cause = { timer_id: f.timer.id, depth: made?.depth ?? 0, chain: made?.chain ?? newChainId() };
+  const outcome = await ctx.services.actions.run(action, context, cause);
   ctx.db.query("UPDATE timer_firings SET status = ?, error = ?, finished_at = ? WHERE id = ?").run(outcome.result, outcome.error ?? null, ctx.clock.now(), f.id);
-  ctx.bus.publish("timer_fired", {
+  const fired = {
     timer_id: f.timer.id,
     label: f.timer.label,
     due_at: iso(f.due_at),
@@ -109,5 +116,6 @@ async function _runOne(ctx: Context, f: Firing) {
     late_ms: f.fired_at - f.due_at,
     result: outcome.result,
     ...(outcome.error ? { error: outcome.error } : {}),
-  });
+  };
+  ctx.bus.publish("timer_fired", fired, { cause });
 }

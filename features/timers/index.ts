@@ -29,6 +29,8 @@ export default defineFeature({
      CREATE TABLE timer_firings (id INTEGER PRIMARY KEY AUTOINCREMENT, timer_id TEXT NOT NULL, due_at INTEGER NOT NULL,
        fired_at INTEGER NOT NULL, status TEXT NOT NULL, error TEXT, finished_at INTEGER);
      CREATE INDEX timer_firings_running ON timer_firings (status) WHERE status = 'running';`,
+    // the cause of the call that made the timer (a trigger's action): its firings stay in that chain
+    "ALTER TABLE timers ADD COLUMN cause TEXT",
   ],
   setup(ctx) {
     const inFlight = new Set<Promise<void>>();

@@ -24,15 +24,15 @@ export const timerOps = {
       catchup: z.enum(["one", "all", "skip"]).default("one").describe("After downtime: fire once, every missed one (≤100), or none"),
       ...actionFields,
     }),
-    run(ctx, input) {
+    run(ctx, input, call) {
       const now = ctx.clock.now();
       const schedule = _schedule(input, now);
       const action = actionFrom(input, ctx.ops);
       const next = schedule.kind === "at" ? schedule.at : nextAfter(schedule, now);
       const id = `tm${randomBase32(8)}`;
       ctx.db
-        .query("INSERT INTO timers (id, label, schedule, action, catchup, next_fire_at, state, created_at) VALUES (?, ?, ?, ?, ?, ?, 'active', ?)")
-        .run(id, input.label ?? null, JSON.stringify(schedule), JSON.stringify(action), input.catchup, next, iso(now));
+        .query("INSERT INTO timers (id, label, schedule, action, catchup, next_fire_at, state, created_at, cause) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)")
+        .run(id, input.label ?? null, JSON.stringify(schedule), JSON.stringify(action), input.catchup, next, iso(now), call.cause ? JSON.stringify(call.cause) : null);
       const next_fire_at = next === null ? null : iso(next);
       ctx.bus.publish("timer_added", { timer_id: id, label: input.label ?? null, next_fire_at });
       return { id, label: input.label ?? null, next_fire_at };

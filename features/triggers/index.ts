@@ -1,18 +1,20 @@
 /**
  * @module Feature `triggers`: when an event matches, run an action. Matched against every event of its type,
  * local or arrived by sync. A `once` trigger is retired durably before its action runs, so a crash or restart
- * the action causes never replays it. Chains are bounded: past depth 8 the chain stops with
- * `trigger_loop_halted`. Reconcile replays nothing from history.
+ * the action causes never replays it. Chains are bounded in depth (8) and in width (`triggers.max_actions_per_event`
+ * actions per originating event, see chain.ts); a chain at either limit is reported once with `trigger_loop_halted`,
+ * and events at a limit — and `trigger_loop_halted` itself — match no trigger. Reconcile replays nothing from history.
  */
 import { z } from "zod";
-import { actionFields, actionFrom } from "../../core/actions.ts";
+import { actionFields, actionFrom, isChainId, newChainId } from "../../core/actions.ts";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import type { BusEvent } from "../../core/events.ts";
+import type { BusEvent, EventCause } from "../../core/events.ts";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
 import { collectionRoutes } from "../../server/routes.ts";
 import type { Item } from "../pipeline/item.ts";
+import { createChainBudget, type ChainBudget, type HaltReason } from "./chain.ts";
 import { createTriggerIndex, predicateSchema, type Trigger, type TriggerIndex } from "./match.ts";
 
 /** Events at this depth of a trigger chain fire no further triggers. */
@@ -21,6 +23,7 @@ export const MAX_DEPTH = 8;
 declare module "../../core/feature.ts" {
   interface Services {
     triggers: TriggerIndex;
+    triggerChains: ChainBudget;
   }
 }
 
@@ -36,6 +39,7 @@ export default defineFeature({
   ],
   setup(ctx) {
     ctx.services.triggers = createTriggerIndex(ctx);
+    ctx.services.triggerChains = createChainBudget(ctx.config.triggers.max_actions_per_event);
   },
   ops: {
     "trigger.add": defineOp({
@@ -47,19 +51,20 @@ export default defineFeature({
         label: z.string().max(200).optional(),
         ...actionFields,
       }),
-      run(ctx, input) {
+      run(ctx, input, call) {
         const action = actionFrom(input, ctx.ops, { placeholders: true });
         const id = `tg${randomBase32(8)}`;
         ctx.db
           .query("INSERT INTO triggers (id, label, predicate, action, mode, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)")
           .run(id, input.label ?? null, JSON.stringify(input.on), JSON.stringify(action), input.mode, iso(ctx.clock.now()));
         ctx.services.triggers.bump();
-        ctx.bus.publish("trigger_added", { trigger_id: id, label: input.label ?? null, event: input.on.event });
+        // made by a trigger's action, the event stays in that chain (a trigger on trigger_added would loop otherwise)
+        ctx.bus.publish("trigger_added", { trigger_id: id, label: input.label ?? null, event: input.on.event }, { cause: call.cause });
         return { id, label: input.label ?? null, on: input.on, mode: input.mode, action };
       },
     }),
     "trigger.list": defineOp({
-      writes: true,
+      writes: false,
       description: "Triggers",
       input: z.strictObject({ all: z.boolean().default(false).describe("Also fired and cancelled ones") }),
       run(ctx, input) {
@@ -76,11 +81,11 @@ export default defineFeature({
       writes: true,
       description: "Cancel a trigger",
       input: z.strictObject({ id: triggerId }),
-      run(ctx, { id }) {
+      run(ctx, { id }, call) {
         const changed = ctx.db.query("UPDATE triggers SET state = 'cancelled' WHERE id = ? AND state = 'active'").run(id).changes;
         if (!changed) throw new DroverError("not_found", `Cannot cancel trigger "${id}": no active trigger has that id`);
         ctx.services.triggers.bump();
-        ctx.bus.publish("trigger_cancelled", { trigger_id: id });
+        ctx.bus.publish("trigger_cancelled", { trigger_id: id }, { cause: call.cause });
         return { id, state: "cancelled" };
       },
     }),
@@ -91,22 +96,34 @@ export default defineFeature({
   },
 });
 
-/** Fires every trigger the event matches. */
+/** Fires every trigger the event matches, within the chain's depth and width. */
 async function onEvent(ctx: Context, event: BusEvent) {
+  if (event.type === "trigger_loop_halted") return; // a trigger on it would restart the loop it reports
+  const { depth, chain: known } = _causeOf(event);
+  const chains = ctx.services.triggerChains;
+  const limit = (chain?: string): HaltReason | null => (depth >= MAX_DEPTH ? "depth" : chain && chains.spent(chain) ? "budget" : null);
+  const atLimit = limit(known);
+  if (known && atLimit && chains.reported(known, atLimit)) return; // halted and said so: nothing to match
   const fields = event as unknown as Record<string, unknown>;
   const matched = await ctx.services.triggers.match(fields, async (id) => {
     const item = (await ctx.ops.run("item.get", { id }).catch(() => null)) as Item | null;
     return item?.labels ?? null;
   });
-  const depth = event.cause?.depth ?? 0;
+  if (!matched.length) return;
+  const chain = known ?? newChainId();
   const itemId = typeof fields.item_id === "string" ? fields.item_id : null;
   for (const t of matched) {
-    if (depth >= MAX_DEPTH) {
-      ctx.bus.publish("trigger_loop_halted", { trigger_id: t.id, event_type: event.type, item_id: itemId, depth, reason: "depth" }, { cause: event.cause });
+    const reason = limit(chain);
+    if (reason) {
+      if (chains.report(chain, reason)) {
+        const halted = { trigger_id: t.id, event_type: event.type, item_id: itemId, depth, reason };
+        ctx.bus.publish("trigger_loop_halted", halted, { cause: { depth, chain } });
+      }
       continue;
     }
     if (!_retire(ctx, t)) continue; // a `once` trigger someone else fired first
-    const cause = { trigger_id: t.id, depth: depth + 1 };
+    chains.spend(chain);
+    const cause = { trigger_id: t.id, depth: depth + 1, chain };
     void ctx.services.actions.run(t.action, { event: fields }, cause).then((outcome) =>
       ctx.bus.publish(
         "trigger_fired",
@@ -115,6 +132,17 @@ async function onEvent(ctx: Context, event: BusEvent) {
       ),
     );
   }
+}
+
+/**
+ * The event's depth and chain. A cause can come from the hub, written by another machine: a depth that is not
+ * a count is taken as the limit, a chain that is not one of ours as none.
+ */
+function _causeOf(event: BusEvent): { depth: number; chain?: string } {
+  const cause: Partial<EventCause> | undefined = event.cause && typeof event.cause === "object" ? event.cause : undefined;
+  if (!cause) return { depth: 0 };
+  const depth = Number.isSafeInteger(cause.depth) && cause.depth! >= 0 ? cause.depth! : MAX_DEPTH;
+  return isChainId(cause.chain) ? { depth, chain: cause.chain } : { depth };
 }
 
 /** Counts the firing; a `once` trigger is removed durably here, before its action runs. False: already gone. */

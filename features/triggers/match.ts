@@ -15,7 +15,8 @@ export const predicateSchema = z.strictObject({
   event: z
     .string()
     .default("transition")
-    .refine((t) => t in eventTypes, { message: "is not an event type" })
+    .refine((t) => Object.hasOwn(eventTypes, t), { message: "is not an event type" })
+    .refine((t) => t !== "trigger_loop_halted", { message: "is trigger_loop_halted, which no trigger matches (it would feed the loop it reports)" })
     .describe("Event type"),
   item: z.string().min(1).max(100).optional().describe("Item id glob"),
   from: stages.optional().describe("Transition from this stage (or one of these)"),
