@@ -2,11 +2,13 @@
 /**
  * @module The `drover` command. Every op is a command (see `cli/ops.ts`); the rest are below. This is the
  * only place that turns errors into output and exit codes: 0 done, 1 refused, 2 bad usage or input,
- * 3 internal error.
+ * 3 internal error. A drover process runs with umask 077: everything it creates — `.drover/` and all in it,
+ * and what the git and agent processes it starts create — is its user's alone (SPEC §12).
  */
 import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
 import { opCommands } from "./cli/ops.ts";
 import { builtinCommands } from "./cli/builtins.ts";
+import { escapeControls } from "./core/escape.ts";
 import { DroverError } from "./core/errors.ts";
 import { features, VERSION } from "./runtime.ts";
 
@@ -39,20 +41,24 @@ export async function runCli(rawArgs: string[]): Promise<number> {
   }
 }
 
-if (import.meta.main) void runCli(process.argv.slice(2)).then((code) => process.exit(code));
+if (import.meta.main) {
+  process.umask(0o077);
+  void runCli(process.argv.slice(2)).then((code) => process.exit(code));
+}
 
 // --- internal ---
 
+/** The one error line; its message may quote stored text (a title, a file name), so controls are escaped. */
 function _report(err: unknown): number {
   if (err instanceof DroverError) {
-    console.error(`drover: ${err.message}`);
+    console.error(`drover: ${escapeControls(err.message)}`);
     return err.exitCode;
   }
   if (err instanceof Error && err.name === "CLIError") {
-    console.error(`drover: ${_plain(err.message)} (see "drover --help")`);
+    console.error(`drover: ${escapeControls(_plain(err.message))} (see "drover --help")`);
     return 2;
   }
-  console.error(`drover: internal error: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`drover: internal error: ${escapeControls(err instanceof Error ? err.message : String(err))}`);
   if (process.env.DROVER_DEBUG && err instanceof Error) console.error(err.stack);
   return 3;
 }

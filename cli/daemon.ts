@@ -1,9 +1,10 @@
 /**
  * @module `drover serve`: the daemon. One per repository (a second exits 1 naming the first's pid; a stale
- * `daemon.json` from a killed daemon is replaced); SIGINT/SIGTERM shut it down cleanly.
+ * `daemon.json` from a killed daemon is replaced); SIGINT, SIGTERM and SIGHUP (its terminal closed) shut it
+ * down cleanly.
  */
 import { hostname } from "node:os";
-import { claimDaemon, releaseDaemon, updateDaemon, type DaemonInfo } from "../core/daemon-file.ts";
+import { claimDaemon, processStart, releaseDaemon, updateDaemon, type DaemonInfo } from "../core/daemon-file.ts";
 import { readToken } from "../core/identity.ts";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime, VERSION, type Runtime } from "../runtime.ts";
@@ -23,7 +24,15 @@ export interface DaemonOptions {
 
 /** Starts the daemon for a project and returns once it answers; call `stopOnSignals` right after. */
 export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Promise<Daemon> {
-  const info: DaemonInfo = { pid: process.pid, host: hostname(), port: null, url: null, started_at: new Date().toISOString(), version: VERSION };
+  const info: DaemonInfo = {
+    pid: process.pid,
+    pid_start: processStart(process.pid),
+    host: hostname(),
+    port: null,
+    url: null,
+    started_at: new Date().toISOString(),
+    version: VERSION,
+  };
   claimDaemon(paths, info);
   let rt: Runtime | undefined;
   let server: RunningServer | undefined;
@@ -59,7 +68,7 @@ export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Pr
   }
 }
 
-/** Stops the daemon on SIGINT/SIGTERM, then exits; `before` and `after` run around that stop (the demo: its agents, its folder). */
+/** Stops the daemon on SIGINT/SIGTERM/SIGHUP, then exits; `before` and `after` run around that stop (the demo: its agents, its folder). */
 export function stopOnSignals(daemon: Daemon, options: { before?: () => Promise<void>; after?: () => void } = {}): void {
   const onSignal = (signal: string) => {
     daemon.rt.ctx.log.info(`Received ${signal}: shutting down`);
@@ -72,6 +81,5 @@ export function stopOnSignals(daemon: Daemon, options: { before?: () => Promise<
       () => process.exit(3),
     );
   };
-  process.once("SIGINT", () => onSignal("SIGINT"));
-  process.once("SIGTERM", () => onSignal("SIGTERM"));
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => onSignal(signal));
 }

@@ -2,28 +2,39 @@
  * @module `drover hook claude` and `drover hook codex`: agent lifecycle hooks turned into heartbeats. A hook
  * never blocks or fails its agent: it writes one heartbeat file (no daemon, no hub lock, no database), is
  * throttled to one write per agent per 15 s while nothing changes, and the command always exits 0 within a
- * bounded time, logging any error to `.drover/hooks.log`.
+ * bounded time, logging any error to `.drover/hooks.log` (kept under 1 MiB, the previous one as `hooks.log.1`).
+ * The project is the one that holds the hook's working directory: the `cwd` its input names only picks a
+ * worktree inside that project, never another folder to write to.
  */
-import { appendFileSync, readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 import { join, relative, sep } from "node:path";
-import { writeFileAtomic } from "../core/files.ts";
+import { DroverError } from "../core/errors.ts";
+import { readRegularFile, writeFileAtomic } from "../core/files.ts";
 import { readMachineId } from "../core/identity.ts";
 import { canonicalJson } from "../core/json.ts";
 import { findProject, type Paths } from "../core/paths.ts";
 import { heartbeatPath, makeHeartbeat, type AgentState } from "../features/heartbeats/file.ts";
 import { agentIdSchema, itemIdSchema, itemPath } from "../features/pipeline/item.ts";
+import { escapeControls } from "../core/escape.ts";
 
 /** While agent, state and item stay the same, a hook writes at most once in this long. */
 export const THROTTLE_MS = 15_000;
+/** Hook input past this is not read (a tool's answer can be large; an endless stream must not fill memory). */
+export const MAX_HOOK_INPUT_BYTES = 8 * 1024 * 1024;
+/** `hooks.log` is moved to `hooks.log.1` once it reaches this size. */
+export const MAX_HOOK_LOG_BYTES = 1024 * 1024;
+const MAX_LOG_LINE = 1000;
+/** Larger files in the hub or `hooks/` are not what the hook looks for there. */
+const MAX_READ_BYTES = 1024 * 1024;
 
 /** Claude Code hook events and the state each one means; others are ignored. */
-const CLAUDE_STATES: Record<string, AgentState> = {
-  SessionStart: "idle",
-  UserPromptSubmit: "working",
-  PostToolUse: "working",
-  Stop: "idle",
-  SessionEnd: "exiting",
-};
+const CLAUDE_STATES = new Map<string, AgentState>([
+  ["SessionStart", "idle"],
+  ["UserPromptSubmit", "working"],
+  ["PostToolUse", "working"],
+  ["Stop", "idle"],
+  ["SessionEnd", "exiting"],
+]);
 
 export interface HookInput {
   cwd: string;
@@ -40,26 +51,44 @@ export interface HookOutcome {
 
 /** Reads a Claude Code hook's stdin JSON; null for events that say nothing about liveness. */
 export function parseClaudeHook(text: string): HookInput | null {
-  const input = JSON.parse(text) as { session_id?: unknown; cwd?: unknown; hook_event_name?: unknown };
-  const state = typeof input.hook_event_name === "string" ? CLAUDE_STATES[input.hook_event_name] : undefined;
+  const input = _object(text);
+  const state = typeof input.hook_event_name === "string" ? CLAUDE_STATES.get(input.hook_event_name) : undefined;
   if (!state) return null;
-  return { cwd: typeof input.cwd === "string" ? input.cwd : process.cwd(), session: String(input.session_id ?? ""), state };
+  return { cwd: _string(input.cwd) ?? process.cwd(), session: _string(input.session_id) ?? "", state };
 }
 
 /** Reads Codex's notify argument (JSON); a finished turn means the agent waits for its user. */
 export function parseCodexNotify(text: string): HookInput | null {
-  const input = JSON.parse(text) as { type?: unknown; cwd?: unknown; "thread-id"?: unknown };
+  const input = _object(text);
   if (input.type !== "agent-turn-complete") return null;
-  return { cwd: typeof input.cwd === "string" ? input.cwd : process.cwd(), session: String(input["thread-id"] ?? ""), state: "idle" };
+  return { cwd: _string(input.cwd) ?? process.cwd(), session: _string(input["thread-id"]) ?? "", state: "idle" };
 }
 
-/** Writes the heartbeat the hook stands for, unless the throttle says it was just written. */
-export function recordHook(input: HookInput, options: { prefix: string; env: Record<string, string | undefined>; now: number }): HookOutcome {
-  const paths = findProject(input.cwd);
+/** Reads a hook's stdin up to MAX_HOOK_INPUT_BYTES; more than that is refused without reading it all. */
+export async function readHookStdin(stream: ReadableStream<Uint8Array> = Bun.stdin.stream()): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let bytes = 0;
+  const reader = stream.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    bytes += value.byteLength;
+    if (bytes > MAX_HOOK_INPUT_BYTES) {
+      void reader.cancel().catch(() => undefined);
+      throw new DroverError("invalid_input", `Hook input is larger than ${MAX_HOOK_INPUT_BYTES} bytes: skipped`);
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+/** Writes the heartbeat the hook stands for in `paths`' project, unless the throttle says it was just written. */
+export function recordHook(input: HookInput, options: { paths: Paths; prefix: string; env: Record<string, string | undefined>; now: number }): HookOutcome {
+  const { paths } = options;
   const { agent, item } = identify(paths, input, options);
   const throttleFile = join(paths.dir, "hooks", `${agent}.json`);
-  const last = _readJson(throttleFile) as { at?: number; state?: string; item?: string | null } | null;
-  if (last && last.state === input.state && last.item === item && options.now - (last.at ?? 0) < THROTTLE_MS) {
+  const last = _readJson(throttleFile) as { at?: unknown; state?: unknown; item?: unknown } | null;
+  if (last && last.state === input.state && last.item === item && typeof last.at === "number" && options.now - last.at < THROTTLE_MS) {
     return { agent, item, state: input.state, written: false };
   }
   const heartbeat = makeHeartbeat(agent, { machineId: readMachineId(paths), now: options.now, item, state: input.state });
@@ -76,37 +105,77 @@ export function identify(paths: Paths, input: HookInput, options: { prefix: stri
   const inside = relative(paths.worktrees, input.cwd);
   const candidate = inside && !inside.startsWith("..") ? inside.split(sep)[0]! : "";
   const item = itemIdSchema.safeParse(candidate).success ? candidate : null;
-  const holder = item ? (_readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: string } } | null)?.claim?.agent_id : undefined;
+  const holder = item ? (_readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: unknown } } | null)?.claim?.agent_id : undefined;
   const fromEnv = options.env.DROVER_AGENT;
   const session = input.session.replace(/[^A-Za-z0-9]/g, "").slice(0, 8) || "unknown";
-  const agent = [fromEnv, holder, `${options.prefix}-${session}`].find((a) => a && agentIdSchema.safeParse(a).success)!;
+  const agent = [fromEnv, holder, `${options.prefix}-${session}`].find((a) => typeof a === "string" && agentIdSchema.safeParse(a).success) as string;
   return { agent, item };
 }
 
-/** Runs a hook to the end: never throws, logs what went wrong where the project keeps hook logs. */
-export function runHookSafely(read: () => HookInput | null, options: { prefix: string }): HookOutcome | null {
-  let cwd = process.cwd();
+/**
+ * Runs a hook to the end in the project holding this process's working directory: never throws, logs what
+ * went wrong to that project's `hooks.log` (outside a project there is nothing to record and nowhere to log).
+ */
+export async function runHookSafely(read: () => HookInput | null | Promise<HookInput | null>, options: { prefix: string }): Promise<HookOutcome | null> {
+  let paths: Paths | undefined;
   try {
-    const input = read();
+    paths = findProject(process.cwd());
+    const input = await read();
     if (!input) return null;
-    cwd = input.cwd;
-    return recordHook(input, { prefix: options.prefix, env: process.env, now: Date.now() });
+    return recordHook(input, { paths, prefix: options.prefix, env: process.env, now: Date.now() });
   } catch (err) {
-    try {
-      appendFileSync(join(findProject(cwd).dir, "hooks.log"), `${new Date().toISOString()} ${options.prefix}: ${(err as Error).message}\n`);
-    } catch {
-      // not in a drover project: nothing to record, nowhere to log
-    }
+    if (paths) _log(paths, `${new Date().toISOString()} ${options.prefix}: ${(err as Error).message}`);
     return null;
   }
 }
 
 // --- internal ---
 
+function _object(text: string): Record<string, unknown> {
+  const value: unknown = JSON.parse(text);
+  if (!value || typeof value !== "object" || Array.isArray(value)) throw new DroverError("invalid_input", "Hook input is not a JSON object");
+  return value as Record<string, unknown>;
+}
+
+function _string(value: unknown): string | undefined {
+  return typeof value === "string" ? value : undefined;
+}
+
 function _readJson(file: string): unknown {
+  const read = readRegularFile(file, { maxBytes: MAX_READ_BYTES });
+  if (!read || "error" in read) return null;
   try {
-    return JSON.parse(readFileSync(file, "utf8"));
+    return JSON.parse(read.text);
   } catch {
     return null;
   }
+}
+
+/** Appends one line (shortened, control characters escaped) to `hooks.log`, rotating it at the cap. */
+function _log(paths: Paths, line: string): void {
+  const file = join(paths.dir, "hooks.log");
+  const text = escapeControls(line.slice(0, MAX_LOG_LINE)) + "\n";
+  try {
+    let fd = _openLog(file);
+    if (fstatSync(fd).size >= MAX_HOOK_LOG_BYTES) {
+      closeSync(fd);
+      renameSync(file, `${file}.1`);
+      fd = _openLog(file);
+    }
+    try {
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    // a log that cannot be written (a FIFO or symlink in its place) is not worth failing over
+  }
+}
+
+/** Opens the log for appending; a FIFO, symlink or anything else in its place is refused, never waited on. */
+function _openLog(file: string): number {
+  const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o666);
+  if (fstatSync(fd).isFile()) return fd;
+  closeSync(fd);
+  throw new Error(`"${file}" is not a regular file`);
 }

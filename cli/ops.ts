@@ -5,6 +5,7 @@
  */
 import type { ArgsDef, CommandDef } from "citty";
 import { DroverError } from "../core/errors.ts";
+import { escapeControls } from "../core/escape.ts";
 import type { Feature, OpDef } from "../core/feature.ts";
 import { coerceFields, fieldsOf, type Field } from "../core/fields.ts";
 import { renderResult } from "./output.ts";
@@ -58,11 +59,11 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
       const result = await withRuntime((rt) => rt.ops.run(name, coerceFields(fields, raw), { via: "cli" }));
       const empty = op.view?.empty?.(result);
       const printer = printers.find(([flag]) => parsed[flag]);
-      if (printer) console.log(printer[1].render(result));
+      if (printer) console.log(escapeControls(printer[1].render(result)));
       else if (parsed.json) console.log(JSON.stringify(result, null, 2));
       else if (!empty) console.log(renderResult(result, op.view?.columns));
       if (empty) {
-        if (!parsed.json) console.error(empty);
+        if (!parsed.json) console.error(escapeControls(empty));
         process.exitCode = 1;
       }
     },

@@ -1,15 +1,22 @@
 /**
  * @module `.drover/daemon.json`: one daemon per repository. The file is created exclusively, so two
- * daemons starting at once cannot both win; a file left by a killed daemon is recognised (its pid is gone)
- * and replaced without manual cleanup.
+ * daemons starting at once cannot both win; a file left by a killed daemon is recognised and replaced without
+ * manual cleanup — its pid is gone, or (Linux) the pid now belongs to a process that started at another time.
  */
-import { existsSync, readFileSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { existsSync, unlinkSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
+import { z } from "zod";
 import { DroverError } from "./errors.ts";
+import { readRegularFile, writeFileAtomic } from "./files.ts";
 import type { Paths } from "./paths.ts";
 
 export interface DaemonInfo {
   pid: number;
+  /**
+   * When that pid's process started, as the OS tells it (Linux: field 22 of `/proc/<pid>/stat`, clock ticks
+   * since boot, kept as text); null where it cannot be read. A live pid with another start time is not the daemon.
+   */
+  pid_start: string | null;
   host: string;
   port: number | null;
   /** Where the daemon answers, once it listens. */
@@ -28,7 +35,7 @@ export function readDaemon(paths: Paths): DaemonInfo | null {
 export function claimDaemon(paths: Paths, info: DaemonInfo): void {
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      writeFileSync(paths.daemon, JSON.stringify(info, null, 2) + "\n", { flag: "wx" });
+      writeFileSync(paths.daemon, JSON.stringify(info, null, 2) + "\n", { flag: "wx", mode: 0o600 });
       return;
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
@@ -53,9 +60,7 @@ export function claimDaemon(paths: Paths, info: DaemonInfo): void {
 
 /** Rewrites the file atomically (after the port is known). */
 export function updateDaemon(paths: Paths, info: DaemonInfo): void {
-  const tmp = `${paths.daemon}.${process.pid}.tmp`;
-  writeFileSync(tmp, JSON.stringify(info, null, 2) + "\n");
-  renameSync(tmp, paths.daemon);
+  writeFileAtomic(paths.daemon, JSON.stringify(info, null, 2) + "\n");
 }
 
 /** Removes the file if it is this process's. */
@@ -63,12 +68,29 @@ export function releaseDaemon(paths: Paths, pid: number = process.pid): void {
   if (_read(paths)?.pid === pid && existsSync(paths.daemon)) unlinkSync(paths.daemon);
 }
 
+/** When a process started (see `DaemonInfo.pid_start`); null when that cannot be told. */
+export function processStart(pid: number): string | null {
+  return _procStat(pid)?.start ?? null;
+}
+
 // --- internal ---
 
+const _infoSchema = z.object({
+  pid: z.number().int().positive(), // 0 and -1 would make kill(pid, 0) ask about whole process groups
+  pid_start: z.string().nullable().default(null), // absent in files from drover before it was recorded
+  host: z.string(),
+  port: z.number().int().nullable(),
+  url: z.string().nullable(),
+  started_at: z.string(),
+  version: z.string(),
+});
+
 function _read(paths: Paths): DaemonInfo | null {
+  const read = readRegularFile(paths.daemon, { maxBytes: 64 * 1024 });
+  if (!read || "error" in read) return null;
   try {
-    const info = JSON.parse(readFileSync(paths.daemon, "utf8")) as DaemonInfo;
-    return typeof info.pid === "number" ? info : null;
+    const parsed = _infoSchema.safeParse(JSON.parse(read.text));
+    return parsed.success ? parsed.data : null;
   } catch {
     return null;
   }
@@ -81,10 +103,18 @@ function _alive(info: DaemonInfo): boolean {
   } catch (err) {
     return (err as NodeJS.ErrnoException).code === "EPERM";
   }
-  try {
-    // a killed but unreaped child still answers kill(0): treat a zombie as gone
-    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${info.pid}/stat`, "utf8"));
-  } catch {
-    return true;
-  }
+  const stat = _procStat(info.pid);
+  if (!stat) return true; // no /proc here: the pid is all there is to go by
+  if (stat.state === "Z") return false; // a killed but unreaped child still answers kill(0)
+  return info.pid_start === null || info.pid_start === stat.start;
+}
+
+/** The state and start time of a process from `/proc/<pid>/stat`; null when there is no such file. */
+function _procStat(pid: number): { state: string; start: string } | null {
+  const read = readRegularFile(`/proc/${pid}/stat`, { maxBytes: 4096 });
+  if (!read || "error" in read) return null;
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so the fields are counted after the last ")"
+  const fields = read.text.slice(read.text.lastIndexOf(")") + 2).split(" ");
+  const [state, start] = [fields[0], fields[19]]; // fields 3 and 22 of proc(5)
+  return state && start ? { state, start } : null;
 }

@@ -1,10 +1,14 @@
 /**
  * @module This machine's identity and the API token, both made once by `init` and read by everything else.
  */
-import { chmodSync, existsSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { DroverError } from "./errors.ts";
+import { readRegularFile } from "./files.ts";
 import type { Paths } from "./paths.ts";
+
+/** Both files hold a line of text: anything larger is not one of them. */
+const MAX_IDENTITY_BYTES = 4096;
 
 const BASE32 = "abcdefghijklmnopqrstuvwxyz234567";
 
@@ -21,13 +25,13 @@ export function ensureMachineId(paths: Paths): string {
   if (existsSync(paths.machine)) return readMachineId(paths);
   const host = hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 40) || "machine";
   const machine_id = `${host}-${randomBase32(4)}`;
-  writeFileSync(paths.machine, JSON.stringify({ machine_id }, null, 2) + "\n", { flag: "wx" });
+  writeFileSync(paths.machine, JSON.stringify({ machine_id }, null, 2) + "\n", { flag: "wx", mode: 0o600 });
   return machine_id;
 }
 
 export function readMachineId(paths: Paths): string {
   try {
-    const { machine_id } = JSON.parse(readFileSync(paths.machine, "utf8")) as { machine_id?: unknown };
+    const { machine_id } = JSON.parse(_readSmall(paths.machine)) as { machine_id?: unknown };
     if (typeof machine_id === "string" && machine_id) return machine_id;
   } catch {
     // reported below
@@ -45,7 +49,16 @@ export function ensureToken(paths: Paths): string {
 }
 
 export function readToken(paths: Paths): string {
-  const token = readFileSync(paths.token, "utf8").trim();
+  const token = _readSmall(paths.token).trim();
   if (!token) throw new DroverError("bad_config", `Cannot read "${paths.token}": the file is empty`);
   return token;
+}
+
+// --- internal ---
+
+/** A small regular file's text; a FIFO or symlink planted in its place is refused, not waited on. */
+function _readSmall(file: string): string {
+  const read = readRegularFile(file, { maxBytes: MAX_IDENTITY_BYTES });
+  if (read && "text" in read) return read.text;
+  throw new DroverError("bad_config", `Cannot read "${file}": ${read ? read.error : "it does not exist"}`);
 }

@@ -1,4 +1,5 @@
 /** @module A small leveled logger writing one line per entry to stderr. */
+import { escapeControls } from "./escape.ts";
 
 export type LogLevel = "debug" | "info" | "warn" | "error";
 
@@ -26,7 +27,8 @@ export function createLogger(scope: string, options: LoggerOptions = {}): Logger
   function log(at: LogLevel, msg: string, fields?: Record<string, unknown>) {
     if (ORDER[at] < (ORDER[level] ?? 20)) return;
     const extra = fields ? " " + _fields(fields) : "";
-    write(`${new Date().toISOString()} ${at.padEnd(5)} [${scope}] ${msg}${extra}`);
+    // messages carry names from files and other machines: never raw terminal sequences
+    write(escapeControls(`${new Date().toISOString()} ${at.padEnd(5)} [${scope}] ${msg}${extra}`));
   }
   return {
     debug: (m, f) => log("debug", m, f),

@@ -22,7 +22,7 @@ describe("drover hook claude", () => {
     const expected: Array<[string, string]> = [["SessionStart", "idle"], ["PostToolUse", "working"], ["Stop", "idle"], ["SessionEnd", "exiting"]];
     let now = Date.parse("2026-09-01T10:00:00Z");
     for (const [event, state] of expected) {
-      const out = recordHook(parseClaudeHook(fixture(event, project.dir))!, { prefix: "claude", env, now: (now += 1000) });
+      const out = recordHook(parseClaudeHook(fixture(event, project.dir))!, { paths: project.paths, prefix: "claude", env, now: (now += 1000) });
       expect(out).toEqual({ agent: "claude-8f14e45f", item: null, state: state as never, written: true });
       expect(beat("claude-8f14e45f")).toMatchObject({ state, active_item_id: null, last_heartbeat: new Date(now).toISOString() });
     }
@@ -32,11 +32,11 @@ describe("drover hook claude", () => {
   test("a burst of tool calls writes once per 15 s; a change of state is written at once", () => {
     const input = parseClaudeHook(fixture("PostToolUse", project.dir))!;
     const t0 = Date.parse("2026-09-01T10:00:00Z");
-    const writes = Array.from({ length: 50 }, (_, i) => recordHook(input, { prefix: "claude", env: {}, now: t0 + i * 200 }).written);
+    const writes = Array.from({ length: 50 }, (_, i) => recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + i * 200 }).written);
     expect(writes.filter(Boolean)).toHaveLength(1);
-    expect(recordHook(input, { prefix: "claude", env: {}, now: t0 + THROTTLE_MS }).written).toBe(true);
+    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS }).written).toBe(true);
     const stop = parseClaudeHook(fixture("Stop", project.dir))!;
-    expect(recordHook(stop, { prefix: "claude", env: {}, now: t0 + THROTTLE_MS + 10 }).written).toBe(true);
+    expect(recordHook(stop, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS + 10 }).written).toBe(true);
     expect(beat("claude-8f14e45f").state).toBe("idle");
   });
 
@@ -47,8 +47,8 @@ describe("drover hook claude", () => {
     mkdirSync(join(project.paths.hub, "items", "k7"), { recursive: true });
     writeFileSync(join(project.paths.hub, itemPath("k7q2m")), canonicalJson(item));
     const input = parseClaudeHook(fixture("PostToolUse", worktree))!;
-    expect(recordHook(input, { prefix: "claude", env: {}, now: 1 })).toMatchObject({ agent: "agent-7", item: "k7q2m" });
-    expect(recordHook(input, { prefix: "claude", env: { DROVER_AGENT: "named" }, now: 2 })).toMatchObject({ agent: "named", item: "k7q2m" });
+    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: 1 })).toMatchObject({ agent: "agent-7", item: "k7q2m" });
+    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: { DROVER_AGENT: "named" }, now: 2 })).toMatchObject({ agent: "named", item: "k7q2m" });
     expect(beat("agent-7").active_item_id).toBe("k7q2m");
   });
 

@@ -2,12 +2,12 @@
  * @module A heartbeat file (`heartbeats/<agent_id>.json`) and the status it implies. Pure functions: the
  * thresholds come in as arguments, time as a number, so tests need no clock.
  */
-import { readFileSync, statSync } from "node:fs";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { readRegularFile } from "../../core/files.ts";
 import { parseJsonFile } from "../../core/json.ts";
 import { agentIdSchema } from "../pipeline/item.ts";
-import { listWorking } from "../sync/working.ts";
 
 export const AGENT_STATES = ["working", "idle", "exiting", "stuck"] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
@@ -75,30 +75,33 @@ export function nextStatusChange(lastMs: number, now: number, t: Thresholds): nu
 
 export interface HeartbeatFile {
   file: string;
-  /** The text, or a stand-in naming the size when the file was too large to read. */
+  /** The text, or a stand-in naming why it was not read (too large, not a regular file). */
   text: string;
   result: { heartbeat: Heartbeat } | { error: string };
 }
 
-/** The heartbeat files' names in a folder (temp files of writers in progress left out). */
+/**
+ * The names in a heartbeat folder (temp files of writers in progress left out), whatever they are: a FIFO or
+ * symlink there is listed too, to be reported as invalid rather than silently ignored.
+ */
 export function listHeartbeatFiles(dir: string): string[] {
-  return listWorking(dir).filter(isHeartbeatFileName);
+  try {
+    return readdirSync(dir).filter(isHeartbeatFileName);
+  } catch {
+    return [];
+  }
 }
 
 export function isHeartbeatFileName(name: string): boolean {
   return !name.startsWith(".") && !name.endsWith(".tmp");
 }
 
-/** One heartbeat file, parsed; null when it does not exist; an oversized one is not read. */
+/** One heartbeat file, parsed; null when it does not exist; one that is not a small regular file is not read. */
 export function readHeartbeatFile(dir: string, file: string): HeartbeatFile | null {
-  try {
-    const size = statSync(join(dir, file)).size;
-    if (size > MAX_HEARTBEAT_BYTES) return { file, text: `size:${size}`, result: { error: `file too large (${size} bytes)` } };
-    const text = readFileSync(join(dir, file), "utf8");
-    return { file, text, result: parseHeartbeat(file, text) };
-  } catch {
-    return null;
-  }
+  const read = readRegularFile(join(dir, file), { maxBytes: MAX_HEARTBEAT_BYTES });
+  if (!read) return null;
+  if ("error" in read) return { file, text: `unread:${read.error}`, result: read };
+  return { file, text: read.text, result: parseHeartbeat(file, read.text) };
 }
 
 /** Every heartbeat file in a folder, parsed. */
