@@ -3,6 +3,7 @@
  * WebSocket readers. Reports events per second received by the readers (events × readers / time).
  */
 import { createLogger } from "../core/logger.ts";
+import { PROJECT_HEADER } from "../features/gateway/frames.ts";
 import { startGateway } from "../features/gateway/server.ts";
 import { round, type Row } from "./lib.ts";
 
@@ -23,7 +24,7 @@ export async function gatewayRow(options: { quick: boolean }): Promise<Row> {
   );
   const relays = await Promise.all(
     projects.map(async (p) => {
-      const r = new WebSocket(`${ws}/relay`, { headers: { authorization: `Bearer ${p.token}` } } as never);
+      const r = new WebSocket(`${ws}/relay`, { headers: { authorization: `Bearer ${p.token}`, [PROJECT_HEADER]: p.name } } as never);
       await new Promise((ok) => (r.onopen = ok));
       r.send(JSON.stringify({ type: "hello", project: p.name, machine_id: "bench", version: "bench" }));
       return r;

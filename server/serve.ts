@@ -1,12 +1,12 @@
 /**
- * @module Binds the daemon's server: Bun's native WebSocket for `/ws` (token checked before the upgrade),
- * everything else through the Hono app.
+ * @module Binds the daemon's server: Bun's native WebSocket for `/ws` (Host, token and the client cap checked
+ * before the upgrade), everything else through the Hono app.
  */
 import type { Server } from "bun";
 import { DroverError } from "../core/errors.ts";
 import type { Runtime } from "../runtime.ts";
-import { checkToken, createApp } from "./app.ts";
-import { createWsHub, type WsClient } from "./ws.ts";
+import { checkToken, createApp, errorResponse, hostGuard } from "./app.ts";
+import { createWsHub, createWsLimit, type WsClient } from "./ws.ts";
 
 export interface RunningServer {
   url: string;
@@ -24,18 +24,19 @@ export interface ServeOptions {
 }
 
 export function startServer(rt: Runtime, options: ServeOptions): RunningServer {
-  const app = createApp(rt, { token: options.token, version: options.version, startedAt: Date.now() });
-  const ws = createWsHub(rt.ctx.bus, { maxBuffered: options.wsMaxBuffered });
+  const { allowed_hosts, max_ws_clients } = rt.ctx.config.server;
+  const app = createApp(rt, { token: options.token, version: options.version, startedAt: Date.now(), host: options.host });
+  const checkHost = hostGuard(options.host, { extra: allowed_hosts, setting: "server.allowed_hosts" });
+  const ws = createWsHub(rt.ctx.bus, { log: rt.ctx.log.child("ws"), limit: createWsLimit(max_ws_clients), maxBuffered: options.wsMaxBuffered });
   const server: Server<WsClient> = Bun.serve<WsClient>({
     hostname: options.host,
     port: options.port,
     fetch(req, srv) {
       if (new URL(req.url).pathname === "/ws") {
-        if (!checkToken(req, options.token, { allowQuery: true })) {
-          return Response.json({ error: new DroverError("unauthorized", "Missing or wrong bearer token").toJSON() }, { status: 401 });
-        }
-        if (ws.upgrade(req, srv)) return undefined;
-        return Response.json({ error: new DroverError("invalid_input", "Expected a WebSocket upgrade").toJSON() }, { status: 400 });
+        const refused = checkHost(req);
+        if (refused) return errorResponse(refused);
+        if (!checkToken(req, options.token, { allowQuery: true })) return errorResponse(new DroverError("unauthorized", "Missing or wrong bearer token"));
+        return ws.upgrade(req, srv);
       }
       return app.fetch(req, srv);
     },

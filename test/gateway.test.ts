@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { RELAY_FRAME_BYTES, snapshotFrame, snapshotSchema } from "../features/gateway/frames.ts";
 import { backoffMs } from "../features/gateway/relay.ts";
 import { api, BINARY, run, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
 
@@ -45,6 +46,7 @@ beforeAll(async () => {
   for (const name of ["alpha", "alpha", "beta"] as const) {
     const project = await tempProject({
       config: `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[gateway]\nurl = "${url()}"\nproject = "${name}"\ntoken = "${TOKENS[name]}"\n`,
+      trusted: true,
     });
     projects.push(project);
     daemons.push(await startDaemonProcess([BINARY], project.paths));
@@ -109,23 +111,32 @@ describe("gateway", () => {
     expect(agents).toEqual(["a1", "a3"]);
   }, 40_000);
 
-  test("wrong token, unknown project, malformed and oversized frames are refused or dropped; the others are served", async () => {
-    const relay = (token: string) => new WebSocket(url().replace("http", "ws") + "/relay", { headers: { authorization: `Bearer ${token}` } } as never);
+  test("wrong token, unknown or missing project are refused at the upgrade; malformed and oversized frames are dropped or closed; the others are served", async () => {
+    const upgrade = (headers: Record<string, string>) =>
+      fetch(url() + "/relay", { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13", ...headers } });
+    const relay = (project: string, token: string) =>
+      new WebSocket(url().replace("http", "ws") + "/relay", { headers: { authorization: `Bearer ${token}`, "x-drover-project": project } } as never);
     const closed = (ws: WebSocket) => new Promise<{ code: number; reason: string }>((r) => (ws.onclose = (e) => r({ code: e.code, reason: e.reason })));
     const hello = (project: string) => JSON.stringify({ type: "hello", project, machine_id: "intruder", version: "x" });
 
-    const wrong = relay("nope-nope-nope-nope");
-    wrong.onopen = () => wrong.send(hello("alpha"));
-    expect(await closed(wrong)).toEqual({ code: 4401, reason: 'Wrong token for project "alpha"' });
+    for (const [headers, status, message] of [
+      [{ authorization: "Bearer nope-nope-nope-nope", "x-drover-project": "alpha" }, 401, 'Wrong token for project "alpha"'],
+      [{ "x-drover-project": "alpha" }, 401, 'Wrong token for project "alpha"'],
+      [{ authorization: `Bearer ${TOKENS.alpha}`, "x-drover-project": "gamma" }, 404, 'Unknown project "gamma"'],
+      [{ authorization: `Bearer ${TOKENS.alpha}` }, 401, 'Missing the "x-drover-project" header naming the relay\'s project'],
+    ] as const) {
+      const res = await upgrade(headers);
+      expect({ status: res.status, body: await res.json() }).toMatchObject({ status, body: { error: { message } } });
+    }
 
-    const unknown = relay(TOKENS.alpha);
-    unknown.onopen = () => unknown.send(hello("gamma"));
-    expect(await closed(unknown)).toEqual({ code: 4404, reason: 'Unknown project "gamma"' });
+    const other = relay("alpha", TOKENS.alpha);
+    other.onopen = () => other.send(hello("beta"));
+    expect(await closed(other)).toEqual({ code: 4400, reason: 'Expected a hello for project "alpha" first' });
 
-    const noisy = relay(TOKENS.beta);
+    const noisy = relay("beta", TOKENS.beta);
     await new Promise((r) => (noisy.onopen = r));
     noisy.send(hello("beta"));
-    for (const junk of ["not json", "[]", '{"type":"event"}', '{"type":"event","event":{"type":5}}', '{"type":"launch"}']) noisy.send(junk);
+    for (const junk of ["not json", "null", "[]", '{"type":"event"}', '{"type":"event","event":{"type":5}}', '{"type":"launch"}', '{"type":"snapshot","at":"x","agents":[null]}']) noisy.send(junk);
     await Bun.sleep(200);
     expect(noisy.readyState).toBe(WebSocket.OPEN);
     const big = closed(noisy);
@@ -139,6 +150,35 @@ describe("gateway", () => {
     expect(await reader.waitFor((f) => f.agent_id === "b3")).toMatchObject({ project: "beta" });
     reader.close();
   }, 30_000);
+
+  test("a snapshot that would exceed the frame limit keeps the most recent items, says how many it left out, and carries no bodies", () => {
+    const item = (i: number) => ({
+      id: `item-${i}`,
+      title: "t".repeat(500),
+      body: "b".repeat(60_000),
+      labels: Array.from({ length: 50 }, (_, j) => `${j}`.padEnd(64, "l")),
+      priority: 2,
+      stage: "backlog",
+      depends_on: [],
+      claim: null,
+      fence: 0,
+      created_at: "2026-01-01T00:00:00.000Z",
+      created_by: "x",
+      updated_at: new Date(Date.UTC(2026, 0, 1, 0, 0, i)).toISOString(),
+    });
+    const items = Array.from({ length: 700 }, (_, i) => item(i));
+    const at = new Date().toISOString();
+    const { text, summary } = snapshotFrame(at, { agents: [null, { agent_id: "a1", status: "active", last_heartbeat: at }], items, timers: 1, triggers: 2 });
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(RELAY_FRAME_BYTES);
+    const snap = snapshotSchema.parse(JSON.parse(text));
+    expect(summary).toMatchObject({ at, agents: 1, agents_left_out: 1, items: snap.items.length, items_left_out: 700 - snap.items.length });
+    expect(snap.items.length).toBeGreaterThan(300);
+    expect(snap.items.length).toBeLessThan(700);
+    expect(snap.items.map((i) => i.updated_at)).toEqual(items.slice(-snap.items.length).map((i) => i.updated_at).reverse());
+    expect(text).not.toContain('"body"');
+    const small = snapshotFrame(at, { agents: [], items: items.slice(0, 3), timers: 0, triggers: 0 });
+    expect(small.summary).toMatchObject({ items: 3, items_left_out: 0 });
+  });
 
   test("backoff doubles from 1 s to 60 s with ±10 % jitter", () => {
     expect([0, 1, 2, 5, 6, 7, 20].map((n) => backoffMs(n, () => 0.5))).toEqual([1000, 2000, 4000, 32_000, 60_000, 60_000, 60_000]);

@@ -1,7 +1,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { createApp, hostGuard } from "../server/app.ts";
 import { startServer, type RunningServer } from "../server/serve.ts";
+import { guarded } from "../server/ws.ts";
 import { api, tempProject, testRuntime, wsClient } from "./helpers.ts";
 
 const TOKEN = "secret-token";
@@ -103,13 +105,93 @@ describe("WebSocket", () => {
   });
 });
 
+describe("limits and names", () => {
+  test("WebSocket clients past server.max_ws_clients are answered 503 busy; a closed one frees its place", async () => {
+    const small = await tempProject({ config: `[hub]\nremote = ""\n[server]\nmax_ws_clients = 2\n` });
+    const { rt } = await testRuntime(small.paths);
+    const capped = startServer(rt, { host: "127.0.0.1", port: 0, token: TOKEN, version: "test" });
+    try {
+      const [a, b] = [await wsClient(capped.url, TOKEN), await wsClient(capped.url, TOKEN)];
+      const refused = await fetch(capped.url + "/ws", {
+        headers: { authorization: `Bearer ${TOKEN}`, upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+      });
+      expect(refused.status).toBe(503);
+      expect(((await refused.json()) as any).error).toEqual({ code: "busy", message: "Cannot open another WebSocket: 2 are open, the limit set by server.max_ws_clients" });
+      a.close();
+      await Bun.sleep(100);
+      const c = await wsClient(capped.url, TOKEN);
+      c.close();
+      b.close();
+    } finally {
+      await capped.stop();
+      await rt.close();
+      small.cleanup();
+    }
+  });
+
+  test("an unexpected error in one connection's handler closes that connection (1011), is logged, and the others go on", async () => {
+    const logged: string[] = [];
+    const log = { ...ctx.rt.ctx.log, error: (m: string) => void logged.push(m) };
+    const echo = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req, srv) => (srv.upgrade(req, { data: undefined }) ? undefined : new Response("no", { status: 400 })),
+      websocket: {
+        message(ws, raw) {
+          guarded(log, ws, "message", () => {
+            if (raw === "boom") (null as unknown as { x: number }).x;
+            ws.send(`echo ${raw}`);
+          });
+        },
+      },
+    });
+    try {
+      const open = async () => {
+        const ws = new WebSocket(`ws://127.0.0.1:${echo.port}`);
+        await new Promise((r) => (ws.onopen = r));
+        return ws;
+      };
+      const [bad, good] = [await open(), await open()];
+      const closed = new Promise<number>((r) => (bad.onclose = (e) => r(e.code)));
+      bad.send("boom");
+      expect(await closed).toBe(1011);
+      expect(logged).toEqual(["WebSocket message handler failed: closing that connection"]);
+      const reply = new Promise<string>((r) => (good.onmessage = (m) => r(String(m.data))));
+      good.send("still here");
+      expect(await reply).toBe("echo still here");
+      good.close();
+    } finally {
+      await echo.stop(true);
+    }
+  });
+
+  test("the app answers only its own names (app.request's Host is localhost); a 0.0.0.0 bind answers IP literals, never other names", async () => {
+    const app = createApp(ctx.rt, { token: TOKEN, version: "test", startedAt: Date.now() });
+    expect((await app.request("/health")).status).toBe(200);
+    const evil = await app.request("/health", { headers: { host: "attacker.example" } });
+    expect(evil.status).toBe(403);
+    expect(((await evil.json()) as any).error.message).toBe(
+      'Cannot answer Host "attacker.example": it is not this server\'s address, localhost or a name in server.allowed_hosts',
+    );
+    const req = (host: string) => new Request("http://x/health", { headers: { host } });
+    const wildcard = hostGuard("0.0.0.0", { extra: ["Build.Example"], setting: "server.allowed_hosts" });
+    for (const host of ["192.168.1.7:4317", "10.0.0.1", "[fe80::1]:4317", "localhost:1", "build.example", "0.0.0.0:4317"]) expect({ host, ok: wildcard(req(host)) === null }).toEqual({ host, ok: true });
+    for (const host of ["attacker.example", "192.168.1.7.nip.io", "", "a b", "localhost.:80", "[::1"]) expect({ host, ok: wildcard(req(host)) === null }).toEqual({ host, ok: false });
+    const bound = hostGuard("192.168.1.7", { extra: [], setting: "server.allowed_hosts" });
+    expect([bound(req("192.168.1.7:9")), bound(req("[::1]:9"))]).toEqual([null, null]);
+    expect(bound(req("10.0.0.1"))?.code).toBe("forbidden");
+    expect(hostGuard("::1", { extra: [], setting: "x" })(req("[::1]:4317"))).toBeNull();
+  });
+});
+
 describe("MCP", () => {
   test("the SDK's own client lists every op as a tool and calls one; bad input is a tool error", async () => {
     const client = new Client({ name: "test", version: "1" });
     await client.connect(new StreamableHTTPClientTransport(new URL(server.url + "/mcp"), { requestInit: { headers: { authorization: `Bearer ${TOKEN}` } } }));
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
-    expect(names).toEqual(ctx.rt.ops.list().map((o) => o.name).sort());
+    // ops a person must choose (cliOnly) are not tools
+    expect(names).toEqual(ctx.rt.ops.list().filter((o) => !o.op.cliOnly).map((o) => o.name).sort());
     const create = tools.find((t) => t.name === "item.create")!;
     expect(create.inputSchema.required).toEqual(["title"]);
     const result = (await client.callTool({ name: "item.create", arguments: { title: "from mcp", labels: ["m"] } })) as any;

@@ -4,7 +4,7 @@
  */
 import { basename } from "node:path";
 import { z } from "zod";
-import { defineFeature, defineOp } from "../../core/feature.ts";
+import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { startRelay, type Relay } from "./relay.ts";
 
 declare module "../../core/feature.ts" {
@@ -15,10 +15,12 @@ declare module "../../core/feature.ts" {
 
 export default defineFeature({
   name: "gateway",
+  // where the relay sends this project's events (and a token from this machine's environment)
+  trust: { "gateway.url": (v) => v !== "" },
   ops: {
     "relay.status": defineOp({
       writes: false,
-      description: "Whether this daemon's relay to the gateway is connected",
+      description: "This daemon's relay to the gateway: connected, paused (the gateway reads too slowly), queued, buffered bytes, dropped events, the last snapshot",
       input: z.strictObject({}),
       run(ctx) {
         if (!ctx.config.gateway.url) return { configured: false, connected: false };
@@ -27,23 +29,33 @@ export default defineFeature({
       },
     }),
   },
-  start(ctx) {
-    const { url, token, project } = ctx.config.gateway;
-    if (!url) return;
-    ctx.services.relay = startRelay(ctx, {
-      url,
-      token,
-      project: project || basename(ctx.paths.root),
-      version: "0.1.0",
-      async snapshot() {
-        const items = (await ctx.ops.run("items.list", {}, { via: "internal" })) as Array<Record<string, unknown>>;
-        const timers = (await ctx.ops.run("timer.list", {}, { via: "internal" })) as unknown[];
-        const triggers = (await ctx.ops.run("trigger.list", {}, { via: "internal" })) as unknown[];
-        return { agents: await ctx.ops.run("agents.list", {}, { via: "internal" }), items, timers: timers.length, triggers: triggers.length };
-      },
-    });
+  start: _startRelay,
+  tick(ctx) {
+    // an approval (`drover trust`) or its withdrawal changes the URL in force: the relay follows
+    if (ctx.mode !== "daemon" || (ctx.services.relay?.status().url ?? "") === ctx.config.gateway.url) return;
+    ctx.services.relay?.stop();
+    ctx.services.relay = undefined;
+    _startRelay(ctx);
   },
   stop(ctx) {
     ctx.services.relay?.stop();
   },
 });
+
+// --- internal ---
+
+function _startRelay(ctx: Context) {
+  const { url, token, project } = ctx.config.gateway;
+  if (!url) return;
+  ctx.services.relay = startRelay(ctx, {
+    url,
+    token,
+    project: project || basename(ctx.paths.root),
+    version: "0.1.0",
+    async snapshot() {
+      const list = async (op: string) => (await ctx.ops.run(op, {}, { via: "internal" })) as unknown[];
+      const [agents, items, timers, triggers] = [await list("agents.list"), await list("items.list"), await list("timer.list"), await list("trigger.list")];
+      return { agents, items, timers: timers.length, triggers: triggers.length };
+    },
+  });
+}
