@@ -3,6 +3,7 @@
  * asynchronously so a daemon keeps serving while they wait.
  */
 import { execFileSync, spawn } from "node:child_process";
+import { DroverError } from "./errors.ts";
 
 export interface GitResult {
   ok: boolean;
@@ -43,4 +44,20 @@ export function gitAsync(cwd: string, args: string[], options: { timeoutMs?: num
       resolve({ code: signal === "SIGKILL" && timer ? 124 : (code ?? 1), stdout, stderr });
     });
   });
+}
+
+/**
+ * A branch name from configuration, checked before it reaches a command line or a path: the rules of
+ * `git check-ref-format` for `refs/heads/<name>` (test/config-values.test.ts holds them against git itself), and
+ * never a leading `-`, which git would read as an option. Throws `bad_config` naming the key.
+ */
+export function checkBranchName(name: string, key: string): string {
+  const parts = name.split("/");
+  const bad =
+    name.startsWith("-") ||
+    name === "@" ||
+    /[\x00-\x20\x7f~^:?*[\\]|\.\.|@\{|\.$/.test(name) ||
+    parts.some((p) => p === "" || p.startsWith(".") || p.endsWith(".lock"));
+  if (bad) throw new DroverError("bad_config", `Invalid "${key}": "${name}" is not a branch name git accepts`);
+  return name;
 }

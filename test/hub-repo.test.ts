@@ -4,6 +4,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { createLayout } from "../features/sync/layout.ts";
 import { openRepo, type HubRepo } from "../features/sync/repo.ts";
 
 let dir: string;
@@ -12,7 +13,7 @@ const git = (...args: string[]) => execFileSync("git", args, { cwd: dir, encodin
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "drover-repo-"));
-  repo = await openRepo(dir, "drover/hub", { repackAfter: 5 });
+  repo = await openRepo(dir, "drover/hub", { repackAfter: 5, layout: createLayout(["meta.json", "items/*/*"]), maxFileBytes: 1 << 20 });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -50,21 +51,35 @@ describe("hub repository", () => {
 });
 
 describe("object reader", () => {
-  test("finds every object of a large repacked pack without falling back, byte for byte as git has it", async () => {
+  test("finds every object of a large repacked pack, deltified or not, byte for byte as git has it", async () => {
     const { createObjectReader } = await import("../features/sync/packs.ts");
     let head = await repo.head();
     const files = new Map<string, string>();
-    for (let i = 0; i < 300; i++) files.set(`items/${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + ((i / 26) | 0))}/x${i}.json`, `{"n":${i}}\n`);
+    for (let i = 0; i < 300; i++) files.set(`items/${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + ((i / 26) | 0))}/x${i}.json`, `{"n":${i},"body":"${"lorem ipsum ".repeat(20)}"}\n`);
     head = await repo.commit(files, { parent: head, message: "many\n", time: 1_700_000_200_000 });
-    git("repack", "-a", "-d", "-f", "-k", "-q", "--window=0");
-    const reader = createObjectReader(join(dir, ".git"));
-    const oids = git("rev-list", "--objects", "--all").trim().split("\n").map((l) => l.split(" ")[0]!);
-    expect(oids.length).toBeGreaterThan(300);
-    for (const oid of oids) {
-      const raw = reader.read(oid);
-      expect(raw).not.toBeNull();
-      expect(raw!.type).toBe(git("cat-file", "-t", oid).trim() as never);
-      expect(raw!.body.equals(execFileSync("git", ["cat-file", raw!.type, oid], { cwd: dir }))).toBe(true);
+    // without deltas, then with them (ofs-delta chains, as a remote's packs come)
+    for (const window of ["--window=0", "--window=50"]) {
+      git("repack", "-a", "-d", "-f", "-q", window, "--depth=20");
+      const reader = createObjectReader(join(dir, ".git"));
+      const oids = git("rev-list", "--objects", "--all").trim().split("\n").map((l) => l.split(" ")[0]!);
+      expect(oids.length).toBeGreaterThan(300);
+      for (const oid of oids) {
+        const raw = reader.read(oid, 1 << 20);
+        expect(raw).not.toBeNull();
+        expect(raw!.type).toBe(git("cat-file", "-t", oid).trim() as never);
+        expect(raw!.body.equals(execFileSync("git", ["cat-file", raw!.type, oid], { cwd: dir }))).toBe(true);
+      }
     }
+    expect(git("verify-pack", "-v", ...readdirSync(join(dir, ".git/objects/pack")).filter((f) => f.endsWith(".idx")).map((f) => join(dir, ".git/objects/pack", f)))).toMatch(/chain length = [1-9]/);
+  });
+
+  test("an object over the limit is refused from its header, packed or loose, before it is inflated", async () => {
+    const { createObjectReader } = await import("../features/sync/packs.ts");
+    const big = execFileSync("git", ["hash-object", "-w", "--stdin"], { cwd: dir, input: "x".repeat(5_000_000), encoding: "utf8" }).trim();
+    const reader = createObjectReader(join(dir, ".git"));
+    expect(() => reader.read(big, 1 << 20)).toThrow(/5000000 bytes, over the limit of 1048576/);
+    git("repack", "-a", "-d", "-q", "--window=0");
+    expect(() => createObjectReader(join(dir, ".git")).read(big, 1 << 20)).toThrow(/5000000 bytes, over the limit/);
+    expect(createObjectReader(join(dir, ".git")).read(big, 8 << 20)!.body.length).toBe(5_000_000);
   });
 });

@@ -9,7 +9,7 @@ import type { BusEvent } from "../core/events.ts";
 import type { Paths } from "../core/paths.ts";
 import type { Runtime } from "../runtime.ts";
 import { parseCommitMessage, type OpRecord } from "../features/sync/apply.ts";
-import { testRuntime } from "./helpers.ts";
+import { testRuntime, trustConfig } from "./helpers.ts";
 
 export interface Machine {
   dir: string;
@@ -31,9 +31,10 @@ export async function joinedProject(remote: string, parent = tmpdir()): Promise<
 }
 
 /** A joined project with a runtime on it (CLI mode: rounds run only when a test or a claim asks). */
-export async function machine(remote: string, options: { clock?: Clock; config?: string } = {}): Promise<Machine> {
+export async function machine(remote: string, options: { clock?: Clock; config?: string; trusted?: boolean } = {}): Promise<Machine> {
   const { dir, paths } = await joinedProject(remote);
   if (options.config) await Bun.write(paths.config, options.config);
+  if (options.trusted) await trustConfig(paths);
   const { rt, events } = await testRuntime(paths, { clock: options.clock, mode: "cli" });
   return {
     dir,

@@ -39,6 +39,7 @@ export default defineFeature({
   setup(ctx) {
     mkdirSync(join(ctx.paths.hub, "heartbeats"), { recursive: true });
     ctx.services.heartbeats = { monitor: createMonitor(ctx, () => _thresholds(ctx)), lastPoll: 0, lastSweep: 0 };
+    ctx.services.hub.repo.layout.add("heartbeats/*");
     ctx.services.hub.trackWorkingSource({
       prefix: "heartbeats/",
       accept: (path, content) => "heartbeat" in parseHeartbeat(path.slice("heartbeats/".length), content),

@@ -29,6 +29,7 @@ export default defineFeature({
   name: "pipeline",
   migrations: [...viewMigrations, ...usageMigrations, holderMachineMigration],
   setup(ctx) {
+    ctx.services.hub.repo.layout.add("items/*/*");
     for (const [name, apply] of Object.entries(pipelineMutations(ctx))) ctx.services.hub.define(name, apply);
     ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
     ctx.services.autoAssign = createAutoAssign(ctx);

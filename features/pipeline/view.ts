@@ -44,8 +44,8 @@ export function applyItemChanges(ctx: Context, set: ChangeSet): void {
       if ("error" in parsed) ctx.services.hub.reportInvalid(change.path, parsed.error, change.after);
       else after = parsed.item;
     }
+    // a removal may be the hub leaving out an entry it could not read: the hub forgets its reports when it is gone
     if (after) ctx.services.hub.clearInvalid(change.path);
-    else if (change.after === null) ctx.services.hub.clearInvalid(change.path);
     if (after) upsertItem(ctx.db, after, change.after!);
     else if (id) ctx.db.query("DELETE FROM items WHERE id = ?").run(id);
     itemEvents(before, after, { ops: set.ops, now: ctx.clock.now() }, emit);

@@ -10,6 +10,7 @@ import type { Context } from "../../core/feature.ts";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { formatCommitMessage, parseCommitMessage, type OpRecord } from "./apply.ts";
+import { compareHistory, keepHead, opsMissingFrom, requeue } from "./history.ts";
 import type { Hub } from "./hub.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
@@ -31,7 +32,12 @@ export interface SyncService {
    * machine's release came first: the fence is higher).
    */
   confirm(opId: string): Promise<Confirmation>;
-  state(key: "remote_head" | "last_sync_at" | "last_error" | "last_push_at"): string | null;
+  state(key: "remote_head" | "last_sync_at" | "last_error" | "last_push_at" | "diverged"): string | null;
+  /**
+   * After the remote's history was rewritten: `adopt` takes it (this machine's confirmed ops it lacks go out again),
+   * `restore` forces this machine's confirmed history back onto it. Then a round runs.
+   */
+  resolve(choice: "adopt" | "restore"): Promise<SyncResult>;
   pendingCount(options?: { presence?: boolean }): number;
   /** Since this process started: rounds run, pushes made, races lost to another machine's push. */
   stats: { rounds: number; pushes: number; lost_races: number };
@@ -62,7 +68,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
     if (transport?.remote !== remote) {
       const url = resolveRemoteUrl(ctx.paths.root, remote);
       const timeoutMs = ctx.config.hub.network_timeout_secs * 1000;
-      transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch: ctx.config.hub.branch, token: process.env.DROVER_GIT_TOKEN, timeoutMs }) };
+      const { branch, max_file_bytes: maxFileBytes } = ctx.config.hub;
+      transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch, token: process.env.DROVER_GIT_TOKEN, timeoutMs, maxFileBytes }) };
     }
     return transport.t;
   }
@@ -80,14 +87,34 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
     return found;
   }
 
+  /** Sync stops while the remote's history is rewritten: said once per (local, remote) pair, refused every round. */
+  function diverge(local: string, remote: string): never {
+    const pair = JSON.stringify({ local, remote });
+    if (state("diverged") !== pair) {
+      setState("diverged", pair);
+      ctx.log.warn(`The remote's "${ctx.config.hub.branch}" was rewritten: sync stops until "drover sync adopt" or "drover sync restore"`, { local, remote });
+      ctx.bus.publish("hub_diverged", { local, remote });
+    }
+    throw new DroverError(
+      "diverged",
+      `Cannot sync: the remote's "${ctx.config.hub.branch}" was rewritten (${remote.slice(0, 10)} does not descend from ${local.slice(0, 10)}, ` +
+        `which this machine confirmed): run "drover sync adopt" to take the remote's history or "drover sync restore" to put this machine's back`,
+    );
+  }
+
   async function attempt(force: boolean): Promise<SyncResult | null> {
     const t = await getTransport();
     const base = state("remote_head");
     // the fetch waits on the network outside the hub lock, so local ops go on meanwhile
-    const remote = await t.fetch();
+    const fetched = await t.fetch();
     return hub.exclusive(async () => {
       // another process of this machine synced while we fetched: what we hold may be older than its head
       if (state("remote_head") !== base) return null;
+      const history = await compareHistory(hub.repo, base, fetched);
+      if (history === "rewritten") diverge(base!, fetched!);
+      if (state("diverged")) setState("diverged", null); // someone put the history back meanwhile
+      // a rewound branch is pushed back: the round builds on this machine's confirmed head, a fast-forward of it
+      const remote = history === "behind" ? base : fetched;
       const records = pending();
       const done = remote && remote !== base && records.length ? await carried(remote, base, new Set(records.map((r) => r.id))) : new Set<string>();
       let todo = records.filter((r) => !done.has(r.id));
@@ -114,8 +141,12 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
         }
       }
       if (next === null) return { fetched: 0, pushed: false, confirmed: 0, rejected: 0, head: null };
-      const pushed = next !== remote;
-      if (pushed && !(await t.push(next, remote))) return null;
+      const pushed = next !== fetched;
+      if (pushed && !(await t.push(next, fetched))) return null;
+      if (history === "behind" || history === "gone") {
+        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" had fallen behind this machine's confirmed history: pushed it back`, { head: next, was: fetched });
+        ctx.bus.publish("hub_restored", { head: next, remote_was: fetched });
+      }
 
       const at = iso(ctx.clock.now());
       const changes = await hub.adopt(next, {
@@ -169,7 +200,40 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
     }
   }
 
+  async function resolve(choice: "adopt" | "restore"): Promise<SyncResult> {
+    const t = await getTransport();
+    const fetched = await t.fetch();
+    await hub.exclusive(async () => {
+      const base = state("remote_head");
+      if (!state("diverged") || (await compareHistory(hub.repo, base, fetched)) !== "rewritten") {
+        throw new DroverError("conflict", `Cannot ${choice}: the remote's history has not diverged from this machine's`);
+      }
+      const [local, remote] = [base!, fetched!];
+      if (choice === "restore") {
+        const kept = keepHead(hub.repo, "remote", remote);
+        if (!(await t.push(local, remote))) throw new DroverError("conflict", "Cannot restore: the remote moved meanwhile; try again");
+        setState("diverged", null);
+        ctx.log.warn(`Forced this machine's history back onto the remote; the rewritten head is kept as "${kept}"`);
+        ctx.bus.publish("hub_restored", { head: local, remote_was: remote });
+        return;
+      }
+      const kept = keepHead(hub.repo, "local", (await hub.repo.head()) ?? local);
+      const missing = await opsMissingFrom(hub.repo, { local, remote, machineId: ctx.machineId });
+      await hub.adopt(remote, {
+        inTransaction() {
+          requeue(db, missing, remote);
+          setState("remote_head", remote);
+          setState("diverged", null);
+        },
+      });
+      ctx.log.warn(`Took the remote's rewritten history; ${missing.length} op(s) of this machine go out again; the old head is kept as "${kept}"`);
+    });
+    setState("last_error", null);
+    return service.round({ force: true });
+  }
+
   const service: SyncService = {
+    resolve,
     stats,
     round({ force = false } = {}) {
       if (!running) {

@@ -17,8 +17,8 @@ import { currentCall } from "../../core/ops.ts";
 import type { Logger } from "../../core/logger.ts";
 import { applyOps, formatCommitMessage, parseCommitMessage, type Applied, type Apply, type ApplyEntry, type OpRecord } from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
-import type { Change, FileChanges, HubRepo } from "./repo.ts";
-import { blobOid, listWorking, readWorking, unsafePathReason, writeWorking } from "./working.ts";
+import type { Change, FileChanges, HubRepo, InvalidEntry } from "./repo.ts";
+import { blobOid, listWorking, readWorking, writeWorking } from "./working.ts";
 
 export interface ChangeSet {
   changes: Change[];
@@ -64,8 +64,8 @@ export interface Hub {
   replay(base: string, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
   /** Inside `exclusive`: makes `head` the branch head and brings files and indexes to it (`origin: remote`). */
   adopt(head: string, options?: { inTransaction?: () => void }): Promise<Change[]>;
-  /** Records a hub file that cannot be used; publishes `hub_invalid_file` once per distinct content. */
-  reportInvalid(path: string, reason: string, content: string): void;
+  /** Records a hub file that cannot be used; publishes `hub_invalid_file` once per distinct `what` (its content or oid). */
+  reportInvalid(path: string, reason: string, what: string): void;
   /** Forgets an invalid file once it was fixed or removed. */
   clearInvalid(path: string): void;
   invalidFiles(): Array<{ path: string; reason: string; seen_at: string }>;
@@ -120,7 +120,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     const head = await repo.head();
     const from = applied();
     if (!head || head === from) return 0;
-    const changes = _safeChanges(hub, await repo.diff(from, head));
+    const changes = await validDiff(from, head);
     for (const c of changes) writeUnlessNewer(c.path, c.after);
     // a crash between a local commit and its SQLite transaction: that commit's ops still need the outbox; a
     // crash inside `adopt` left a head whose changes came from the remote, and are published as such
@@ -148,14 +148,37 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     });
   }
 
-  /** Writes a file of a commit being applied (its path already checked), unless its working source keeps its own. */
+  /**
+   * The valid files that differ between two commits; entries the layout or the size limit leaves out are reported,
+   * and earlier reports that the new tree no longer bears out (the file was fixed or removed) are forgotten.
+   */
+  async function validDiff(from: string | null, to: string, { forget = true } = {}): Promise<Change[]> {
+    const report = (e: InvalidEntry) => hub.reportInvalid(e.path, e.reason, e.oid);
+    const changes = await repo.diff(from, to, { onInvalid: report });
+    if (!forget) return changes;
+    const changed = new Set(changes.filter((c) => c.after !== null).map((c) => c.path));
+    for (const { path } of hub.invalidFiles()) {
+      if (changed.has(path) || (await repo.entryAt(to, path)) === null) hub.clearInvalid(path);
+    }
+    return changes;
+  }
+
+  /** Writes a file of a commit being applied, unless its working source keeps its own (newer) file. */
   function writeUnlessNewer(path: string, content: string | null) {
     const source = sources.find((s) => path.startsWith(s.prefix));
     if (source && content !== null) {
       const working = readWorking(repo.dir, path);
       if (working !== null && working !== content && source.keepWorking(working, content)) return;
     }
-    writeWorking(repo.dir, path, content, { shared: source !== undefined });
+    writeFile(path, content, source !== undefined);
+  }
+
+  function writeFile(path: string, content: string | null, shared: boolean) {
+    for (const aside of writeWorking(repo.dir, path, content, { shared })) {
+      const reason = `it stood where the hub keeps "${path}": moved aside to "${aside}"`;
+      options.log.warn(`Local file in the way of hub file "${path}": moved aside to "${aside}"`);
+      options.bus.publish("hub_invalid_file", { path, reason });
+    }
   }
 
   /** Working-source files that differ from `head`: added or changed (accepted ones), or removed. */
@@ -173,7 +196,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
         overlay.set(path, content);
       }
       for (const path of committed.keys()) {
-        if (overlay.has(path) || unsafePathReason(path)) continue;
+        if (overlay.has(path)) continue;
         before.set(path, await repo.readBlob(committed.get(path)!));
         overlay.set(path, null);
       }
@@ -195,7 +218,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       if (changes.length) {
         const ops = results.filter((r) => !r.error).map((r) => r.record);
         const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), { parent, message: formatCommitMessage(ops), time: clock.now() });
-        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeWorking(repo.dir, c.path, c.after, { shared: false });
+        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeFile(c.path, c.after, false);
         record({ changes, ops, origin: "local", head });
       }
       results.forEach((r, i) => (r.error ? batch[i]!.reject(r.error) : batch[i]!.resolve(r.result)));
@@ -239,14 +262,14 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     },
     onChange: (listener) => void listeners.push(listener),
     trackWorkingSource: (source) => void sources.push(source),
-    writeWorkingFile: (path, content) => writeWorking(repo.dir, path, content, { shared: true }),
+    writeWorkingFile: (path, content) => writeFile(path, content, true),
     sweep: () => enqueue("hub.sweep", {}, () => undefined).then(() => undefined),
     catchUp: () => locked(catchUp),
     state,
     setState,
     async replay(base, records) {
       const local = await repo.head();
-      const remoteFiles = new Map((await repo.diff(local, base)).map((c) => [c.path, c.after]));
+      const remoteFiles = new Map((await validDiff(local, base, { forget: false })).map((c) => [c.path, c.after]));
       const read = (path: string) => (remoteFiles.has(path) ? remoteFiles.get(path)! : readWorking(repo.dir, path));
       // ops with no replay (sweeps) carry nothing but what the working sources hold, swept again below
       const entries = records.filter((r) => mutations.has(r.op)).map((record) => ({ record, apply: mutations.get(record.op)! }));
@@ -257,14 +280,14 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     },
     async adopt(head, { inTransaction } = {}) {
       const from = await repo.head();
-      const changes = head === from ? [] : _safeChanges(hub, await repo.diff(from, head));
+      const changes = head === from ? [] : await validDiff(from, head);
       if (head !== from) await repo.setHead(head);
       for (const c of changes) writeUnlessNewer(c.path, c.after);
       record({ changes, ops: [], origin: "remote", head }, inTransaction);
       return changes;
     },
-    reportInvalid(path, reason, content) {
-      const digest = Bun.hash(content).toString(36);
+    reportInvalid(path, reason, what) {
+      const digest = Bun.hash(what).toString(36);
       const known = db.query<{ digest: string }, [string]>("SELECT digest FROM hub_invalid WHERE path = ?").get(path);
       if (known?.digest === digest) return;
       db.query("INSERT OR REPLACE INTO hub_invalid (path, reason, digest, seen_at) VALUES (?, ?, ?, ?)").run(path, reason, digest, iso(clock.now()));
@@ -293,13 +316,4 @@ interface _Pending {
   cause?: EventCause;
   resolve: (value: unknown) => void;
   reject: (err: unknown) => void;
-}
-
-/** The changes whose paths may be used; the others are reported (once per content) and left out. */
-function _safeChanges(hub: Hub, changes: Change[]): Change[] {
-  return changes.filter((c) => {
-    const reason = unsafePathReason(c.path);
-    if (reason && c.after !== null) hub.reportInvalid(c.path, reason, c.after);
-    return !reason;
-  });
 }

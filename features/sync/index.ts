@@ -6,12 +6,15 @@
 import { Hono } from "hono";
 import { z } from "zod";
 import { DroverError } from "../../core/errors.ts";
+import { checkBranchName } from "../../core/git.ts";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { httpOp } from "../../server/routes.ts";
 import { parseCommitMessage } from "./apply.ts";
 import { createSync, type SyncService } from "./cycle.ts";
 import { createHub, type Hub } from "./hub.ts";
+import { createLayout } from "./layout.ts";
 import { openRepo } from "./repo.ts";
+import { isRemoteName } from "./transport.ts";
 
 declare module "../../core/feature.ts" {
   interface Services {
@@ -30,6 +33,9 @@ const logInput = z.strictObject({
 
 export default defineFeature({
   name: "sync",
+  // a URL or path (not a remote name, which this machine's git config resolves) decides where the hub and
+  // DROVER_GIT_TOKEN go
+  trust: { "hub.remote": (v) => typeof v === "string" && v !== "" && !isRemoteName(v) },
   migrations: [
     `CREATE TABLE hub_state (key TEXT PRIMARY KEY, value TEXT NOT NULL);
      CREATE TABLE outbox (seq INTEGER PRIMARY KEY AUTOINCREMENT, op TEXT NOT NULL, commit_oid TEXT NOT NULL,
@@ -45,7 +51,9 @@ export default defineFeature({
      CREATE UNIQUE INDEX outbox_op_id ON outbox (op_id);`,
   ],
   async setup(ctx) {
-    const repo = await openRepo(ctx.paths.hub, ctx.config.hub.branch, {
+    const repo = await openRepo(ctx.paths.hub, checkBranchName(ctx.config.hub.branch, "hub.branch"), {
+      layout: createLayout(["meta.json"]),
+      maxFileBytes: ctx.config.hub.max_file_bytes,
       onRepackError: (err) => ctx.log.warnOnce("repack", `Cannot repack the hub: ${err.message}`),
     });
     const hub = createHub(repo, {
@@ -98,10 +106,25 @@ export default defineFeature({
           last_sync_at: sync.state("last_sync_at"),
           pending_ops: sync.pendingCount(),
           last_error: sync.state("last_error"),
+          diverged: _json(sync.state("diverged")),
           invalid_files: ctx.services.hub.invalidFiles(),
           stats: sync.stats,
         };
       },
+    }),
+    "sync.adopt": defineOp({
+      writes: true,
+      cliOnly: true,
+      description: "After the remote's hub branch was rewritten: take its history; this machine's ops it lacks go out again",
+      input: z.strictObject({}),
+      run: (ctx) => _resolve(ctx, "adopt"),
+    }),
+    "sync.restore": defineOp({
+      writes: true,
+      cliOnly: true,
+      description: "After the remote's hub branch was rewritten: force this machine's confirmed history back onto it",
+      input: z.strictObject({}),
+      run: (ctx) => _resolve(ctx, "restore"),
     }),
   },
   handler(ctx) {
@@ -160,6 +183,16 @@ async function readLog(ctx: Context, input: z.output<typeof logInput>): Promise<
     }
   }
   return out;
+}
+
+async function _resolve(ctx: Context, choice: "adopt" | "restore") {
+  if (!ctx.config.hub.remote) throw new DroverError("bad_config", `Cannot ${choice}: the hub is local only (hub.remote is empty)`);
+  const { fetched, pushed, confirmed, rejected, head } = await ctx.services.sync.resolve(choice);
+  return { fetched, pushed, confirmed, rejected, head };
+}
+
+function _json(text: string | null): unknown {
+  return text === null ? null : JSON.parse(text);
 }
 
 /** A background round: failures are in `sync.status` (`last_error`), not thrown. */

@@ -6,18 +6,29 @@
  */
 import fs from "node:fs";
 import { deflateSync } from "node:zlib";
-import git, { type TreeEntry } from "isomorphic-git";
+import type { TreeEntry } from "isomorphic-git";
+import { DroverError } from "../../core/errors.ts";
 import { gitAsync } from "../../core/git.ts";
-import { createObjectReader } from "./packs.ts";
+import { createObjectReader, type RawObject } from "./packs.ts";
+
+export interface CommitObject {
+  tree: string;
+  parents: string[];
+  /** Committer time, seconds. */
+  timestamp: number;
+  message: string;
+}
 
 export interface ObjectStore {
   writeBlob(content: string): string;
   writeTree(entries: TreeEntry[]): string;
   writeCommit(commit: { tree: string; parents: string[]; message: string; time: number }): string;
-  readTree(oid: string): Promise<TreeEntry[]>;
-  readBlob(oid: string): Promise<string>;
+  readTree(oid: string): TreeEntry[];
+  /** A blob's text; throws `too_large` (from the object's header, before inflating) past `maxBytes`. */
+  readBlob(oid: string, maxBytes: number): string;
+  readCommit(oid: string): CommitObject;
   /** The tree oid of a commit. */
-  commitTree(oid: string): Promise<string>;
+  commitTree(oid: string): string;
   /** Writes every object created since the last flush as one pack; returns the number written. */
   flush(): Promise<number>;
 }
@@ -30,6 +41,8 @@ export interface ObjectStoreOptions {
 }
 
 const SIGNATURE = "drover <drover@localhost>";
+/** Trees and commits from a remote are read up to this size (a commit message lists every op of its round). */
+const MAX_STRUCTURE_BYTES = 64 * 1024 * 1024;
 const TYPE_CODE = { commit: 1, tree: 2, blob: 3 } as const;
 const encoder = new TextEncoder();
 
@@ -37,7 +50,6 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
   const trees = new Map<string, TreeEntry[]>();
   const limit = options.cacheSize ?? 50_000;
   const pending = new Map<string, { type: keyof typeof TYPE_CODE; body: Uint8Array }>();
-  const gitCache = {};
   const reader = createObjectReader(gitdir);
   const decoder = new TextDecoder();
   const packDir = `${gitdir}/objects/pack`;
@@ -45,6 +57,13 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
   function remember(oid: string, entries: TreeEntry[]) {
     if (trees.size >= limit) trees.delete(trees.keys().next().value!);
     trees.set(oid, entries);
+  }
+
+  function read(oid: string, type: RawObject["type"], maxBytes: number): Buffer {
+    const raw = pending.get(oid) ?? reader.read(oid, maxBytes);
+    if (!raw) throw new DroverError("not_found", `Cannot read ${type} "${oid}": the hub repository does not hold it`);
+    if (raw.type !== type) throw new DroverError("conflict", `Cannot read ${type} "${oid}": it is a ${raw.type}`);
+    return Buffer.from(raw.body.buffer, raw.body.byteOffset, raw.body.byteLength);
   }
 
   function add(type: keyof typeof TYPE_CODE, body: Uint8Array): string {
@@ -80,24 +99,16 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
       const lines = [`tree ${tree}`, ...parents.map((p) => `parent ${p}`), `author ${SIGNATURE} ${stamp}`, `committer ${SIGNATURE} ${stamp}`];
       return add("commit", encoder.encode(lines.join("\n") + "\n\n" + message));
     },
-    async readTree(oid) {
+    readTree(oid) {
       const cached = trees.get(oid);
       if (cached) return cached;
-      const raw = reader.read(oid);
-      const tree = raw?.type === "tree" ? _parseTree(raw.body) : (await git.readTree({ fs, gitdir, oid, cache: gitCache })).tree;
+      const tree = _parseTree(read(oid, "tree", MAX_STRUCTURE_BYTES));
       remember(oid, tree);
       return tree;
     },
-    async readBlob(oid) {
-      const raw = reader.read(oid);
-      if (raw?.type === "blob") return decoder.decode(raw.body);
-      return decoder.decode((await git.readBlob({ fs, gitdir, oid, cache: gitCache })).blob);
-    },
-    async commitTree(oid) {
-      const raw = reader.read(oid);
-      if (raw?.type === "commit") return raw.body.toString("latin1", 5, 45);
-      return (await git.readCommit({ fs, gitdir, oid, cache: gitCache })).commit.tree;
-    },
+    readBlob: (oid, maxBytes) => decoder.decode(read(oid, "blob", maxBytes)),
+    readCommit: (oid) => _parseCommit(read(oid, "commit", MAX_STRUCTURE_BYTES).toString("utf8")),
+    commitTree: (oid) => read(oid, "commit", MAX_STRUCTURE_BYTES).toString("latin1", 5, 45),
     async flush() {
       const n = pending.size;
       if (!n) return 0;
@@ -114,6 +125,19 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
 /** Git orders tree entries by name bytes, a subtree's name as if it ended in "/". */
 function _treeKey(e: TreeEntry): string {
   return e.type === "tree" ? e.path + "/" : e.path;
+}
+
+function _parseCommit(text: string): CommitObject {
+  const end = text.indexOf("\n\n");
+  const headers = (end < 0 ? text : text.slice(0, end)).split("\n");
+  const value = (name: string) => headers.filter((h) => h.startsWith(name + " ")).map((h) => h.slice(name.length + 1));
+  const committer = value("committer")[0] ?? "";
+  return {
+    tree: value("tree")[0] ?? "",
+    parents: value("parent"),
+    timestamp: Number(/ (\d+) [+-]\d{4}$/.exec(committer)?.[1] ?? 0),
+    message: end < 0 ? "" : text.slice(end + 2),
+  };
 }
 
 function _parseTree(body: Buffer): TreeEntry[] {

@@ -6,15 +6,18 @@
  */
 import fs from "node:fs";
 import git from "isomorphic-git";
-import http from "isomorphic-git/http/web";
-import type { HttpClient } from "isomorphic-git";
 import { DroverError } from "../../core/errors.ts";
 import { git as gitCli, gitAsync } from "../../core/git.ts";
+import { createHubHttp } from "./http.ts";
+import { pushOverHttp } from "./push.ts";
 
 export interface Transport {
   /** Brings the remote branch's objects here; answers its head, or null when the remote has no such branch. */
   fetch(): Promise<string | null>;
-  /** Moves the remote branch to `oid` if it still is `expected` (null: absent); false when it was not. */
+  /**
+   * Moves the remote branch to `oid` if it still is `expected` (null: absent) — a compare-and-swap; false when it
+   * was not. Sync's commits descend from `expected`, so that is a fast-forward; `sync restore` moves it back.
+   */
   push(oid: string, expected: string | null): Promise<boolean>;
 }
 
@@ -29,6 +32,8 @@ export interface TransportOptions {
    * packets and never answers must not hold a round — or, for a push, the hub lock — for ever.
    */
   timeoutMs: number;
+  /** Fetched blobs over this size are streamed to disk by git, never held whole (they are not read later either). */
+  maxFileBytes: number;
 }
 
 /** The transport a remote URL needs. */
@@ -36,27 +41,44 @@ export function createTransport(options: TransportOptions): Transport {
   return /^https?:\/\//i.test(options.url) ? _isoTransport(options) : _gitTransport(options);
 }
 
+/** A plain git remote name (`origin`): this machine's own git config says where it points. */
+export function isRemoteName(remote: string): boolean {
+  return /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/.test(remote);
+}
+
+/** True when `hub.remote` is a URL or a path rather than the name of one of the project's git remotes. */
+function _isLocation(remote: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(remote) || /^[^/\s]+@[^/\s]+:/.test(remote) || /^(\/|\.{1,2}\/)/.test(remote);
+}
+
 /**
- * The URL of `remote` for the project at `root`: a URL or path is used as given, anything else is the name
- * of one of the project's git remotes.
+ * The URL of `remote` for the project at `root`: a URL or path is used as given, anything else is the name of one
+ * of the project's git remotes, resolved by this machine's own git config. Nothing that would reach git's command
+ * line as an option (a leading `-`) or is not a plain remote name gets through.
  */
 export function resolveRemoteUrl(root: string, remote: string): string {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(remote) || /^[^/\s]+@[^/\s]+:/.test(remote) || /^(\/|\.{1,2}\/)/.test(remote)) return remote;
+  if (remote.startsWith("-")) throw new DroverError("bad_config", `Invalid "hub.remote": "${remote}" starts with "-"`);
+  if (_isLocation(remote)) return remote;
+  if (!isRemoteName(remote)) throw new DroverError("bad_config", `Invalid "hub.remote": "${remote}" is neither a remote name nor a URL or path`);
   const { ok, out: url } = gitCli(root, ["config", "--get", `remote.${remote}.url`]);
   if (!ok || !url) throw new DroverError("offline", `Cannot sync: the project has no git remote "${remote}"`);
+  if (url.startsWith("-")) throw new DroverError("bad_config", `Invalid URL of git remote "${remote}": "${url}" starts with "-"`);
   return url;
 }
 
 // --- internal ---
 
-const OUTGOING = "refs/drover/outgoing";
 const TRACKING = "refs/drover/remote";
 
-
-function _isoTransport({ gitdir, url, branch, token, timeoutMs }: TransportOptions): Transport {
+function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes }: TransportOptions): Transport {
   const auth = () => {
-    const named = new URL(url).username;
-    return token ? { username: named || "x-access-token", password: token } : {};
+    const { username, password } = new URL(url);
+    if (token) return { username: decodeURIComponent(username) || "x-access-token", password: token };
+    return username ? { username: decodeURIComponent(username), password: decodeURIComponent(password) } : {};
+  };
+  const authorization = () => {
+    const { username, password } = auth();
+    return username === undefined ? undefined : `Basic ${Buffer.from(`${username}:${password ?? ""}`).toString("base64")}`;
   };
   // isomorphic-git records what it fetched under a named remote, and wants that remote's refspec in config
   let configured: Promise<void> | null = null;
@@ -68,7 +90,7 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs }: TransportOptio
   // without a cache isomorphic-git reads every pack index again for each object it looks at; one cache per
   // round (not longer: a repack between rounds deletes packs a longer-lived cache would still point at)
   let cache = {};
-  const client = _client(branch, timeoutMs);
+  const client = createHubHttp({ gitdir, branch, url, timeoutMs, maxFileBytes });
   return {
     async fetch() {
       await configure();
@@ -86,63 +108,24 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs }: TransportOptio
         throw _offline(url, err);
       }
     },
-    // the expected head needs no saying here: our commit's parent is that head, so the push is a fast-forward
-    // only while the remote still is it, and receive-pack updates the ref only from the old id it advertised
-    async push(oid) {
-      await git.writeRef({ fs, gitdir, ref: OUTGOING, value: oid, force: true });
+    async push(oid, expected) {
       try {
-        const res = await git.push({ fs, cache, http: client, gitdir, url, ref: OUTGOING, remoteRef: `refs/heads/${branch}`, onAuth: auth });
-        if (res.ok) return true;
-        throw new Error(res.error ?? "push refused");
+        return await pushOverHttp({ gitdir, url, branch, timeoutMs, authorization: authorization() }, { oid, expected });
       } catch (err) {
-        const code = (err as { code?: string }).code;
-        // the remote moved since our fetch: its head is unknown here (NotFound) or not our ancestor (rejected)
-        if (code === "PushRejectedError" || code === "NotFoundError" || code === "GitPushError") return false;
-        if (code === undefined && /stale|fetch first|non-fast-forward/i.test(String(err))) return false; // refused by the server
+        if (err instanceof DroverError && err.code !== "offline" && err.code !== "internal") throw err;
         throw _offline(url, err);
       }
     },
   };
 }
 
-/**
- * isomorphic-git's HTTP client with a time limit on every request, and one repair: its fetch insists that the
- * remote advertise `HEAD`, and a bare remote whose HEAD names a branch that does not exist (a fresh `git init
- * --bare` holding only drover/hub) advertises none. Such an advertisement gets a `HEAD` line naming our branch.
- */
-function _client(branch: string, timeoutMs: number): HttpClient {
-  return {
-    async request(req) {
-      const res = await http.request({ ...req, signal: req.signal ?? AbortSignal.timeout(timeoutMs) });
-      if (req.method !== "GET" || !req.url.includes("/info/refs?service=git-upload-pack") || res.statusCode !== 200 || !res.body) return res;
-      const chunks: Uint8Array[] = [];
-      for await (const chunk of res.body) chunks.push(chunk);
-      const body = Buffer.concat(chunks);
-      const lines: string[] = [];
-      for (let p = 0; p + 4 <= body.length; ) {
-        const len = Number.parseInt(body.toString("latin1", p, p + 4), 16);
-        lines.push(len === 0 ? "" : body.toString("latin1", p + 4, p + len));
-        p += len === 0 ? 4 : len;
-      }
-      const refs = lines.slice(2, -1);
-      const ours = refs.map((l) => l.split("\0")[0]!).find((l) => l.endsWith(` refs/heads/${branch}`));
-      if (refs.some((l) => l.split("\0")[0]!.endsWith(" HEAD")) || !ours) return { ...res, body: _once(body) };
-      lines.splice(3, 0, `${ours.slice(0, 40)} HEAD\n`);
-      const out = lines.map((l) => (l === "" ? "0000" : (l.length + 4).toString(16).padStart(4, "0") + l)).join("");
-      return { ...res, body: _once(Buffer.from(out, "latin1")) };
-    },
-  };
-}
-
-async function* _once(chunk: Uint8Array): AsyncIterableIterator<Uint8Array> {
-  yield chunk;
-}
-
-function _gitTransport({ gitdir, url, branch, timeoutMs }: TransportOptions): Transport {
+function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes }: TransportOptions): Transport {
   const cwd = gitdir;
   return {
     async fetch() {
-      const args = ["-c", "gc.auto=0", "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", url, `+refs/heads/${branch}:${TRACKING}`];
+      // blobs over the limit are streamed by index-pack and unpack-objects, never held whole
+      const config = ["-c", "gc.auto=0", "-c", `core.bigFileThreshold=${maxFileBytes}`, "-c", "protocol.ext.allow=never"];
+      const args = [...config, "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--end-of-options", url, `+refs/heads/${branch}:${TRACKING}`];
       const out = await gitAsync(cwd, args, { timeoutMs });
       if (out.code !== 0) {
         if (/couldn't find remote ref/i.test(out.stderr)) return null;
@@ -153,7 +136,8 @@ function _gitTransport({ gitdir, url, branch, timeoutMs }: TransportOptions): Tr
     },
     async push(oid, expected) {
       const lease = `--force-with-lease=refs/heads/${branch}:${expected ?? ""}`;
-      const out = await gitAsync(cwd, ["--git-dir", gitdir, "push", "--porcelain", "-q", lease, url, `${oid}:refs/heads/${branch}`], { timeoutMs });
+      const args = ["-c", "protocol.ext.allow=never", "--git-dir", gitdir, "push", "--porcelain", "-q", lease, "--end-of-options", url, `${oid}:refs/heads/${branch}`];
+      const out = await gitAsync(cwd, args, { timeoutMs });
       if (out.code === 0) return true;
       if (/^!/m.test(out.stdout)) return false; // rejected: stale info, or the remote moved
       throw _offline(url, out.stderr || out.stdout);

@@ -4,11 +4,11 @@
  * out or scanning a project can take seconds: all but the base-branch lookup run without blocking the daemon.
  */
 import { DroverError } from "../../core/errors.ts";
-import { git, gitAsync, type GitResult } from "../../core/git.ts";
+import { checkBranchName, git, gitAsync, type GitResult } from "../../core/git.ts";
 
 /** `pipeline.base_branch`, else the remote's default branch, else the branch checked out at the root. */
 export function baseBranch(root: string, configured: string): string {
-  if (configured) return configured;
+  if (configured) return checkBranchName(configured, "pipeline.base_branch");
   const remote = git(root, ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"]);
   if (remote.ok && remote.out) return remote.out.replace(/^origin\//, "");
   const current = git(root, ["symbolic-ref", "--quiet", "--short", "HEAD"]);
@@ -16,16 +16,18 @@ export function baseBranch(root: string, configured: string): string {
   throw new DroverError("conflict", `Cannot find the base branch of "${root}": set pipeline.base_branch`);
 }
 
-/** Adds the worktree, making its branch from `base` unless the branch exists already. */
+/**
+ * Adds the worktree, making its branch from `base` unless the branch exists already. Names reach git as commit
+ * ids or after `--end-of-options`, never where git could read them as options.
+ */
 export async function addWorktree(root: string, path: string, branch: string, base: string): Promise<void> {
   await _git(root, ["worktree", "prune"]);
-  const exists = (await _git(root, ["rev-parse", "--verify", "--quiet", `refs/heads/${branch}`])).ok;
-  const r = await _git(root, exists ? ["worktree", "add", path, branch] : ["worktree", "add", "-b", branch, path, base]);
-  if (r.ok) return;
+  const exists = await _commit(root, `refs/heads/${branch}`);
+  const from = exists ? null : await _commit(root, base);
   // git's own words for a repository with no commit yet ("not a valid object name") puzzle a new user
-  const noCommit = !exists && !(await _git(root, ["rev-parse", "--verify", "--quiet", `${base}^{commit}`])).ok;
-  const why = noCommit ? `the base branch "${base}" has no commit yet` : r.out.split("\n").at(-1);
-  throw new DroverError("conflict", `Cannot create the worktree "${path}": ${why}`);
+  if (!exists && !from) throw new DroverError("conflict", `Cannot create the worktree "${path}": the base branch "${base}" has no commit yet`);
+  const r = await _git(root, exists ? ["worktree", "add", "--end-of-options", path, branch] : ["worktree", "add", "-b", branch, "--end-of-options", path, from!]);
+  if (!r.ok) throw new DroverError("conflict", `Cannot create the worktree "${path}": ${r.out.split("\n").at(-1)}`);
 }
 
 /** Why the worktree must be kept (uncommitted changes, or commits neither merged into `base` nor pushed), or null. */
@@ -33,7 +35,9 @@ export async function keepReason(root: string, path: string, branch: string, bas
   const status = await _git(path, ["status", "--porcelain"]);
   if (!status.ok) return `cannot read its status: ${status.out}`;
   if (status.out) return "uncommitted changes";
-  const ahead = await _git(root, ["rev-list", "--count", branch, "--not", base, "--remotes"]);
+  const [tip, merged] = [await _commit(root, `refs/heads/${branch}`), await _commit(root, base)];
+  if (!tip || !merged) return `cannot compare it with "${base}": ${!tip ? `no branch "${branch}"` : `no commit "${base}"`}`;
+  const ahead = await _git(root, ["rev-list", "--count", tip, "--not", merged, "--remotes"]);
   if (!ahead.ok) return `cannot compare it with "${base}": ${ahead.out}`;
   return Number(ahead.out) > 0 ? `${ahead.out} commit(s) not merged into "${base}" nor pushed` : null;
 }
@@ -41,10 +45,16 @@ export async function keepReason(root: string, path: string, branch: string, bas
 export async function removeWorktree(root: string, path: string, branch: string): Promise<void> {
   const r = await _git(root, ["worktree", "remove", path]);
   if (!r.ok) throw new DroverError("conflict", `Cannot remove the worktree "${path}": ${r.out}`);
-  await _git(root, ["branch", "-D", branch]);
+  await _git(root, ["branch", "-D", "--end-of-options", branch]);
 }
 
 // --- internal ---
+
+/** The commit a name points at, or null. */
+async function _commit(root: string, rev: string): Promise<string | null> {
+  const r = await _git(root, ["rev-parse", "--verify", "--quiet", "--end-of-options", `${rev}^{commit}`]);
+  return r.ok && /^[0-9a-f]{40}$/.test(r.out) ? r.out : null;
+}
 
 async function _git(cwd: string, args: string[]): Promise<GitResult> {
   const { code, stdout, stderr } = await gitAsync(cwd, args);

@@ -1,0 +1,113 @@
+/**
+ * @module Pushing the hub branch to an `http(s)://` remote: a compare-and-swap of one ref over smart HTTP, with a
+ * pack of just the objects the remote lacks from `git pack-objects`. isomorphic-git's push walks every tree of the
+ * commit and of the remote's head and refuses names such as `.git` anywhere — one hostile commit on the remote
+ * would stop every machine's pushes — so drover speaks receive-pack itself. The remote's ref moves only if it still
+ * is `expected` (receive-pack checks the old id under its lock); a forced push (`sync restore`) is the same
+ * compare-and-swap without the fast-forward rule.
+ */
+import { spawn } from "node:child_process";
+import { DroverError } from "../../core/errors.ts";
+
+export interface HttpPushOptions {
+  gitdir: string;
+  url: string;
+  branch: string;
+  timeoutMs: number;
+  /** The Authorization header value, or none. */
+  authorization?: string;
+}
+
+const ZERO = "0".repeat(40);
+/** Reasons receive-pack gives when the ref was not what we expected: someone else pushed first. */
+const LOST_RACE = /stale|fetch first|non-fast-forward|failed to lock|cannot lock|failed to update|already exists|changed/i;
+
+/** Moves the remote branch from `expected` to `oid`; false when the remote was no longer at `expected`. */
+export async function pushOverHttp(options: HttpPushOptions, move: { oid: string; expected: string | null }): Promise<boolean> {
+  const base = _plainUrl(options.url);
+  const headers: Record<string, string> = options.authorization ? { authorization: options.authorization } : {};
+  const advertised = await _request(`${base}/info/refs?service=git-receive-pack`, { headers }, options);
+  const current = _advertisedRef(Buffer.from(await advertised.arrayBuffer()), `refs/heads/${options.branch}`);
+  if (current !== (move.expected ?? null)) return false; // moved since our fetch: no need to send a pack
+  const pack = await _packObjects(options.gitdir, move.oid, move.expected);
+  const command = `${move.expected ?? ZERO} ${move.oid} refs/heads/${options.branch}\0report-status agent=drover\n`;
+  const body = Buffer.concat([_pktLine(command), Buffer.from("0000"), pack]);
+  const res = await _request(`${base}/git-receive-pack`, {
+    method: "POST",
+    headers: { ...headers, "content-type": "application/x-git-receive-pack-request", accept: "application/x-git-receive-pack-result" },
+    body,
+  }, options);
+  const report = _pktLines(Buffer.from(await res.arrayBuffer()));
+  const unpack = report.find((l) => l.startsWith("unpack "));
+  if (unpack !== "unpack ok") throw new DroverError("offline", `Cannot push to the hub remote: it could not unpack our objects (${unpack ?? "no report"})`);
+  const refLine = report.find((l) => /^(ok|ng) /.test(l));
+  if (refLine?.startsWith("ok ")) return true;
+  const reason = refLine?.split(" ").slice(2).join(" ") ?? "no report";
+  if (LOST_RACE.test(reason)) return false;
+  throw new DroverError("offline", `Cannot push to the hub remote: it refused the update (${reason})`);
+}
+
+// --- internal ---
+
+/** The URL without credentials (they go in the Authorization header) and without a trailing slash. */
+function _plainUrl(url: string): string {
+  const u = new URL(url);
+  u.username = "";
+  u.password = "";
+  return u.href.replace(/\/+$/, "");
+}
+
+async function _request(url: string, init: RequestInit, options: HttpPushOptions): Promise<Response> {
+  // no redirect is followed: the credential and the push go to the remote's own address only
+  const res = await fetch(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(options.timeoutMs) });
+  if (res.status >= 300 && res.status < 400) throw new DroverError("forbidden", `Cannot push to the hub remote: it redirects to "${res.headers.get("location")}"`);
+  if (!res.ok) throw new DroverError("offline", `Cannot push to the hub remote: HTTP ${res.status}`);
+  return res;
+}
+
+function _pktLine(text: string): Buffer {
+  const body = Buffer.from(text);
+  return Buffer.concat([Buffer.from((body.length + 4).toString(16).padStart(4, "0")), body]);
+}
+
+/** The text of every pkt-line (side band 1 unwrapped when the server used it), flushes left out. */
+function _pktLines(data: Buffer): string[] {
+  const out: string[] = [];
+  for (let p = 0; p + 4 <= data.length; ) {
+    const len = Number.parseInt(data.toString("latin1", p, p + 4), 16);
+    if (!Number.isInteger(len)) break;
+    if (len === 0) {
+      p += 4;
+      continue;
+    }
+    const line = data.subarray(p + 4, p + len);
+    if (line[0] === 1) out.push(..._pktLines(line.subarray(1)));
+    else if (line[0] !== 2 && line[0] !== 3) out.push(line.toString("utf8").replace(/\n$/, ""));
+    p += len;
+  }
+  return out;
+}
+
+function _advertisedRef(data: Buffer, ref: string): string | null {
+  for (const line of _pktLines(data)) {
+    const [oid, name] = line.split("\0")[0]!.split(" ");
+    if (name === ref && oid && oid !== ZERO) return oid;
+  }
+  return null;
+}
+
+/** A thin pack of the objects `oid` has and `expected` lacks, made by git itself (any tree, any name). */
+function _packObjects(gitdir: string, oid: string, expected: string | null): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const child = spawn("git", ["--git-dir", gitdir, "pack-objects", "--stdout", "--revs", "--thin", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
+    const chunks: Buffer[] = [];
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => chunks.push(d));
+    child.stderr.on("data", (d) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) =>
+      code === 0 ? resolve(Buffer.concat(chunks)) : reject(new DroverError("internal", `Cannot pack the hub's objects: git pack-objects exited with ${code}: ${stderr.trim()}`)),
+    );
+    child.stdin.end(expected ? `${oid}\n^${expected}\n` : `${oid}\n`);
+  });
+}
