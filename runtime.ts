@@ -6,15 +6,17 @@
 import { createDispatcher } from "./core/actions.ts";
 import { createBus } from "./core/bus.ts";
 import { processClock, type Clock } from "./core/clock.ts";
-import { loadConfig } from "./core/config.ts";
+import { defaultConfig, loadConfig } from "./core/config.ts";
 import type { Context, Feature, ReconcileReport, Services } from "./core/feature.ts";
 import { readMachineId } from "./core/identity.ts";
 import { createLogger, type Logger } from "./core/logger.ts";
 import { createOpRegistry, type OpRegistry } from "./core/ops.ts";
-import { findProject, type Paths } from "./core/paths.ts";
+import { findProject, secureProjectDir, type Paths } from "./core/paths.ts";
 import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
 import { migrate, openStore } from "./core/store.ts";
 import { createTicker, type Ticker } from "./core/ticker.ts";
+import { applyTrust, approvals, copyKeys, TRUST_COMMAND, trustMigrations, untrustedLine, type TrustRule } from "./core/trust.ts";
+import config from "./features/config/index.ts";
 import gateway from "./features/gateway/index.ts";
 import heartbeats from "./features/heartbeats/index.ts";
 import pipeline from "./features/pipeline/index.ts";
@@ -24,7 +26,7 @@ import triggers from "./features/triggers/index.ts";
 import worktrees from "./features/worktrees/index.ts";
 
 /** Every feature, in start order (a feature's services exist before the features after it set up). */
-export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway, worktrees];
+export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway, worktrees, config];
 
 export const VERSION = "0.1.0";
 
@@ -60,10 +62,19 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   const clock = options.clock ?? processClock();
   const log = options.log ?? createLogger(mode === "daemon" ? "drover" : "drover-cli");
   const list = options.features ?? features;
-  const { config, warnings } = await loadConfig(paths.config);
+  // a .drover from an older drover, a clone or a hand may be readable by others: 0700, its files 0600
+  secureProjectDir(paths);
+  const { config, warnings, fromEnv } = await loadConfig(paths.config);
   const db = openStore(paths.db);
-  migrate(db, "runtime", relayMigrations);
+  migrate(db, "runtime", [...relayMigrations, ...trustMigrations]);
   for (const f of list) migrate(db, f.name, f.migrations ?? []);
+  // the committed file's effectful values count only once this machine approved them
+  const fileConfig = structuredClone(config);
+  const rules: Record<string, TrustRule> = Object.assign({}, ...list.map((f) => f.trust ?? {}));
+  const gate = { db, rules, defaults: defaultConfig(), fromEnv };
+  const untrusted = applyTrust(config, gate);
+  if (untrusted.length) warnings.push(untrustedLine(untrusted, paths.config));
+  let approved = approvals(db);
 
   const bus = createBus({
     clock,
@@ -79,6 +90,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     paths,
     machineId: readMachineId(paths),
     mode,
+    untrusted,
     ops: undefined as unknown as OpRegistry,
     services: {} as Services,
   };
@@ -101,6 +113,22 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   let reconcileTimer: ReturnType<typeof setInterval> | undefined;
   let reconciling: Promise<unknown> = Promise.resolve();
 
+  function announceUntrusted() {
+    if (!ctx.untrusted.length) return;
+    log.warn(untrustedLine(ctx.untrusted, paths.config));
+    bus.publish("config_untrusted", { keys: ctx.untrusted.map((u) => u.key), command: TRUST_COMMAND });
+  }
+
+  /** `drover trust` ran in another process: what is in force changes now, not at the next start. */
+  function retrust() {
+    approved = approvals(db);
+    const fresh = structuredClone(fileConfig);
+    ctx.untrusted = applyTrust(fresh, gate);
+    copyKeys(fresh, config, Object.keys(rules));
+    log.info("Approvals changed: the committed config's values in force were updated", { waiting: ctx.untrusted.map((u) => u.key) });
+    announceUntrusted();
+  }
+
   const runtime: Runtime = {
     ctx,
     features: list,
@@ -117,6 +145,11 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
       } catch (err) {
         log.error("Cannot drain relayed events", { error: err as Error });
       }
+      try {
+        if (approvals(db) !== approved) retrust();
+      } catch (err) {
+        log.error("Cannot review this machine's approvals", { error: err as Error });
+      }
       for (const f of list) {
         if (!f.tick) continue;
         try {
@@ -132,6 +165,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
       return run;
     },
     async start() {
+      announceUntrusted();
       for (const f of list) await f.start?.(ctx);
       await runtime.reconcile();
       ticker = createTicker(() => runtime.tick(), { log: log.child("ticker") });

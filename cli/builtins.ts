@@ -2,15 +2,18 @@
 import { defineCommand, type CommandDef } from "citty";
 import { readDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
+import { escapeControls } from "../core/escape.ts";
 import { readToken } from "../core/identity.ts";
 import { createLogger } from "../core/logger.ts";
 import { findProject } from "../core/paths.ts";
+import { TRUST_COMMAND } from "../core/trust.ts";
 import { VERSION } from "../runtime.ts";
 import { demo, demoAgent } from "./demo.ts";
 import { runDoctor } from "./doctor.ts";
-import { parseClaudeHook, parseCodexNotify, runHookSafely } from "./hook.ts";
+import { parseClaudeHook, parseCodexNotify, readHookStdin, runHookSafely } from "./hook.ts";
 import { integrate } from "./integrate/index.ts";
 import { initProject } from "./init.ts";
+import { trust } from "./trust.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
 
@@ -18,9 +21,14 @@ const json = { type: "boolean", description: "Print the result as JSON" } as con
 
 const init = defineCommand({
   meta: { name: "init", description: "Set drover up in this git repository (.drover/)" },
-  args: { local: { type: "boolean", description: "Keep the hub on this machine only (no remote)" } },
+  args: {
+    local: { type: "boolean", description: "Keep the hub on this machine only (no remote)" },
+    trust: { type: "boolean", description: "Approve the committed config's values with effects on this machine (see drover trust)" },
+  },
   async run({ args }) {
-    const r = await initProject(process.cwd(), { local: args.local });
+    const r = await initProject(process.cwd(), { local: args.local, trust: args.trust });
+    for (const w of r.warnings) console.error(`drover: ${escapeControls(w)}`);
+    if (r.approved.length) console.log(`Approved on this machine: ${r.approved.map((k) => `"${k}"`).join(", ")}`);
     console.log(r.created ? `Initialized drover in "${r.paths.dir}" (machine "${r.machine_id}")` : `drover is already set up in "${r.paths.dir}"`);
     const hub = { local: "Hub: local only", joined: "Hub: joined the remote's drover/hub branch", pushed: "Hub: created drover/hub on the remote" };
     console.log(r.hub === "offline" ? `Hub: not synced yet (${r.hub_error}); ops wait and go out when the remote is reachable` : hub[r.hub]);
@@ -59,7 +67,8 @@ const status = defineCommand({
         machine_id: rt.ctx.machineId,
         version: VERSION,
         daemon: daemon ? { pid: daemon.pid, url: daemon.url, started_at: daemon.started_at } : null,
-        hub: { remote: sync.remote, branch: sync.branch, head: sync.head, pending_ops: sync.pending_ops },
+        hub: { remote: sync.remote, branch: sync.branch, head: sync.head, pending_ops: sync.pending_ops, diverged: sync.diverged, last_error: sync.last_error },
+        untrusted: rt.ctx.untrusted,
         gateway: await _relayStatus(paths, daemon?.url ?? null, rt.ctx.config.gateway.url),
       };
     });
@@ -68,7 +77,8 @@ const status = defineCommand({
       renderResult({
         ...report,
         daemon: daemon ? `running, pid ${daemon.pid}, ${daemon.url ?? "starting"}` : "not running",
-        hub: `${report.hub.branch} @ ${String(report.hub.head ?? "-").slice(0, 10)}, ${report.hub.remote ? `remote "${report.hub.remote}"` : "local only"}, ${report.hub.pending_ops} ops pending`,
+        hub: `${report.hub.branch} @ ${String(report.hub.head ?? "-").slice(0, 10)}, ${report.hub.remote ? `remote "${report.hub.remote}"` : "local only"}, ${report.hub.pending_ops} ops pending${report.hub.diverged ? ` — the remote's history was rewritten: run "drover sync adopt" or "drover sync restore"` : ""}`,
+        trust: report.untrusted.length ? `${report.untrusted.map((u) => `"${u.key}"`).join(", ")} ${report.untrusted.length === 1 ? "waits" : "wait"} for approval: run "${TRUST_COMMAND}"` : "every value with effects is approved",
         gateway: report.gateway.configured ? `${report.gateway.url}: ${report.gateway.connected ? "relay connected" : `relay not connected${report.gateway.last_error ? ` (${report.gateway.last_error})` : ""}`}` : "none",
       }),
     );
@@ -155,17 +165,16 @@ const hookClaude = defineCommand({
   meta: { name: "claude", description: "Claude Code hook: reads the hook's JSON on stdin, writes a heartbeat; always exits 0" },
   async run() {
     _exitSoon();
-    const text = await Bun.stdin.text();
-    runHookSafely(() => parseClaudeHook(text), { prefix: "claude" });
+    await runHookSafely(async () => parseClaudeHook(await readHookStdin()), { prefix: "claude" });
   },
 });
 
 const hookCodex = defineCommand({
   meta: { name: "codex", description: "Codex notify hook: reads the JSON argument, writes a heartbeat; always exits 0" },
   args: { payload: { type: "positional", required: false, description: "The notification JSON Codex passes" } },
-  run({ args }) {
+  async run({ args }) {
     _exitSoon();
-    runHookSafely(() => parseCodexNotify(String(args.payload ?? "")), { prefix: "codex" });
+    await runHookSafely(() => parseCodexNotify(String(args.payload ?? "")), { prefix: "codex" });
   },
 });
 
@@ -179,4 +188,4 @@ function _exitSoon() {
   setTimeout(() => process.exit(0), 400).unref();
 }
 
-export const builtinCommands = { init, serve, status, reconcile, doctor, dashboard, version, demo, "demo-agent": demoAgent, hook, integrate, gateway } as Record<string, CommandDef<any>>;
+export const builtinCommands = { init, trust, serve, status, reconcile, doctor, dashboard, version, demo, "demo-agent": demoAgent, hook, integrate, gateway } as Record<string, CommandDef<any>>;

@@ -10,7 +10,9 @@ import { loadConfig } from "../core/config.ts";
 import { readDaemon } from "../core/daemon-file.ts";
 import { findProject } from "../core/paths.ts";
 import { openStore } from "../core/store.ts";
+import { untrustedLine } from "../core/trust.ts";
 import { loadWatcher } from "../core/watcher.ts";
+import { openRuntime } from "../runtime.ts";
 
 export interface Check {
   check: string;
@@ -37,6 +39,15 @@ export async function runDoctor(cwd: string): Promise<Check[]> {
       const paths = findProject(cwd);
       const { warnings } = await loadConfig(paths.config);
       return [paths.root, ...warnings].join("; ");
+    }),
+    await _check("trust", async () => {
+      const rt = await openRuntime({ paths: findProject(cwd), mode: "cli" });
+      try {
+        if (rt.ctx.untrusted.length) throw new Error(untrustedLine(rt.ctx.untrusted, rt.ctx.paths.config));
+        return "every value with effects in the committed config is approved on this machine";
+      } finally {
+        await rt.close();
+      }
     }),
     await _check("daemon", () => {
       const d = readDaemon(findProject(cwd));

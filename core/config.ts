@@ -61,6 +61,13 @@ export interface LoadedConfig {
   config: Config;
   /** Readable warnings, one per unknown key. */
   warnings: string[];
+  /** The dotted keys this machine's environment set (they override the file, and need no trust). */
+  fromEnv: Set<string>;
+}
+
+/** Every key at its default. */
+export function defaultConfig(): Config {
+  return configSchema.parse({});
 }
 
 /** Parses TOML text (or nothing) into a full config with defaults and environment overrides applied. */
@@ -78,13 +85,13 @@ export function parseConfig(
     }
   }
   const warnings = _unknownKeys(raw, configSchema, "").map((key) => `Unknown key "${key}" in "${file}"`);
-  _applyEnv(raw, options.env ?? process.env, file);
+  const fromEnv = _applyEnv(raw, options.env ?? process.env, file);
   const parsed = configSchema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new DroverError("bad_config", `Invalid value for "${issue.path.join(".")}" in "${file}": ${issue.message}`);
   }
-  return { config: parsed.data, warnings };
+  return { config: parsed.data, warnings, fromEnv };
 }
 
 /** Reads and parses a config file; a missing file means all defaults. */
@@ -104,18 +111,24 @@ const ENV: Array<[string, string, string, "string" | "port"]> = [
   ["DROVER_GATEWAY_PROJECT", "gateway", "project", "string"],
 ];
 
-function _applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>, file: string) {
+function _applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>, file: string): Set<string> {
+  const set = new Set<string>();
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new DroverError("bad_config", `Cannot read "${file}": not a table`);
   for (const [name, section, key, kind] of ENV) {
     const value = env[name];
     if (value === undefined || value === "") continue;
+    set.add(`${section}.${key}`);
     const table = (raw[section] ??= {}) as Record<string, unknown>;
+    if (typeof table !== "object" || table === null || Array.isArray(table)) {
+      throw new DroverError("bad_config", `Invalid value for "${section}" in "${file}": expected a table`);
+    }
     if (kind === "port") {
       const port = Number(value);
       if (!Number.isInteger(port)) throw new DroverError("bad_config", `Invalid value for "${name}": "${value}" is not a port number`);
       table[key] = port;
     } else table[key] = value;
   }
-  if (typeof raw !== "object") throw new DroverError("bad_config", `Cannot read "${file}": not a table`);
+  return set;
 }
 
 function _unknownKeys(raw: unknown, schema: z.ZodType, prefix: string): string[] {

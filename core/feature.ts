@@ -12,6 +12,7 @@ import type { Config } from "./config.ts";
 import type { BusEvent, EventCause, EventType } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { Paths } from "./paths.ts";
+import type { TrustRule, Untrusted } from "./trust.ts";
 
 /** How an op was reached; actions carry the cause of the event that led to them. */
 export interface OpCall {
@@ -35,6 +36,8 @@ export interface Context {
   machineId: string;
   /** "daemon" inside `drover serve`; "cli" when a command runs an op in its own process. */
   mode: "daemon" | "cli";
+  /** Values of the committed config that wait for `drover trust` on this machine (`config` holds what is in force). */
+  untrusted: Untrusted[];
   ops: OpRunner;
   /** Shared services features expose to each other by name (e.g. the hub), set up in `setup`. */
   services: Services;
@@ -75,6 +78,11 @@ export interface Feature {
   name: string;
   /** SQL run once each, in order; append, never edit. */
   migrations?: readonly string[];
+  /**
+   * Config keys (dotted) whose values have effects — where a credential goes, a branch git acts on, a command —
+   * with the rule saying when a value does: such a value takes effect only once this machine trusts it (core/trust.ts).
+   */
+  trust?: Record<string, TrustRule>;
   /** Called in every process (daemon and CLI) before any op runs; registers services. */
   setup?: (ctx: Context) => void | Promise<void>;
   ops?: Record<string, OpDef<any, any>>;

@@ -95,6 +95,7 @@ describe("dashboard on the gateway", () => {
     );
     const relayed = await tempProject({
       config: `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[gateway]\nurl = "${gw.url}"\nproject = "infra"\ntoken = "infra-token-0123456789"\n`,
+      trusted: true,
     });
     const d = await startDaemonProcess([BINARY], relayed.paths);
     try {

@@ -9,6 +9,7 @@ import type { BusEvent } from "../core/events.ts";
 import type { Feature } from "../core/feature.ts";
 import { createLogger } from "../core/logger.ts";
 import type { Paths } from "../core/paths.ts";
+import { approve } from "../core/trust.ts";
 import { openRuntime, type Runtime } from "../runtime.ts";
 
 export const ROOT = join(import.meta.dir, "..");
@@ -25,13 +26,24 @@ export function hostileRuns(short: number): number {
   return Number.isInteger(long) && long > 0 ? long : short;
 }
 
-/** A temp git repository with drover initialised (local hub). */
-export async function tempProject(options: { config?: string } = {}): Promise<{ paths: Paths; dir: string; cleanup(): void }> {
+/**
+ * A temp git repository with drover initialised (local hub). `trusted`: the config's values with effects are
+ * approved on this machine, as `drover trust --yes` does (a config the user wrote for themselves).
+ */
+export async function tempProject(options: { config?: string; trusted?: boolean } = {}): Promise<{ paths: Paths; dir: string; cleanup(): void }> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-test-")));
   execFileSync("git", ["init", "-q", dir]);
   const { paths } = await initProject(dir, { local: true });
   if (options.config) await Bun.write(paths.config, options.config);
+  if (options.trusted) await trustConfig(paths);
   return { paths, dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** Approves the project's config on this machine, as `drover trust --yes` does. */
+export async function trustConfig(paths: Paths): Promise<void> {
+  const rt = await openRuntime({ paths, mode: "cli" });
+  approve(rt.ctx.db, rt.ctx.untrusted, rt.ctx.clock);
+  await rt.close();
 }
 
 /** A runtime on the project with its events recorded. */

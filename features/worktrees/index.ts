@@ -24,6 +24,8 @@ interface Row {
 
 export default defineFeature({
   name: "worktrees",
+  // the branch whose history decides whether a worktree's commits are merged, hence whether they may be deleted
+  trust: { "pipeline.base_branch": (v) => v !== "" },
   migrations: [
     `CREATE TABLE worktrees (item_id TEXT PRIMARY KEY, path TEXT NOT NULL, branch TEXT NOT NULL, state TEXT NOT NULL,
        reason TEXT, created_at TEXT NOT NULL)`,
