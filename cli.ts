@@ -10,6 +10,7 @@ import { opCommands } from "./cli/ops.ts";
 import { builtinCommands } from "./cli/builtins.ts";
 import { escapeControls } from "./core/escape.ts";
 import { DroverError } from "./core/errors.ts";
+import { isStoreDamage } from "./core/store.ts";
 import { features, VERSION } from "./runtime.ts";
 
 const _ops = opCommands(features);
@@ -57,6 +58,10 @@ function _report(err: unknown): number {
   if (err instanceof Error && err.name === "CLIError") {
     console.error(`drover: ${escapeControls(_plain(err.message))} (see "drover --help")`);
     return 2;
+  }
+  if (isStoreDamage(err)) {
+    console.error(`drover: Cannot use ".drover/state.db": it is damaged (${escapeControls((err as Error).message)}): run "drover doctor", which sets it aside and rebuilds it from the hub`);
+    return 3;
   }
   console.error(`drover: internal error: ${escapeControls(err instanceof Error ? err.message : String(err))}`);
   if (process.env.DROVER_DEBUG && err instanceof Error) console.error(err.stack);

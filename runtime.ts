@@ -13,7 +13,7 @@ import { createLogger, type Logger } from "./core/logger.ts";
 import { createOpRegistry, type OpRegistry } from "./core/ops.ts";
 import { findProject, secureProjectDir, type Paths } from "./core/paths.ts";
 import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
-import { migrate, openStore } from "./core/store.ts";
+import { migrate, openCheckedStore, type StoreDamage } from "./core/store.ts";
 import { createTicker, type Ticker } from "./core/ticker.ts";
 import { applyTrust, approvals, copyKeys, TRUST_COMMAND, trustMigrations, untrustedLine, type TrustRule } from "./core/trust.ts";
 import config from "./features/config/index.ts";
@@ -37,6 +37,8 @@ export interface RuntimeOptions {
   clock?: Clock;
   log?: Logger;
   features?: readonly Feature[];
+  /** Check every page of `state.db` (`PRAGMA quick_check`) before using it: the daemon does, and doctor. */
+  deepCheck?: boolean;
 }
 
 export interface Runtime {
@@ -45,6 +47,8 @@ export interface Runtime {
   ops: OpRegistry;
   /** Config warnings (unknown keys), for the caller to show. */
   warnings: string[];
+  /** Set when `state.db` was found damaged on opening: set aside and rebuilt from the hub. */
+  damage?: StoreDamage;
   /** One tick: relayed events from CLI processes, then every feature's `tick`, each isolated. */
   tick(): Promise<void>;
   /** Runs every feature's reconcile (serialized; one failing feature does not stop the others). */
@@ -65,9 +69,19 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   // a .drover from an older drover, a clone or a hand may be readable by others: 0700, its files 0600
   secureProjectDir(paths);
   const { config, warnings, fromEnv } = await loadConfig(paths.config);
-  const db = openStore(paths.db);
-  migrate(db, "runtime", [...relayMigrations, ...trustMigrations]);
-  for (const f of list) migrate(db, f.name, f.migrations ?? []);
+  // the daemon checks every page at start (doctor too); a command finds a damaged file when it first reads it
+  const { db, damage } = openCheckedStore(paths.db, {
+    deep: options.deepCheck ?? mode === "daemon",
+    now: clock.now(),
+    prepare(store) {
+      migrate(store, "runtime", [...relayMigrations, ...trustMigrations]);
+      for (const f of list) migrate(store, f.name, f.migrations ?? []);
+    },
+  });
+  if (damage) {
+    log.error(`"${paths.db}" was damaged (${damage.reason}): set aside as "${damage.moved_to}" and rebuilt from the hub; lost: ${damage.lost.join(", ")}`);
+    warnings.push(`"${paths.db}" was damaged and is rebuilt from the hub; what lived only there is lost (see "drover doctor")`);
+  }
   // the committed file's effectful values count only once this machine approved them
   const fileConfig = structuredClone(config);
   const rules: Record<string, TrustRule> = Object.assign({}, ...list.map((f) => f.trust ?? {}));
@@ -134,6 +148,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     features: list,
     ops,
     warnings,
+    damage,
     drainRelay() {
       const events = takeRelayedEvents(db);
       for (const event of events) bus.deliver(event);

@@ -49,6 +49,22 @@ export async function opsMissingFrom(repo: HubRepo, options: { local: string; re
   return missing.reverse();
 }
 
+/** This machine's ops in a commit's history (newest `SCAN` commits), oldest first. */
+export async function opsOf(repo: HubRepo, head: string, machineId: string): Promise<OpRecord[]> {
+  const commits = await repo.log({ from: head, depth: SCAN });
+  return commits.reverse().flatMap((c) => parseCommitMessage(c.message).filter((o) => o.machine_id === machineId));
+}
+
+/** The remote head the last fetch brought (transports keep it under `refs/drover/remote`), or null. */
+export function readTrackedHead(repo: HubRepo): string | null {
+  try {
+    const oid = fs.readFileSync(`${repo.gitdir}/refs/drover/remote`, "utf8").trim();
+    return /^[0-9a-f]{40}$/.test(oid) ? oid : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Puts ops back in the outbox ahead of the ones already waiting, keeping the order of both. */
 export function requeue(db: Database, ops: OpRecord[], commit: string): void {
   const again = new Set(ops.map((o) => o.id));

@@ -12,6 +12,7 @@ import { httpOp } from "../../server/routes.ts";
 import { parseCommitMessage } from "./apply.ts";
 import { createSync, type SyncService } from "./cycle.ts";
 import { createHub, type Hub } from "./hub.ts";
+import { opsMissingFrom, opsOf, readTrackedHead, requeue } from "./history.ts";
 import { createLayout } from "./layout.ts";
 import { openRepo } from "./repo.ts";
 import { isRemoteName } from "./transport.ts";
@@ -70,7 +71,15 @@ export default defineFeature({
     hub.define("init", (_args, tx) => {
       if (tx.read("meta.json") === null) tx.write("meta.json", { format: 1 });
     });
-    if (!(await repo.head())) await hub.run("init", {});
+    const head = await repo.head();
+    if (!head) await hub.run("init", {});
+    // a state.db made anew (found damaged, or deleted) lost the outbox: this machine's ops the remote may lack go
+    // back in it, and the next round confirms those it already has
+    else if (ctx.config.hub.remote && hub.state("applied_head") === null) {
+      const tracked = readTrackedHead(repo);
+      const lost = tracked ? await opsMissingFrom(repo, { local: head, remote: tracked, machineId: ctx.machineId }) : await opsOf(repo, head, ctx.machineId);
+      if (lost.length) requeue(ctx.db, lost, head);
+    }
   },
   ops: {
     log: defineOp({
