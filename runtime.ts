@@ -7,6 +7,7 @@ import { createDispatcher } from "./core/actions.ts";
 import { createBus } from "./core/bus.ts";
 import { processClock, type Clock } from "./core/clock.ts";
 import { defaultConfig, loadConfig } from "./core/config.ts";
+import { idempotencyMigrations } from "./core/idempotency.ts";
 import type { Context, Feature, ReconcileReport, Services } from "./core/feature.ts";
 import { readMachineId } from "./core/identity.ts";
 import { createLogger, type Logger } from "./core/logger.ts";
@@ -74,7 +75,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     deep: options.deepCheck ?? mode === "daemon",
     now: clock.now(),
     prepare(store) {
-      migrate(store, "runtime", [...relayMigrations, ...trustMigrations]);
+      migrate(store, "runtime", [...relayMigrations, ...trustMigrations, ...idempotencyMigrations]);
       for (const f of list) migrate(store, f.name, f.migrations ?? []);
     },
   });

@@ -8,6 +8,7 @@ import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
 import type { Feature, OpDef } from "../core/feature.ts";
 import { coerceFields, fieldsOf, type Field } from "../core/fields.ts";
+import { inputSchemaOf } from "../core/ops.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
 
@@ -38,7 +39,7 @@ export function opCommands(features: readonly Feature[]): Record<string, Command
 
 /** One op as a command with a flag per input field, plus `--json`. */
 export function opCommand(name: string, op: OpDef): CommandDef<any> {
-  const fields = fieldsOf(op.input);
+  const fields = fieldsOf(inputSchemaOf(op));
   const args: ArgsDef = { json: { type: "boolean", description: "Print the result as JSON" } };
   const printers = Object.entries(op.view?.flags ?? {});
   for (const [flag, { description }] of printers) args[flag] = { type: "boolean", description };

@@ -18,6 +18,8 @@ import type { TrustRule, Untrusted } from "./trust.ts";
 export interface OpCall {
   via: "http" | "mcp" | "cli" | "action" | "internal";
   cause?: EventCause;
+  /** Given by the client (`Idempotency-Key`, `idempotency_key`), or derived from the op that runs this one. */
+  idempotencyKey?: string;
 }
 
 export interface OpRunner {

@@ -1,14 +1,21 @@
 /**
  * @module The op registry: every feature's ops under one name space, each validated against its zod
- * schema before it runs. HTTP, MCP, CLI and actions all come through `run`.
+ * schema before it runs. HTTP, MCP, CLI and actions all come through `run`. A mutating op takes an idempotency
+ * key (core/idempotency.ts): a retry with it answers the first outcome instead of running again.
  */
 import { AsyncLocalStorage } from "node:async_hooks";
-import type { z } from "zod";
-import { DroverError } from "./errors.ts";
+import { z } from "zod";
+import { DroverError, toDroverError } from "./errors.ts";
 import type { Context, Feature, OpCall, OpDef, OpRunner } from "./feature.ts";
+import { createKeyStore, keyField, type KeyStore } from "./idempotency.ts";
 
 export interface OpRegistry extends OpRunner {
   list(): Array<{ name: string; feature: string; op: OpDef }>;
+}
+
+/** The input an op's callers give: its schema, plus `idempotency_key` for a mutating op. */
+export function inputSchemaOf(op: OpDef): z.ZodType {
+  return op.writes && op.input instanceof z.ZodObject ? op.input.extend({ idempotency_key: keyField }) : op.input;
 }
 
 export function createOpRegistry(features: readonly Feature[], getContext: () => Context): OpRegistry {
@@ -19,6 +26,35 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
       ops.set(name, { feature: feature.name, op });
     }
   }
+  let keys: KeyStore | undefined;
+  /** Keyed calls running in this process: a second one with the same key waits for the first. */
+  const running = new Map<string, Promise<unknown>>();
+
+  async function keyed(key: string, request: { op: string; input: unknown }, run: () => Promise<unknown>): Promise<unknown> {
+    const ctx = getContext();
+    keys ??= createKeyStore(ctx.db);
+    const earlier = running.get(key);
+    if (earlier) return earlier.catch(() => undefined).then(() => keyed(key, request, run));
+    const known = keys.recall(key, request);
+    if (known) {
+      if ("error" in known) throw known.error;
+      return known.result;
+    }
+    const attempt = run().then(
+      (result) => (_remember(ctx, keys!, key, request, { result }), result),
+      (err) => {
+        _remember(ctx, keys!, key, request, { error: toDroverError(err) });
+        throw err;
+      },
+    );
+    running.set(key, attempt);
+    try {
+      return await attempt;
+    } finally {
+      running.delete(key);
+    }
+  }
+
   return {
     list: () => [...ops].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name)),
     get: (name) => ops.get(name)?.op,
@@ -28,8 +64,14 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
       if (entry.op.cliOnly && call.via !== "cli") {
         throw new DroverError("forbidden", `Cannot run op "${name}" over ${call.via}: it is a person's choice, made with "drover ${name.replace(".", " ")}"`);
       }
-      const parsed = parseInput(entry.op.input, input ?? {});
-      return await _calls.run(call, () => entry.op.run(getContext(), parsed, call));
+      const { idempotency_key: given, ...parsed } = parseInput(inputSchemaOf(entry.op), input ?? {}) as Record<string, unknown>;
+      const outer = _calls.getStore();
+      const key = entry.op.writes
+        ? (call.idempotencyKey ?? (given as string | undefined) ?? (call.via === "http" ? _requestKeys.getStore() : undefined) ?? _derived(outer, name))
+        : undefined;
+      const active: _ActiveCall = { ...call, idempotencyKey: key, nested: 0, hubOps: 0 };
+      const run = () => _calls.run(active, async () => entry.op.run(getContext(), parsed, active));
+      return key ? keyed(key, { op: name, input: parsed }, run) : run();
     },
   };
 }
@@ -39,7 +81,16 @@ export function currentCall(): OpCall | undefined {
   return _calls.getStore();
 }
 
-const _calls = new AsyncLocalStorage<OpCall>();
+/** The key of the next hub op the current call makes (`<call key>#<n>`), or none when the call has no key. */
+export function nextHubOpKey(): string | undefined {
+  const call = _calls.getStore();
+  return call?.idempotencyKey ? `${call.idempotencyKey}#${++call.hubOps}` : undefined;
+}
+
+/** Runs `fn` (an HTTP request's handling) with the request's `Idempotency-Key` header for the op it calls. */
+export function withRequestKey<R>(key: string | undefined, fn: () => R): R {
+  return key === undefined ? fn() : _requestKeys.run(key, fn);
+}
 
 /** Validates input against a schema, throwing `invalid_input` with one readable line and the zod issues. */
 export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.output<S> {
@@ -50,4 +101,30 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   const where = first.path.length ? `"${first.path.join(".")}"` : "input";
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : "";
   throw new DroverError("invalid_input", `Invalid ${where}: ${first.message}${more}`, { details: issues });
+}
+
+// --- internal ---
+
+interface _ActiveCall extends OpCall {
+  /** Ops this call has run so far (their keys derive from its key, in order). */
+  nested: number;
+  /** Hub ops this call has made so far. */
+  hubOps: number;
+}
+
+const _calls = new AsyncLocalStorage<_ActiveCall>();
+const _requestKeys = new AsyncLocalStorage<string>();
+
+/** An op run by a keyed op gets a key of its own, the same on every retry of the outer one. */
+function _derived(outer: _ActiveCall | undefined, name: string): string | undefined {
+  return outer?.idempotencyKey ? `${outer.idempotencyKey}/${name}#${++outer.nested}` : undefined;
+}
+
+function _remember(ctx: Context, keys: KeyStore, key: string, request: { op: string; input: unknown }, outcome: Parameters<KeyStore["remember"]>[2]) {
+  try {
+    keys.remember(key, request, outcome, ctx.clock.now());
+  } catch (err) {
+    // the op's outcome stands; its retry is answered by the hub's own record, or runs again
+    ctx.log.warn(`Cannot remember idempotency key "${key}"`, { error: err as Error });
+  }
 }

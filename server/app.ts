@@ -10,6 +10,8 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { DroverError, toDroverError } from "../core/errors.ts";
+import { keyField } from "../core/idempotency.ts";
+import { withRequestKey } from "../core/ops.ts";
 import type { Runtime } from "../runtime.ts";
 import { readJsonObject } from "./body.ts";
 import { dashboardHtml } from "./dashboard.ts";
@@ -49,6 +51,12 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
   app.use("*", async function requireToken(c, next) {
     if (!checkToken(c.req.raw, options.token)) throw new DroverError("unauthorized", "Missing or wrong bearer token");
     await next();
+  });
+  app.use("*", async function idempotencyKey(c, next) {
+    // a mutating op called with an Idempotency-Key answers a retry with the first outcome (core/idempotency.ts)
+    const key = c.req.header("idempotency-key");
+    if (key !== undefined && !keyField.safeParse(key).success) throw new DroverError("invalid_input", 'Invalid "Idempotency-Key": it must be 1 to 200 visible ASCII characters');
+    await withRequestKey(key, next);
   });
   app.use(
     "*",

@@ -8,13 +8,14 @@ import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprot
 import type { Context as HonoContext } from "hono";
 import { z } from "zod";
 import { toDroverError } from "../core/errors.ts";
+import { inputSchemaOf } from "../core/ops.ts";
 import type { Runtime } from "../runtime.ts";
 
 export function createMcpHandler(rt: Runtime, options: { version: string }) {
   const tools = rt.ops.list().filter(({ op }) => !op.cliOnly).map(({ name, op }) => ({
     name,
     description: op.description,
-    inputSchema: z.toJSONSchema(op.input, { io: "input", unrepresentable: "any" }) as { type: "object" },
+    inputSchema: z.toJSONSchema(inputSchemaOf(op), { io: "input", unrepresentable: "any" }) as { type: "object" },
   }));
 
   return async function mcp(c: HonoContext): Promise<Response> {

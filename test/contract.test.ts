@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { manualClock } from "../core/clock.ts";
 import { defineFeature, type Feature } from "../core/feature.ts";
 import { fieldsOf, type Field } from "../core/fields.ts";
+import { inputSchemaOf } from "../core/ops.ts";
 import { features } from "../runtime.ts";
 import { createApp } from "../server/app.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
@@ -51,7 +52,7 @@ describe.each(features.map((f) => [f.name, f] as const))("feature %s", (_name, f
   for (const [opName, op] of Object.entries(feature.ops ?? {})) {
     test(`op "${opName}" rejects invalid input with a 400 and changes nothing`, async () => {
       const head = await ctx.rt.ctx.services.hub.repo.head();
-      const cases: unknown[] = [{ __unknown_field: 1 }, [], "text", ...fieldsOf(op.input).map((f) => ({ [f.name]: _wrongValue(f) }))];
+      const cases: unknown[] = [{ __unknown_field: 1 }, [], "text", ...fieldsOf(inputSchemaOf(op)).map((f) => ({ [f.name]: _wrongValue(f) }))];
       for (const body of cases) {
         const res = await app.request(`/api/ops/${opName}`, {
           method: "POST",

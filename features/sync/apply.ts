@@ -18,6 +18,8 @@ export interface OpRecord {
   at: string;
   /** Set when a timer or trigger action made the op: its events carry it, so trigger chains stay bounded. */
   cause?: EventCause;
+  /** The idempotency key the op was made under: a retry is answered from the commit, not applied again. */
+  key?: string;
 }
 
 /** What a mutation sees: hub files as parsed JSON, with earlier writes of the same commit applied. */

@@ -13,7 +13,8 @@ import { DroverError } from "../../core/errors.ts";
 import { randomBase32 } from "../../core/identity.ts";
 import type { Bus } from "../../core/bus.ts";
 import type { EventCause } from "../../core/events.ts";
-import { currentCall } from "../../core/ops.ts";
+import { KEY_TTL_MS } from "../../core/idempotency.ts";
+import { currentCall, nextHubOpKey } from "../../core/ops.ts";
 import type { Logger } from "../../core/logger.ts";
 import { applyOps, formatCommitMessage, parseCommitMessage, type Applied, type Apply, type ApplyEntry, type OpRecord } from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
@@ -103,7 +104,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   }
   const applied = () => state("applied_head");
 
-  function record(set: ChangeSet, inTransaction?: () => void) {
+  /** Records a new head in one transaction: the listeners' indexes, the outbox, the answers of keyed ops. */
+  function record(set: ChangeSet, extra: { inTransaction?: () => void; answers?: _Answer[] } = {}) {
     db.transaction(() => {
       for (const l of listeners) l(set);
       // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
@@ -111,9 +113,21 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
         const insert = db.query("INSERT OR IGNORE INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')");
         for (const op of set.ops) insert.run(op.id, op.op, JSON.stringify(op), set.head);
       }
-      inTransaction?.();
+      if (extra.answers?.length) {
+        const now = clock.now();
+        db.query("DELETE FROM hub_keys WHERE at < ?").run(now - KEY_TTL_MS);
+        const insert = db.query("INSERT OR IGNORE INTO hub_keys (key, op_id, result, at) VALUES (?, ?, ?, ?)");
+        for (const a of extra.answers) insert.run(a.key, a.opId, JSON.stringify(a.result ?? null), now);
+      }
+      extra.inTransaction?.();
       setState("applied_head", set.head);
     }).immediate();
+  }
+
+  /** A keyed op's answer kept with its commit, or null. */
+  function answered(key: string): { opId: string; result: unknown } | null {
+    const row = db.query<{ op_id: string; result: string }, [string]>("SELECT op_id, result FROM hub_keys WHERE key = ?").get(key);
+    return row ? { opId: row.op_id, result: JSON.parse(row.result) } : null;
   }
 
   async function catchUp(): Promise<number> {
@@ -121,15 +135,26 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     const from = applied();
     if (!head || head === from) return 0;
     const changes = await validDiff(from, head);
-    for (const c of changes) writeUnlessNewer(c.path, c.after);
-    // a crash between a local commit and its SQLite transaction: that commit's ops still need the outbox; a
+    // a crash (or a full disk) between a local commit and its SQLite transaction: that commit's ops still need
+    // the outbox, and the answers of its keyed ops — what each did on the commit's parent — for their retries; a
     // crash inside `adopt` left a head whose changes came from the remote, and are published as such
     const [top] = await repo.log({ from: head, depth: 1 });
     const ops = top && top.parents[0] === from ? parseCommitMessage(top.message) : [];
     const ours = ops.length > 0 && ops.every((o) => o.machine_id === options.machineId);
-    record({ changes, ops: ours ? ops : [], origin: ours ? "local" : "remote", head });
+    const answers = ours ? replayAnswers(ops, changes) : [];
+    for (const c of changes) writeUnlessNewer(c.path, c.after);
+    record({ changes, ops: ours ? ops : [], origin: ours ? "local" : "remote", head }, { answers });
     options.log.info("Hub caught up", { from, head, files: changes.length });
     return changes.length;
+  }
+
+  /** What the keyed ops of a commit answered, by applying them again on its parent (the `before` of its changes). */
+  function replayAnswers(ops: OpRecord[], changes: Change[]): _Answer[] {
+    const parent = new Map(changes.map((c) => [c.path, c.before]));
+    const keyed = ops.filter((o) => o.key && mutations.has(o.op)).map((record) => ({ record, apply: mutations.get(record.op)! }));
+    if (!keyed.length) return [];
+    const { results } = applyOps(keyed, (path) => (parent.has(path) ? parent.get(path)! : readWorking(repo.dir, path)));
+    return results.filter((r) => !r.error).map((r) => ({ key: r.record.key!, opId: r.record.id, result: r.result }));
   }
 
   async function locked<R>(fn: () => Promise<R>): Promise<R> {
@@ -203,11 +228,18 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     }
   }
 
-  async function runBatch(batch: _Pending[]) {
+  async function runBatch(all: _Pending[]) {
     await exclusive(async () => {
+      // a retry of a keyed op whose commit is already here (caught up just now) gets that op's answer
+      const batch: _Pending[] = [];
+      for (const p of all) {
+        const known = p.key ? answered(p.key) : null;
+        if (known) p.resolve(known.result, known.opId);
+        else batch.push(p);
+      }
       const at = iso(clock.now());
       const entries: ApplyEntry[] = batch.map((p) => ({
-        record: { id: p.opId, op: p.name, args: p.args, machine_id: options.machineId, at, ...(p.cause ? { cause: p.cause } : {}) },
+        record: { id: p.opId, op: p.name, args: p.args, machine_id: options.machineId, at, ...(p.cause ? { cause: p.cause } : {}), ...(p.key ? { key: p.key } : {}) },
         apply: p.apply,
       }));
       const { overlay, before, results } = applyOps(entries, (path) => readWorking(repo.dir, path));
@@ -219,7 +251,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
         const ops = results.filter((r) => !r.error).map((r) => r.record);
         const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), { parent, message: formatCommitMessage(ops), time: clock.now() });
         for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeFile(c.path, c.after, false);
-        record({ changes, ops, origin: "local", head });
+        const answers = results.filter((r) => !r.error && r.record.key).map((r) => ({ key: r.record.key!, opId: r.record.id, result: r.result }));
+        record({ changes, ops, origin: "local", head }, { answers });
       }
       results.forEach((r, i) => (r.error ? batch[i]!.reject(r.error) : batch[i]!.resolve(r.result)));
     });
@@ -241,7 +274,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   function enqueue(name: string, args: Record<string, unknown>, apply: Apply): Promise<{ result: unknown; opId: string }> {
     const opId = `${options.machineId}.${randomBase32(10)}`;
     return new Promise((resolve, reject) => {
-      queue.push({ opId, name, args, apply, cause: currentCall()?.cause, resolve: (result) => resolve({ result, opId }), reject });
+      const key = nextHubOpKey();
+      queue.push({ opId, name, args, apply, cause: currentCall()?.cause, key, resolve: (result, answeredAs) => resolve({ result, opId: answeredAs ?? opId }), reject });
       if (!draining) void drain();
     });
   }
@@ -283,7 +317,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       const changes = head === from ? [] : await validDiff(from, head);
       if (head !== from) await repo.setHead(head);
       for (const c of changes) writeUnlessNewer(c.path, c.after);
-      record({ changes, ops: [], origin: "remote", head }, inTransaction);
+      record({ changes, ops: [], origin: "remote", head }, { inTransaction });
       return changes;
     },
     reportInvalid(path, reason, what) {
@@ -308,12 +342,20 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
 
 // --- internal ---
 
+interface _Answer {
+  key: string;
+  opId: string;
+  result: unknown;
+}
+
 interface _Pending {
   opId: string;
   name: string;
   args: Record<string, unknown>;
   apply: Apply;
   cause?: EventCause;
-  resolve: (value: unknown) => void;
+  key?: string;
+  /** `opId`: a retry answered from the commit of the first try names that try's op. */
+  resolve: (value: unknown, opId?: string) => void;
   reject: (err: unknown) => void;
 }

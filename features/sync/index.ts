@@ -50,6 +50,9 @@ export default defineFeature({
      ALTER TABLE outbox ADD COLUMN decided_at TEXT;
      UPDATE outbox SET status = 'unreplayable' WHERE status = 'pending';
      CREATE UNIQUE INDEX outbox_op_id ON outbox (op_id);`,
+    // a keyed op's answer, recorded with its commit (core/idempotency.ts)
+    `CREATE TABLE hub_keys (key TEXT PRIMARY KEY, op_id TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL);
+     CREATE INDEX hub_keys_at ON hub_keys (at);`,
   ],
   async setup(ctx) {
     const repo = await openRepo(ctx.paths.hub, checkBranchName(ctx.config.hub.branch, "hub.branch"), {
