@@ -4,6 +4,7 @@
  * down cleanly.
  */
 import { hostname } from "node:os";
+import { DroverError } from "../core/errors.ts";
 import { claimDaemon, processStart, releaseDaemon, updateDaemon, type DaemonInfo } from "../core/daemon-file.ts";
 import { readToken } from "../core/identity.ts";
 import type { Paths } from "../core/paths.ts";
@@ -41,7 +42,7 @@ export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Pr
     for (const w of rt.warnings) rt.ctx.log.warn(w);
     const token = readToken(paths);
     const host = options.host ?? rt.ctx.config.server.host;
-    server = startServer(rt, { host, port: options.port ?? rt.ctx.config.server.port, token, version: VERSION });
+    server = _listen(rt, { host, port: options.port ?? rt.ctx.config.server.port, token, version: VERSION });
     await rt.start();
     // the URL is published last: whoever reads it may rely on a fully started daemon
     updateDaemon(paths, { ...info, port: server.port, url: server.url });
@@ -82,4 +83,18 @@ export function stopOnSignals(daemon: Daemon, options: { before?: () => Promise<
     );
   };
   for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => onSignal(signal));
+}
+
+// --- internal ---
+
+/** Starts the server; a host or port it cannot listen on is a clear refusal, not an internal error. */
+function _listen(rt: Runtime, options: Parameters<typeof startServer>[1]): RunningServer {
+  try {
+    return startServer(rt, options);
+  } catch (err) {
+    const code = (err as { code?: string }).code;
+    const where = `"${options.host}" port ${options.port}`;
+    if (code === "EADDRINUSE") throw new DroverError("busy", `Cannot listen on ${where}: the port is in use`);
+    throw new DroverError("bad_config", `Cannot listen on ${where} (server.host, server.port): ${(err as Error).message}`);
+  }
 }
