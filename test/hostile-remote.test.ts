@@ -141,6 +141,24 @@ for (const transport of ["git", "http"] as const) {
       }
     });
 
+    test("a rewound branch goes back to the newest head any machine confirmed, even when a machine that saw less rounds first", async () => {
+      await synced(a);
+      await synced(b);
+      const first = await a.op("item.create", { title: "seen by both" });
+      await synced(a);
+      await synced(b); // b confirmed up to here
+      const second = await a.op("item.create", { title: "seen by a only" });
+      await synced(a); // a's push also moved a's confirmed-head ref
+      rewind(remote.path, 2);
+      const fromB = await b.op("item.create", { title: "b, after the rewind" });
+      await b.op("sync.now"); // b rounds first: it must not build on the rewound head nor on its own older one
+      for (const m of [a, b]) await synced(m);
+      const tree = git(remote.path, ["ls-tree", "-r", "--name-only", "refs/heads/drover/hub"]);
+      for (const item of [first, second, fromB]) expect(tree).toContain(`${item.id}.json`);
+      for (const m of [a, b]) expect(await m.op("sync.status")).toMatchObject({ diverged: null, last_error: null });
+      expect(b.events.filter((e) => e.type === "hub_restored")).not.toHaveLength(0);
+    });
+
     test("a rewritten branch stops sync with hub_diverged, local ops go on; sync adopt sends this machine's lost ops again", async () => {
       await synced(a);
       await synced(b);

@@ -10,7 +10,7 @@ import type { Context } from "../../core/feature.ts";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { formatCommitMessage, parseCommitMessage, type OpRecord } from "./apply.ts";
-import { compareHistory, keepHead, opsMissingFrom, requeue } from "./history.ts";
+import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue } from "./history.ts";
 import type { Hub } from "./hub.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
@@ -60,6 +60,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   let forceQueued = false;
   /** Ops someone waits on in `confirm`, with their latest replay's result once replayed. */
   const watched = new Map<string, { result?: unknown }>();
+  /** Machines' confirmed heads known to be in the remote branch's history, while it only moves forward. */
+  const behindRemote = { head: null as string | null, behind: new Set<string>() };
 
   const { state, setState } = hub;
 
@@ -69,7 +71,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
       const url = resolveRemoteUrl(ctx.paths.root, remote);
       const timeoutMs = ctx.config.hub.network_timeout_secs * 1000;
       const { branch, max_file_bytes: maxFileBytes } = ctx.config.hub;
-      transport = { remote, t: createTransport({ gitdir: hub.repo.gitdir, url, branch, token: process.env.DROVER_GIT_TOKEN, timeoutMs, maxFileBytes }) };
+      const options = { gitdir: hub.repo.gitdir, url, branch, token: process.env.DROVER_GIT_TOKEN, timeoutMs, maxFileBytes, machineId: ctx.machineId };
+      transport = { remote, t: createTransport(options) };
     }
     return transport.t;
   }
@@ -106,15 +109,16 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
     const t = await getTransport();
     const base = state("remote_head");
     // the fetch waits on the network outside the hub lock, so local ops go on meanwhile
-    const fetched = await t.fetch();
+    const { head: fetched, confirmed } = await t.fetch();
     return hub.exclusive(async () => {
       // another process of this machine synced while we fetched: what we hold may be older than its head
       if (state("remote_head") !== base) return null;
-      const history = await compareHistory(hub.repo, base, fetched);
-      if (history === "rewritten") diverge(base!, fetched!);
+      // a rewound or deleted branch lacks heads machines confirmed (this one's among them): the round builds on
+      // the newest of them, a fast-forward of the branch, so nothing confirmed is lost and nobody forks
+      const newest = await newestConfirmed(hub.repo, fetched, base ? [base, ...confirmed] : confirmed, behindRemote);
+      const remote = newest ?? fetched;
+      if (!(await movedForward(hub.repo, base, remote))) diverge(base!, fetched!);
       if (state("diverged")) setState("diverged", null); // someone put the history back meanwhile
-      // a rewound branch is pushed back: the round builds on this machine's confirmed head, a fast-forward of it
-      const remote = history === "behind" ? base : fetched;
       const records = pending();
       const done = remote && remote !== base && records.length ? await carried(remote, base, new Set(records.map((r) => r.id))) : new Set<string>();
       let todo = records.filter((r) => !done.has(r.id));
@@ -143,8 +147,8 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
       if (next === null) return { fetched: 0, pushed: false, confirmed: 0, rejected: 0, head: null };
       const pushed = next !== fetched;
       if (pushed && !(await t.push(next, fetched))) return null;
-      if (history === "behind" || history === "gone") {
-        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" had fallen behind this machine's confirmed history: pushed it back`, { head: next, was: fetched });
+      if (newest) {
+        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" had lost commits machines confirmed: pushed them back`, { head: next, was: fetched });
         ctx.bus.publish("hub_restored", { head: next, remote_was: fetched });
       }
 
@@ -202,10 +206,10 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
 
   async function resolve(choice: "adopt" | "restore"): Promise<SyncResult> {
     const t = await getTransport();
-    const fetched = await t.fetch();
+    const { head: fetched } = await t.fetch();
     await hub.exclusive(async () => {
       const base = state("remote_head");
-      if (!state("diverged") || (await compareHistory(hub.repo, base, fetched)) !== "rewritten") {
+      if (!state("diverged") || fetched === null || (await movedForward(hub.repo, base, fetched))) {
         throw new DroverError("conflict", `Cannot ${choice}: the remote's history has not diverged from this machine's`);
       }
       const [local, remote] = [base!, fetched!];

@@ -1,29 +1,47 @@
 /**
- * @module Where the remote branch stands against the last head this machine confirmed. It only ever moves forward
- * in normal use; a rewind (force-push to an older commit, a deleted branch) is pushed back, and a rewrite stops
- * sync until a person chooses: `sync adopt` takes the remote's history and sends this machine's ops that it lacks
- * again, `sync restore` forces the confirmed history back. Either way the other side's head is kept under
- * `refs/drover/diverged/`, so no confirmed op disappears without a trace.
+ * @module Where the remote branch stands against what the machines confirmed. It only ever moves forward in normal
+ * use. Each push also records its machine's confirmed head (`refs/drover/confirmed/<machine>`), so a rewind (a
+ * force-push to an older commit, a deleted branch) is pushed back to the newest head anyone confirmed — no machine
+ * builds on the older one meanwhile — and a rewrite stops sync until a person chooses: `sync adopt` takes the
+ * remote's history and sends this machine's ops that it lacks again, `sync restore` forces the confirmed history
+ * back. Either way the other side's head is kept under `refs/drover/diverged/`: no confirmed op disappears without a
+ * trace.
  */
 import fs from "node:fs";
 import type { Database } from "bun:sqlite";
 import { parseCommitMessage, type OpRecord } from "./apply.ts";
 import type { HubRepo } from "./repo.ts";
 
-/**
- * `forward`: the remote is the confirmed head or descends from it; `behind`: it is an ancestor of it (rewound);
- * `gone`: the branch was deleted; `rewritten`: neither.
- */
-export type RemoteHistory = "forward" | "behind" | "gone" | "rewritten";
-
 /** How many commits of each side the op comparison of `sync adopt` looks at. */
 const SCAN = 5000;
 
-export async function compareHistory(repo: HubRepo, confirmed: string | null, remote: string | null): Promise<RemoteHistory> {
-  if (confirmed === null || remote === confirmed) return "forward";
-  if (remote === null) return "gone";
-  if (await repo.isAncestor(confirmed, remote)) return "forward";
-  return (await repo.isAncestor(remote, confirmed)) ? "behind" : "rewritten";
+/** Whether `remote` is `confirmed` or descends from it: the branch moved only forward since this machine saw it. */
+export async function movedForward(repo: HubRepo, confirmed: string | null, remote: string | null): Promise<boolean> {
+  return confirmed === null || remote === confirmed || (remote !== null && (await repo.isAncestor(confirmed, remote)));
+}
+
+/**
+ * The newest head a machine confirmed (each push records its machine's under `refs/drover/confirmed/`) that the
+ * branch lacks: a descendant of `head` — any, when the branch is gone — and of every other such one. null when the
+ * branch holds them all, as it does unless it was rewound or deleted. `known` remembers heads found to be behind
+ * the branch while it only moved forward, so a machine long offline is walked back to once, not every round.
+ */
+export async function newestConfirmed(repo: HubRepo, head: string | null, candidates: string[], known: { head: string | null; behind: Set<string> }): Promise<string | null> {
+  if (known.head !== head && (known.head === null || head === null || !(await repo.isAncestor(known.head, head)))) known.behind.clear();
+  known.head = head;
+  const ahead: string[] = [];
+  for (const c of new Set(candidates)) {
+    if (c === head || known.behind.has(c)) continue;
+    if (head !== null && (await repo.isAncestor(c, head))) known.behind.add(c);
+    else if (head === null || (await repo.isAncestor(head, c))) ahead.push(c);
+  }
+  ahead.sort();
+  for (const a of ahead) {
+    let newest = true;
+    for (const b of ahead) if (b !== a && !(await repo.isAncestor(b, a))) newest = false;
+    if (newest) return a;
+  }
+  return ahead[0] ?? null; // machines that confirmed diverging heads: one of them goes back, the others follow it
 }
 
 /** Keeps a head that is about to leave the branch under `refs/drover/diverged/<side>-<oid>`; returns the ref. */

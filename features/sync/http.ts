@@ -18,6 +18,8 @@ export interface HubHttpOptions {
   url: string;
   timeoutMs: number;
   maxFileBytes: number;
+  /** Told every ref the remote advertises to a fetch (name → oid). */
+  onRefs?: (refs: Map<string, string>) => void;
 }
 
 /** A pack larger than this is refused by index-pack: no hub comes near it. */
@@ -32,7 +34,9 @@ export function createHubHttp(options: HubHttpOptions): HttpClient {
     async request(req) {
       const res = await _send(req, origin, options.timeoutMs);
       if (res.statusCode !== 200 || !res.body) return res;
-      if (req.method === "GET" && req.url.includes("/info/refs?service=git-upload-pack")) return { ...res, body: _once(_withHead(await _collect(res.body), options.branch)) };
+      if (req.method === "GET" && req.url.includes("/info/refs?service=git-upload-pack")) {
+        return { ...res, body: _once(_advertisement(await _collect(res.body), options)) };
+      }
       if (req.method === "POST" && req.url.endsWith("/git-upload-pack")) return { ...res, body: _once(await _indexPack(res.body, options)) };
       return res;
     },
@@ -71,11 +75,12 @@ async function* _once(chunk: Uint8Array): AsyncIterableIterator<Uint8Array> {
 }
 
 /**
- * isomorphic-git's fetch insists that the remote advertise `HEAD`, and a bare remote whose HEAD names a branch that
- * does not exist (a fresh `git init --bare` holding only drover/hub) advertises none: such an advertisement gets a
- * `HEAD` line naming our branch.
+ * A ref advertisement, told to `onRefs`. isomorphic-git's fetch insists that the remote advertise `HEAD`, and a bare
+ * remote whose HEAD names a branch that does not exist (a fresh `git init --bare` holding only drover/hub)
+ * advertises none: such an advertisement gets a `HEAD` line naming our branch.
  */
-function _withHead(body: Buffer, branch: string): Buffer {
+function _advertisement(body: Buffer, options: HubHttpOptions): Buffer {
+  const { branch } = options;
   const lines: string[] = [];
   for (let p = 0; p + 4 <= body.length; ) {
     const len = Number.parseInt(body.toString("latin1", p, p + 4), 16);
@@ -84,9 +89,11 @@ function _withHead(body: Buffer, branch: string): Buffer {
     p += len === 0 ? 4 : len;
   }
   const refs = lines.slice(2, -1);
-  const ours = refs.map((l) => l.split("\0")[0]!).find((l) => l.endsWith(` refs/heads/${branch}`));
-  if (refs.some((l) => l.split("\0")[0]!.endsWith(" HEAD")) || !ours) return body;
-  lines.splice(3, 0, `${ours.slice(0, 40)} HEAD\n`);
+  const named = refs.map((l) => l.split("\0")[0]!.trim().split(" ") as [string, string]).filter(([oid, name]) => /^[0-9a-f]{40}$/.test(oid) && name);
+  options.onRefs?.(new Map(named.map(([oid, name]) => [name, oid])));
+  const ours = named.find(([, name]) => name === `refs/heads/${branch}`);
+  if (named.some(([, name]) => name === "HEAD") || !ours) return body;
+  lines.splice(3, 0, `${ours[0]} HEAD\n`);
   return Buffer.from(lines.map((l) => (l === "" ? "0000" : (l.length + 4).toString(16).padStart(4, "0") + l)).join(""), "latin1");
 }
 

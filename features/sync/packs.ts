@@ -19,6 +19,8 @@ export interface RawObject {
 export interface ObjectReader {
   /** The object, or null when this repository does not hold it; throws `too_large` past `maxBytes`. */
   read(oid: string, maxBytes: number): RawObject | null;
+  /** Whether this repository holds the object (nothing is read). */
+  has(oid: string): boolean;
 }
 
 const TYPES = [undefined, "commit", "tree", "blob", "tag", undefined, "ofs_delta", "ref_delta"] as const;
@@ -69,7 +71,14 @@ export function createObjectReader(gitdir: string): ObjectReader {
     return fromPacks(oid, maxBytes, depth) ?? null;
   }
 
-  return { read: (oid, maxBytes) => base(oid, maxBytes, 0) };
+  function has(oid: string): boolean {
+    if (fs.existsSync(`${gitdir}/objects/${oid.slice(0, 2)}/${oid.slice(2)}`)) return true;
+    list();
+    for (const pack of packs.values()) if (_offsetOf(pack, oid) !== undefined) return true;
+    return false;
+  }
+
+  return { read: (oid, maxBytes) => base(oid, maxBytes, 0), has };
 }
 
 // --- internal ---

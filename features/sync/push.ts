@@ -16,6 +16,8 @@ export interface HttpPushOptions {
   timeoutMs: number;
   /** The Authorization header value, or none. */
   authorization?: string;
+  /** This machine's confirmed-head ref, moved to the pushed commit in the same atomic update. */
+  confirmedRef: string;
 }
 
 const ZERO = "0".repeat(40);
@@ -24,30 +26,53 @@ const LOST_RACE = /stale|fetch first|non-fast-forward|failed to lock|cannot lock
 
 /** Moves the remote branch from `expected` to `oid`; false when the remote was no longer at `expected`. */
 export async function pushOverHttp(options: HttpPushOptions, move: { oid: string; expected: string | null }): Promise<boolean> {
-  const base = _plainUrl(options.url);
-  const headers: Record<string, string> = options.authorization ? { authorization: options.authorization } : {};
-  const advertised = await _request(`${base}/info/refs?service=git-receive-pack`, { headers }, options);
-  const current = _advertisedRef(Buffer.from(await advertised.arrayBuffer()), `refs/heads/${options.branch}`);
-  if (current !== (move.expected ?? null)) return false; // moved since our fetch: no need to send a pack
+  const advertised = await _advertised(options);
+  if (_advertisedRef(advertised, `refs/heads/${options.branch}`) !== (move.expected ?? null)) return false; // moved since our fetch
   const pack = await _packObjects(options.gitdir, move.oid, move.expected);
-  const command = `${move.expected ?? ZERO} ${move.oid} refs/heads/${options.branch}\0report-status agent=drover\n`;
-  const body = Buffer.concat([_pktLine(command), Buffer.from("0000"), pack]);
-  const res = await _request(`${base}/git-receive-pack`, {
-    method: "POST",
-    headers: { ...headers, "content-type": "application/x-git-receive-pack-request", accept: "application/x-git-receive-pack-result" },
-    body,
-  }, options);
-  const report = _pktLines(Buffer.from(await res.arrayBuffer()));
-  const unpack = report.find((l) => l.startsWith("unpack "));
-  if (unpack !== "unpack ok") throw new DroverError("offline", `Cannot push to the hub remote: it could not unpack our objects (${unpack ?? "no report"})`);
-  const refLine = report.find((l) => /^(ok|ng) /.test(l));
-  if (refLine?.startsWith("ok ")) return true;
-  const reason = refLine?.split(" ").slice(2).join(" ") ?? "no report";
+  const atomic = _capabilities(advertised).includes("atomic");
+  const branch = `${move.expected ?? ZERO} ${move.oid} refs/heads/${options.branch}`;
+  const confirmed = `${_advertisedRef(advertised, options.confirmedRef) ?? ZERO} ${move.oid} ${options.confirmedRef}`;
+  const reason = await _receive(options, { commands: [branch, confirmed], atomic, pack });
+  if (reason === null) return true;
   if (LOST_RACE.test(reason)) return false;
+  if (/atomic transaction failed/.test(reason)) {
+    // atomic: git names no culprit. The branch moved (the usual race), or the server refuses our confirmed-head
+    // ref: then the branch goes alone, and a rewind is told by the machines' own confirmed heads only
+    if (_advertisedRef(await _advertised(options), `refs/heads/${options.branch}`) !== (move.expected ?? null)) return false;
+    const alone = await _receive(options, { commands: [branch], atomic: false, pack });
+    if (alone === null) return true;
+    if (LOST_RACE.test(alone)) return false;
+    throw new DroverError("offline", `Cannot push to the hub remote: it refused the update (${alone})`);
+  }
   throw new DroverError("offline", `Cannot push to the hub remote: it refused the update (${reason})`);
 }
 
 // --- internal ---
+
+async function _advertised(options: HttpPushOptions): Promise<Buffer> {
+  const res = await _request(`${_plainUrl(options.url)}/info/refs?service=git-receive-pack`, { headers: _auth(options) }, options);
+  return Buffer.from(await res.arrayBuffer());
+}
+
+function _auth(options: HttpPushOptions): Record<string, string> {
+  return options.authorization ? { authorization: options.authorization } : {};
+}
+
+/** One receive-pack request; null when the branch moved, else receive-pack's reason for not moving it. */
+async function _receive(options: HttpPushOptions, request: { commands: string[]; atomic: boolean; pack: Buffer }): Promise<string | null> {
+  const [first, ...rest] = request.commands;
+  const lines = [`${first}\0report-status${request.atomic ? " atomic" : ""} agent=drover\n`, ...rest.map((c) => c + "\n")];
+  const res = await _request(`${_plainUrl(options.url)}/git-receive-pack`, {
+    method: "POST",
+    headers: { ..._auth(options), "content-type": "application/x-git-receive-pack-request", accept: "application/x-git-receive-pack-result" },
+    body: Buffer.concat([...lines.map(_pktLine), Buffer.from("0000"), request.pack]),
+  }, options);
+  const report = _pktLines(Buffer.from(await res.arrayBuffer()));
+  const unpack = report.find((l) => l.startsWith("unpack "));
+  if (unpack !== "unpack ok") throw new DroverError("offline", `Cannot push to the hub remote: it could not unpack our objects (${unpack ?? "no report"})`);
+  const [status, , ...why] = report.map((l) => l.split(" ")).find(([s, ref]) => (s === "ok" || s === "ng") && ref === `refs/heads/${options.branch}`) ?? [];
+  return status === "ok" ? null : status ? why.join(" ") : "no report";
+}
 
 /** The URL without credentials (they go in the Authorization header) and without a trailing slash. */
 function _plainUrl(url: string): string {
@@ -86,6 +111,12 @@ function _pktLines(data: Buffer): string[] {
     p += len;
   }
   return out;
+}
+
+/** The capabilities on the first advertised ref's line. */
+function _capabilities(data: Buffer): string[] {
+  const first = _pktLines(data).find((l) => l.includes("\0"));
+  return first ? first.split("\0")[1]!.split(" ") : [];
 }
 
 function _advertisedRef(data: Buffer, ref: string): string | null {

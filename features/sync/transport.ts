@@ -9,14 +9,23 @@ import git from "isomorphic-git";
 import { DroverError } from "../../core/errors.ts";
 import { git as gitCli, gitAsync } from "../../core/git.ts";
 import { createHubHttp } from "./http.ts";
+import { createObjectReader } from "./packs.ts";
 import { pushOverHttp } from "./push.ts";
 
+/** What a fetch brings: the hub branch's head, and every machine's last confirmed head, objects included. */
+export interface Fetched {
+  /** Null when the remote has no such branch. */
+  head: string | null;
+  /** `refs/drover/confirmed/<machine>` of every machine that ever pushed: the newest tells a rewound branch. */
+  confirmed: string[];
+}
+
 export interface Transport {
-  /** Brings the remote branch's objects here; answers its head, or null when the remote has no such branch. */
-  fetch(): Promise<string | null>;
+  fetch(): Promise<Fetched>;
   /**
    * Moves the remote branch to `oid` if it still is `expected` (null: absent) — a compare-and-swap; false when it
-   * was not. Sync's commits descend from `expected`, so that is a fast-forward; `sync restore` moves it back.
+   * was not. Sync's commits descend from `expected`, so that is a fast-forward; `sync restore` moves it back. This
+   * machine's `refs/drover/confirmed/<machine>` moves to `oid` in the same atomic update.
    */
   push(oid: string, expected: string | null): Promise<boolean>;
 }
@@ -34,6 +43,13 @@ export interface TransportOptions {
   timeoutMs: number;
   /** Fetched blobs over this size are streamed to disk by git, never held whole (they are not read later either). */
   maxFileBytes: number;
+  /** Names this machine's confirmed-head ref on the remote. */
+  machineId: string;
+}
+
+/** The remote ref where a machine's pushes record the last head it confirmed. */
+export function confirmedRef(machineId: string): string {
+  return `${CONFIRMED}${machineId.replace(/[^A-Za-z0-9_-]/g, "_")}`;
 }
 
 /** The transport a remote URL needs. */
@@ -69,8 +85,10 @@ export function resolveRemoteUrl(root: string, remote: string): string {
 // --- internal ---
 
 const TRACKING = "refs/drover/remote";
+const CONFIRMED = "refs/drover/confirmed/";
+const PEERS = "refs/drover/peers/";
 
-function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes }: TransportOptions): Transport {
+function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes, machineId }: TransportOptions): Transport {
   const auth = () => {
     const { username, password } = new URL(url);
     if (token) return { username: decodeURIComponent(username) || "x-access-token", password: token };
@@ -90,27 +108,36 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes }: 
   // without a cache isomorphic-git reads every pack index again for each object it looks at; one cache per
   // round (not longer: a repack between rounds deletes packs a longer-lived cache would still point at)
   let cache = {};
-  const client = createHubHttp({ gitdir, branch, url, timeoutMs, maxFileBytes });
+  let advertised = new Map<string, string>();
+  const client = createHubHttp({ gitdir, branch, url, timeoutMs, maxFileBytes, onRefs: (refs) => (advertised = refs) });
+  const reader = createObjectReader(gitdir);
+  // `ref` is also the one "have" isomorphic-git offers: our last fetched remote head is one the remote knows (our
+  // own branch head carries unpushed commits, and offering it would fetch the whole history)
+  const fetchRef = (ref: string, remoteRef: string) =>
+    git.fetch({ ...{ fs, cache, http: client, gitdir, url, remote: "hub", onAuth: auth }, ...{ ref, remoteRef, singleBranch: true, tags: false } });
   return {
     async fetch() {
       await configure();
       cache = {};
+      let head: string | null = null;
       try {
-        // `ref` is also the one "have" isomorphic-git offers: our last fetched remote head is one the remote
-        // knows (our own branch head carries unpushed commits, and offering it would fetch the whole history)
-        const res = await git.fetch({
-          ...{ fs, cache, http: client, gitdir, url, remote: "hub", onAuth: auth },
-          ...{ ref: TRACKING, remoteRef: `refs/heads/${branch}`, singleBranch: true, tags: false },
-        });
-        return res.fetchHead;
+        head = (await fetchRef(TRACKING, `refs/heads/${branch}`)).fetchHead;
       } catch (err) {
-        if ((err as { code?: string }).code === "NotFoundError") return null; // the remote has refs, but not ours
-        throw _offline(url, err);
+        // the remote has refs, but not our branch (deleted: the machines' confirmed heads tell what it held)
+        if ((err as { code?: string }).code !== "NotFoundError") throw _offline(url, err);
       }
+      const confirmed: string[] = [];
+      for (const [ref, oid] of advertised) {
+        if (!ref.startsWith(CONFIRMED)) continue;
+        // usually the branch's own history; fetched only when it is not (the branch was rewound)
+        if (!reader.has(oid)) await fetchRef(PEERS + ref.slice(CONFIRMED.length), ref).catch((err) => Promise.reject(_offline(url, err)));
+        confirmed.push(oid);
+      }
+      return { head, confirmed };
     },
     async push(oid, expected) {
       try {
-        return await pushOverHttp({ gitdir, url, branch, timeoutMs, authorization: authorization() }, { oid, expected });
+        return await pushOverHttp({ gitdir, url, branch, timeoutMs, authorization: authorization(), confirmedRef: confirmedRef(machineId) }, { oid, expected });
       } catch (err) {
         if (err instanceof DroverError && err.code !== "offline" && err.code !== "internal") throw err;
         throw _offline(url, err);
@@ -119,24 +146,30 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes }: 
   };
 }
 
-function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes }: TransportOptions): Transport {
+function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId }: TransportOptions): Transport {
   const cwd = gitdir;
+  // blobs over the limit are streamed by index-pack and unpack-objects, never held whole
+  const config = ["-c", "gc.auto=0", "-c", `core.bigFileThreshold=${maxFileBytes}`, "-c", "protocol.ext.allow=never"];
+  const fetchRefs = (refspecs: string[]) =>
+    gitAsync(cwd, [...config, "--git-dir", gitdir, "fetch", "-q", "--prune", "--no-tags", "--no-write-fetch-head", "--end-of-options", url, ...refspecs], { timeoutMs });
   return {
     async fetch() {
-      // blobs over the limit are streamed by index-pack and unpack-objects, never held whole
-      const config = ["-c", "gc.auto=0", "-c", `core.bigFileThreshold=${maxFileBytes}`, "-c", "protocol.ext.allow=never"];
-      const args = [...config, "--git-dir", gitdir, "fetch", "-q", "--no-tags", "--no-write-fetch-head", "--end-of-options", url, `+refs/heads/${branch}:${TRACKING}`];
-      const out = await gitAsync(cwd, args, { timeoutMs });
-      if (out.code !== 0) {
-        if (/couldn't find remote ref/i.test(out.stderr)) return null;
-        throw _offline(url, out.stderr);
+      const peers = `+${CONFIRMED}*:${PEERS}*`;
+      let out = await fetchRefs([`+refs/heads/${branch}:${TRACKING}`, peers]);
+      let gone = false;
+      if (out.code !== 0 && /couldn't find remote ref/i.test(out.stderr)) {
+        gone = true; // the branch was deleted: the machines' confirmed heads tell what it held
+        out = await fetchRefs([peers]);
       }
-      const head = gitCli(cwd, ["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING]);
-      return (head.ok && head.out) || null;
+      if (out.code !== 0) throw _offline(url, out.stderr);
+      const head = gone ? null : gitCli(cwd, ["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING]).out || null;
+      const listed = gitCli(cwd, ["--git-dir", gitdir, "for-each-ref", "--format=%(objectname)", PEERS]);
+      return { head, confirmed: listed.ok ? listed.out.split("\n").filter(Boolean) : [] };
     },
     async push(oid, expected) {
       const lease = `--force-with-lease=refs/heads/${branch}:${expected ?? ""}`;
-      const args = ["-c", "protocol.ext.allow=never", "--git-dir", gitdir, "push", "--porcelain", "-q", lease, "--end-of-options", url, `${oid}:refs/heads/${branch}`];
+      const refspecs = [`${oid}:refs/heads/${branch}`, `+${oid}:${confirmedRef(machineId)}`];
+      const args = ["-c", "protocol.ext.allow=never", "--git-dir", gitdir, "push", "--atomic", "--porcelain", "-q", lease, "--end-of-options", url, ...refspecs];
       const out = await gitAsync(cwd, args, { timeoutMs });
       if (out.code === 0) return true;
       if (/^!/m.test(out.stdout)) return false; // rejected: stale info, or the remote moved
