@@ -63,7 +63,10 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
     if (!status) violations.push(`machine ${m.index}: does not answer at the end`);
     else if (status.head !== head || status.pending_ops !== 0) violations.push(`P1/P3: machine ${m.index} at ${status.head} with ${status.pending_ops} ops waiting; remote at ${head}`);
     for (const code of m.crashes) violations.push(`machine ${m.index}: daemon exited by itself with code ${code} (see machine-${m.index}.log)`);
-    const diff = _treeDiff(remoteTree, _workingTree(m.paths.hub));
+    // what a teammate pushed that no drover writes is listed by the machine, and never on its disk
+    const invalid = ((status?.invalid_files ?? []) as Array<{ path: string }>).map((f) => f.path);
+    const readable = new Map([...remoteTree].filter(([path]) => !invalid.some((p) => path === p || path.startsWith(p + "/"))));
+    const diff = _treeDiff(readable, _workingTree(m.paths.hub));
     if (diff.length) violations.push(`P3: machine ${m.index}'s hub files differ from the remote: ${diff.slice(0, 5).join(", ")}`);
     firings += _checkTimersAndTriggers(world, m, ledger, violations);
   }
@@ -125,7 +128,10 @@ function _checkTimersAndTriggers(world: World, m: ChaosMachine, ledger: Ledger, 
 /** The gateway sees every machine connected and, once relays settle, the remote's items. */
 async function _checkGateway(world: World, violations: string[]): Promise<void> {
   const headers = { authorization: `Bearer ${GATEWAY_TOKEN}` };
-  const expected = remoteGit(world.remote.path, "ls-tree", "-r", "--name-only", "drover/hub", "items/").split("\n").filter(Boolean).length;
+  // item files only: regular files at item paths (a teammate's junk under items/ is no item)
+  const expected = remoteGit(world.remote.path, "ls-tree", "-r", "drover/hub", "items/")
+    .split("\n")
+    .filter((l) => /^100644 blob [0-9a-f]+\titems\/([a-z2-7]{2})\/\1[a-z2-7]{3,30}\.json$/.test(l)).length;
   let last = "";
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {

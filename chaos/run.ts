@@ -65,9 +65,11 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 export function renderReport(r: ChaosReport): string {
   const figures = Object.entries(r.figures).map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`).join(", ");
   const lines = [
-    `chaos: ${r.seconds} s, seed ${r.seed}; ${r.faults.kills} kill -9, ${r.faults.outages} remote outages, ${r.faults.jumps} clock jumps`,
+    `chaos: ${r.seconds} s, seed ${r.seed}; ${r.faults.kills} kill -9, ${r.faults.outages} remote outages, ${r.faults.jumps} clock jumps, ${r.faults.hostile_pushes} hostile pushes, ${r.faults.rewinds} rewinds`,
     `  ${figures}`,
-    r.violations.length ? `FAILED: ${r.violations.length} violations` : "passed: P1 nothing lost, P2 one holder, P3 convergence, P4 after every kill -9, P5 no 5xx while the remote was away; timers and once triggers at most once; gateway saw every machine",
+    r.violations.length
+      ? `FAILED: ${r.violations.length} violations`
+      : "passed: P1 nothing lost, P2 one holder, P3 convergence, P4 after every kill -9, P5 no 5xx while the remote was away; timers and once triggers at most once; gateway saw every machine; no teammate's push stopped a machine",
     ...r.violations.map((v) => `  - ${v}`),
   ];
   return lines.join("\n");

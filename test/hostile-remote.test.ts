@@ -159,6 +159,27 @@ for (const transport of ["git", "http"] as const) {
       expect(b.events.filter((e) => e.type === "hub_restored")).not.toHaveLength(0);
     });
 
+    test("a fork a rewind left behind (another machine's push landed on the rewound head) heals: this machine's ops go in again", async () => {
+      await synced(a);
+      const theirs = await b.op("item.create", { title: "b's, before" });
+      await synced(b);
+      await synced(a);
+      const fork = git(remote.path, ["rev-parse", "refs/heads/drover/hub"]);
+      const ours = await a.op("item.create", { title: "a's, confirmed then forked away" });
+      await synced(a);
+      // what an ABA race leaves: the branch rewound to the fork point and a drover commit of another machine on it
+      const message = git(remote.path, ["log", "-1", "--format=%B", fork]);
+      const other = git(remote.path, ["-c", "user.name=d", "-c", "user.email=d@x", "commit-tree", `${fork}^{tree}`, "-p", fork, "-m", message]);
+      git(remote.path, ["update-ref", "refs/heads/drover/hub", other]);
+      await a.op("sync.now");
+      expect(await a.op("sync.status")).toMatchObject({ diverged: null, last_error: null });
+      const tree = git(remote.path, ["ls-tree", "-r", "--name-only", "refs/heads/drover/hub"]);
+      for (const item of [theirs, ours]) expect(tree).toContain(`${item.id}.json`);
+      git(remote.path, ["merge-base", "--is-ancestor", other, "refs/heads/drover/hub"]);
+      await synced(b);
+      expect((await b.op("item.get", { id: ours.id })).title).toBe(ours.title);
+    });
+
     test("a rewritten branch stops sync with hub_diverged, local ops go on; sync adopt sends this machine's lost ops again", async () => {
       await synced(a);
       await synced(b);

@@ -10,7 +10,7 @@ import type { Context } from "../../core/feature.ts";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { formatCommitMessage, parseCommitMessage, type OpRecord } from "./apply.ts";
-import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue } from "./history.ts";
+import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue, rewoundFork } from "./history.ts";
 import type { Hub } from "./hub.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
@@ -117,7 +117,13 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
       // the newest of them, a fast-forward of the branch, so nothing confirmed is lost and nobody forks
       const newest = await newestConfirmed(hub.repo, fetched, base ? [base, ...confirmed] : confirmed, behindRemote);
       const remote = newest ?? fetched;
-      if (!(await movedForward(hub.repo, base, remote))) diverge(base!, fetched!);
+      if (!(await movedForward(hub.repo, base, remote))) {
+        if (!(await rewoundFork(hub.repo, base!, remote!))) diverge(base!, fetched!);
+        // this machine's confirmed ops the branch lost go back in, replayed on it, in this round
+        const kept = keepHead(hub.repo, "local", base!);
+        requeue(db, await opsMissingFrom(hub.repo, { local: base!, remote: remote!, machineId: ctx.machineId }), remote!);
+        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" forked from this machine's confirmed history after a rewind: its ops go in again`, { kept });
+      }
       if (state("diverged")) setState("diverged", null); // someone put the history back meanwhile
       const records = pending();
       const done = remote && remote !== base && records.length ? await carried(remote, base, new Set(records.map((r) => r.id))) : new Set<string>();

@@ -14,6 +14,8 @@ import type { HubRepo } from "./repo.ts";
 
 /** How many commits of each side the op comparison of `sync adopt` looks at. */
 const SCAN = 5000;
+/** How far back in this machine's confirmed history a fork a rewind left behind may start. */
+const FORK_DEPTH = 10;
 
 /** Whether `remote` is `confirmed` or descends from it: the branch moved only forward since this machine saw it. */
 export async function movedForward(repo: HubRepo, confirmed: string | null, remote: string | null): Promise<boolean> {
@@ -42,6 +44,28 @@ export async function newestConfirmed(repo: HubRepo, head: string | null, candid
     if (newest) return a;
   }
   return ahead[0] ?? null; // machines that confirmed diverging heads: one of them goes back, the others follow it
+}
+
+/**
+ * The commit where `remote` forked from `confirmed`, when it is a fork a rewind left behind rather than a rewrite:
+ * the fork point is one of the last `FORK_DEPTH` commits this machine confirmed and the remote's side since then
+ * is drover's own commits (ops from machines). That happens when the branch was rewound to a head it had held
+ * before, between a machine's fetch and its push (its compare-and-swap saw the same head twice): that machine's
+ * ops went in, this machine's confirmed ones went out, and they go back in by replay. Anything else is a rewrite a
+ * person decides about. Null when it is not such a fork.
+ */
+export async function rewoundFork(repo: HubRepo, confirmed: string, remote: string): Promise<string | null> {
+  let fork: string | null = null;
+  for (const c of await repo.log({ from: confirmed, depth: FORK_DEPTH })) {
+    if (await repo.isAncestor(c.oid, remote)) {
+      fork = c.oid;
+      break;
+    }
+  }
+  if (!fork) return null;
+  const theirs = await repo.log({ from: remote, until: fork, depth: SCAN });
+  const drover = theirs.length < SCAN && theirs.every((c) => parseCommitMessage(c.message).length > 0);
+  return drover ? fork : null;
 }
 
 /** Keeps a head that is about to leave the branch under `refs/drover/diverged/<side>-<oid>`; returns the ref. */
