@@ -1,12 +1,14 @@
 /**
  * Sync rows: one round carrying 1,000 changed files, and the SPEC race (5 machines × 200 claims on 50 items
  * through one remote), each over both transports in the same run — isomorphic-git against a real
- * `git http-backend` on 127.0.0.1, the system `git` against a plain path — so their ratio is like for like.
+ * `git http-backend` on 127.0.0.1, the system `git` against a plain path — so their ratio is like for like — and
+ * a round that meets a teammate's blob bomb (2 MB of zeros that inflate to 512 MiB): the daemon's peak memory.
  */
 import { rmSync } from "node:fs";
 import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { bareRepo, startGitServer } from "../test/git-server.ts";
+import { hostileEntry, pushTree } from "../test/intruder.ts";
 import { checkGrants, joinedProject, remoteHistory } from "../test/sync-machines.ts";
 import { cleanups, median, round, startBinary, workDir, type Row } from "./lib.ts";
 
@@ -21,6 +23,7 @@ export async function syncRows(options: { quick: boolean }): Promise<Row[]> {
     const r = await raceRow(transport, options.quick ? 40 : 200);
     race[transport] = r.value;
     rows.push(r);
+    rows.push(await bombRow(transport));
   }
   const ratio = round(race["isomorphic-git"] / race.git, 2);
   rows.push({ row: "race wall time, isomorphic-git ÷ git transport", value: ratio, unit: "×", bar: "reported", pass: Number.isFinite(ratio) });
@@ -106,6 +109,34 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
     };
   } finally {
     for (const m of machines) m.proc.kill("SIGTERM");
+    await remote.stop();
+  }
+}
+
+async function bombRow(transport: Transport): Promise<Row> {
+  const remote = _remote(transport);
+  const paths = await _machine(remote.url);
+  const { url, proc } = await startBinary(paths);
+  try {
+    const token = (await Bun.file(paths.token).text()).trim();
+    const sync = () => fetch(url + "/api/sync", { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ head: string }>);
+    await sync();
+    const bomb = hostileEntry(remote.bare, "bomb", { bombBytes: 512 * 1024 * 1024 });
+    pushTree(remote.bare, [{ path: "heartbeats/bomb.json", entry: bomb, label: "bomb" }, { path: "items/zz/zzbomb.json", entry: bomb, label: "bomb" }]);
+    const started = performance.now();
+    await sync();
+    const ms = round(performance.now() - started);
+    const peak = Number(/VmHWM:\s+(\d+) kB/.exec(await Bun.file(`/proc/${proc.pid}/status`).text())![1]) / 1024;
+    return {
+      row: `a round meeting a 512 MiB blob bomb (${transport}): daemon's peak RSS`,
+      value: round(peak, 1),
+      unit: "MB",
+      bar: "< 400 MB (own bar)",
+      pass: peak < 400,
+      detail: `the round took ${ms} ms; the bomb is skipped from its object header, listed in invalid_files, never inflated or written`,
+    };
+  } finally {
+    proc.kill("SIGTERM");
     await remote.stop();
   }
 }

@@ -34,7 +34,7 @@ export function hubPaths(itemIds: string[]): string[] {
 }
 
 export function git(bare: string, args: string[], input?: string | Buffer): string {
-  return execFileSync("git", ["--git-dir", bare, ...args], { input, encoding: "utf8", maxBuffer: 1 << 28 }).trim();
+  return execFileSync("git", ["--git-dir", bare, ...args], { input, encoding: "utf8", maxBuffer: 1 << 28, stdio: ["pipe", "pipe", "pipe"] }).trim();
 }
 
 /** A blob in the remote: text, or `bytes` zeros (compressed to almost nothing: a bomb). */

@@ -74,6 +74,11 @@ export function formatCommitMessage(ops: OpRecord[]): string {
   return `drover: ${ops.length} op${ops.length === 1 ? "" : "s"} (${names})\n\n${ops.map((o) => JSON.stringify(o)).join("\n")}\n`;
 }
 
+/** Whether a commit message is one drover wrote (a round's commit may carry no op: only heartbeats). */
+export function isDroverCommit(message: string): boolean {
+  return /^drover: \d+ ops? \(/.test(message);
+}
+
 /** The ops of a commit message; lines that are not op JSON are ignored. */
 export function parseCommitMessage(message: string): OpRecord[] {
   const ops: OpRecord[] = [];

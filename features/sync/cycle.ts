@@ -152,7 +152,10 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
       }
       if (next === null) return { fetched: 0, pushed: false, confirmed: 0, rejected: 0, head: null };
       const pushed = next !== fetched;
-      if (pushed && !(await t.push(next, fetched))) return null;
+      // a machine's confirmed head we do not build on, right before the push: the branch was rewound to the head we
+      // fetched after that machine pushed (our compare-and-swap would see the same head twice) — fetch again
+      const seen = async (c: string) => c === remote || behindRemote.behind.has(c) || (remote !== null && (await hub.repo.isAncestor(c, remote)));
+      if (pushed && !(await t.push(next, fetched, { seen }))) return null;
       if (newest) {
         ctx.log.warn(`The remote's "${ctx.config.hub.branch}" had lost commits machines confirmed: pushed them back`, { head: next, was: fetched });
         ctx.bus.publish("hub_restored", { head: next, remote_was: fetched });

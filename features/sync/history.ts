@@ -9,7 +9,7 @@
  */
 import fs from "node:fs";
 import type { Database } from "bun:sqlite";
-import { parseCommitMessage, type OpRecord } from "./apply.ts";
+import { isDroverCommit, parseCommitMessage, type OpRecord } from "./apply.ts";
 import type { HubRepo } from "./repo.ts";
 
 /** How many commits of each side the op comparison of `sync adopt` looks at. */
@@ -64,7 +64,7 @@ export async function rewoundFork(repo: HubRepo, confirmed: string, remote: stri
   }
   if (!fork) return null;
   const theirs = await repo.log({ from: remote, until: fork, depth: SCAN });
-  const drover = theirs.length < SCAN && theirs.every((c) => parseCommitMessage(c.message).length > 0);
+  const drover = theirs.length < SCAN && theirs.every((c) => isDroverCommit(c.message));
   return drover ? fork : null;
 }
 

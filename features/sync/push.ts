@@ -24,10 +24,18 @@ const ZERO = "0".repeat(40);
 /** Reasons receive-pack gives when the ref was not what we expected: someone else pushed first. */
 const LOST_RACE = /stale|fetch first|non-fast-forward|failed to lock|cannot lock|failed to update|already exists|changed/i;
 
-/** Moves the remote branch from `expected` to `oid`; false when the remote was no longer at `expected`. */
-export async function pushOverHttp(options: HttpPushOptions, move: { oid: string; expected: string | null }): Promise<boolean> {
+/**
+ * Moves the remote branch from `expected` to `oid`; false when the remote was no longer at `expected`, or (with
+ * `seen`) holds another machine's confirmed head this push does not build on (a rewind since our fetch).
+ */
+export async function pushOverHttp(options: HttpPushOptions, move: { oid: string; expected: string | null; seen?: (confirmed: string) => Promise<boolean> }): Promise<boolean> {
   const advertised = await _advertised(options);
   if (_advertisedRef(advertised, `refs/heads/${options.branch}`) !== (move.expected ?? null)) return false; // moved since our fetch
+  if (move.seen) {
+    for (const [ref, confirmed] of _advertisedRefs(advertised)) {
+      if (ref.startsWith("refs/drover/confirmed/") && ref !== options.confirmedRef && !(await move.seen(confirmed))) return false;
+    }
+  }
   const pack = await _packObjects(options.gitdir, move.oid, move.expected);
   const atomic = _capabilities(advertised).includes("atomic");
   const branch = `${move.expected ?? ZERO} ${move.oid} refs/heads/${options.branch}`;
@@ -120,11 +128,16 @@ function _capabilities(data: Buffer): string[] {
 }
 
 function _advertisedRef(data: Buffer, ref: string): string | null {
+  return _advertisedRefs(data).get(ref) ?? null;
+}
+
+function _advertisedRefs(data: Buffer): Map<string, string> {
+  const refs = new Map<string, string>();
   for (const line of _pktLines(data)) {
     const [oid, name] = line.split("\0")[0]!.split(" ");
-    if (name === ref && oid && oid !== ZERO) return oid;
+    if (name && oid && /^[0-9a-f]{40}$/.test(oid) && oid !== ZERO) refs.set(name, oid);
   }
-  return null;
+  return refs;
 }
 
 /** A thin pack of the objects `oid` has and `expected` lacks, made by git itself (any tree, any name). */

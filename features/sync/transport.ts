@@ -25,9 +25,11 @@ export interface Transport {
   /**
    * Moves the remote branch to `oid` if it still is `expected` (null: absent) — a compare-and-swap; false when it
    * was not. Sync's commits descend from `expected`, so that is a fast-forward; `sync restore` moves it back. This
-   * machine's `refs/drover/confirmed/<machine>` moves to `oid` in the same atomic update.
+   * machine's `refs/drover/confirmed/<machine>` moves to `oid` in the same atomic update. With `seen`, the push is
+   * also refused (false) when another machine's confirmed head on the remote is one it does not build on: the
+   * branch was rewound to `expected` after that machine pushed, and pushing now would fork the history.
    */
-  push(oid: string, expected: string | null): Promise<boolean>;
+  push(oid: string, expected: string | null, options?: { seen?: (confirmed: string) => Promise<boolean> }): Promise<boolean>;
 }
 
 export interface TransportOptions {
@@ -135,9 +137,9 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes, ma
       }
       return { head, confirmed };
     },
-    async push(oid, expected) {
+    async push(oid, expected, { seen } = {}) {
       try {
-        return await pushOverHttp({ gitdir, url, branch, timeoutMs, authorization: authorization(), confirmedRef: confirmedRef(machineId) }, { oid, expected });
+        return await pushOverHttp({ gitdir, url, branch, timeoutMs, authorization: authorization(), confirmedRef: confirmedRef(machineId) }, { oid, expected, seen });
       } catch (err) {
         if (err instanceof DroverError && err.code !== "offline" && err.code !== "internal") throw err;
         throw _offline(url, err);
@@ -166,7 +168,15 @@ function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId
       const listed = gitCli(cwd, ["--git-dir", gitdir, "for-each-ref", "--format=%(objectname)", PEERS]);
       return { head, confirmed: listed.ok ? listed.out.split("\n").filter(Boolean) : [] };
     },
-    async push(oid, expected) {
+    async push(oid, expected, { seen } = {}) {
+      if (seen) {
+        const listed = await gitAsync(cwd, ["--git-dir", gitdir, "ls-remote", "--end-of-options", url, `${CONFIRMED}*`], { timeoutMs });
+        if (listed.code !== 0) throw _offline(url, listed.stderr);
+        for (const line of listed.stdout.split("\n").filter(Boolean)) {
+          const [confirmed, ref] = line.split("\t") as [string, string];
+          if (ref !== confirmedRef(machineId) && !(await seen(confirmed))) return false;
+        }
+      }
       const lease = `--force-with-lease=refs/heads/${branch}:${expected ?? ""}`;
       const refspecs = [`${oid}:refs/heads/${branch}`, `+${oid}:${confirmedRef(machineId)}`];
       const args = ["-c", "protocol.ext.allow=never", "--git-dir", gitdir, "push", "--atomic", "--porcelain", "-q", lease, "--end-of-options", url, ...refspecs];
