@@ -87,6 +87,29 @@ describe("dashboard", () => {
   }, 30_000);
 });
 
+describe("dashboard: what a person must decide", () => {
+  test("a committed value waiting for drover trust is shown, naming the command; once approved it goes away", async () => {
+    const waiting = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nbase_branch = "release"\n' });
+    const d = await startDaemonProcess([BINARY], waiting.paths);
+    const trustPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
+    try {
+      await trustPage.goto(`${d.url}/#token=${d.token}`);
+      await trustPage.waitForSelector("#notice:not(.hidden):has-text('pipeline.base_branch')");
+      expect(await trustPage.textContent("#notice")).toContain("drover trust");
+      await trustPage.screenshot({ path: join(SCREENSHOTS, "6-trust-notice.png"), fullPage: true });
+      expect((await cli(["trust", "--yes"], waiting.dir)).code).toBe(0);
+      for (let i = 0; i < 50 && (await api(d.url, d.token, "/api/config")).body.untrusted.length; i++) await Bun.sleep(100);
+      await trustPage.reload();
+      await trustPage.waitForSelector("#conn-text:has-text('live')");
+      await trustPage.waitForSelector("#notice.hidden", { state: "attached", timeout: 5000 });
+    } finally {
+      await trustPage.close();
+      await d.stop();
+      waiting.cleanup();
+    }
+  }, 30_000);
+});
+
 describe("dashboard on the gateway", () => {
   test("a project picker, an overview of every project, and the chosen project's agents and board", async () => {
     const gw = startGateway(

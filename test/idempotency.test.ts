@@ -142,7 +142,8 @@ describe("retries after the answer was lost", () => {
   test("a full disk (ENOSPC on a 3 MiB tmpfs): 5xx answers, then retries with their keys once space is back — no item twice", async () => {
     const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-enospc-")));
     const port = await freePort();
-    // the project lives on a small tmpfs in a mount namespace of its own (unshare: no root needed, nothing leaks)
+    // the project lives on a small tmpfs in a mount namespace of its own (unshare: as root a mount namespace is
+    // enough; otherwise a user namespace gives the right to mount; nothing leaks either way)
     const script = [
       'mount -t tmpfs -o size=3m tmpfs "$1"',
       'cd "$1" && git init -q . && "$2" "$3" init --local >/dev/null',
@@ -150,7 +151,8 @@ describe("retries after the answer was lost", () => {
       "head -c 1200000 /dev/zero > ballast",
       'exec "$2" "$3" serve --port "$4"',
     ].join(" && ");
-    const proc = spawn("unshare", ["-Urm", "sh", "-c", script, "sh", dir, BUN, CLI, String(port)], { stdio: ["ignore", "ignore", "pipe"] });
+    const flags = process.getuid?.() === 0 ? "-m" : "-Urm";
+    const proc = spawn("unshare", [flags, "sh", "-c", script, "sh", dir, BUN, CLI, String(port)], { stdio: ["ignore", "ignore", "pipe"] });
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitHealthy(url, () => proc.exitCode === null);

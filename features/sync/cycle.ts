@@ -11,6 +11,7 @@ import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { formatCommitMessage, parseCommitMessage, type OpRecord } from "./apply.ts";
 import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue, rewoundFork } from "./history.ts";
+import { recover } from "./recover.ts";
 import type { Hub } from "./hub.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
@@ -214,33 +215,7 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   }
 
   async function resolve(choice: "adopt" | "restore"): Promise<SyncResult> {
-    const t = await getTransport();
-    const { head: fetched } = await t.fetch();
-    await hub.exclusive(async () => {
-      const base = state("remote_head");
-      if (!state("diverged") || fetched === null || (await movedForward(hub.repo, base, fetched))) {
-        throw new DroverError("conflict", `Cannot ${choice}: the remote's history has not diverged from this machine's`);
-      }
-      const [local, remote] = [base!, fetched!];
-      if (choice === "restore") {
-        const kept = keepHead(hub.repo, "remote", remote);
-        if (!(await t.push(local, remote))) throw new DroverError("conflict", "Cannot restore: the remote moved meanwhile; try again");
-        setState("diverged", null);
-        ctx.log.warn(`Forced this machine's history back onto the remote; the rewritten head is kept as "${kept}"`);
-        ctx.bus.publish("hub_restored", { head: local, remote_was: remote });
-        return;
-      }
-      const kept = keepHead(hub.repo, "local", (await hub.repo.head()) ?? local);
-      const missing = await opsMissingFrom(hub.repo, { local, remote, machineId: ctx.machineId });
-      await hub.adopt(remote, {
-        inTransaction() {
-          requeue(db, missing, remote);
-          setState("remote_head", remote);
-          setState("diverged", null);
-        },
-      });
-      ctx.log.warn(`Took the remote's rewritten history; ${missing.length} op(s) of this machine go out again; the old head is kept as "${kept}"`);
-    });
+    await recover(ctx, hub, { transport: await getTransport(), choice });
     setState("last_error", null);
     return service.round({ force: true });
   }
