@@ -13,9 +13,11 @@ export interface OpRegistry extends OpRunner {
   list(): Array<{ name: string; feature: string; op: OpDef }>;
 }
 
-/** The input an op's callers give: its schema, plus `idempotency_key` for a mutating op. */
+/** The input an op's callers give: its schema, plus `idempotency_key` for a mutating op (made once per op). */
 export function inputSchemaOf(op: OpDef): z.ZodType {
-  return op.writes && op.input instanceof z.ZodObject ? op.input.extend({ idempotency_key: keyField }) : op.input;
+  let schema = _inputSchemas.get(op);
+  if (!schema) _inputSchemas.set(op, (schema = op.writes && op.input instanceof z.ZodObject ? op.input.extend({ idempotency_key: keyField }) : op.input));
+  return schema;
 }
 
 export function createOpRegistry(features: readonly Feature[], getContext: () => Context): OpRegistry {
@@ -113,6 +115,8 @@ interface _ActiveCall extends OpCall {
 }
 
 const _calls = new AsyncLocalStorage<_ActiveCall>();
+/** A schema built per call is compiled again per call by zod: ten times the cost of the op's own validation. */
+const _inputSchemas = new WeakMap<OpDef, z.ZodType>();
 const _requestKeys = new AsyncLocalStorage<string>();
 
 /** An op run by a keyed op gets a key of its own, the same on every retry of the outer one. */

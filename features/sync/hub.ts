@@ -261,6 +261,9 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   async function drain() {
     draining = true;
     while (queue.length) {
+      // group commit: a round of the event loop lets concurrent requests join this batch — a commit is
+      // synchronous file work, and without the yield every op would pay for one of its own
+      await new Promise((resolve) => setImmediate(resolve));
       const batch = queue.splice(0, 500);
       try {
         await runBatch(batch);
