@@ -1,17 +1,17 @@
 /**
- * The dashboard in real headless Chromium (Debian's package, driven by playwright-core) against the compiled
+ * The dashboard in real headless Chromium (Debian's package, else the npm one: test/browser.ts) against the compiled
  * daemon. Screenshots go to test-artifacts/dashboard/ so a person can look at them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import { chromium, type Browser, type Page } from "playwright-core";
+import type { Browser, Page } from "playwright-core";
 import { createLogger } from "../core/logger.ts";
 import { startGateway } from "../features/gateway/server.ts";
+import { launchChromium } from "./browser.ts";
 import { api, BINARY, cli, freePort, ROOT, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
 
 export const SCREENSHOTS = join(ROOT, "test-artifacts", "dashboard");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -24,10 +24,7 @@ beforeAll(async () => {
   project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n' });
   port = await freePort();
   daemon = await startDaemonProcess([BINARY], project.paths, {}, port);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
 }, 30_000);
 afterAll(async () => {
