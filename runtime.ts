@@ -1,6 +1,6 @@
 /**
  * @module The runtime: loads config, store and features, and gives every feature one context (config, SQLite,
- * bus, logger, clock, ops, services). In the daemon it also runs the 1 s ticker and the reconcile loop.
+ * bus, logger, clock, ops, the hub, services). In the daemon it also runs the 1 s ticker and the reconcile loop.
  * Adding a feature is one folder and one line in `features` below.
  */
 import { createDispatcher } from "./core/actions.ts";
@@ -8,7 +8,8 @@ import { createBus } from "./core/bus.ts";
 import { processClock, type Clock } from "./core/clock.ts";
 import { defaultConfig, loadConfig } from "./core/config.ts";
 import { idempotencyMigrations } from "./core/idempotency.ts";
-import type { Context, Feature, ReconcileReport, Services } from "./core/feature.ts";
+import type { EventType } from "./core/events.ts";
+import type { Context, EventHandler, Feature, ReconcileReport, Services } from "./core/feature.ts";
 import { readMachineId } from "./core/identity.ts";
 import { createLogger, type Logger } from "./core/logger.ts";
 import { createOpRegistry, type OpRegistry } from "./core/ops.ts";
@@ -17,6 +18,7 @@ import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts"
 import { migrate, openCheckedStore, type StoreDamage } from "./core/store.ts";
 import { createTicker, type Ticker } from "./core/ticker.ts";
 import { applyTrust, approvals, copyKeys, TRUST_COMMAND, trustMigrations, untrustedLine, type TrustRule } from "./core/trust.ts";
+import hub from "./hub/index.ts";
 import config from "./features/config/index.ts";
 import gateway from "./features/gateway/index.ts";
 import heartbeats from "./features/heartbeats/index.ts";
@@ -26,8 +28,11 @@ import timers from "./features/timers/index.ts";
 import triggers from "./features/triggers/index.ts";
 import worktrees from "./features/worktrees/index.ts";
 
-/** Every feature, in start order (a feature's services exist before the features after it set up). */
+/** Every feature, in start order, after the hub layer (which every feature's setup may use). */
 export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway, worktrees, config];
+
+/** What lives only in `state.db` besides what features keep there: lost when a damaged one is rebuilt. */
+const RUNTIME_LOCAL_ONLY = ["idempotency keys", "approvals of the committed config (run drover trust again)"];
 
 export const VERSION = "0.1.0";
 
@@ -66,7 +71,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   const mode = options.mode ?? "cli";
   const clock = options.clock ?? processClock();
   const log = options.log ?? createLogger(mode === "daemon" ? "drover" : "drover-cli");
-  const list = options.features ?? features;
+  const list: readonly Feature[] = [hub, ...(options.features ?? features)];
   // a .drover from an older drover, a clone or a hand may be readable by others: 0700, its files 0600
   secureProjectDir(paths);
   const { config, warnings, fromEnv } = await loadConfig(paths.config);
@@ -76,8 +81,9 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     now: clock.now(),
     prepare(store) {
       migrate(store, "runtime", [...relayMigrations, ...trustMigrations, ...idempotencyMigrations]);
-      for (const f of list) migrate(store, f.name, f.migrations ?? []);
+      for (const f of list) migrate(store, f.migrationsKey ?? f.name, f.migrations ?? []);
     },
+    localOnly: [...list.flatMap((f) => f.localOnly ?? []), ...RUNTIME_LOCAL_ONLY],
   });
   if (damage) {
     log.error(`"${paths.db}" was damaged (${damage.reason}): set aside as "${damage.moved_to}" and rebuilt from the hub; lost: ${damage.lost.join(", ")}`);
@@ -107,6 +113,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     mode,
     untrusted,
     ops: undefined as unknown as OpRegistry,
+    hub: undefined as unknown as Context["hub"],
     services: {} as Services,
   };
   const ops = createOpRegistry(list, () => ctx);
@@ -119,7 +126,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     for (const f of list) {
       for (const [type, handler] of Object.entries(f.on ?? {})) {
         const name = `${f.name}.on.${type}`;
-        unsubscribe.push(bus.on(type as never, (event) => handler!(ctx, event), { name }));
+        unsubscribe.push(bus.on(type as EventType, (event) => (handler as EventHandler)(ctx, event), { name }));
       }
     }
   }

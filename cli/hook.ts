@@ -14,7 +14,8 @@ import { readMachineId } from "../core/identity.ts";
 import { canonicalJson } from "../core/json.ts";
 import { findProject, type Paths } from "../core/paths.ts";
 import { heartbeatPath, makeHeartbeat, type AgentState } from "../features/heartbeats/file.ts";
-import { agentIdSchema, itemIdSchema, itemPath } from "../features/pipeline/item.ts";
+import { agentIdSchema, itemIdSchema } from "../core/ids.ts";
+import { itemPath } from "../features/pipeline/item.ts";
 import { escapeControls } from "../core/escape.ts";
 
 /** While agent, state and item stay the same, a hook writes at most once in this long. */

@@ -1,6 +1,7 @@
 /**
  * @module The one action dispatcher that timers and triggers share. An action is an op call, a webhook, or a
- * prompt that becomes an item; it is validated when the timer or trigger is made, not when it fires.
+ * prompt, which the feature that takes prompts turns into an op (the pipeline: an item for the next free agent);
+ * it is validated when the timer or trigger is made, not when it fires.
  * `"$event.<field>"` strings in a trigger's args or webhook body are replaced by the event's field.
  * Webhooks are input from whoever holds a token: their headers are checked when made, their redirects are
  * followed by hand (never to another origin with custom headers), and at most 64 KiB of an answer is read.
@@ -120,9 +121,14 @@ export interface DispatchOptions {
   backoffMs: number[];
 }
 
+/** The op a prompt action runs. */
+export type PromptHandler = (prompt: string) => { op: string; args: Record<string, unknown> };
+
 export interface Dispatcher {
   run(action: Action, context: { event?: Record<string, unknown>; timer?: Record<string, unknown> }, cause: EventCause): Promise<ActionResult>;
   options: DispatchOptions;
+  /** Set by the feature that takes prompts; without one, a prompt action fails with a clear error. */
+  prompts?: PromptHandler;
 }
 
 export function createDispatcher(ctx: Context, options: DispatchOptions = { timeoutMs: 10_000, backoffMs: [1000, 2000] }): Dispatcher {
@@ -136,9 +142,9 @@ export function createDispatcher(ctx: Context, options: DispatchOptions = { time
           return { result: "ok", output };
         }
         if ("prompt" in action) {
-          const title = action.prompt.split("\n")[0]!.slice(0, 200);
-          const output = await ctx.ops.run("item.create", { title, body: action.prompt, labels: ["prompt"] }, { via: "action", cause });
-          return { result: "ok", output };
+          if (!dispatcher.prompts) throw new DroverError("not_found", "Cannot run a prompt action: no feature takes prompts");
+          const { op, args } = dispatcher.prompts(action.prompt);
+          return { result: "ok", output: await ctx.ops.run(op, args, { via: "action", cause }) };
         }
         return await _webhook(action.webhook, substitute(action.webhook.body ?? context, event), dispatcher.options);
       } catch (err) {

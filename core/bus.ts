@@ -4,7 +4,8 @@
  * `gap` event carrying the count, then continues. Nothing is dropped without a `gap`.
  */
 import { iso, type Clock } from "./clock.ts";
-import { eventTypes, type BusEvent, type EventCause, type EventFields, type EventType } from "./events.ts";
+import { eventDef, type BusEvent, type EventCause, type EventFields, type EventType } from "./events.ts";
+import { DroverError } from "./errors.ts";
 import type { Logger } from "./logger.ts";
 import { currentCall } from "./ops.ts";
 
@@ -81,7 +82,9 @@ export function createBus(options: BusOptions): Bus {
 
   return {
     publish(type, fields, opts = {}) {
-      const parsed = eventTypes[type].schema.parse(fields) as EventFields<typeof type>;
+      const def = eventDef(type);
+      if (!def) throw new DroverError("internal", `Cannot publish "${type}": no feature declares that event`);
+      const parsed = def.schema.parse(fields) as EventFields<typeof type>;
       // an event an op publishes while serving a timer's or trigger's action belongs to that chain, whoever publishes
       // it (a heartbeat trigger whose action is a heartbeat must stay bounded); an explicit cause (even none) wins
       const cause = "cause" in opts ? opts.cause : currentCall()?.cause;

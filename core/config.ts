@@ -5,57 +5,67 @@
 import { z } from "zod";
 import { DroverError } from "./errors.ts";
 
-const secs = z.number().int().min(1).max(31_536_000);
+/** A duration setting in whole seconds, 1 s to a year. */
+export const secs = z.number().int().min(1).max(31_536_000);
 
-export const configSchema = z.object({
-  server: z
-    .object({
+/**
+ * Keys of one `[section]` of config.toml, with their defaults; `env` names the environment variables that
+ * override a key on this machine. Several parts may share a section (a feature adding keys to another's table).
+ */
+export interface ConfigPart<S extends string = string, T extends z.ZodRawShape = z.ZodRawShape> {
+  section: S;
+  keys: T;
+  env?: Partial<Record<keyof T & string, string>>;
+}
+
+/** Declares config keys in a section (identity at the type level); `defineFeature` registers a feature's. */
+export function defineConfig<S extends string, T extends z.ZodRawShape>(section: S, keys: T, options: { env?: Partial<Record<keyof T & string, string>> } = {}): ConfigPart<S, T> {
+  return { section, keys, ...options };
+}
+
+const coreConfig = {
+  server: defineConfig(
+    "server",
+    {
       host: z.string().min(1).default("127.0.0.1"),
       port: z.number().int().min(0).max(65_535).default(4317),
       allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name")).max(100).default([]),
       max_ws_clients: z.number().int().min(1).max(100_000).default(1000),
-    })
-    .prefault({}),
-  hub: z
-    .object({
-      remote: z.string().default("origin"),
-      branch: z.string().min(1).default("drover/hub"),
-      sync_interval_secs: secs.default(10),
-      presence_secs: secs.default(60),
-      network_timeout_secs: secs.default(20),
-      max_file_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
-    })
-    .prefault({}),
-  heartbeats: z
-    .object({
-      idle_after_secs: secs.default(300),
-      stale_after_secs: secs.default(1800),
-      poll_secs: secs.default(30),
-      takeover_grace_secs: secs.default(60),
-    })
-    .prefault({}),
-  pipeline: z
-    .object({
-      auto_assign: z.boolean().default(true),
-      claim_ttl_secs: secs.default(3600),
-      claim_confirm_secs: secs.default(15),
-      done_retention_secs: secs.default(14_400),
-      worktrees: z.boolean().default(true),
-      base_branch: z.string().default(""),
-    })
-    .prefault({}),
-  reconcile: z.object({ interval_secs: secs.default(30) }).prefault({}),
-  triggers: z.object({ max_actions_per_event: z.number().int().min(1).max(10_000).default(100) }).prefault({}),
-  gateway: z
-    .object({
-      url: z.string().default(""),
-      project: z.string().default(""),
-      token: z.string().default(""),
-    })
-    .prefault({}),
-});
+    },
+    { env: { host: "DROVER_HOST", port: "DROVER_PORT" } },
+  ),
+  reconcile: defineConfig("reconcile", { interval_secs: secs.default(30) }),
+};
 
-export type Config = z.output<typeof configSchema>;
+/** Every config part by owner: the runtime's here, each feature's merged in from its folder. */
+export interface ConfigParts {
+  server: typeof coreConfig.server;
+  reconcile: typeof coreConfig.reconcile;
+}
+
+/** The whole config: one object per section, holding the keys of every part declared in it. */
+export type Config = { [S in _Part["section"]]: _SectionOf<S> };
+
+/** Adds config parts to the registry (`defineFeature` does it with a feature's); a key is declared once. */
+export function registerConfig(parts: readonly ConfigPart[]): void {
+  for (const part of parts) {
+    if (_parts.includes(part)) continue;
+    for (const key of Object.keys(part.keys)) {
+      const owner = _parts.find((p) => p.section === part.section && Object.hasOwn(p.keys, key));
+      if (owner) throw new Error(`Cannot declare config key "${part.section}.${key}" twice`);
+    }
+    _parts.push(part);
+    _schema = undefined;
+  }
+}
+
+/** The schema of config.toml made of every registered part. */
+export function configSchema(): z.ZodObject {
+  if (_schema) return _schema;
+  const sections = new Map<string, z.ZodRawShape>();
+  for (const part of _parts) sections.set(part.section, { ...sections.get(part.section), ...part.keys });
+  return (_schema = z.object(Object.fromEntries([...sections].map(([name, keys]) => [name, z.object(keys).prefault({})]))));
+}
 
 export interface LoadedConfig {
   config: Config;
@@ -67,7 +77,7 @@ export interface LoadedConfig {
 
 /** Every key at its default. */
 export function defaultConfig(): Config {
-  return configSchema.parse({});
+  return configSchema().parse({}) as Config;
 }
 
 /** Parses TOML text (or nothing) into a full config with defaults and environment overrides applied. */
@@ -84,14 +94,15 @@ export function parseConfig(
       throw new DroverError("bad_config", `Cannot parse "${file}": ${(err as Error).message}`);
     }
   }
-  const warnings = _unknownKeys(raw, configSchema, "").map((key) => `Unknown key "${key}" in "${file}"`);
+  const schema = configSchema();
+  const warnings = _unknownKeys(raw, schema, "").map((key) => `Unknown key "${key}" in "${file}"`);
   const fromEnv = _applyEnv(raw, options.env ?? process.env, file);
-  const parsed = configSchema.safeParse(raw);
+  const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     throw new DroverError("bad_config", `Invalid value for "${issue.path.join(".")}" in "${file}": ${issue.message}`);
   }
-  return { config: parsed.data, warnings, fromEnv };
+  return { config: parsed.data as Config, warnings, fromEnv };
 }
 
 /** Reads and parses a config file; a missing file means all defaults. */
@@ -103,32 +114,32 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
 
 // --- internal ---
 
-const ENV: Array<[string, string, string, "string" | "port"]> = [
-  ["DROVER_HOST", "server", "host", "string"],
-  ["DROVER_PORT", "server", "port", "port"],
-  ["DROVER_GATEWAY_URL", "gateway", "url", "string"],
-  ["DROVER_GATEWAY_TOKEN", "gateway", "token", "string"],
-  ["DROVER_GATEWAY_PROJECT", "gateway", "project", "string"],
-];
-
 function _applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>, file: string): Set<string> {
   const set = new Set<string>();
   if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new DroverError("bad_config", `Cannot read "${file}": not a table`);
-  for (const [name, section, key, kind] of ENV) {
-    const value = env[name];
-    if (value === undefined || value === "") continue;
-    set.add(`${section}.${key}`);
-    const table = (raw[section] ??= {}) as Record<string, unknown>;
-    if (typeof table !== "object" || table === null || Array.isArray(table)) {
-      throw new DroverError("bad_config", `Invalid value for "${section}" in "${file}": expected a table`);
+  for (const { section, keys, env: names = {} } of _parts) {
+    for (const [key, name] of Object.entries(names) as Array<[string, string]>) {
+      const value = env[name];
+      if (value === undefined || value === "") continue;
+      set.add(`${section}.${key}`);
+      const table = (raw[section] ??= {}) as Record<string, unknown>;
+      if (typeof table !== "object" || table === null || Array.isArray(table)) {
+        throw new DroverError("bad_config", `Invalid value for "${section}" in "${file}": expected a table`);
+      }
+      table[key] = _envValue(keys[key]!, name, value);
     }
-    if (kind === "port") {
-      const port = Number(value);
-      if (!Number.isInteger(port)) throw new DroverError("bad_config", `Invalid value for "${name}": "${value}" is not a port number`);
-      table[key] = port;
-    } else table[key] = value;
   }
   return set;
+}
+
+/** An environment variable's text as the key's type: numbers for number keys, the text otherwise. */
+function _envValue(schema: unknown, name: string, value: string): unknown {
+  let base: unknown = schema;
+  while ((base as { def?: { innerType?: unknown } }).def?.innerType) base = (base as { def: { innerType: unknown } }).def.innerType;
+  if (!(base instanceof z.ZodNumber)) return value;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isFinite(n)) throw new DroverError("bad_config", `Invalid value for "${name}": "${value}" is not a number`);
+  return n;
 }
 
 function _unknownKeys(raw: unknown, schema: z.ZodType, prefix: string): string[] {
@@ -155,3 +166,10 @@ function _shapeOf(schema: z.ZodType): Record<string, z.ZodType> | undefined {
   }
   return undefined;
 }
+
+type _Part = ConfigParts[keyof ConfigParts];
+type _UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
+type _SectionOf<S extends string> = _UnionToIntersection<_Part extends infer P ? (P extends ConfigPart<S, infer T> ? z.output<z.ZodObject<T>> : never) : never>;
+
+const _parts: ConfigPart[] = Object.values(coreConfig);
+let _schema: z.ZodObject | undefined;

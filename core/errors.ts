@@ -3,8 +3,14 @@
  * code; only the HTTP layer (`app.onError`), the MCP tool wrapper and the CLI's main turn it into output.
  */
 
-/** Error codes and the HTTP status each one renders as. */
-const STATUS = {
+/** Declares error codes with the HTTP status each renders as (identity at the type level). */
+export function defineErrors<T extends Record<string, ErrorStatus>>(codes: T): T {
+  return codes;
+}
+
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 500 | 503;
+
+const coreErrors = defineErrors({
   invalid_input: 400,
   bad_config: 400,
   unauthorized: 401,
@@ -12,21 +18,30 @@ const STATUS = {
   not_found: 404,
   unknown_op: 404,
   conflict: 409,
-  claimed: 409,
-  illegal_transition: 409,
-  stale_fence: 409,
-  blocked_by_deps: 409,
-  not_holder: 409,
   already_running: 409,
   not_initialized: 409,
-  diverged: 409,
   too_large: 413,
   internal: 500,
-  offline: 503,
   busy: 503,
-} as const;
+});
+type _CoreErrors = typeof coreErrors;
 
-export type ErrorCode = keyof typeof STATUS;
+/** The runtime's own error codes (every other is a feature's). */
+export const coreErrorCodes: readonly string[] = Object.keys(coreErrors);
+
+/** Every error code with its status: the runtime's here, each feature's merged in from its folder. */
+export interface ErrorCodes extends _CoreErrors {}
+
+export type ErrorCode = keyof ErrorCodes & string;
+
+/** Adds error codes to the registry (`defineFeature` does it with a feature's); a code keeps its first status. */
+export function registerErrors(codes: Record<string, ErrorStatus>): void {
+  for (const [code, status] of Object.entries(codes)) {
+    const known = _status.get(code);
+    if (known !== undefined && known !== status) throw new Error(`Cannot declare error code "${code}" twice, with ${known} and ${status}`);
+    _status.set(code, status);
+  }
+}
 
 export interface DroverErrorOptions {
   details?: unknown;
@@ -46,7 +61,8 @@ export class DroverError extends Error {
   }
 
   get status(): number {
-    return STATUS[this.code];
+    // a code no loaded feature declared renders as an internal error rather than as a wrong refusal
+    return _status.get(this.code) ?? 500;
   }
 
   /** CLI exit code: 1 refused, 2 bad usage or input, 3 internal. */
@@ -68,3 +84,7 @@ export function toDroverError(err: unknown): DroverError {
   if (err instanceof DroverError) return err;
   return new DroverError("internal", "Internal error", { cause: err });
 }
+
+// --- internal ---
+
+const _status = new Map<string, ErrorStatus>(Object.entries(coreErrors));

@@ -1,15 +1,18 @@
 /**
  * @module The contract every feature implements. A feature is a folder `features/<name>/` whose `index.ts`
  * default-exports `defineFeature({...})`; the runtime turns its ops into HTTP routes, MCP tools, CLI
- * commands and timer/trigger actions with no per-op glue.
+ * commands and timer/trigger actions with no per-op glue. What a feature adds to shared name spaces (events,
+ * error codes, config keys, ops other features call, services, the context) it declares in its own folder
+ * by declaration merging into the interfaces here and beside them.
  */
 import type { Database } from "bun:sqlite";
 import type { Hono } from "hono";
 import type { z } from "zod";
 import type { Bus } from "./bus.ts";
 import type { Clock } from "./clock.ts";
-import type { Config } from "./config.ts";
-import type { BusEvent, EventCause, EventType } from "./events.ts";
+import { registerConfig, type Config, type ConfigPart } from "./config.ts";
+import { registerErrors, type ErrorStatus } from "./errors.ts";
+import { registerEvents, type BusEvent, type EventCause, type EventDef, type EventType } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { Paths } from "./paths.ts";
 import type { TrustRule, Untrusted } from "./trust.ts";
@@ -22,9 +25,29 @@ export interface OpCall {
   idempotencyKey?: string;
 }
 
+/** The call an op's `run` serves: how it was reached, and the op's own name. */
+export interface ActiveCall extends OpCall {
+  op: string;
+}
+
+/**
+ * Ops other features may call with types, one entry per op (`"<name>": typeof <its definition>`), merged in by the
+ * feature that owns the op. An op calls its own feature's ops through that feature's functions, not here.
+ */
+export interface OpMap {}
+
+export type OpName = keyof OpMap & string;
+export type OpInput<N extends OpName> = OpMap[N] extends { input: infer S extends z.ZodType } ? z.input<S> : never;
+export type OpResult<N extends OpName> = OpMap[N] extends { run(...args: never[]): infer R } ? Awaited<R> : never;
+
 export interface OpRunner {
+  /** Runs an op by name with input from outside (a front door): validated, typed as unknown. */
   run(name: string, input: unknown, call?: OpCall): Promise<unknown>;
+  /** Runs another feature's op with its types (input and answer), as `run` does. */
+  call<N extends OpName>(name: N, input: OpInput<N>, call?: OpCall): Promise<OpResult<N>>;
   get(name: string): OpDef | undefined;
+  /** Every op by name, with the feature that declares it. */
+  list(): Array<{ name: string; feature: string; op: OpDef }>;
 }
 
 /** What the runtime hands every feature. */
@@ -41,11 +64,11 @@ export interface Context {
   /** Values of the committed config that wait for `drover trust` on this machine (`config` holds what is in force). */
   untrusted: Untrusted[];
   ops: OpRunner;
-  /** Shared services features expose to each other by name (e.g. the hub), set up in `setup`. */
+  /** A feature's own long-lived state (its watcher, its queue), set up in `setup`; other features use its ops. */
   services: Services;
 }
 
-/** Services are declared by the features that provide them (module augmentation). */
+/** Services are declared by the features that keep them (module augmentation). */
 export interface Services {}
 
 export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
@@ -55,9 +78,18 @@ export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
   /** A choice for a person at the CLI (forcing the team's history): refused over HTTP, MCP and actions. */
   cliOnly?: boolean;
   input: S;
-  run(ctx: Context, input: z.output<S>, call: OpCall): R | Promise<R>;
+  run(ctx: Context, input: z.output<S>, call: ActiveCall): R | Promise<R>;
+  /** Its REST route besides `POST /api/ops/<name>`; path parameters (`:id`) fill input fields of that name. */
+  http?: OpRoute;
   /** How the CLI shows the result: table columns (dotted paths) and, for an empty answer, the refusal line. */
   view?: OpView<R>;
+}
+
+/** A GET takes its input from the query string, a POST or DELETE from the JSON body; `status` on success. */
+export interface OpRoute {
+  method: "GET" | "POST" | "DELETE";
+  path: `/api/${string}`;
+  status?: 200 | 201;
 }
 
 export interface OpView<R> {
@@ -74,12 +106,25 @@ export interface ReconcileReport {
   [detail: string]: unknown;
 }
 
-export type EventHandler = (ctx: Context, event: BusEvent) => void | Promise<void>;
+export type EventHandler<T extends EventType = EventType> = (ctx: Context, event: BusEvent<T>) => void | Promise<void>;
+
+/** Bus subscriptions by event type, each handler typed by its event; "*" receives every event. */
+export type EventHandlers = { [T in EventType]?: EventHandler<T> } & { "*"?: EventHandler };
 
 export interface Feature {
   name: string;
+  /** Its event types (`defineEvents`), merged into `EventMap` in the same folder. */
+  events?: Record<string, EventDef>;
+  /** Its error codes with their HTTP status (`defineErrors`), merged into `ErrorCodes`. */
+  errors?: Record<string, ErrorStatus>;
+  /** Its config keys (`defineConfig`), merged into `ConfigParts`. */
+  config?: readonly ConfigPart[];
   /** SQL run once each, in order; append, never edit. */
   migrations?: readonly string[];
+  /** The name its migrations are recorded under when it is not `name` (their history moved with the code). */
+  migrationsKey?: string;
+  /** What lives only in this machine's `state.db` (lost when a damaged one is rebuilt from the hub), for people. */
+  localOnly?: readonly string[];
   /**
    * Config keys (dotted) whose values have effects — where a credential goes, a branch git acts on, a command —
    * with the rule saying when a value does: such a value takes effect only once this machine trusts it (core/trust.ts).
@@ -88,10 +133,9 @@ export interface Feature {
   /** Called in every process (daemon and CLI) before any op runs; registers services. */
   setup?: (ctx: Context) => void | Promise<void>;
   ops?: Record<string, OpDef<any, any>>;
-  /** Extra Hono routes (REST) the feature serves. */
+  /** Routes that are no op (a feature's own protocol); an op's REST route is declared on the op (`http`). */
   handler?: (ctx: Context) => Hono;
-  /** Bus subscriptions by event type; "*" receives every event. */
-  on?: Partial<Record<EventType | "*", EventHandler>>;
+  on?: EventHandlers;
   tick?: (ctx: Context) => void | Promise<void>;
   reconcile?: (ctx: Context) => ReconcileReport | Promise<ReconcileReport>;
   /** Daemon only: start watchers and loops; `stop` ends them. */
@@ -99,8 +143,11 @@ export interface Feature {
   stop?: (ctx: Context) => void | Promise<void>;
 }
 
-/** Declares a feature; the identity function exists for type checking and a uniform shape. */
+/** Declares a feature and registers its events, error codes and config keys, so they exist once it is loaded. */
 export function defineFeature<F extends Feature>(feature: F): F {
+  registerEvents(feature.events ?? {});
+  registerErrors(feature.errors ?? {});
+  registerConfig(feature.config ?? []);
   return feature;
 }
 

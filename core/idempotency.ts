@@ -2,7 +2,7 @@
  * @module Idempotency keys: a client whose connection broke, or who got a 5xx, retries a mutating op with the same
  * key (HTTP header `Idempotency-Key`, MCP and CLI field `idempotency_key`) and gets the first answer instead of a
  * second effect. The answer (or the refusal) is kept here for 24 h; the hub keeps the same for each hub op inside
- * the commit's own transaction (features/sync/hub.ts), so even an op whose answer was lost after its commit — a
+ * the commit's own transaction (hub/writer.ts), so even an op whose answer was lost after its commit — a
  * full disk, a crash — is answered, not run again. Ops an op runs get keys derived from its key, in order.
  */
 import type { Database } from "bun:sqlite";

@@ -6,12 +6,10 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 import { DroverError, toDroverError } from "./errors.ts";
-import type { Context, Feature, OpCall, OpDef, OpRunner } from "./feature.ts";
+import type { ActiveCall, Context, Feature, OpCall, OpDef, OpRunner } from "./feature.ts";
 import { createKeyStore, keyField, type KeyStore } from "./idempotency.ts";
 
-export interface OpRegistry extends OpRunner {
-  list(): Array<{ name: string; feature: string; op: OpDef }>;
-}
+export type OpRegistry = OpRunner;
 
 /** The input an op's callers give: its schema, plus `idempotency_key` for a mutating op (made once per op). */
 export function inputSchemaOf(op: OpDef): z.ZodType {
@@ -57,9 +55,10 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
     }
   }
 
-  return {
+  const registry: OpRegistry = {
     list: () => [...ops].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name)),
     get: (name) => ops.get(name)?.op,
+    call: (name, input, call) => registry.run(name, input, call) as never,
     async run(name, input, call: OpCall = { via: "internal" }) {
       const entry = ops.get(name);
       if (!entry) throw new DroverError("unknown_op", `Cannot run op "${name}": no such op`);
@@ -71,11 +70,12 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
       const key = entry.op.writes
         ? (call.idempotencyKey ?? (given as string | undefined) ?? (call.via === "http" ? _requestKeys.getStore() : undefined) ?? _derived(outer, name))
         : undefined;
-      const active: _ActiveCall = { ...call, idempotencyKey: key, nested: 0, hubOps: 0 };
+      const active: _ActiveCall = { ...call, op: name, idempotencyKey: key, nested: 0, hubOps: 0 };
       const run = () => _calls.run(active, async () => entry.op.run(getContext(), parsed, active));
       return key ? keyed(key, { op: name, input: parsed }, run) : run();
     },
   };
+  return registry;
 }
 
 /** The call being served, wherever the op's work goes (the hub records its cause with the op). */
@@ -107,7 +107,7 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
 
 // --- internal ---
 
-interface _ActiveCall extends OpCall {
+interface _ActiveCall extends ActiveCall {
   /** Ops this call has run so far (their keys derive from its key, in order). */
   nested: number;
   /** Hub ops this call has made so far. */

@@ -49,23 +49,15 @@ export interface StoreDamage {
   lost: string[];
 }
 
-/** What lives only in this machine's `state.db`: the hub rebuilds the rest. */
-export const LOCAL_ONLY = [
-  "timers",
-  "triggers",
-  "agent pauses",
-  "usage reports made on this machine (item totals live in the hub)",
-  "the record of worktrees drover made (they are kept, not removed, from now on)",
-  "idempotency keys",
-  "approvals of the committed config (run drover trust again)",
-];
-
 /**
  * Opens `state.db` and runs `prepare` (the migrations) on it. Damage — the file is not a database, a page is
  * corrupt, or (with `deep`) `PRAGMA quick_check` finds a fault — sets the file aside as `state.db.damaged-<time>`
  * and starts a new one, which the hub fills again; `damage` says what happened and what could not come back.
  */
-export function openCheckedStore(file: string, options: { deep: boolean; now: number; prepare: (db: Database) => void }): { db: Database; damage?: StoreDamage } {
+export function openCheckedStore(
+  file: string,
+  options: { deep: boolean; now: number; prepare: (db: Database) => void; /** What lives only in this file: lost with it. */ localOnly: readonly string[] },
+): { db: Database; damage?: StoreDamage } {
   let db: Database | undefined;
   try {
     db = openStore(file);
@@ -82,7 +74,7 @@ export function openCheckedStore(file: string, options: { deep: boolean; now: nu
     } catch {
       // a damaged file may not even close cleanly
     }
-    const damage = _setAside(file, (err as Error).message.replace(/\s+/g, " ").trim(), options.now);
+    const damage = _setAside(file, (err as Error).message.replace(/\s+/g, " ").trim(), { now: options.now, lost: [...options.localOnly] });
     const fresh = openStore(file);
     options.prepare(fresh);
     return { db: fresh, damage };
@@ -110,13 +102,13 @@ function _reportFile(file: string): string {
   return join(dirname(file), "state-rebuilt.json");
 }
 
-function _setAside(file: string, reason: string, now: number): StoreDamage {
+function _setAside(file: string, reason: string, { now, lost }: { now: number; lost: string[] }): StoreDamage {
   const at = new Date(now).toISOString();
   const moved_to = `${file}.damaged-${at.replace(/[:.]/g, "-")}`;
   for (const suffix of ["", "-wal", "-shm"]) {
     if (existsSync(file + suffix)) renameSync(file + suffix, moved_to + suffix);
   }
-  const damage: StoreDamage = { at, reason, moved_to, lost: LOCAL_ONLY };
+  const damage: StoreDamage = { at, reason, moved_to, lost };
   writeFileSync(_reportFile(file), JSON.stringify(damage, null, 2) + "\n", { mode: 0o600 });
   return damage;
 }

@@ -1,10 +1,8 @@
 /**
  * @module The daemon's Hono app: `/health` open, everything else behind the bearer token; every op at
- * `POST /api/ops/<name>`; the features' REST routes; MCP at `/mcp`. Errors are rendered in one place. Every
+ * `POST /api/ops/<name>` and at the REST route it declares; MCP at `/mcp`. Errors are rendered in one place. Every
  * request, `/health` included, must name this server in its `Host` (DNS rebinding, SPEC §12).
  */
-import { timingSafeEqual } from "node:crypto";
-import { isIP } from "node:net";
 import { Hono, type Context as HonoContext } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
@@ -13,9 +11,11 @@ import { DroverError, toDroverError } from "../core/errors.ts";
 import { keyField } from "../core/idempotency.ts";
 import { withRequestKey } from "../core/ops.ts";
 import type { Runtime } from "../runtime.ts";
-import { readJsonObject } from "./body.ts";
-import { dashboardHtml } from "./dashboard.ts";
+import { readJsonObject } from "../web/body.ts";
+import { dashboardHtml } from "../web/dashboard.ts";
+import { checkToken, hostGuard } from "../web/guard.ts";
 import { createMcpHandler } from "./mcp.ts";
+import { opRoutes } from "./routes.ts";
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -73,42 +73,9 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
   app.post("/api/reconcile", async (c) => c.json(await rt.reconcile()));
   app.post("/api/relay", (c) => c.json({ delivered: rt.drainRelay() }));
   app.all("/mcp", createMcpHandler(rt, { version: options.version }));
+  app.route("/", opRoutes(rt.ops));
   for (const f of rt.features) if (f.handler) app.route("/", f.handler(rt.ctx));
   return app;
-}
-
-/** True when the request carries the token as a bearer header (or, for browsers opening `/ws`, `?token=`). */
-export function checkToken(req: Request, token: string, options: { allowQuery?: boolean } = {}): boolean {
-  const header = req.headers.get("authorization") ?? "";
-  let given = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
-  if (!given && options.allowQuery) given = new URL(req.url).searchParams.get("token") ?? "";
-  const a = Buffer.from(given);
-  const b = Buffer.from(token);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
-
-/**
- * The `Host` check (SPEC §12): answers null for a request naming this server, else the 403 to throw. Names
- * answered, with any port: the bound address, `localhost`, `127.0.0.1`, `[::1]` and `extra`. Bound to every
- * interface (`0.0.0.0`, `::`), any IP literal is answered too: a rebound DNS name is never an IP literal.
- */
-export function hostGuard(bound: string, options: { extra: readonly string[]; setting: string }): (req: Request) => DroverError | null {
-  const names = new Set(["localhost", "127.0.0.1", "[::1]", _hostName(bound), ...options.extra.map(_hostName)]);
-  const anyAddress = _hostName(bound) === "0.0.0.0" || _hostName(bound) === "[::]";
-  return function checkHost(req) {
-    const given = req.headers.get("host") ?? new URL(req.url).host;
-    const name = _hostOf(given);
-    if (name && (names.has(name) || (anyAddress && isIP(name.replace(/^\[(.*)\]$/, "$1")) !== 0))) return null;
-    return new DroverError(
-      "forbidden",
-      `Cannot answer Host ${JSON.stringify(given.slice(0, 100))}: it is not this server's address, localhost or a name in ${options.setting}`,
-    );
-  };
-}
-
-/** An error as a plain response, for the paths answered before the Hono app (WebSocket upgrades). */
-export function errorResponse(err: DroverError): Response {
-  return Response.json({ error: err.toJSON() }, { status: err.status });
 }
 
 /** The one place an error becomes a response: `{error: {code, message, details?}}`, never a stack trace. */
@@ -119,18 +86,4 @@ export function renderError(c: HonoContext, err: unknown, rt: Runtime): Response
   } else e = toDroverError(err);
   if (e.status >= 500) rt.ctx.log.error(`Request "${c.req.method} ${c.req.path}" failed`, { error: (e.cause as Error) ?? e });
   return c.json({ error: e.toJSON() }, e.status as ContentfulStatusCode);
-}
-
-// --- internal ---
-
-/** The host name of a `Host` header, lower-case, without the port; null when it is not a host name. */
-function _hostOf(header: string): string | null {
-  const m = /^(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::\d{1,5})?$/.exec(header.trim().toLowerCase());
-  return m ? m[1]! : null;
-}
-
-/** A configured name as `_hostOf` gives it: lower-case, an IPv6 address in brackets. */
-function _hostName(name: string): string {
-  const n = name.trim().toLowerCase();
-  return isIP(n) === 6 ? `[${n}]` : n;
 }

@@ -1,20 +1,23 @@
-/** @module Helpers for the REST routes features serve: every route is an op call made over HTTP. */
+/**
+ * @module The REST routes ops declare (`http: {method, path}`), mounted for every op that has one: a route is
+ * the op called over HTTP, its input the query string (GET, coerced by the op's schema) or the JSON body, with
+ * the path's parameters filling the fields of their names.
+ */
 import { Hono } from "hono";
-import type { Context } from "../core/feature.ts";
-import { readJsonObject } from "./body.ts";
+import type { OpRunner } from "../core/feature.ts";
+import { coerceFields, fieldsOf } from "../core/fields.ts";
+import { readJsonObject } from "../web/body.ts";
 
-/** Runs an op as an HTTP request does. */
-export function httpOp(ctx: Context): (name: string, input: unknown) => Promise<unknown> {
-  return function runOverHttp(name, input) {
-    return ctx.ops.run(name, input, { via: "http" });
-  };
-}
-
-/** `GET path` (`?all=true` too), `POST path`, `DELETE path/:id` for a collection with list/add/cancel ops. */
-export function collectionRoutes(ctx: Context, path: string, ops: { list: string; add: string; cancel: string }): Hono {
-  const run = httpOp(ctx);
-  return new Hono()
-    .get(path, async (c) => c.json(await run(ops.list, { all: c.req.query("all") === "true" })))
-    .post(path, async (c) => c.json(await run(ops.add, await readJsonObject(c.req.raw)), 201))
-    .delete(`${path}/:id`, async (c) => c.json(await run(ops.cancel, { id: c.req.param("id") })));
+export function opRoutes(ops: OpRunner): Hono {
+  const app = new Hono();
+  for (const { name, op } of ops.list()) {
+    if (!op.http) continue;
+    const { method, path, status = 200 } = op.http;
+    const fields = fieldsOf(op.input);
+    app.on(method, path, async function opRoute(c) {
+      const given = method === "GET" ? coerceFields(fields, c.req.query()) : await readJsonObject(c.req.raw);
+      return c.json(await ops.run(name, { ...given, ...c.req.param() }, { via: "http" }), status);
+    });
+  }
+  return app;
 }

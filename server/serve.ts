@@ -5,8 +5,9 @@
 import type { Server } from "bun";
 import { DroverError } from "../core/errors.ts";
 import type { Runtime } from "../runtime.ts";
-import { checkToken, createApp, errorResponse, hostGuard } from "./app.ts";
-import { createWsHub, createWsLimit, type WsClient } from "./ws.ts";
+import { checkToken, errorResponse, hostGuard } from "../web/guard.ts";
+import { createApp } from "./app.ts";
+import { createWsHub, createWsLimit, type WsClient } from "../web/ws.ts";
 
 export interface RunningServer {
   url: string;

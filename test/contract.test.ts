@@ -1,76 +1,16 @@
 /**
- * The conformance suite every feature must pass (in the manner of unstorage's driver suite): reconcile is
- * idempotent and silent the second time, every op rejects invalid input with a 400, a throwing `on` handler
- * or `tick` is isolated by the runtime. A new feature is covered by adding it to `features` in runtime.ts.
+ * The conformance suite (test/contract.ts) for the hub layer and every feature in runtime.ts, and the runtime's
+ * isolation of a throwing handler or tick. A new feature is covered by adding it to `features` in runtime.ts.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { manualClock } from "../core/clock.ts";
 import { defineFeature, type Feature } from "../core/feature.ts";
-import { fieldsOf, type Field } from "../core/fields.ts";
-import { inputSchemaOf } from "../core/ops.ts";
+import hub from "../hub/index.ts";
 import { features } from "../runtime.ts";
-import { createApp } from "../server/app.ts";
+import { featureContract } from "./contract.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
-const TOKEN = "t0k3n";
-
-describe.each(features.map((f) => [f.name, f] as const))("feature %s", (_name, feature) => {
-  let project: Awaited<ReturnType<typeof tempProject>>;
-  let ctx: Awaited<ReturnType<typeof testRuntime>>;
-  let app: ReturnType<typeof createApp>;
-
-  beforeAll(async () => {
-    project = await tempProject();
-    ctx = await testRuntime(project.paths);
-    app = createApp(ctx.rt, { token: TOKEN, version: "test", startedAt: Date.now() });
-    // some state for reconcile to look at
-    const a = (await ctx.rt.ops.run("item.create", { title: "a" })) as { id: string };
-    await ctx.rt.ops.run("item.create", { title: "b", depends_on: [a.id] });
-    await ctx.rt.ops.run("item.claim", { id: a.id, agent: "agent-1" });
-  });
-  afterAll(async () => {
-    await ctx.rt.close();
-    project.cleanup();
-  });
-
-  test("has a unique name and ops named feature-style", () => {
-    expect(features.filter((f) => f.name === feature.name)).toHaveLength(1);
-    for (const name of Object.keys(feature.ops ?? {})) expect(name).toMatch(/^[a-z]+(\.[a-z]+)*$/);
-  });
-
-  test("reconcile twice: the second run changes nothing and publishes nothing", async () => {
-    if (!feature.reconcile) return;
-    await feature.reconcile(ctx.rt.ctx);
-    await ctx.rt.ctx.bus.idle();
-    const before = ctx.events.length;
-    const report = await feature.reconcile(ctx.rt.ctx);
-    await ctx.rt.ctx.bus.idle();
-    expect(report.changed).toBe(0);
-    expect(ctx.events.slice(before)).toEqual([]);
-  });
-
-  for (const [opName, op] of Object.entries(feature.ops ?? {})) {
-    test(`op "${opName}" rejects invalid input with a 400 and changes nothing`, async () => {
-      const head = await ctx.rt.ctx.services.hub.repo.head();
-      const cases: unknown[] = [{ __unknown_field: 1 }, [], "text", ...fieldsOf(inputSchemaOf(op)).map((f) => ({ [f.name]: _wrongValue(f) }))];
-      for (const body of cases) {
-        const res = await app.request(`/api/ops/${opName}`, {
-          method: "POST",
-          headers: { authorization: `Bearer ${TOKEN}` },
-          body: JSON.stringify(body),
-        });
-        // an op that is a person's choice is refused over HTTP whatever its input (a body that is no object is
-        // refused before any op is looked at)
-        const refused = op.cliOnly && body !== null && typeof body === "object" && !Array.isArray(body);
-        expect({ body, status: res.status }).toEqual({ body, status: refused ? 403 : 400 });
-        const json = (await res.json()) as { error: { code: string; message: string } };
-        expect(json.error.code).toBe(refused ? "forbidden" : "invalid_input");
-        expect(json.error.message).not.toContain("\n");
-      }
-      expect(await ctx.rt.ctx.services.hub.repo.head()).toBe(head);
-    });
-  }
-});
+for (const feature of [hub, ...features]) featureContract(feature, features);
 
 describe("runtime isolation", () => {
   test("a throwing `on` handler does not stop other subscribers", async () => {
@@ -103,21 +43,3 @@ describe("runtime isolation", () => {
     project.cleanup();
   });
 });
-
-// --- internal ---
-
-function _wrongValue(f: Field): unknown {
-  switch (f.kind) {
-    case "string":
-    case "enum":
-      return { not: "a string" };
-    case "number":
-      return "not a number";
-    case "boolean":
-      return "not a boolean";
-    case "array":
-      return 42;
-    default:
-      return Symbol.for("x").toString();
-  }
-}

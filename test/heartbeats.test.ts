@@ -171,7 +171,7 @@ describe("malformed heartbeat files", () => {
       ["types", 'invalid "machine_id": Invalid input: expected string, received number'],
     ]);
     // invalid files stay out of the hub's commits
-    await rt.ctx.services.hub.sweep();
+    await rt.ctx.hub.sweep();
     const committed = execFileSync("git", ["ls-tree", "--name-only", "drover/hub", "heartbeats/"], { cwd: project.paths.hub, encoding: "utf8" });
     expect(committed.trim().split("\n")).toEqual(["heartbeats/good.json"]);
   });

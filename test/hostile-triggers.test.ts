@@ -6,7 +6,7 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { eventTypes } from "../core/events.ts";
+import { eventTypeNames } from "../core/events.ts";
 import { STAGES } from "../features/pipeline/stages.ts";
 import { api, BUN, CLI, hostileRuns, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
 
@@ -159,7 +159,7 @@ describe("generated triggers", () => {
     fc.oneof(
       { weight: 4, arbitrary: fc.constant("item_created") },
       { weight: 4, arbitrary: fc.constantFrom("transition", "item_updated", "claimed", "trigger_fired") },
-      { weight: 1, arbitrary: fc.constantFrom(...Object.keys(eventTypes)) },
+      { weight: 1, arbitrary: fc.constantFrom(...eventTypeNames()) },
     ),
     fc.oneof(
       { weight: 8, arbitrary: fc.constant({}) },

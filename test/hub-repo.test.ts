@@ -4,8 +4,8 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createLayout } from "../features/sync/layout.ts";
-import { openRepo, type HubRepo } from "../features/sync/repo.ts";
+import { createLayout } from "../hub/layout.ts";
+import { openRepo, type HubRepo } from "../hub/repo.ts";
 
 let dir: string;
 let repo: HubRepo;
@@ -52,7 +52,7 @@ describe("hub repository", () => {
 
 describe("object reader", () => {
   test("finds every object of a large repacked pack, deltified or not, byte for byte as git has it", async () => {
-    const { createObjectReader } = await import("../features/sync/packs.ts");
+    const { createObjectReader } = await import("../hub/packs.ts");
     let head = await repo.head();
     const files = new Map<string, string>();
     for (let i = 0; i < 300; i++) files.set(`items/${String.fromCharCode(97 + (i % 26))}${String.fromCharCode(97 + ((i / 26) | 0))}/x${i}.json`, `{"n":${i},"body":"${"lorem ipsum ".repeat(20)}"}\n`);
@@ -74,7 +74,7 @@ describe("object reader", () => {
   });
 
   test("an object over the limit is refused from its header, packed or loose, before it is inflated", async () => {
-    const { createObjectReader } = await import("../features/sync/packs.ts");
+    const { createObjectReader } = await import("../hub/packs.ts");
     const big = execFileSync("git", ["hash-object", "-w", "--stdin"], { cwd: dir, input: "x".repeat(5_000_000), encoding: "utf8" }).trim();
     const reader = createObjectReader(join(dir, ".git"));
     expect(() => reader.read(big, 1 << 20)).toThrow(/5000000 bytes, over the limit of 1048576/);

@@ -65,7 +65,7 @@ describe("drover hook claude", () => {
     expect(beat("claude-8f14e45f").state).toBe("working");
 
     const holder = Bun.spawn(
-      [process.execPath, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "features/sync/lock.ts"))}); const l = createFileLock(${JSON.stringify(project.paths.lock)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
+      [process.execPath, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "hub/lock.ts"))}); const l = createFileLock(${JSON.stringify(project.paths.lock)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
       { stdout: "pipe" },
     );
     await holder.stdout.getReader().read();

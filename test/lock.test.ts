@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createFileLock } from "../features/sync/lock.ts";
+import { createFileLock } from "../hub/lock.ts";
 import { BUN, ROOT } from "./helpers.ts";
 
 describe("hub lock", () => {
@@ -10,7 +10,7 @@ describe("hub lock", () => {
     const dir = mkdtempSync(join(tmpdir(), "drover-lock-"));
     const file = join(dir, "hub.lock");
     const holder = Bun.spawn(
-      [BUN, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "features/sync/lock.ts"))}); const l = createFileLock(${JSON.stringify(file)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
+      [BUN, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "hub/lock.ts"))}); const l = createFileLock(${JSON.stringify(file)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
       { stdout: "pipe" },
     );
     const reader = holder.stdout.getReader();

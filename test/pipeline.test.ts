@@ -6,7 +6,7 @@ import { manualClock, type ManualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import { canonicalJson } from "../core/json.ts";
 import type { BusEvent } from "../core/events.ts";
-import { formatCommitMessage } from "../features/sync/apply.ts";
+import { formatCommitMessage } from "../hub/apply.ts";
 import { itemPath, type Item } from "../features/pipeline/item.ts";
 import type { Runtime } from "../runtime.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
@@ -214,13 +214,13 @@ describe("hub", () => {
   test("a commit the index never saw (crash after the ref moved) is caught up by reconcile, with its events", async () => {
     // a commit carrying no op of this machine (here: made by hand; in life: a remote head adopted when the
     // crash came) is published as coming from elsewhere; one of this machine's own batches as local
-    const hub = rt.ctx.services.hub;
+    const hub = rt.ctx.hub;
     const item: Item = {
       id: "qqqqq", title: "from nowhere", body: "", labels: [], priority: 2, stage: "backlog", depends_on: [],
       claim: null, fence: 0, created_at: "2026-04-01T10:00:00.000Z", created_by: "x", updated_at: "2026-04-01T10:00:00.000Z",
     };
     await hub.repo.commit(new Map([[itemPath(item.id), canonicalJson(item)]]), { parent: await hub.repo.head(), message: "by hand\n", time: clock.now() });
-    expect((await rt.reconcile()).sync).toMatchObject({ changed: 1 });
+    expect((await rt.reconcile()).hub).toMatchObject({ changed: 1 });
     expect(await op("item.get", { id: "qqqqq" })).toEqual(item);
     expect(existsSync(join(project.paths.hub, itemPath("qqqqq")))).toBe(true);
     expect(await settled()).toContain("item_created");
@@ -235,7 +235,7 @@ describe("hub", () => {
   });
 
   test("a hub file that is garbage in a commit is skipped and reported, not fatal", async () => {
-    const hub = rt.ctx.services.hub;
+    const hub = rt.ctx.hub;
     await hub.repo.commit(new Map([[itemPath("ggggg"), "garbage"]]), {
       parent: await hub.repo.head(), message: "bad\n", time: clock.now(),
     });

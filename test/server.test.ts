@@ -1,9 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { createApp, hostGuard } from "../server/app.ts";
+import { createApp } from "../server/app.ts";
+import { hostGuard } from "../web/guard.ts";
 import { startServer, type RunningServer } from "../server/serve.ts";
-import { guarded } from "../server/ws.ts";
+import { guarded } from "../web/ws.ts";
 import { api, tempProject, testRuntime, wsClient } from "./helpers.ts";
 
 const TOKEN = "secret-token";

@@ -9,7 +9,7 @@ import type { Paths } from "../core/paths.ts";
 import { api, BUN, CLI, startDaemonProcess } from "./helpers.ts";
 import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
 import { joinedProject, remoteGit } from "./sync-machines.ts";
-import { parseCommitMessage } from "../features/sync/apply.ts";
+import { parseCommitMessage } from "../hub/apply.ts";
 
 const ROUNDS = 24;
 /** Clients per round, each sending ops one after another until the kill: some are always cut off. */

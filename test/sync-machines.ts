@@ -8,7 +8,7 @@ import type { Clock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Paths } from "../core/paths.ts";
 import type { Runtime } from "../runtime.ts";
-import { parseCommitMessage, type OpRecord } from "../features/sync/apply.ts";
+import { parseCommitMessage, type OpRecord } from "../hub/apply.ts";
 import { testRuntime, trustConfig } from "./helpers.ts";
 
 export interface Machine {
@@ -42,7 +42,7 @@ export async function machine(remote: string, options: { clock?: Clock; config?:
     rt,
     events,
     op: (name, input = {}) => rt.ops.run(name, input) as Promise<any>,
-    head: () => rt.ctx.services.hub.repo.head(),
+    head: () => rt.ctx.hub.repo.head(),
     async cleanup() {
       await rt.close();
       rmSync(dir, { recursive: true, force: true });

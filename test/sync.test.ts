@@ -190,7 +190,7 @@ for (const transport of TRANSPORTS) {
         ...Array.from({ length: 20 }, (_, i) => a.op("item.create", { title: `burst ${i}` })),
         ...Array.from({ length: 5 }, (_, i) => a.op("heartbeat", { agent: `beater-${i}` })),
       ]);
-      await a.rt.ctx.services.hub.sweep();
+      await a.rt.ctx.hub.sweep();
       await a.op("sync.now");
       expect(Number(remoteGit(remote.path, "rev-list", "--count", "drover/hub"))).toBe(before + 1);
       const message = remoteGit(remote.path, "log", "-1", "--format=%B", "drover/hub");

@@ -5,6 +5,7 @@
 import { basename } from "node:path";
 import { z } from "zod";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { gatewayConfig } from "./contract.ts";
 import { startRelay, type Relay } from "./relay.ts";
 
 declare module "../../core/feature.ts" {
@@ -13,22 +14,31 @@ declare module "../../core/feature.ts" {
   }
 }
 
+const gatewayOps = {
+  "relay.status": defineOp({
+    writes: false,
+    description: "This daemon's relay to the gateway: connected, paused (the gateway reads too slowly), queued, buffered bytes, dropped events, the last snapshot",
+    input: z.strictObject({}),
+    run(ctx) {
+      if (!ctx.config.gateway.url) return { configured: false, connected: false };
+      if (!ctx.services.relay) return { configured: true, connected: false, detail: "the relay runs in the daemon" };
+      return { configured: true, ...ctx.services.relay.status() };
+    },
+  }),
+};
+
+declare module "../../core/feature.ts" {
+  interface OpMap {
+    "relay.status": (typeof gatewayOps)["relay.status"];
+  }
+}
+
 export default defineFeature({
   name: "gateway",
+  config: [gatewayConfig],
   // where the relay sends this project's events (and a token from this machine's environment)
   trust: { "gateway.url": (v) => v !== "" },
-  ops: {
-    "relay.status": defineOp({
-      writes: false,
-      description: "This daemon's relay to the gateway: connected, paused (the gateway reads too slowly), queued, buffered bytes, dropped events, the last snapshot",
-      input: z.strictObject({}),
-      run(ctx) {
-        if (!ctx.config.gateway.url) return { configured: false, connected: false };
-        if (!ctx.services.relay) return { configured: true, connected: false, detail: "the relay runs in the daemon" };
-        return { configured: true, ...ctx.services.relay.status() };
-      },
-    }),
-  },
+  ops: gatewayOps,
   start: _startRelay,
   tick(ctx) {
     // an approval (`drover trust`) or its withdrawal changes the URL in force: the relay follows

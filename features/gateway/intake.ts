@@ -8,10 +8,10 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { Bus } from "../../core/bus.ts";
 import { DroverError } from "../../core/errors.ts";
-import { eventTypes, type BusEvent } from "../../core/events.ts";
+import { eventDef, type BusEvent } from "../../core/events.ts";
 import type { Logger } from "../../core/logger.ts";
-import { checkToken, errorResponse } from "../../server/app.ts";
-import { guarded, type WsLimit } from "../../server/ws.ts";
+import { checkToken, errorResponse } from "../../web/guard.ts";
+import { guarded, type WsLimit } from "../../web/ws.ts";
 import { eventFrameSchema, helloSchema, itemViewSchema, PROJECT_HEADER, snapshotSchema } from "./frames.ts";
 import type { GatewayState } from "./state.ts";
 
@@ -129,8 +129,8 @@ function _event(frame: unknown): (Record<string, unknown> & { type: string; mach
   const envelope = eventFrameSchema.safeParse(frame);
   if (!envelope.success) return null;
   const { type, at, origin, machine_id } = envelope.data.event;
-  if (!Object.hasOwn(eventTypes, type)) return null;
-  const fields = eventTypes[type as keyof typeof eventTypes].schema.safeParse((frame as { event: unknown }).event);
+  const fields = eventDef(type)?.schema.safeParse((frame as { event: unknown }).event);
+  if (!fields) return null;
   if (!fields.success) return null;
   const event: Record<string, unknown> & { type: string; machine_id?: string } = { type, at, origin: origin ?? "local", ...(machine_id === undefined ? {} : { machine_id }), ...fields.data };
   if (event.item != null) {

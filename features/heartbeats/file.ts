@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { readRegularFile } from "../../core/files.ts";
 import { parseJsonFile } from "../../core/json.ts";
-import { agentIdSchema } from "../pipeline/item.ts";
+import { agentIdSchema } from "../../core/ids.ts";
 
 export const AGENT_STATES = ["working", "idle", "exiting", "stuck"] as const;
 export type AgentState = (typeof AGENT_STATES)[number];

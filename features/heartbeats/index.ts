@@ -6,12 +6,10 @@
  */
 import { mkdirSync, watch, type FSWatcher } from "node:fs";
 import { basename, join } from "node:path";
-import { Hono } from "hono";
 import type { AsyncSubscription } from "@parcel/watcher";
 import { defineFeature, type Context } from "../../core/feature.ts";
 import { loadWatcher } from "../../core/watcher.ts";
-import { readJsonObject } from "../../server/body.ts";
-import { httpOp } from "../../server/routes.ts";
+import { heartbeatConfig, heartbeatEvents } from "./contract.ts";
 import { parseHeartbeat, type Thresholds } from "./file.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
 import { heartbeatOps } from "./ops.ts";
@@ -19,7 +17,6 @@ import { heartbeatOps } from "./ops.ts";
 export interface HeartbeatService {
   monitor: Monitor;
   lastPoll: number;
-  lastSweep: number;
   subscription?: AsyncSubscription;
   inotify?: FSWatcher;
 }
@@ -28,19 +25,28 @@ declare module "../../core/feature.ts" {
   interface Services {
     heartbeats: HeartbeatService;
   }
+  interface OpMap {
+    heartbeat: (typeof heartbeatOps)["heartbeat"];
+    "agents.list": (typeof heartbeatOps)["agents.list"];
+    "agent.pause": (typeof heartbeatOps)["agent.pause"];
+    "agent.resume": (typeof heartbeatOps)["agent.resume"];
+  }
 }
 
 export default defineFeature({
   name: "heartbeats",
+  events: heartbeatEvents,
+  config: [heartbeatConfig],
+  localOnly: ["agent pauses"],
   migrations: [
     "CREATE TABLE agent_pauses (agent_id TEXT PRIMARY KEY, until TEXT NOT NULL)",
     "ALTER TABLE agent_pauses ADD COLUMN timer_id TEXT", // the timer that ends the pause
   ],
   setup(ctx) {
     mkdirSync(join(ctx.paths.hub, "heartbeats"), { recursive: true });
-    ctx.services.heartbeats = { monitor: createMonitor(ctx, () => _thresholds(ctx)), lastPoll: 0, lastSweep: 0 };
-    ctx.services.hub.repo.layout.add("heartbeats/*");
-    ctx.services.hub.trackWorkingSource({
+    ctx.services.heartbeats = { monitor: createMonitor(ctx, () => _thresholds(ctx)), lastPoll: 0 };
+    ctx.hub.repo.layout.add("heartbeats/*");
+    ctx.hub.trackWorkingSource({
       prefix: "heartbeats/",
       accept: (path, content) => "heartbeat" in parseHeartbeat(path.slice("heartbeats/".length), content),
       keepWorking(working, committed) {
@@ -51,12 +57,6 @@ export default defineFeature({
     });
   },
   ops: heartbeatOps,
-  handler(ctx) {
-    const run = httpOp(ctx);
-    return new Hono()
-      .get("/api/agents", async (c) => c.json(await run("agents.list", { all: c.req.query("all") === "true" })))
-      .post("/api/agents/:id/heartbeat", async (c) => c.json(await run("heartbeat", { ...(await readJsonObject(c.req.raw)), agent: c.req.param("id") })));
-  },
   async start(ctx) {
     const service = ctx.services.heartbeats;
     const dir = join(ctx.paths.hub, "heartbeats");
@@ -88,12 +88,8 @@ export default defineFeature({
     }
     monitor.checkTime();
     for (const agent of monitor.dueTakeovers(ctx.config.heartbeats.takeover_grace_secs * 1000)) {
-      await ctx.ops.run("agent.takeover", { agent }, { via: "internal" });
+      await ctx.ops.call("agent.takeover", { agent });
       monitor.markTakenOver(agent);
-    }
-    if (now - service.lastSweep >= ctx.config.hub.sync_interval_secs * 1000) {
-      service.lastSweep = now;
-      await ctx.services.hub.sweep();
     }
   },
   reconcile(ctx) {

@@ -4,7 +4,7 @@ import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { defineOp, type Context } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema } from "../pipeline/item.ts";
+import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { canonicalJson } from "../../core/json.ts";
 import { AGENT_STATES, heartbeatPath, makeHeartbeat, readHeartbeatDir, SKEW_MS, statusAt } from "./file.ts";
 
@@ -25,6 +25,7 @@ export const heartbeatOps = {
   heartbeat: defineOp({
     writes: true,
     description: "Say an agent is alive (and what it works on); the daemon renews the claim on the item it names",
+    http: { method: "POST", path: "/api/agents/:agent/heartbeat" },
     input: z.strictObject({
       agent: agentIdSchema,
       item: itemIdSchema.optional().describe("The item the agent works on"),
@@ -38,9 +39,9 @@ export const heartbeatOps = {
   }),
 
   "agents.list": defineOp({
-
     writes: false,
     description: "Agents with their status (active, idle, stale) and age; --all adds unreadable heartbeat files",
+    http: { method: "GET", path: "/api/agents" },
     input: z.strictObject({ all: z.boolean().default(false).describe("Also list invalid heartbeat files") }),
     run(ctx, input) {
       return listAgents(ctx, input.all);
@@ -49,7 +50,6 @@ export const heartbeatOps = {
   }),
 
   "agent.pause": defineOp({
-
     writes: true,
     description: "Keep auto-assign away from an agent until a time (e.g. after a provider rate limit)",
     input: z.strictObject({
@@ -59,12 +59,8 @@ export const heartbeatOps = {
     async run(ctx, input) {
       const until = iso(_untilMs(input.until, ctx.clock.now()));
       const earlier = ctx.db.query<{ timer_id: string | null }, [string]>("SELECT timer_id FROM agent_pauses WHERE agent_id = ?").get(input.agent);
-      if (earlier?.timer_id) await ctx.ops.run("timer.cancel", { id: earlier.timer_id }, { via: "internal" }).catch(() => undefined);
-      const timer = (await ctx.ops.run(
-        "timer.add",
-        { at: until, op: "agent.resume", args: { agent: input.agent }, label: `resume ${input.agent}` },
-        { via: "internal" },
-      )) as { id: string };
+      if (earlier?.timer_id) await ctx.ops.call("timer.cancel", { id: earlier.timer_id }).catch(() => undefined);
+      const timer = await ctx.ops.call("timer.add", { at: until, op: "agent.resume", args: { agent: input.agent }, label: `resume ${input.agent}` });
       ctx.db.query("INSERT OR REPLACE INTO agent_pauses (agent_id, until, timer_id) VALUES (?, ?, ?)").run(input.agent, until, timer.id);
       ctx.bus.publish("agent_paused", { agent_id: input.agent, until });
       return { agent_id: input.agent, paused_until: until, timer_id: timer.id };
@@ -72,7 +68,6 @@ export const heartbeatOps = {
   }),
 
   "agent.resume": defineOp({
-
     writes: true,
     description: "End an agent's pause now (its pause timer does this when the time comes)",
     input: z.strictObject({ agent: agentIdSchema }),
@@ -128,7 +123,7 @@ export function listAgents(ctx: Context, all: boolean): AgentRow[] {
 /** Writes this agent's heartbeat file now: no commit, no lock (one writer per agent); the next round commits it. */
 export function writeHeartbeat(ctx: Context, agent: string, fields: { item: string | null; state: string }) {
   const heartbeat = makeHeartbeat(agent, { machineId: ctx.machineId, now: ctx.clock.now(), ...fields });
-  ctx.services.hub.writeWorkingFile(heartbeatPath(agent), canonicalJson(heartbeat));
+  ctx.hub.writeWorkingFile(heartbeatPath(agent), canonicalJson(heartbeat));
   return heartbeat;
 }
 

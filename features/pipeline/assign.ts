@@ -4,8 +4,6 @@
  * one runs makes one more run after it. Idempotent: an agent that holds something is skipped.
  */
 import type { Context } from "../../core/feature.ts";
-import type { AgentRow } from "../heartbeats/ops.ts";
-import type { Item } from "./item.ts";
 
 /** Requests within this long make one run (events come in bursts: one op publishes several). */
 const COALESCE_MS = 50;
@@ -25,14 +23,14 @@ export function createAutoAssign(ctx: Context): AutoAssign {
   async function once(): Promise<number> {
     if (!ctx.config.pipeline.auto_assign) return 0;
     const now = ctx.clock.now();
-    const agents = (await ctx.ops.run("agents.list", {}, { via: "internal" })) as AgentRow[];
+    const agents = await ctx.ops.call("agents.list", {});
     let assigned = 0;
     for (const agent of agents) {
       if (agent.machine_id !== ctx.machineId || agent.status !== "active" || agent.paused_until) continue;
       if (agent.state === "exiting" || agent.state === "stuck") continue;
       const holds = ctx.db.query("SELECT 1 FROM items WHERE holder = ? AND expires_at > ?").get(agent.agent_id, now);
       if (holds) continue;
-      const { item } = (await ctx.ops.run("item.next", { agent: agent.agent_id }, { via: "internal" })) as { item: Item | null };
+      const { item } = await ctx.ops.call("item.next", { agent: agent.agent_id });
       if (!item) break; // nothing ready for anyone
       ctx.bus.publish("assigned", { item_id: item.id, agent_id: agent.agent_id });
       assigned++;

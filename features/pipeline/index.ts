@@ -2,24 +2,34 @@
  * @module Feature `pipeline`: work items moving through stages, claims with fencing tokens, the pull model
  * (`item.next`), claim expiry and the archiving of done items.
  */
-import { Hono } from "hono";
 import { iso } from "../../core/clock.ts";
-import type { BusEvent } from "../../core/events.ts";
 import { defineFeature, type Context } from "../../core/feature.ts";
-import { coerceFields, fieldsOf } from "../../core/fields.ts";
-import { readJsonObject } from "../../server/body.ts";
-import { httpOp } from "../../server/routes.ts";
-import type { Item } from "./item.ts";
-import { pipelineMutations } from "./mutations.ts";
-import { pipelineOps } from "./ops.ts";
+import { agentTakeover, expireClaim, itemClaim, itemNext, itemRelease, itemRenew } from "./claims.ts";
+import { pipelineConfig, pipelineErrors, pipelineEvents } from "./contract.ts";
 import { createAutoAssign, type AutoAssign } from "./assign.ts";
+import type { Item } from "./item.ts";
+import { itemCreate, itemGet, itemsList } from "./items.ts";
+import { archiveDone, itemMove } from "./moves.ts";
 import { reconcileWorkingFiles } from "./reconcile.ts";
-import { usageMigrations, usageOps } from "./usage.ts";
+import { addItemUsage, usageMigrations, usageOps } from "./usage.ts";
 import { applyItemChanges, holderMachineMigration, viewMigrations } from "./view.ts";
 
 declare module "../../core/feature.ts" {
   interface Services {
     autoAssign: AutoAssign;
+  }
+  interface OpMap {
+    "item.create": typeof itemCreate;
+    "item.get": typeof itemGet;
+    "items.list": typeof itemsList;
+    "item.move": typeof itemMove;
+    "item.claim": typeof itemClaim;
+    "item.next": typeof itemNext;
+    "item.renew": typeof itemRenew;
+    "item.release": typeof itemRelease;
+    "agent.takeover": typeof agentTakeover;
+    "usage.report": (typeof usageOps)["usage.report"];
+    "usage.totals": (typeof usageOps)["usage.totals"];
   }
 }
 
@@ -27,17 +37,22 @@ const requestAssign = (ctx: Context) => ctx.services.autoAssign.request();
 
 export default defineFeature({
   name: "pipeline",
+  events: pipelineEvents,
+  errors: pipelineErrors,
+  config: [pipelineConfig],
   migrations: [...viewMigrations, ...usageMigrations, holderMachineMigration],
+  localOnly: ["usage reports made on this machine (item totals live in the hub)"],
   setup(ctx) {
-    ctx.services.hub.repo.layout.add("items/*/*");
-    for (const [name, apply] of Object.entries(pipelineMutations(ctx))) ctx.services.hub.define(name, apply);
-    ctx.services.hub.onChange((set) => applyItemChanges(ctx, set));
+    ctx.hub.repo.layout.add("items/*/*");
+    for (const mutation of [expireClaim, archiveDone, addItemUsage]) ctx.hub.define(mutation);
+    ctx.hub.onChange((set) => applyItemChanges(ctx, set));
     ctx.services.autoAssign = createAutoAssign(ctx);
+    // a prompt action is an item for the next free agent
+    ctx.services.actions.prompts = (prompt) => ({ op: "item.create", args: { title: prompt.split("\n")[0]!.slice(0, 200), body: prompt, labels: ["prompt"] } });
   },
   on: {
-    async heartbeat(ctx, event) {
+    async heartbeat(ctx, { agent_id, active_item_id }) {
       requestAssign(ctx);
-      const { agent_id, active_item_id } = event as BusEvent<"heartbeat">;
       if (active_item_id) await _renewIfHeld(ctx, active_item_id, agent_id);
     },
     agent_status: requestAssign,
@@ -46,21 +61,17 @@ export default defineFeature({
     claim_released: requestAssign,
     item_created: requestAssign,
   },
-  ops: { ...pipelineOps, ...usageOps },
-  handler(ctx) {
-    const run = httpOp(ctx);
-    const query = (name: string, raw: Record<string, string>) => coerceFields(fieldsOf(ctx.ops.get(name)!.input), raw);
-    return new Hono()
-      .get("/api/items", async (c) => c.json(await run("items.list", query("items.list", c.req.query()))))
-      .post("/api/items", async (c) => c.json(await run("item.create", await readJsonObject(c.req.raw)), 201))
-      .get("/api/items/:id", async (c) => c.json(await run("item.get", { id: c.req.param("id") })))
-      .post("/api/items/:id/move", async (c) => c.json(await run("item.move", { ...(await readJsonObject(c.req.raw)), id: c.req.param("id") })))
-      .post("/api/items/:id/claim", async (c) => c.json(await run("item.claim", { ...(await readJsonObject(c.req.raw)), id: c.req.param("id") })))
-      .post("/api/items/:id/release", async (c) =>
-        c.json(await run("item.release", { ...(await readJsonObject(c.req.raw)), id: c.req.param("id") })),
-      )
-      .post("/api/next", async (c) => c.json(await run("item.next", await readJsonObject(c.req.raw))))
-      .get("/api/log", async (c) => c.json(await run("log", query("log", c.req.query()))));
+  ops: {
+    "item.create": itemCreate,
+    "item.get": itemGet,
+    "items.list": itemsList,
+    "item.move": itemMove,
+    "item.claim": itemClaim,
+    "item.next": itemNext,
+    "item.renew": itemRenew,
+    "item.release": itemRelease,
+    "agent.takeover": agentTakeover,
+    ...usageOps,
   },
   async tick(ctx) {
     await Promise.all([_expireClaims(ctx), _archiveDone(ctx)]);
@@ -81,14 +92,12 @@ async function _expireClaims(ctx: Context) {
   const now = ctx.clock.now();
   // with a remote, each machine clears only the leases its own agents let lapse: a lapsed claim is already
   // free to take (claims check expiry), and five machines writing the same release would only contend
-  const due = ctx.config.hub.remote
+  const due = ctx.hub.hasRemote()
     ? ctx.db.query<{ id: string }, [string, number]>("SELECT id FROM items WHERE holder_machine = ? AND expires_at <= ? LIMIT 500").all(ctx.machineId, now)
     : ctx.db.query<{ id: string }, [number]>("SELECT id FROM items WHERE expires_at <= ? LIMIT 500").all(now);
   await Promise.all(
     due.map(({ id }) =>
-      _once(`expire:${id}`, () =>
-        ctx.services.hub.run("item.expire", { id }),
-      ),
+      _once(`expire:${id}`, () => ctx.hub.run(expireClaim, { id })),
     ),
   );
 }
@@ -99,9 +108,7 @@ async function _archiveDone(ctx: Context) {
   const due = ctx.db.query<{ id: string }, [string]>("SELECT id FROM items WHERE stage = 'done' AND updated_at <= ? LIMIT 500").all(cutoff);
   await Promise.all(
     due.map(({ id }) =>
-      _once(`archive:${id}`, () =>
-        ctx.services.hub.run("item.archive", { id, reason: "retention", cutoff }),
-      ),
+      _once(`archive:${id}`, () => ctx.hub.run(archiveDone, { id, reason: "retention", cutoff })),
     ),
   );
 }
@@ -114,7 +121,7 @@ async function _renewIfHeld(ctx: Context, id: string, agent: string) {
   const expires = Date.parse(claim.expires_at);
   const lease = expires - Date.parse(claim.renewed_at ?? claim.claimed_at);
   if (expires - ctx.clock.now() >= lease / 2) return;
-  await ctx.ops.run("item.renew", { id, agent, ttl_secs: Math.max(1, Math.round(lease / 1000)) }, { via: "internal" }).catch((err) => {
+  await ctx.ops.call("item.renew", { id, agent, ttl_secs: Math.max(1, Math.round(lease / 1000)) }).catch((err) => {
     ctx.log.debug("Cannot renew on heartbeat", { item: id, error: err as Error });
   });
 }

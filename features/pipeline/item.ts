@@ -1,22 +1,13 @@
 /**
  * @module A work item as it is stored in the hub (`items/<first 2 chars>/<id>.json`), its validation, and
- * the shared input schemas for ids.
+ * reading and writing it inside a hub transaction.
  */
 import { z } from "zod";
+import { DroverError } from "../../core/errors.ts";
+import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { parseJsonFile } from "../../core/json.ts";
+import type { HubTx } from "../../hub/apply.ts";
 import { STAGES } from "./stages.ts";
-
-/** Item ids: short lower-case base32, longer when taken. */
-export const itemIdSchema = z
-  .string()
-  .regex(/^[a-z2-7]{5,32}$/, "must be 5 to 32 characters of a-z and 2-7")
-  .describe("Item id");
-
-/** Agent ids are used in file names, so they are checked before they touch a path. */
-export const agentIdSchema = z
-  .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit")
-  .describe("Agent id");
 
 export const stageSchema = z.enum(STAGES);
 
@@ -83,4 +74,18 @@ export function parseItemFile(path: string, text: string): { item: Item } | { er
 /** True when the claim is held (not expired) at `now`. */
 export function claimHeld(item: Item, now: number): boolean {
   return item.claim !== null && Date.parse(item.claim.expires_at) > now;
+}
+
+/** Reads an item through the transaction or throws `not_found` (`conflict` when its file is invalid). */
+export function mustItem(tx: HubTx, id: string, verb: string): Item {
+  const raw = tx.read(itemPath(id));
+  if (raw === null) throw new DroverError("not_found", `Cannot ${verb} item "${id}": no such item`);
+  const parsed = itemSchema.safeParse(raw);
+  if (!parsed.success) throw new DroverError("conflict", `Cannot ${verb} item "${id}": its hub file is invalid`);
+  return parsed.data;
+}
+
+export function writeItem(tx: HubTx, item: Item): Item {
+  tx.write(itemPath(item.id), item);
+  return item;
 }

@@ -6,14 +6,14 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import type { Context, ReconcileReport } from "../../core/feature.ts";
-import { listWorking } from "../sync/working.ts";
+import { listWorking } from "../../hub/working.ts";
 import { idFromPath, itemPath } from "./item.ts";
 
 export async function reconcileWorkingFiles(ctx: Context): Promise<ReconcileReport> {
-  return ctx.services.hub.exclusive(async () => {
+  return ctx.hub.exclusive(async () => {
     const dir = ctx.paths.hub;
     const view = new Map(ctx.db.query<{ id: string; json: string }, []>("SELECT id, json FROM items").all().map((r) => [r.id, r.json]));
-    const invalid = new Set(ctx.services.hub.invalidFiles().map((f) => f.path));
+    const invalid = new Set(ctx.hub.invalidFiles().map((f) => f.path));
     let restored = 0;
     let rejected = 0;
     for (const path of _workingItemFiles(dir)) {

@@ -7,7 +7,9 @@
 import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { defineOp } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema, type Item, type Usage } from "./item.ts";
+import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
+import { defineMutation } from "../../hub/op.ts";
+import { mustItem, writeItem, type Item, type Usage } from "./item.ts";
 
 export const usageMigrations = [
   `CREATE TABLE usage_reports (id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL, item_id TEXT, model TEXT,
@@ -17,26 +19,30 @@ export const usageMigrations = [
 ] as const;
 
 const tokens = z.number().int().min(0).max(1e12);
+const costs = {
+  input_tokens: tokens,
+  output_tokens: tokens,
+  cache_read_tokens: tokens.default(0),
+  cost_usd: z.number().min(0).max(1e9).default(0),
+};
+
+/** Adds a report to the item's totals in the hub: replayed, reports from two machines add up. */
+export const addItemUsage = defineMutation("usage.report", {
+  args: z.object({ id: itemIdSchema, ...costs }),
+  apply(args, tx): Item {
+    const current = mustItem(tx, args.id, "report usage on");
+    return writeItem(tx, { ...current, usage: addUsage(current.usage, args), updated_at: iso(tx.now) });
+  },
+});
 
 export const usageOps = {
   "usage.report": defineOp({
     writes: true,
     description: "Report what an agent's work cost (tokens, dollars), optionally against an item",
-    input: z.strictObject({
-      agent: agentIdSchema,
-      item: itemIdSchema.optional(),
-      model: z.string().max(100).optional(),
-      input_tokens: tokens,
-      output_tokens: tokens,
-      cache_read_tokens: tokens.default(0),
-      cost_usd: z.number().min(0).max(1e9).default(0),
-    }),
+    input: z.strictObject({ agent: agentIdSchema, item: itemIdSchema.optional(), model: z.string().max(100).optional(), ...costs }),
     async run(ctx, input) {
       const at = iso(ctx.clock.now());
-      let item: Item | null = null;
-      if (input.item) {
-        item = await ctx.services.hub.run<Item>("usage.report", { ...input, id: input.item });
-      }
+      const item = input.item ? await ctx.hub.run(addItemUsage, { ...input, id: input.item }) : null;
       ctx.db
         .query("INSERT INTO usage_reports (agent_id, item_id, model, input_tokens, output_tokens, cache_read_tokens, cost_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         .run(input.agent, input.item ?? null, input.model ?? null, input.input_tokens, input.output_tokens, input.cache_read_tokens, input.cost_usd, at);
@@ -45,7 +51,6 @@ export const usageOps = {
   }),
 
   "usage.totals": defineOp({
-
     writes: false,
     description: "Usage reported on this machine, totalled per agent (or per item with --by item)",
     input: z.strictObject({ by: z.enum(["agent", "item"]).default("agent") }),

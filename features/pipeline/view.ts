@@ -6,8 +6,8 @@
 import type { Database } from "bun:sqlite";
 import type { EventFields, EventType } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
-import type { OpRecord } from "../sync/apply.ts";
-import type { ChangeSet } from "../sync/hub.ts";
+import type { OpRecord } from "../../hub/apply.ts";
+import type { ChangeSet } from "../../hub/writer.ts";
 import { claimHeld, idFromPath, parseItemFile, type Item } from "./item.ts";
 import { TERMINAL_STAGES } from "./stages.ts";
 import { NO_USAGE } from "./usage.ts";
@@ -41,11 +41,11 @@ export function applyItemChanges(ctx: Context, set: ChangeSet): void {
     let after: Item | null = null;
     if (change.after !== null) {
       const parsed = parseItemFile(change.path, change.after);
-      if ("error" in parsed) ctx.services.hub.reportInvalid(change.path, parsed.error, change.after);
+      if ("error" in parsed) ctx.hub.reportInvalid(change.path, parsed.error, change.after);
       else after = parsed.item;
     }
     // a removal may be the hub leaving out an entry it could not read: the hub forgets its reports when it is gone
-    if (after) ctx.services.hub.clearInvalid(change.path);
+    if (after) ctx.hub.clearInvalid(change.path);
     if (after) upsertItem(ctx.db, after, change.after!);
     else if (id) ctx.db.query("DELETE FROM items WHERE id = ?").run(id);
     itemEvents(before, after, { ops: set.ops, now: ctx.clock.now() }, emit);

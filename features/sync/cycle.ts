@@ -9,10 +9,10 @@
 import type { Context } from "../../core/feature.ts";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import { formatCommitMessage, parseCommitMessage, type OpRecord } from "./apply.ts";
+import { formatCommitMessage, parseCommitMessage, type OpRecord } from "../../hub/apply.ts";
 import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue, rewoundFork } from "./history.ts";
 import { recover } from "./recover.ts";
-import type { Hub } from "./hub.ts";
+import type { Confirmation } from "../../hub/writer.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
 export interface SyncResult {
@@ -32,7 +32,7 @@ export interface SyncService {
    * remote's tree when this process replayed it there — it can differ from the first, local run (another
    * machine's release came first: the fence is higher).
    */
-  confirm(opId: string): Promise<Confirmation>;
+  confirm(opId: string, options: { timeoutMs: number }): Promise<Confirmation>;
   state(key: "remote_head" | "last_sync_at" | "last_error" | "last_push_at" | "diverged"): string | null;
   /**
    * After the remote's history was rewritten: `adopt` takes it (this machine's confirmed ops it lacks go out again),
@@ -40,21 +40,22 @@ export interface SyncService {
    */
   resolve(choice: "adopt" | "restore"): Promise<SyncResult>;
   pendingCount(options?: { presence?: boolean }): number;
+  /** When the working sources were last swept into a commit (clock ms). */
+  sweptAt: number;
   /** Since this process started: rounds run, pushes made, races lost to another machine's push. */
   stats: { rounds: number; pushes: number; lost_races: number };
   /** After failed rounds, when the daemon's tick may try again (clock ms; 1 s doubling, at most the sync interval). */
   retryAt(): number;
 }
 
-export type Confirmation = { confirmed: false } | { confirmed: true; result?: unknown };
 
 const MAX_ATTEMPTS = 20;
 /** Backoff after a lost race: full jitter up to this cap, so a loser is not starved by machines that keep winning. */
 const BACKOFF_CAP_MS = 250;
 const HISTORY_SCAN = 2000;
 
-export function createSync(ctx: Context, hub: Hub): SyncService {
-  const { db } = ctx;
+export function createSync(ctx: Context): SyncService {
+  const { db, hub } = ctx;
   let transport: { remote: string; t: Transport } | null = null;
   let running: Promise<SyncResult> | null = null;
   let queued: Promise<SyncResult> | null = null;
@@ -223,6 +224,7 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
   const service: SyncService = {
     resolve,
     stats,
+    sweptAt: 0,
     round({ force = false } = {}) {
       if (!running) {
         running = fullRound(force).finally(() => (running = null));
@@ -239,10 +241,10 @@ export function createSync(ctx: Context, hub: Hub): SyncService {
         });
       return queued;
     },
-    async confirm(opId) {
+    async confirm(opId, { timeoutMs }) {
       if (!ctx.config.hub.remote) return { confirmed: true };
       // waiting on the network: real time, not the injected clock (which tests may hold still)
-      const deadline = performance.now() + ctx.config.pipeline.claim_confirm_secs * 1000;
+      const deadline = performance.now() + timeoutMs;
       watched.set(opId, {});
       try {
         for (;;) {

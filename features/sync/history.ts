@@ -9,8 +9,8 @@
  */
 import fs from "node:fs";
 import type { Database } from "bun:sqlite";
-import { isDroverCommit, parseCommitMessage, type OpRecord } from "./apply.ts";
-import type { HubRepo } from "./repo.ts";
+import { isDroverCommit, parseCommitMessage, type OpRecord } from "../../hub/apply.ts";
+import type { HubRepo } from "../../hub/repo.ts";
 
 /** How many commits of each side the op comparison of `sync adopt` looks at. */
 const SCAN = 5000;

@@ -7,7 +7,7 @@
 import type { Context } from "../../core/feature.ts";
 import { DroverError } from "../../core/errors.ts";
 import { keepHead, movedForward, opsMissingFrom, requeue } from "./history.ts";
-import type { Hub } from "./hub.ts";
+import type { Hub } from "../../hub/writer.ts";
 import type { Transport } from "./transport.ts";
 
 export async function recover(ctx: Context, hub: Hub, options: { transport: Transport; choice: "adopt" | "restore" }): Promise<void> {

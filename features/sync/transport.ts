@@ -9,7 +9,7 @@ import git from "isomorphic-git";
 import { DroverError } from "../../core/errors.ts";
 import { git as gitCli, gitAsync } from "../../core/git.ts";
 import { createHubHttp } from "./http.ts";
-import { createObjectReader } from "./packs.ts";
+import { createObjectReader } from "../../hub/packs.ts";
 import { pushOverHttp } from "./push.ts";
 
 /** What a fetch brings: the hub branch's head, and every machine's last confirmed head, objects included. */

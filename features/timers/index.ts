@@ -4,8 +4,8 @@
  * catch-up after downtime and never a second firing of one occurrence.
  */
 import { defineFeature } from "../../core/feature.ts";
-import { collectionRoutes } from "../../server/routes.ts";
 import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
+import { timerEvents } from "./contract.ts";
 import { timerOps } from "./ops.ts";
 
 /** Firings whose actions are still running; `stop` waits for them a little, tests wait for them fully. */
@@ -18,10 +18,17 @@ declare module "../../core/feature.ts" {
   interface Services {
     timers: TimerService;
   }
+  interface OpMap {
+    "timer.add": (typeof timerOps)["timer.add"];
+    "timer.list": (typeof timerOps)["timer.list"];
+    "timer.cancel": (typeof timerOps)["timer.cancel"];
+  }
 }
 
 export default defineFeature({
   name: "timers",
+  events: timerEvents,
+  localOnly: ["timers"],
   migrations: [
     `CREATE TABLE timers (id TEXT PRIMARY KEY, label TEXT, schedule TEXT NOT NULL, action TEXT NOT NULL, catchup TEXT NOT NULL,
        next_fire_at INTEGER, state TEXT NOT NULL, created_at TEXT NOT NULL, fired_count INTEGER NOT NULL DEFAULT 0, last_fired_at TEXT);
@@ -37,7 +44,6 @@ export default defineFeature({
     ctx.services.timers = { inFlight, settle: async () => void (await Promise.all([...inFlight])) };
   },
   ops: timerOps,
-  handler: (ctx) => collectionRoutes(ctx, "/api/timers", { list: "timer.list", add: "timer.add", cancel: "timer.cancel" }),
   start(ctx) {
     reportInterrupted(ctx);
   },

@@ -13,6 +13,7 @@ const timerId = z.string().regex(/^tm[a-z2-7]{8}$/, 'must look like "tm" and 8 c
 export const timerOps = {
   "timer.add": defineOp({
     writes: true,
+    http: { method: "POST", path: "/api/timers", status: 201 },
     description: "Schedule an action: once (at, in), every interval, or on a cron schedule",
     input: z.strictObject({
       label: z.string().max(200).optional(),
@@ -40,8 +41,8 @@ export const timerOps = {
   }),
 
   "timer.list": defineOp({
-
     writes: false,
+    http: { method: "GET", path: "/api/timers" },
     description: "Timers, soonest first",
     input: z.strictObject({ all: z.boolean().default(false).describe("Also done and cancelled ones") }),
     run(ctx, input) {
@@ -69,8 +70,8 @@ export const timerOps = {
   }),
 
   "timer.cancel": defineOp({
-
     writes: true,
+    http: { method: "DELETE", path: "/api/timers/:id" },
     description: "Cancel a timer",
     input: z.strictObject({ id: timerId }),
     run(ctx, { id }) {

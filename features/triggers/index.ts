@@ -12,9 +12,8 @@ import { DroverError } from "../../core/errors.ts";
 import type { BusEvent, EventCause } from "../../core/events.ts";
 import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
-import { collectionRoutes } from "../../server/routes.ts";
-import type { Item } from "../pipeline/item.ts";
 import { createChainBudget, type ChainBudget, type HaltReason } from "./chain.ts";
+import { triggerConfig, triggerEvents } from "./contract.ts";
 import { createTriggerIndex, predicateSchema, type Trigger, type TriggerIndex } from "./match.ts";
 
 /** Events at this depth of a trigger chain fire no further triggers. */
@@ -29,8 +28,72 @@ declare module "../../core/feature.ts" {
 
 const triggerId = z.string().regex(/^tg[a-z2-7]{8}$/, 'must look like "tg" and 8 characters of a-z, 2-7');
 
+const triggerOps = {
+  "trigger.add": defineOp({
+    writes: true,
+    http: { method: "POST", path: "/api/triggers", status: 201 },
+    description: 'When an event matches, run an action; "$event.<field>" in args is the event\'s field',
+    input: z.strictObject({
+      on: predicateSchema.default({ event: "transition" }).describe('What to match, as JSON: {event?, item?, from?, to?, labels?, agent?}'),
+      mode: z.enum(["once", "persistent"]).describe("once: removed before its first action runs"),
+      label: z.string().max(200).optional(),
+      ...actionFields,
+    }),
+    run(ctx, input, call) {
+      const action = actionFrom(input, ctx.ops, { placeholders: true });
+      const id = `tg${randomBase32(8)}`;
+      ctx.db
+        .query("INSERT INTO triggers (id, label, predicate, action, mode, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)")
+        .run(id, input.label ?? null, JSON.stringify(input.on), JSON.stringify(action), input.mode, iso(ctx.clock.now()));
+      ctx.services.triggers.bump();
+      // made by a trigger's action, the event stays in that chain (a trigger on trigger_added would loop otherwise)
+      ctx.bus.publish("trigger_added", { trigger_id: id, label: input.label ?? null, event: input.on.event }, { cause: call.cause });
+      return { id, label: input.label ?? null, on: input.on, mode: input.mode, action };
+    },
+  }),
+  "trigger.list": defineOp({
+    writes: false,
+    http: { method: "GET", path: "/api/triggers" },
+    description: "Triggers",
+    input: z.strictObject({ all: z.boolean().default(false).describe("Also fired and cancelled ones") }),
+    run(ctx, input) {
+      return ctx.db
+        .query<Record<string, unknown> & { predicate: string; action: string }, []>(
+          `SELECT * FROM triggers ${input.all ? "" : "WHERE state = 'active'"} ORDER BY created_at, id`,
+        )
+        .all()
+        .map(({ predicate, action, ...rest }) => ({ ...rest, on: JSON.parse(predicate), action: JSON.parse(action) }));
+    },
+    view: { columns: ["id", "label", "mode", "on", "action", "fired_count", "state"] },
+  }),
+  "trigger.cancel": defineOp({
+    writes: true,
+    http: { method: "DELETE", path: "/api/triggers/:id" },
+    description: "Cancel a trigger",
+    input: z.strictObject({ id: triggerId }),
+    run(ctx, { id }, call) {
+      const changed = ctx.db.query("UPDATE triggers SET state = 'cancelled' WHERE id = ? AND state = 'active'").run(id).changes;
+      if (!changed) throw new DroverError("not_found", `Cannot cancel trigger "${id}": no active trigger has that id`);
+      ctx.services.triggers.bump();
+      ctx.bus.publish("trigger_cancelled", { trigger_id: id }, { cause: call.cause });
+      return { id, state: "cancelled" };
+    },
+  }),
+};
+
+declare module "../../core/feature.ts" {
+  interface OpMap {
+    "trigger.add": (typeof triggerOps)["trigger.add"];
+    "trigger.list": (typeof triggerOps)["trigger.list"];
+    "trigger.cancel": (typeof triggerOps)["trigger.cancel"];
+  }
+}
+
 export default defineFeature({
   name: "triggers",
+  events: triggerEvents,
+  config: [triggerConfig],
+  localOnly: ["triggers"],
   migrations: [
     `CREATE TABLE triggers (id TEXT PRIMARY KEY, label TEXT, predicate TEXT NOT NULL, action TEXT NOT NULL, mode TEXT NOT NULL,
        state TEXT NOT NULL, created_at TEXT NOT NULL, fired_count INTEGER NOT NULL DEFAULT 0, last_fired_at TEXT);
@@ -41,56 +104,7 @@ export default defineFeature({
     ctx.services.triggers = createTriggerIndex(ctx);
     ctx.services.triggerChains = createChainBudget(ctx.config.triggers.max_actions_per_event);
   },
-  ops: {
-    "trigger.add": defineOp({
-      writes: true,
-      description: 'When an event matches, run an action; "$event.<field>" in args is the event\'s field',
-      input: z.strictObject({
-        on: predicateSchema.default({ event: "transition" }).describe('What to match, as JSON: {event?, item?, from?, to?, labels?, agent?}'),
-        mode: z.enum(["once", "persistent"]).describe("once: removed before its first action runs"),
-        label: z.string().max(200).optional(),
-        ...actionFields,
-      }),
-      run(ctx, input, call) {
-        const action = actionFrom(input, ctx.ops, { placeholders: true });
-        const id = `tg${randomBase32(8)}`;
-        ctx.db
-          .query("INSERT INTO triggers (id, label, predicate, action, mode, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)")
-          .run(id, input.label ?? null, JSON.stringify(input.on), JSON.stringify(action), input.mode, iso(ctx.clock.now()));
-        ctx.services.triggers.bump();
-        // made by a trigger's action, the event stays in that chain (a trigger on trigger_added would loop otherwise)
-        ctx.bus.publish("trigger_added", { trigger_id: id, label: input.label ?? null, event: input.on.event }, { cause: call.cause });
-        return { id, label: input.label ?? null, on: input.on, mode: input.mode, action };
-      },
-    }),
-    "trigger.list": defineOp({
-      writes: false,
-      description: "Triggers",
-      input: z.strictObject({ all: z.boolean().default(false).describe("Also fired and cancelled ones") }),
-      run(ctx, input) {
-        return ctx.db
-          .query<Record<string, unknown> & { predicate: string; action: string }, []>(
-            `SELECT * FROM triggers ${input.all ? "" : "WHERE state = 'active'"} ORDER BY created_at, id`,
-          )
-          .all()
-          .map(({ predicate, action, ...rest }) => ({ ...rest, on: JSON.parse(predicate), action: JSON.parse(action) }));
-      },
-      view: { columns: ["id", "label", "mode", "on", "action", "fired_count", "state"] },
-    }),
-    "trigger.cancel": defineOp({
-      writes: true,
-      description: "Cancel a trigger",
-      input: z.strictObject({ id: triggerId }),
-      run(ctx, { id }, call) {
-        const changed = ctx.db.query("UPDATE triggers SET state = 'cancelled' WHERE id = ? AND state = 'active'").run(id).changes;
-        if (!changed) throw new DroverError("not_found", `Cannot cancel trigger "${id}": no active trigger has that id`);
-        ctx.services.triggers.bump();
-        ctx.bus.publish("trigger_cancelled", { trigger_id: id }, { cause: call.cause });
-        return { id, state: "cancelled" };
-      },
-    }),
-  },
-  handler: (ctx) => collectionRoutes(ctx, "/api/triggers", { list: "trigger.list", add: "trigger.add", cancel: "trigger.cancel" }),
+  ops: triggerOps,
   on: {
     "*": (ctx, event) => onEvent(ctx, event),
   },
@@ -106,7 +120,7 @@ async function onEvent(ctx: Context, event: BusEvent) {
   if (known && atLimit && chains.reported(known, atLimit)) return; // halted and said so: nothing to match
   const fields = event as unknown as Record<string, unknown>;
   const matched = await ctx.services.triggers.match(fields, async (id) => {
-    const item = (await ctx.ops.run("item.get", { id }).catch(() => null)) as Item | null;
+    const item = await ctx.ops.call("item.get", { id }).catch(() => null);
     return item?.labels ?? null;
   });
   if (!matched.length) return;

@@ -4,18 +4,17 @@
  * map lookup plus the predicates of that type's triggers.
  */
 import { z } from "zod";
-import { eventTypes } from "../../core/events.ts";
+import { eventDef } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import type { Action } from "../../core/actions.ts";
-import { stageSchema } from "../pipeline/item.ts";
-
-const stages = z.union([stageSchema, z.array(stageSchema).min(1).max(8)]);
+const stageName = z.string().min(1).max(64);
+const stages = z.union([stageName, z.array(stageName).min(1).max(8)]);
 
 export const predicateSchema = z.strictObject({
   event: z
     .string()
     .default("transition")
-    .refine((t) => Object.hasOwn(eventTypes, t), { message: "is not an event type" })
+    .refine((t) => eventDef(t) !== undefined, { message: "is not an event type" })
     .refine((t) => t !== "trigger_loop_halted", { message: "is trigger_loop_halted, which no trigger matches (it would feed the loop it reports)" })
     .describe("Event type"),
   item: z.string().min(1).max(100).optional().describe("Item id glob"),
@@ -23,7 +22,7 @@ export const predicateSchema = z.strictObject({
   to: stages.optional().describe("Transition to this stage (or one of these)"),
   labels: z.array(z.string().min(1).max(64)).max(20).optional().describe("The item carries all these labels"),
   agent: z.string().min(1).max(100).optional().describe("Agent id glob"),
-});
+}).superRefine(_checkStages);
 
 export type Predicate = z.output<typeof predicateSchema>;
 
@@ -104,4 +103,20 @@ function _fieldsMatch(t: Trigger, event: Record<string, unknown>): boolean {
 
 function _oneOf(want: string | string[], got: unknown): boolean {
   return typeof got === "string" && (Array.isArray(want) ? want.includes(got) : want === got);
+}
+
+/** `from` and `to` name values of the event's own fields: a stage its feature declared, not a typo that never matches. */
+function _checkStages(p: { event: string; from?: string | string[]; to?: string | string[] }, check: z.RefinementCtx) {
+  const shape = eventDef(p.event)?.schema.shape;
+  if (!shape) return;
+  for (const field of ["from", "to"] as const) {
+    const given = p[field];
+    if (given === undefined) continue;
+    const schema = shape[field] as z.ZodType | undefined;
+    for (const value of [given].flat()) {
+      if (!schema) check.addIssue({ code: "custom", path: [field], message: `is not a field of "${p.event}" events` });
+      else if (!schema.safeParse(value).success) check.addIssue({ code: "custom", path: [field], message: `${JSON.stringify(value)} is not a value of "${p.event}.${field}"` });
+      if (!schema) break;
+    }
+  }
 }

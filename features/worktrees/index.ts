@@ -8,11 +8,15 @@ import { join } from "node:path";
 import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import type { BusEvent } from "../../core/events.ts";
-import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema, type Item } from "../pipeline/item.ts";
-import { TERMINAL_STAGES } from "../pipeline/stages.ts";
+import { defineFeature, defineOp, type Context, type OpResult } from "../../core/feature.ts";
+import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
+import { worktreeConfig, worktreeEvents } from "./contract.ts";
 import { addWorktree, baseBranch, keepReason, removeWorktree } from "./git.ts";
+
+type Item = OpResult<"item.get">;
+
+/** Stages in which an item's work is over (SPEC §5): its worktree goes, unless that would destroy work. */
+const ENDED: ReadonlySet<string> = new Set(["done", "abandoned", "archived"]);
 
 interface Row {
   item_id: string;
@@ -22,8 +26,31 @@ interface Row {
   reason: string | null;
 }
 
+declare module "../../core/feature.ts" {
+  interface OpMap {
+    "item.start": typeof itemStart;
+  }
+}
+
+const itemStart = defineOp({
+  writes: true,
+  description: "Begin an item: claim it, move it into coding, and make its worktree; answers with the path",
+  input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: z.number().int().min(1).max(604_800).optional() }),
+  async run(ctx, input) {
+    const claim = await ctx.ops.call("item.claim", { id: input.id, agent: input.agent, ttl_secs: input.ttl_secs });
+    let item = await ctx.ops.call("item.get", { id: input.id });
+    if (item.stage !== "coding") item = await ctx.ops.call("item.move", { id: input.id, to: "coding", agent: input.agent, fence: claim.fence });
+    const row = await ensureWorktree(ctx, item);
+    return { item, fence: claim.fence, path: row?.path ?? null, branch: row?.branch ?? null };
+  },
+  view: { flags: { "path-only": { description: "Print only the worktree's path (for cd \"$(…)\")", render: (r) => r.path ?? "" } } },
+});
+
 export default defineFeature({
   name: "worktrees",
+  events: worktreeEvents,
+  config: [worktreeConfig],
+  localOnly: ["the record of worktrees drover made (they are kept, not removed, from now on)"],
   // the branch whose history decides whether a worktree's commits are merged, hence whether they may be deleted
   trust: { "pipeline.base_branch": (v) => v !== "" },
   migrations: [
@@ -31,25 +58,12 @@ export default defineFeature({
        reason TEXT, created_at TEXT NOT NULL)`,
   ],
   ops: {
-    "item.start": defineOp({
-      writes: true,
-      description: "Begin an item: claim it, move it into coding, and make its worktree; answers with the path",
-      input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: z.number().int().min(1).max(604_800).optional() }),
-      async run(ctx, input) {
-        const claim = (await ctx.ops.run("item.claim", { id: input.id, agent: input.agent, ttl_secs: input.ttl_secs })) as { fence: number };
-        let item = (await ctx.ops.run("item.get", { id: input.id })) as Item;
-        if (item.stage !== "coding") item = (await ctx.ops.run("item.move", { id: input.id, to: "coding", agent: input.agent, fence: claim.fence })) as Item;
-        const row = await ensureWorktree(ctx, item);
-        return { item, fence: claim.fence, path: row?.path ?? null, branch: row?.branch ?? null };
-      },
-      view: { flags: { "path-only": { description: "Print only the worktree's path (for cd \"$(…)\")", render: (r) => r.path ?? "" } } },
-    }),
+    "item.start": itemStart,
   },
   on: {
-    async transition(ctx, event) {
-      const e = event as BusEvent<"transition">;
-      if (e.to !== "coding" && !TERMINAL_STAGES.has(e.to as never)) return;
-      const item = (await ctx.ops.run("item.get", { id: e.item_id }).catch(() => null)) as Item | null;
+    async transition(ctx, e) {
+      if (e.to !== "coding" && !ENDED.has(e.to)) return;
+      const item = await ctx.ops.call("item.get", { id: e.item_id }).catch(() => null);
       if (!item) return;
       try {
         if (item.stage === "coding") await ensureWorktree(ctx, item);
@@ -61,7 +75,7 @@ export default defineFeature({
   },
   async reconcile(ctx) {
     let changed = 0;
-    const coding = (await ctx.ops.run("items.list", { stage: "coding" })) as Item[];
+    const coding = await ctx.ops.call("items.list", { stage: "coding" });
     for (const item of coding) {
       try {
         if ((await ensureWorktree(ctx, item))?.created) changed++;
@@ -70,13 +84,11 @@ export default defineFeature({
       }
     }
     // only worktrees of items that have ended: a kept one whose reason is unchanged costs its git checks again
-    const ended = ctx.db
-      .query<{ item_id: string }, []>(
-        `SELECT w.item_id FROM worktrees w JOIN items i ON i.id = w.item_id
-         WHERE w.state IN ('active', 'kept') AND i.stage IN (${[...TERMINAL_STAGES].map((s) => `'${s}'`).join(", ")})`,
-      )
-      .all();
-    for (const { item_id } of ended) if (await cleanUp(ctx, item_id)) changed++;
+    const open = ctx.db.query<{ item_id: string }, []>("SELECT item_id FROM worktrees WHERE state IN ('active', 'kept')").all();
+    for (const { item_id } of open) {
+      const item = await ctx.ops.call("item.get", { id: item_id }).catch(() => null);
+      if (item && ENDED.has(item.stage) && (await cleanUp(ctx, item_id))) changed++;
+    }
     return { changed };
   },
 });

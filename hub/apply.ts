@@ -3,9 +3,9 @@
  * over a base (the working files for a local batch, the remote's tree for a replay) and collects what
  * changed. The same code applies an op the first time and replays it after another machine's push.
  */
-import { DroverError } from "../../core/errors.ts";
-import type { EventCause } from "../../core/events.ts";
-import { canonicalJson } from "../../core/json.ts";
+import { DroverError } from "../core/errors.ts";
+import type { EventCause } from "../core/events.ts";
+import { canonicalJson } from "../core/json.ts";
 import type { FileChanges } from "./repo.ts";
 
 /** One op as the audit log and the outbox keep it. */

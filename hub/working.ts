@@ -6,7 +6,7 @@
  */
 import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
-import { readRegularFile, writeFileAtomic } from "../../core/files.ts";
+import { readRegularFile, writeFileAtomic } from "../core/files.ts";
 
 /** Working files larger than this are never read (hub files from a remote are capped by `hub.max_file_bytes`). */
 export const MAX_WORKING_BYTES = 64 * 1024 * 1024;

@@ -7,7 +7,7 @@
  */
 import fs from "node:fs";
 import { constants, inflateSync } from "node:zlib";
-import { DroverError } from "../../core/errors.ts";
+import { DroverError } from "../core/errors.ts";
 
 export type ObjectType = "commit" | "tree" | "blob" | "tag";
 

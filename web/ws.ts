@@ -10,9 +10,9 @@ import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { z } from "zod";
 import type { Bus } from "../core/bus.ts";
 import { DroverError } from "../core/errors.ts";
-import { eventTypes, topics, type BusEvent } from "../core/events.ts";
+import { eventDef, topics, type BusEvent } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
-import { errorResponse } from "./app.ts";
+import { errorResponse } from "../web/guard.ts";
 
 /** Client frames are subscribe messages of a few dozen bytes; a bigger one closes the socket (1009). */
 export const CLIENT_FRAME_BYTES = 4096;
@@ -98,7 +98,7 @@ export function createWsHub(bus: Bus, options: WsHubOptions): WsHub {
 
   function broadcast(event: BusEvent) {
     const body = JSON.stringify(event);
-    const topic = (eventTypes as Record<string, { topic: string }>)[event.type]?.topic ?? "system";
+    const topic = eventDef(event.type)?.topic ?? "system";
     for (const ws of clients) {
       const wanted = ws.data.topics;
       if (wanted && !wanted.has(topic) && event.type !== "gap") continue;
@@ -177,7 +177,8 @@ function _clientFrame(raw: string | Buffer): { topics: string[] } | { error: str
     return { error: `Invalid message: "topics" must be a list of at most 64 topic names` };
   }
   const wanted = parsed.data.topics ?? [];
-  const unknown = wanted.find((t) => !topics.includes(t));
-  if (unknown !== undefined) return { error: `Unknown topic ${JSON.stringify(unknown)}: known are ${topics.join(", ")}` };
+  const known = topics();
+  const unknown = wanted.find((t) => !known.includes(t));
+  if (unknown !== undefined) return { error: `Unknown topic ${JSON.stringify(unknown)}: known are ${known.join(", ")}` };
   return { topics: wanted };
 }

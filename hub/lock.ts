@@ -3,7 +3,7 @@
  * drops the lock when its process dies, so a `kill -9` can never leave the hub locked.
  */
 import { Database } from "bun:sqlite";
-import { DroverError } from "../../core/errors.ts";
+import { DroverError } from "../core/errors.ts";
 
 export interface FileLock {
   acquire(): Promise<void>;

@@ -7,8 +7,8 @@
 import fs from "node:fs";
 import { deflateSync } from "node:zlib";
 import type { TreeEntry } from "isomorphic-git";
-import { DroverError } from "../../core/errors.ts";
-import { gitAsync } from "../../core/git.ts";
+import { DroverError } from "../core/errors.ts";
+import { gitAsync } from "../core/git.ts";
 import { createObjectReader, type RawObject } from "./packs.ts";
 
 export interface CommitObject {

@@ -6,18 +6,17 @@
  * replays the tree diff from `applied_head` to the branch head (and re-queues the ops of a commit whose
  * outbox rows were lost). Sync uses `replay` and `adopt` to rebuild the branch on a remote head.
  */
-import type { Database } from "bun:sqlite";
 import { join } from "node:path";
-import { iso, type Clock } from "../../core/clock.ts";
-import { DroverError } from "../../core/errors.ts";
-import { randomBase32 } from "../../core/identity.ts";
-import type { Bus } from "../../core/bus.ts";
-import type { EventCause } from "../../core/events.ts";
-import { KEY_TTL_MS } from "../../core/idempotency.ts";
-import { currentCall, nextHubOpKey } from "../../core/ops.ts";
-import type { Logger } from "../../core/logger.ts";
+import { iso } from "../core/clock.ts";
+import { DroverError } from "../core/errors.ts";
+import type { EventCause } from "../core/events.ts";
+import type { Context } from "../core/feature.ts";
+import { randomBase32 } from "../core/identity.ts";
+import { KEY_TTL_MS } from "../core/idempotency.ts";
+import { currentCall, nextHubOpKey, parseInput } from "../core/ops.ts";
 import { applyOps, formatCommitMessage, parseCommitMessage, type Applied, type Apply, type ApplyEntry, type OpRecord } from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
+import type { Args, Mutation } from "./op.ts";
 import type { Change, FileChanges, HubRepo, InvalidEntry } from "./repo.ts";
 import { blobOid, listWorking, readWorking, writeWorking } from "./working.ts";
 
@@ -43,13 +42,26 @@ export interface WorkingSource {
   keepWorking(working: string, committed: string): boolean;
 }
 
+/** Whether an op reached the remote; `result` is what it did there when its replay's differed from the first run's. */
+export type Confirmation = { confirmed: false } | { confirmed: true; result?: unknown };
+
+/** What carries ops to a remote (sync): the hub asks it whether an op got there. */
+export interface Carrier {
+  confirm(opId: string, options: { timeoutMs: number }): Promise<Confirmation>;
+}
+
 export interface Hub {
   repo: HubRepo;
-  /** Registers a replayable op: `run` applies it now, sync replays it on another machine's tree. */
-  define(name: string, apply: Apply): void;
-  run<R>(name: string, args: Record<string, unknown>): Promise<R>;
-  /** Like `run`, and says which op id it was recorded under (to wait for its confirmation). */
-  runTracked<R>(name: string, args: Record<string, unknown>): Promise<{ result: R; opId: string }>;
+  /** Registers a mutation: `run` applies it now, sync replays it on another machine's tree. */
+  define(mutation: Mutation<any, unknown>): void;
+  run<A extends Args, R>(mutation: Mutation<A, R>, args: A): Promise<R>;
+  /** Runs a registered mutation by name, and says which op id it was recorded under (to wait for its confirmation). */
+  runTracked<R>(name: string, args: Args): Promise<{ result: R; opId: string }>;
+  /** True when ops wait in the outbox for a carrier to take them to a remote (`hub.remote` is set). */
+  hasRemote(): boolean;
+  setCarrier(carrier: Carrier): void;
+  /** Waits (bounded) until the op reached the remote; throws its refusal if it was rejected there. */
+  confirm(opId: string, options: { timeoutMs: number }): Promise<Confirmation>;
   trackWorkingSource(source: WorkingSource): void;
   /** Writes a working file atomically (temp + rename), outside any commit. */
   writeWorkingFile(path: string, content: string | null): void;
@@ -75,25 +87,17 @@ export interface Hub {
   close(): void;
 }
 
-export interface HubOptions {
-  db: Database;
-  bus: Bus;
-  clock: Clock;
-  log: Logger;
-  machineId: string;
-  lockFile: string;
-  /** True when sync will carry ops to a remote (they wait in the outbox until confirmed). */
-  hasRemote: () => boolean;
-}
-
-export function createHub(repo: HubRepo, options: HubOptions): Hub {
-  const { db, clock } = options;
-  const lock: FileLock = createFileLock(options.lockFile);
+export function createHub(repo: HubRepo, ctx: Context): Hub {
+  const { db, clock, bus, machineId } = ctx;
+  const log = ctx.log.child("hub");
+  const hasRemote = () => ctx.config.hub.remote !== "";
+  const lock: FileLock = createFileLock(ctx.paths.lock);
   const listeners: HubListener[] = [];
   const sources: WorkingSource[] = [];
   const mutations = new Map<string, Apply>();
   const queue: _Pending[] = [];
   let draining = false;
+  let carrier: Carrier | undefined;
 
   function state(key: string): string | null {
     return db.query<{ value: string }, [string]>("SELECT value FROM hub_state WHERE key = ?").get(key)?.value ?? null;
@@ -109,7 +113,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     db.transaction(() => {
       for (const l of listeners) l(set);
       // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
-      if (set.origin === "local" && options.hasRemote()) {
+      if (set.origin === "local" && hasRemote()) {
         const insert = db.query("INSERT OR IGNORE INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')");
         for (const op of set.ops) insert.run(op.id, op.op, JSON.stringify(op), set.head);
       }
@@ -140,11 +144,11 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
     // crash inside `adopt` left a head whose changes came from the remote, and are published as such
     const [top] = await repo.log({ from: head, depth: 1 });
     const ops = top && top.parents[0] === from ? parseCommitMessage(top.message) : [];
-    const ours = ops.length > 0 && ops.every((o) => o.machine_id === options.machineId);
+    const ours = ops.length > 0 && ops.every((o) => o.machine_id === machineId);
     const answers = ours ? replayAnswers(ops, changes) : [];
     for (const c of changes) writeUnlessNewer(c.path, c.after);
     record({ changes, ops: ours ? ops : [], origin: ours ? "local" : "remote", head }, { answers });
-    options.log.info("Hub caught up", { from, head, files: changes.length });
+    log.info("Hub caught up", { from, head, files: changes.length });
     return changes.length;
   }
 
@@ -201,8 +205,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   function writeFile(path: string, content: string | null, shared: boolean) {
     for (const aside of writeWorking(repo.dir, path, content, { shared })) {
       const reason = `it stood where the hub keeps "${path}": moved aside to "${aside}"`;
-      options.log.warn(`Local file in the way of hub file "${path}": moved aside to "${aside}"`);
-      options.bus.publish("hub_invalid_file", { path, reason });
+      log.warn(`Local file in the way of hub file "${path}": moved aside to "${aside}"`);
+      bus.publish("hub_invalid_file", { path, reason });
     }
   }
 
@@ -239,7 +243,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       }
       const at = iso(clock.now());
       const entries: ApplyEntry[] = batch.map((p) => ({
-        record: { id: p.opId, op: p.name, args: p.args, machine_id: options.machineId, at, ...(p.cause ? { cause: p.cause } : {}), ...(p.key ? { key: p.key } : {}) },
+        record: { id: p.opId, op: p.name, args: p.args, machine_id: machineId, at, ...(p.cause ? { cause: p.cause } : {}), ...(p.key ? { key: p.key } : {}) },
         apply: p.apply,
       }));
       const { overlay, before, results } = applyOps(entries, (path) => readWorking(repo.dir, path));
@@ -275,7 +279,7 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
   }
 
   function enqueue(name: string, args: Record<string, unknown>, apply: Apply): Promise<{ result: unknown; opId: string }> {
-    const opId = `${options.machineId}.${randomBase32(10)}`;
+    const opId = `${machineId}.${randomBase32(10)}`;
     return new Promise((resolve, reject) => {
       const key = nextHubOpKey();
       queue.push({ opId, name, args, apply, cause: currentCall()?.cause, key, resolve: (result, answeredAs) => resolve({ result, opId: answeredAs ?? opId }), reject });
@@ -285,18 +289,28 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
 
   const hub: Hub = {
     repo,
-    define(name, apply) {
-      if (mutations.has(name)) throw new DroverError("internal", `Cannot define op "${name}" twice`);
-      mutations.set(name, apply);
+    define(mutation) {
+      if (mutations.has(mutation.name)) throw new DroverError("internal", `Cannot define hub op "${mutation.name}" twice`);
+      mutations.set(mutation.name, function applyChecked(args, tx) {
+        // recorded args come back from commits (a replay, a catch-up): input like any other; the checked copy's
+        // choices go back into the record
+        const checked = parseInput(mutation.args, args) as Args;
+        const result = mutation.apply(checked, tx, ctx);
+        Object.assign(args, checked);
+        return result;
+      });
     },
-    async run<R>(name: string, args: Record<string, unknown>) {
-      return (await hub.runTracked<R>(name, args)).result;
+    async run(mutation, args) {
+      return (await hub.runTracked<never>(mutation.name, args)).result;
     },
-    runTracked<R>(name: string, args: Record<string, unknown>) {
+    runTracked<R>(name: string, args: Args) {
       const apply = mutations.get(name);
       if (!apply) return Promise.reject(new DroverError("internal", `Cannot run hub op "${name}": it is not defined`));
       return enqueue(name, args, apply) as Promise<{ result: R; opId: string }>;
     },
+    hasRemote,
+    setCarrier: (c) => void (carrier = c),
+    confirm: (opId, options) => (carrier && hasRemote() ? carrier.confirm(opId, options) : Promise.resolve({ confirmed: true })),
     onChange: (listener) => void listeners.push(listener),
     trackWorkingSource: (source) => void sources.push(source),
     writeWorkingFile: (path, content) => writeFile(path, content, true),
@@ -328,8 +342,8 @@ export function createHub(repo: HubRepo, options: HubOptions): Hub {
       const known = db.query<{ digest: string }, [string]>("SELECT digest FROM hub_invalid WHERE path = ?").get(path);
       if (known?.digest === digest) return;
       db.query("INSERT OR REPLACE INTO hub_invalid (path, reason, digest, seen_at) VALUES (?, ?, ?, ?)").run(path, reason, digest, iso(clock.now()));
-      options.log.warn(`Skipping hub file "${path}": ${reason}`);
-      options.bus.publish("hub_invalid_file", { path, reason });
+      log.warn(`Skipping hub file "${path}": ${reason}`);
+      bus.publish("hub_invalid_file", { path, reason });
     },
     clearInvalid(path) {
       db.query("DELETE FROM hub_invalid WHERE path = ?").run(path);

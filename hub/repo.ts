@@ -7,7 +7,7 @@
  */
 import fs from "node:fs";
 import git, { type TreeEntry } from "isomorphic-git";
-import { DroverError } from "../../core/errors.ts";
+import { DroverError } from "../core/errors.ts";
 import type { Layout } from "./layout.ts";
 import { createObjectStore } from "./objects.ts";
 
