@@ -5,11 +5,11 @@
  * 3 internal error. A drover process runs with umask 077: everything it creates — `.drover/` and all in it,
  * and what the git and agent processes it starts create — is its user's alone (SPEC §12).
  */
-import { defineCommand, runCommand, showUsage, type CommandDef } from "citty";
-import { opCommands } from "./cli/ops.ts";
+import { type CommandDef, defineCommand, runCommand, showUsage } from "citty";
 import { builtinCommands } from "./cli/builtins.ts";
-import { escapeControls } from "./core/escape.ts";
+import { opCommands } from "./cli/ops.ts";
 import { DroverError } from "./core/errors.ts";
+import { escapeControls } from "./core/escape.ts";
 import { isStoreDamage } from "./core/store.ts";
 import { features, VERSION } from "./runtime.ts";
 
@@ -19,7 +19,11 @@ for (const name of Object.keys(builtinCommands)) {
 }
 
 export const main = defineCommand({
-  meta: { name: "drover", version: VERSION, description: "Coordinates a team of AI coding agents on one git repository" },
+  meta: {
+    name: "drover",
+    version: VERSION,
+    description: "Coordinates a team of AI coding agents on one git repository",
+  },
   subCommands: { ...builtinCommands, ..._ops },
 });
 
@@ -60,7 +64,9 @@ function _report(err: unknown): number {
     return 2;
   }
   if (isStoreDamage(err)) {
-    console.error(`drover: Cannot use ".drover/state.db": it is damaged (${escapeControls((err as Error).message)}): run "drover doctor", which sets it aside and rebuilds it from the hub`);
+    console.error(
+      `drover: Cannot use ".drover/state.db": it is damaged (${escapeControls((err as Error).message)}): run "drover doctor", which sets it aside and rebuilds it from the hub`,
+    );
     return 3;
   }
   console.error(`drover: internal error: ${escapeControls(err instanceof Error ? err.message : String(err))}`);
@@ -72,7 +78,11 @@ function _plain(text: string): string {
   return text.replace(/\x1b\[[0-9;]*m/g, "");
 }
 
-async function _resolve(cmd: CommandDef<any>, args: string[], parent?: CommandDef<any>): Promise<[CommandDef<any>, CommandDef<any> | undefined]> {
+async function _resolve(
+  cmd: CommandDef<any>,
+  args: string[],
+  parent?: CommandDef<any>,
+): Promise<[CommandDef<any>, CommandDef<any> | undefined]> {
   const subs = (await cmd.subCommands) as Record<string, CommandDef<any>> | undefined;
   const name = args.find((a) => !a.startsWith("-"));
   if (subs && name && subs[name]) return _resolve(subs[name], args.slice(args.indexOf(name) + 1), cmd);

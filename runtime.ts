@@ -5,20 +5,27 @@
  */
 import { createDispatcher } from "./core/actions.ts";
 import { createBus } from "./core/bus.ts";
-import { processClock, type Clock } from "./core/clock.ts";
+import { type Clock, processClock } from "./core/clock.ts";
 import { defaultConfig, loadConfig } from "./core/config.ts";
-import { idempotencyMigrations } from "./core/idempotency.ts";
 import type { EventType } from "./core/events.ts";
 import type { Context, EventHandler, Feature, ReconcileReport, Services } from "./core/feature.ts";
+import { idempotencyMigrations } from "./core/idempotency.ts";
 import { readMachineId } from "./core/identity.ts";
 import { createLogger, type Logger } from "./core/logger.ts";
 import { createOpRegistry, type OpRegistry } from "./core/ops.ts";
-import { findProject, secureProjectDir, type Paths } from "./core/paths.ts";
+import { findProject, type Paths, secureProjectDir } from "./core/paths.ts";
 import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
 import { migrate, openCheckedStore, type StoreDamage } from "./core/store.ts";
 import { createTicker, type Ticker } from "./core/ticker.ts";
-import { applyTrust, approvals, copyKeys, TRUST_COMMAND, trustMigrations, untrustedLine, type TrustRule } from "./core/trust.ts";
-import hub from "./hub/index.ts";
+import {
+  applyTrust,
+  approvals,
+  copyKeys,
+  TRUST_COMMAND,
+  type TrustRule,
+  trustMigrations,
+  untrustedLine,
+} from "./core/trust.ts";
 import config from "./features/config/index.ts";
 import gateway from "./features/gateway/index.ts";
 import heartbeats from "./features/heartbeats/index.ts";
@@ -27,6 +34,7 @@ import sync from "./features/sync/index.ts";
 import timers from "./features/timers/index.ts";
 import triggers from "./features/triggers/index.ts";
 import worktrees from "./features/worktrees/index.ts";
+import hub from "./hub/index.ts";
 
 /** Every feature, in start order, after the hub layer (which every feature's setup may use). */
 export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway, worktrees, config];
@@ -34,7 +42,7 @@ export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers,
 /** What lives only in `state.db` besides what features keep there: lost when a damaged one is rebuilt. */
 const RUNTIME_LOCAL_ONLY = ["idempotency keys", "approvals of the committed config (run drover trust again)"];
 
-export const VERSION = "0.1.0";
+export { VERSION } from "./core/version.ts";
 
 export interface RuntimeOptions {
   /** The project; found from the working directory when omitted. */
@@ -86,8 +94,12 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     localOnly: [...list.flatMap((f) => f.localOnly ?? []), ...RUNTIME_LOCAL_ONLY],
   });
   if (damage) {
-    log.error(`"${paths.db}" was damaged (${damage.reason}): set aside as "${damage.moved_to}" and rebuilt from the hub; lost: ${damage.lost.join(", ")}`);
-    warnings.push(`"${paths.db}" was damaged and is rebuilt from the hub; what lived only there is lost (see "drover doctor")`);
+    log.error(
+      `"${paths.db}" was damaged (${damage.reason}): set aside as "${damage.moved_to}" and rebuilt from the hub; lost: ${damage.lost.join(", ")}`,
+    );
+    warnings.push(
+      `"${paths.db}" was damaged and is rebuilt from the hub; what lived only there is lost (see "drover doctor")`,
+    );
   }
   // the committed file's effectful values count only once this machine approved them
   const fileConfig = structuredClone(config);
@@ -147,7 +159,9 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     const fresh = structuredClone(fileConfig);
     ctx.untrusted = applyTrust(fresh, gate);
     copyKeys(fresh, config, Object.keys(rules));
-    log.info("Approvals changed: the committed config's values in force were updated", { waiting: ctx.untrusted.map((u) => u.key) });
+    log.info("Approvals changed: the committed config's values in force were updated", {
+      waiting: ctx.untrusted.map((u) => u.key),
+    });
     announceUntrusted();
   }
 

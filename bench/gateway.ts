@@ -5,11 +5,14 @@
 import { createLogger } from "../core/logger.ts";
 import { PROJECT_HEADER } from "../features/gateway/frames.ts";
 import { startGateway } from "../features/gateway/server.ts";
-import { round, type Row } from "./lib.ts";
+import { type Row, round } from "./lib.ts";
 
 export async function gatewayRow(options: { quick: boolean }): Promise<Row> {
   const projects = Array.from({ length: 10 }, (_, i) => ({ name: `p${i}`, token: `project-token-${i}-0123456789` }));
-  const gw = startGateway({ token: "reader-token-0123456789", project: projects }, { host: "127.0.0.1", port: 0, log: createLogger("bench", { level: "error" }) });
+  const gw = startGateway(
+    { token: "reader-token-0123456789", project: projects },
+    { host: "127.0.0.1", port: 0, log: createLogger("bench", { level: "error" }) },
+  );
   const ws = gw.url.replace("http", "ws");
   const perRelay = options.quick ? 200 : 1000;
   const total = perRelay * projects.length;
@@ -24,7 +27,9 @@ export async function gatewayRow(options: { quick: boolean }): Promise<Row> {
   );
   const relays = await Promise.all(
     projects.map(async (p) => {
-      const r = new WebSocket(`${ws}/relay`, { headers: { authorization: `Bearer ${p.token}`, [PROJECT_HEADER]: p.name } } as never);
+      const r = new WebSocket(`${ws}/relay`, {
+        headers: { authorization: `Bearer ${p.token}`, [PROJECT_HEADER]: p.name },
+      } as never);
       await new Promise((ok) => (r.onopen = ok));
       r.send(JSON.stringify({ type: "hello", project: p.name, machine_id: "bench", version: "bench" }));
       return r;
@@ -33,7 +38,21 @@ export async function gatewayRow(options: { quick: boolean }): Promise<Row> {
   const started = performance.now();
   for (let i = 0; i < perRelay; i++) {
     for (const r of relays) {
-      r.send(JSON.stringify({ type: "event", event: { type: "heartbeat", at: new Date().toISOString(), agent_id: `a${i % 50}`, machine_id: "bench", last_heartbeat: "x", active_item_id: null, state: "working", clock_skew: false } }));
+      r.send(
+        JSON.stringify({
+          type: "event",
+          event: {
+            type: "heartbeat",
+            at: new Date().toISOString(),
+            agent_id: `a${i % 50}`,
+            machine_id: "bench",
+            last_heartbeat: "x",
+            active_item_id: null,
+            state: "working",
+            clock_skew: false,
+          },
+        }),
+      );
     }
     if (i % 50 === 0) await Bun.sleep(0);
   }

@@ -6,7 +6,7 @@
 import { renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
-import { median, percentile, round, startBinary, type Row } from "./lib.ts";
+import { median, percentile, type Row, round, startBinary } from "./lib.ts";
 
 export async function heartbeatRows(paths: Paths, options: { quick: boolean }): Promise<Row[]> {
   await Bun.write(paths.config, '[hub]\nremote = ""\n[heartbeats]\nidle_after_secs = 2\nstale_after_secs = 3600\n');
@@ -24,7 +24,16 @@ export async function heartbeatRows(paths: Paths, options: { quick: boolean }): 
   const dir = join(paths.hub, "heartbeats");
   const write = (agent: string, at: string) => {
     const file = join(dir, `${agent}.json`);
-    writeFileSync(file + ".tmp", JSON.stringify({ agent_id: agent, machine_id: "bench", last_heartbeat: at, active_item_id: null, state: "working" }));
+    writeFileSync(
+      file + ".tmp",
+      JSON.stringify({
+        agent_id: agent,
+        machine_id: "bench",
+        last_heartbeat: at,
+        active_item_id: null,
+        state: "working",
+      }),
+    );
     renameSync(file + ".tmp", file);
   };
 
@@ -57,7 +66,21 @@ export async function heartbeatRows(paths: Paths, options: { quick: boolean }): 
   const late = round(median(lateness));
   const worst = round(Math.max(...lateness));
   return [
-    { row: "heartbeat file written → heartbeat on a WS client (p99)", value: p99, unit: "ms", bar: "p99 < 50 ms", pass: p99 < 50, detail: `p50 ${p50} ms, n=${latencies.length}` },
-    { row: "status change by time alone → agent_status (lateness)", value: late, unit: "ms", bar: "≤ 1500 ms", pass: worst <= 1500, detail: `worst ${worst} ms of ${lateness.length}` },
+    {
+      row: "heartbeat file written → heartbeat on a WS client (p99)",
+      value: p99,
+      unit: "ms",
+      bar: "p99 < 50 ms",
+      pass: p99 < 50,
+      detail: `p50 ${p50} ms, n=${latencies.length}`,
+    },
+    {
+      row: "status change by time alone → agent_status (lateness)",
+      value: late,
+      unit: "ms",
+      bar: "≤ 1500 ms",
+      pass: worst <= 1500,
+      detail: `worst ${worst} ms of ${lateness.length}`,
+    },
   ];
 }

@@ -3,7 +3,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { initProject } from "../cli/init.ts";
-import { pathsFor, type Paths } from "../core/paths.ts";
+import { type Paths, pathsFor } from "../core/paths.ts";
 import { BINARY, freePort, waitHealthy } from "../test/helpers.ts";
 
 export const ROOT = join(import.meta.dir, "..");
@@ -67,7 +67,12 @@ export async function project(): Promise<Paths> {
 /** Starts the compiled daemon on a free port and waits for /health. */
 export async function startBinary(paths: Paths, env: Record<string, string> = {}) {
   const port = await freePort();
-  const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore", env: { ...process.env, ...env } });
+  const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], {
+    cwd: paths.root,
+    stdout: "ignore",
+    stderr: "ignore",
+    env: { ...process.env, ...env },
+  });
   cleanups.push(() => proc.kill("SIGKILL"));
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, () => proc.exitCode === null);

@@ -4,13 +4,13 @@
  * transaction per op) in this process, run in the same bench run; and the same ops each sent with an
  * `Idempotency-Key` (what a client that retries safely pays).
  */
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
 import { openStore } from "../core/store.ts";
 import { viewMigrations } from "../features/pipeline/view.ts";
-import { median, startBinary, workDir, type Row } from "./lib.ts";
+import { median, type Row, startBinary, workDir } from "./lib.ts";
 
 const CLIENTS = 32;
 
@@ -28,7 +28,11 @@ export async function opsRows(paths: Paths, options: { quick: boolean }): Promis
   const post = (path: string, body: unknown, withKey: boolean) =>
     fetch(url + path, {
       method: "POST",
-      headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(withKey ? { "idempotency-key": `bench-${++keys}` } : {}) },
+      headers: {
+        authorization: `Bearer ${token}`,
+        "content-type": "application/json",
+        ...(withKey ? { "idempotency-key": `bench-${++keys}` } : {}),
+      },
       body: JSON.stringify(body),
     }).then((r) => r.json() as Promise<any>);
   let sample: any = null;
@@ -59,9 +63,29 @@ export async function opsRows(paths: Paths, options: { quick: boolean }): Promis
   const withKeys = Math.round(median(keyed));
   const raw = Math.round(median(floor));
   return [
-    { row: `local ops through HTTP (create/claim/move, ${CLIENTS} clients)`, value: rate, unit: "ops/s", bar: "≥ 1000 ops/s", pass: rate >= 1000, detail: `${Math.round((rate / raw) * 1000) / 10}% of the raw bun:sqlite floor` },
-    { row: "the same ops, each with an Idempotency-Key", value: withKeys, unit: "ops/s", bar: "(reported)", pass: true, detail: `${Math.round((withKeys / rate) * 1000) / 10}% of the rate without keys` },
-    { row: "floor: raw bun:sqlite writes of the same item rows, one transaction each", value: raw, unit: "ops/s", bar: "(floor)", pass: true },
+    {
+      row: `local ops through HTTP (create/claim/move, ${CLIENTS} clients)`,
+      value: rate,
+      unit: "ops/s",
+      bar: "≥ 1000 ops/s",
+      pass: rate >= 1000,
+      detail: `${Math.round((rate / raw) * 1000) / 10}% of the raw bun:sqlite floor`,
+    },
+    {
+      row: "the same ops, each with an Idempotency-Key",
+      value: withKeys,
+      unit: "ops/s",
+      bar: "(reported)",
+      pass: true,
+      detail: `${Math.round((withKeys / rate) * 1000) / 10}% of the rate without keys`,
+    },
+    {
+      row: "floor: raw bun:sqlite writes of the same item rows, one transaction each",
+      value: raw,
+      unit: "ops/s",
+      bar: "(floor)",
+      pass: true,
+    },
   ];
 }
 
@@ -74,7 +98,9 @@ function _sqliteFloor(n: number, item: any): number {
   try {
     for (const sql of viewMigrations) db.run(sql);
     const text = JSON.stringify(item, null, 2);
-    const insert = db.query("INSERT INTO items (id, stage, priority, created_at, updated_at, holder, expires_at, labels, json) VALUES (?, 'backlog', 2, ?, ?, NULL, NULL, '[]', ?)");
+    const insert = db.query(
+      "INSERT INTO items (id, stage, priority, created_at, updated_at, holder, expires_at, labels, json) VALUES (?, 'backlog', 2, ?, ?, NULL, NULL, '[]', ?)",
+    );
     const claim = db.query("UPDATE items SET holder = ?, expires_at = ?, updated_at = ?, json = ? WHERE id = ?");
     const move = db.query("UPDATE items SET stage = 'coding', updated_at = ?, json = ? WHERE id = ?");
     const started = performance.now();

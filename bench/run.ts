@@ -9,11 +9,11 @@ import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { gatewayRow } from "./gateway.ts";
 import { heartbeatRows } from "./heartbeats.ts";
+import { BINARY, cleanups, freePort, median, project, ROOT, type Row, renderRows, round, workDir } from "./lib.ts";
 import { opsRows } from "./ops.ts";
 import { syncRows } from "./sync.ts";
 import { timerRows } from "./timers.ts";
 import { websocketRow } from "./websocket.ts";
-import { BINARY, cleanups, freePort, median, project, renderRows, ROOT, round, workDir, type Row } from "./lib.ts";
 
 const quick = process.argv.includes("--quick");
 /** `--only sync` or `--only local`: the rows of one group (sync rows take ~10 minutes; local ones, ~4). */
@@ -50,7 +50,14 @@ async function localRows() {
   await seedItems(big, quick ? 2000 : 10_000);
   rows.push(await reconcileRow(big, quick ? 2000 : 10_000));
   rows.push(await cliRow(big, ["items", "list", "--json"], `items list --json, ${quick ? 2000 : 10_000} items`, 150));
-  rows.push(await cliRow(big, ["item", "create", "--title", "bench"], `item create, ${quick ? 2000 : 10_000} items present`, 100));
+  rows.push(
+    await cliRow(
+      big,
+      ["item", "create", "--title", "bench"],
+      `item create, ${quick ? 2000 : 10_000} items present`,
+      100,
+    ),
+  );
 }
 
 async function startupRows(paths: Paths): Promise<Row[]> {
@@ -59,7 +66,11 @@ async function startupRows(paths: Paths): Promise<Row[]> {
   for (let i = 0; i < (quick ? 3 : 10); i++) {
     const port = await freePort();
     const started = performance.now();
-    const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], { cwd: paths.root, stdout: "ignore", stderr: "ignore" });
+    const proc = Bun.spawn([BINARY, "serve", "--port", String(port)], {
+      cwd: paths.root,
+      stdout: "ignore",
+      stderr: "ignore",
+    });
     for (;;) {
       try {
         if ((await fetch(`http://127.0.0.1:${port}/health`)).status === 200) break;
@@ -94,12 +105,20 @@ async function reconcileRow(paths: Paths, n: number): Promise<Row> {
     const started = performance.now();
     const reports = await rt.reconcile();
     times.push(performance.now() - started);
-    if (Object.values(reports).some((r) => "error" in r || r.changed)) throw new Error(`reconcile changed something: ${JSON.stringify(reports)}`);
+    if (Object.values(reports).some((r) => "error" in r || r.changed))
+      throw new Error(`reconcile changed something: ${JSON.stringify(reports)}`);
   }
   await rt.ctx.bus.idle();
   await rt.close();
   const ms = round(median(times));
-  return { row: `reconcile, ${n} items, nothing to change`, value: ms, unit: "ms", bar: "< 500 ms, 0 events", pass: ms < 500 && events === 0, detail: `${events} events` };
+  return {
+    row: `reconcile, ${n} items, nothing to change`,
+    value: ms,
+    unit: "ms",
+    bar: "< 500 ms, 0 events",
+    pass: ms < 500 && events === 0,
+    detail: `${events} events`,
+  };
 }
 
 async function cliRow(paths: Paths, args: string[], name: string, barMs: number): Promise<Row> {
@@ -132,7 +151,11 @@ function diskRow(): Row {
 async function seedItems(paths: Paths, n: number) {
   const rt = await openRuntime({ paths, mode: "cli" });
   for (let done = 0; done < n; done += 500) {
-    await Promise.all(Array.from({ length: Math.min(500, n - done) }, (_, i) => rt.ops.run("item.create", { title: `seed ${done + i}`, labels: ["seed"] })));
+    await Promise.all(
+      Array.from({ length: Math.min(500, n - done) }, (_, i) =>
+        rt.ops.run("item.create", { title: `seed ${done + i}`, labels: ["seed"] }),
+      ),
+    );
   }
   await rt.close();
 }

@@ -10,7 +10,7 @@ import { openRuntime } from "../runtime.ts";
 import { bareRepo, startGitServer } from "../test/git-server.ts";
 import { hostileEntry, pushTree } from "../test/intruder.ts";
 import { checkGrants, joinedProject, remoteHistory } from "../test/sync-machines.ts";
-import { cleanups, median, round, startBinary, workDir, type Row } from "./lib.ts";
+import { cleanups, median, type Row, round, startBinary, workDir } from "./lib.ts";
 
 type Transport = "isomorphic-git" | "git";
 const AGENTS = 4;
@@ -26,7 +26,13 @@ export async function syncRows(options: { quick: boolean }): Promise<Row[]> {
     rows.push(await bombRow(transport));
   }
   const ratio = round(race["isomorphic-git"] / race.git, 2);
-  rows.push({ row: "race wall time, isomorphic-git ÷ git transport", value: ratio, unit: "×", bar: "reported", pass: Number.isFinite(ratio) });
+  rows.push({
+    row: "race wall time, isomorphic-git ÷ git transport",
+    value: ratio,
+    unit: "×",
+    bar: "reported",
+    pass: Number.isFinite(ratio),
+  });
   return rows;
 }
 
@@ -39,18 +45,27 @@ async function roundRow(transport: Transport, runs: number): Promise<Row> {
   const times: number[] = [];
   try {
     for (let i = 0; i < runs; i++) {
-      await Promise.all(Array.from({ length: 1000 }, (_, k) => rt.ops.run("item.create", { title: `bench ${i}-${k}` })));
+      await Promise.all(
+        Array.from({ length: 1000 }, (_, k) => rt.ops.run("item.create", { title: `bench ${i}-${k}` })),
+      );
       const started = performance.now();
       const result = await rt.ctx.services.sync.round({ force: true });
       times.push(performance.now() - started);
-      if (!result.pushed || result.confirmed !== 1000) throw new Error(`sync round carried ${result.confirmed} ops, not 1000`);
+      if (!result.pushed || result.confirmed !== 1000)
+        throw new Error(`sync round carried ${result.confirmed} ops, not 1000`);
     }
   } finally {
     await rt.close();
     await remote.stop();
   }
   const ms = round(median(times));
-  return { row: `sync round carrying 1,000 changed files (${transport})`, value: ms, unit: "ms", bar: "< 5,000 ms (own bar)", pass: ms < 5000 };
+  return {
+    row: `sync round carrying 1,000 changed files (${transport})`,
+    value: ms,
+    unit: "ms",
+    bar: "< 5,000 ms (own bar)",
+    pass: ms < 5000,
+  };
 }
 
 async function raceRow(transport: Transport, claims: number): Promise<Row> {
@@ -64,9 +79,14 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
       machines.push({ url, token, proc });
     }
     const call = (m: (typeof machines)[number], path: string, body?: unknown) =>
-      fetch(m.url + path, { method: body === undefined ? "GET" : "POST", headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
+      fetch(m.url + path, {
+        method: body === undefined ? "GET" : "POST",
+        headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     const ids: string[] = [];
-    for (let i = 0; i < 50; i++) ids.push(((await (await call(machines[0]!, "/api/items", { title: `race ${i}` })).json()) as { id: string }).id);
+    for (let i = 0; i < 50; i++)
+      ids.push(((await (await call(machines[0]!, "/api/items", { title: `race ${i}` })).json()) as { id: string }).id);
     for (const m of machines) await call(m, "/api/sync", {});
 
     const answers = { confirmed: 0, rejected: 0, unconfirmed: 0 };
@@ -76,7 +96,10 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
       machines.flatMap((m, i) =>
         Array.from({ length: AGENTS }, async (_, a) => {
           for (let k = a; k < claims; k += AGENTS) {
-            const res = await call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, { agent: `m${i}-a${a}`, ttl_secs: 1 });
+            const res = await call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, {
+              agent: `m${i}-a${a}`,
+              ttl_secs: 1,
+            });
             const body = (await res.json()) as { confirmed?: boolean };
             if (res.status === 409) answers.rejected++;
             else if (body.confirmed) answers.confirmed++;
@@ -91,7 +114,10 @@ async function raceRow(transport: Transport, claims: number): Promise<Row> {
     let waiting = 0;
     for (const m of machines) {
       await call(m, "/api/sync", {});
-      const { stats, pending_ops } = (await (await call(m, "/api/sync")).json()) as { stats: { pushes: number; lost_races: number }; pending_ops: number };
+      const { stats, pending_ops } = (await (await call(m, "/api/sync")).json()) as {
+        stats: { pushes: number; lost_races: number };
+        pending_ops: number;
+      };
       pushes += stats.pushes;
       lost += stats.lost_races;
       waiting += pending_ops;
@@ -119,10 +145,16 @@ async function bombRow(transport: Transport): Promise<Row> {
   const { url, proc } = await startBinary(paths);
   try {
     const token = (await Bun.file(paths.token).text()).trim();
-    const sync = () => fetch(url + "/api/sync", { method: "POST", headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ head: string }>);
+    const sync = () =>
+      fetch(url + "/api/sync", { method: "POST", headers: { authorization: `Bearer ${token}` } }).then(
+        (r) => r.json() as Promise<{ head: string }>,
+      );
     await sync();
     const bomb = hostileEntry(remote.bare, "bomb", { bombBytes: 512 * 1024 * 1024 });
-    pushTree(remote.bare, [{ path: "heartbeats/bomb.json", entry: bomb, label: "bomb" }, { path: "items/zz/zzbomb.json", entry: bomb, label: "bomb" }]);
+    pushTree(remote.bare, [
+      { path: "heartbeats/bomb.json", entry: bomb, label: "bomb" },
+      { path: "items/zz/zzbomb.json", entry: bomb, label: "bomb" },
+    ]);
     const started = performance.now();
     await sync();
     const ms = round(performance.now() - started);

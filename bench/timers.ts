@@ -7,10 +7,14 @@ import { iso } from "../core/clock.ts";
 import type { Paths } from "../core/paths.ts";
 import timers from "../features/timers/index.ts";
 import { openRuntime } from "../runtime.ts";
-import { median, percentile, round, startBinary, type Row } from "./lib.ts";
+import { median, percentile, type Row, round, startBinary } from "./lib.ts";
 
 export async function timerRows(paths: Paths, options: { quick: boolean }): Promise<Row[]> {
-  return [await tickRow(paths, options.quick ? 20_000 : 100_000), await matchRow(paths), await latenessRow(paths, options.quick ? 200 : 1000)];
+  return [
+    await tickRow(paths, options.quick ? 20_000 : 100_000),
+    await matchRow(paths),
+    await latenessRow(paths, options.quick ? 200 : 1000),
+  ];
 }
 
 async function tickRow(paths: Paths, n: number): Promise<Row> {
@@ -21,7 +25,13 @@ async function tickRow(paths: Paths, n: number): Promise<Row> {
   );
   rt.ctx.db.transaction(() => {
     for (let i = 0; i < n; i++) {
-      insert.run(`tm${String(i).padStart(8, "a")}`, JSON.stringify({ kind: "at", at: far + i }), JSON.stringify({ op: "items.list", args: {} }), far + i, iso(Date.now()));
+      insert.run(
+        `tm${String(i).padStart(8, "a")}`,
+        JSON.stringify({ kind: "at", at: far + i }),
+        JSON.stringify({ op: "items.list", args: {} }),
+        far + i,
+        iso(Date.now()),
+      );
     }
   })();
   const times: number[] = [];
@@ -32,13 +42,25 @@ async function tickRow(paths: Paths, n: number): Promise<Row> {
   }
   await rt.close();
   const ms = round(median(times), 3);
-  return { row: `timers tick, ${n} stored, none due`, value: ms, unit: "ms", bar: "< 2 ms", pass: ms < 2, detail: `p99 ${round(percentile(times, 99), 3)} ms` };
+  return {
+    row: `timers tick, ${n} stored, none due`,
+    value: ms,
+    unit: "ms",
+    bar: "< 2 ms",
+    pass: ms < 2,
+    detail: `p99 ${round(percentile(times, 99), 3)} ms`,
+  };
 }
 
 async function matchRow(paths: Paths): Promise<Row> {
   const rt = await openRuntime({ paths, mode: "cli" });
   for (let i = 0; i < 1000; i++) {
-    await rt.ops.run("trigger.add", { on: { to: ["qa", "merge"][i % 2], item: `z${i}*`, agent: "bot-*" }, mode: "persistent", op: "items.list", args: {} });
+    await rt.ops.run("trigger.add", {
+      on: { to: ["qa", "merge"][i % 2], item: `z${i}*`, agent: "bot-*" },
+      mode: "persistent",
+      op: "items.list",
+      args: {},
+    });
   }
   const event = { type: "transition", item_id: "abcde", from: "coding", to: "qa", agent_id: "bot-1" };
   const times: number[] = [];
@@ -49,7 +71,14 @@ async function matchRow(paths: Paths): Promise<Row> {
   }
   await rt.close();
   const ms = round(median(times), 3);
-  return { row: "trigger matching, 1000 triggers, one event", value: ms, unit: "ms", bar: "(reported)", pass: true, detail: `p99 ${round(percentile(times, 99), 3)} ms` };
+  return {
+    row: "trigger matching, 1000 triggers, one event",
+    value: ms,
+    unit: "ms",
+    bar: "(reported)",
+    pass: true,
+    detail: `p99 ${round(percentile(times, 99), 3)} ms`,
+  };
 }
 
 async function latenessRow(paths: Paths, n: number): Promise<Row> {
@@ -68,7 +97,11 @@ async function latenessRow(paths: Paths, n: number): Promise<Row> {
   for (let i = 0; i < n; i += 50) {
     await Promise.all(
       Array.from({ length: Math.min(50, n - i) }, (_, j) =>
-        fetch(url + "/api/timers", { method: "POST", headers, body: JSON.stringify({ at: iso(start + (i + j) * 7), op: "items.list", args: {} }) }),
+        fetch(url + "/api/timers", {
+          method: "POST",
+          headers,
+          body: JSON.stringify({ at: iso(start + (i + j) * 7), op: "items.list", args: {} }),
+        }),
       ),
     );
   }

@@ -3,7 +3,7 @@
  * beside a bare `Bun.serve` broadcast to 1,000 clients as the floor.
  */
 import type { Paths } from "../core/paths.ts";
-import { median, percentile, round, startBinary, type Row } from "./lib.ts";
+import { median, percentile, type Row, round, startBinary } from "./lib.ts";
 
 const CLIENTS = 1000;
 
@@ -11,9 +11,18 @@ export async function websocketRow(paths: Paths, options: { quick: boolean }): P
   const { proc, url } = await startBinary(paths);
   const token = (await Bun.file(paths.token).text()).trim();
   const rounds = options.quick ? 3 : 10;
-  const drover = await measure(`${url.replace("http", "ws")}/ws?token=${token}`, rounds, async (i) => {
-    await fetch(`${url}/api/agents/fanout-${i}/heartbeat`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: "{}" });
-  }, (f) => f.type === "heartbeat");
+  const drover = await measure(
+    `${url.replace("http", "ws")}/ws?token=${token}`,
+    rounds,
+    async (i) => {
+      await fetch(`${url}/api/agents/fanout-${i}/heartbeat`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${token}` },
+        body: "{}",
+      });
+    },
+    (f) => f.type === "heartbeat",
+  );
   proc.kill("SIGTERM");
   await proc.exited;
 
@@ -23,7 +32,12 @@ export async function websocketRow(paths: Paths, options: { quick: boolean }): P
     fetch: (req, srv) => (srv.upgrade(req) ? undefined : new Response("no")),
     websocket: { open: (ws) => void ws.subscribe("all"), message() {} },
   });
-  const floor = await measure(`ws://127.0.0.1:${bare.port}`, rounds, async (i) => void bare.publish("all", JSON.stringify({ type: "heartbeat", i })), () => true);
+  const floor = await measure(
+    `ws://127.0.0.1:${bare.port}`,
+    rounds,
+    async (i) => void bare.publish("all", JSON.stringify({ type: "heartbeat", i })),
+    () => true,
+  );
   await bare.stop(true);
 
   const p99 = round(median(drover));
@@ -38,7 +52,12 @@ export async function websocketRow(paths: Paths, options: { quick: boolean }): P
 }
 
 /** For each round: fires one event and returns the p99, over all clients, of send → receive. */
-async function measure(wsUrl: string, rounds: number, fire: (i: number) => Promise<void>, matches: (f: any) => boolean): Promise<number[]> {
+async function measure(
+  wsUrl: string,
+  rounds: number,
+  fire: (i: number) => Promise<void>,
+  matches: (f: any) => boolean,
+): Promise<number[]> {
   let started = 0;
   let got: number[] = [];
   const clients = await Promise.all(
@@ -47,7 +66,10 @@ async function measure(wsUrl: string, rounds: number, fire: (i: number) => Promi
       ws.onmessage = (m) => {
         if (matches(JSON.parse(String(m.data)))) got.push(performance.now() - started);
       };
-      await new Promise((ok, fail) => ((ws.onopen = ok), (ws.onerror = fail)));
+      await new Promise((ok, fail) => {
+        ws.onopen = ok;
+        ws.onerror = fail;
+      });
       return ws;
     }),
   );

@@ -18,7 +18,13 @@ export interface Ledger {
 }
 
 export function createLedger(): Ledger {
-  return { created: new Set(), grants: [], timers: [], answers: { ok: 0, refused: 0, unconfirmed: 0, unreachable: 0 }, serverErrors: [] };
+  return {
+    created: new Set(),
+    grants: [],
+    timers: [],
+    answers: { ok: 0, refused: 0, unconfirmed: 0, unreachable: 0 },
+    serverErrors: [],
+  };
 }
 
 export interface Answer {
@@ -27,7 +33,12 @@ export interface Answer {
 }
 
 /** Runs an op on a machine; null when the daemon is not there (killed, restarting) or did not answer in time. */
-export async function callOp(m: ChaosMachine, op: string, args: Record<string, unknown>, ledger: Ledger): Promise<Answer | null> {
+export async function callOp(
+  m: ChaosMachine,
+  op: string,
+  args: Record<string, unknown>,
+  ledger: Ledger,
+): Promise<Answer | null> {
   try {
     const res = await fetch(`${m.url}/api/ops/${op}`, {
       method: "POST",
@@ -36,7 +47,10 @@ export async function callOp(m: ChaosMachine, op: string, args: Record<string, u
       signal: AbortSignal.timeout(40_000),
     });
     const body = await res.json();
-    if (res.status >= 500) ledger.serverErrors.push(`machine ${m.index}: ${op} answered ${res.status} ${JSON.stringify(body).slice(0, 300)}`);
+    if (res.status >= 500)
+      ledger.serverErrors.push(
+        `machine ${m.index}: ${op} answered ${res.status} ${JSON.stringify(body).slice(0, 300)}`,
+      );
     else if (res.status >= 400) ledger.answers.refused++;
     else if (body?.confirmed === false) ledger.answers.unconfirmed++;
     else ledger.answers.ok++;
@@ -50,7 +64,11 @@ export async function callOp(m: ChaosMachine, op: string, args: Record<string, u
 const FLOW = ["coding", "qa", "merge", "done"] as const;
 
 /** One agent's loop until `stop()` says so. */
-export async function runAgent(world: World, m: ChaosMachine, options: { name: string; ledger: Ledger; random: () => number; stop: () => boolean }) {
+export async function runAgent(
+  world: World,
+  m: ChaosMachine,
+  options: { name: string; ledger: Ledger; random: () => number; stop: () => boolean },
+) {
   const { name: agent, ledger, random } = options;
   const call = (op: string, args: Record<string, unknown>) => callOp(m, op, args, ledger);
   let held: { id: string; fence: number; stage: number } | null = null;
@@ -58,7 +76,11 @@ export async function runAgent(world: World, m: ChaosMachine, options: { name: s
   while (!options.stop()) {
     const roll = random();
     if (roll < 0.12) {
-      const res = await call("item.create", { title: `${agent} task ${serial++}`, priority: Math.floor(random() * 3), labels: ["chaos"] });
+      const res = await call("item.create", {
+        title: `${agent} task ${serial++}`,
+        priority: Math.floor(random() * 3),
+        labels: ["chaos"],
+      });
       if (res?.status === 200) ledger.created.add(res.body.id);
     } else if (roll < 0.15) {
       await addOneShotTimer(world, m, { label: `${agent} reminder`, secs: 5 + Math.floor(random() * 90), ledger });
@@ -68,7 +90,8 @@ export async function runAgent(world: World, m: ChaosMachine, options: { name: s
       const res = await call("item.next", { agent });
       if (res?.status === 200 && res.body.item) {
         held = { id: res.body.item.id, fence: res.body.fence, stage: 0 };
-        if (res.body.confirmed) ledger.grants.push({ item: held.id, agent, fence: held.fence, at: new Date().toISOString() });
+        if (res.body.confirmed)
+          ledger.grants.push({ item: held.id, agent, fence: held.fence, at: new Date().toISOString() });
       }
     } else if (roll < 0.22) {
       await call("item.release", { id: held.id, agent, fence: held.fence });
@@ -78,7 +101,14 @@ export async function runAgent(world: World, m: ChaosMachine, options: { name: s
       const res = await call("item.move", { id: held.id, to, agent, fence: held.fence });
       if (res?.status === 200) {
         held.stage++;
-        await call("usage.report", { agent, item: held.id, model: "chaos", input_tokens: 100, output_tokens: 10, cost_usd: 0.01 });
+        await call("usage.report", {
+          agent,
+          item: held.id,
+          model: "chaos",
+          input_tokens: 100,
+          output_tokens: 10,
+          cost_usd: 0.01,
+        });
         if (to === "done") held = null;
       } else if (res && res.status < 500) held = null; // refused: lost the lease, the fence or the stage
     }
@@ -88,12 +118,32 @@ export async function runAgent(world: World, m: ChaosMachine, options: { name: s
 }
 
 /** A one-shot timer that reports to the sink; the checks hold each answered one to firing (once). */
-export async function addOneShotTimer(world: World, m: ChaosMachine, options: { label: string; secs: number; ledger: Ledger }): Promise<void> {
-  const res = await callOp(m, "timer.add", { label: options.label, in: `${options.secs}s`, action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } }, options.ledger);
-  if (res?.status === 200) options.ledger.timers.push({ machine: m.index, id: res.body.id, due: Date.parse(res.body.next_fire_at) });
+export async function addOneShotTimer(
+  world: World,
+  m: ChaosMachine,
+  options: { label: string; secs: number; ledger: Ledger },
+): Promise<void> {
+  const res = await callOp(
+    m,
+    "timer.add",
+    { label: options.label, in: `${options.secs}s`, action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } },
+    options.ledger,
+  );
+  if (res?.status === 200)
+    options.ledger.timers.push({ machine: m.index, id: res.body.id, due: Date.parse(res.body.next_fire_at) });
 }
 
 /** A `once` trigger on the next move into qa; it reports to the sink under its own label. */
 export async function addOnceTrigger(world: World, m: ChaosMachine, label: string, ledger: Ledger): Promise<void> {
-  await callOp(m, "trigger.add", { label, mode: "once", on: { event: "transition", to: "qa" }, action: { webhook: { url: `${world.sinkUrl}/trigger/${m.index}/${label}`, body: { item: "$event.item_id" } } } }, ledger);
+  await callOp(
+    m,
+    "trigger.add",
+    {
+      label,
+      mode: "once",
+      on: { event: "transition", to: "qa" },
+      action: { webhook: { url: `${world.sinkUrl}/trigger/${m.index}/${label}`, body: { item: "$event.item_id" } } },
+    },
+    ledger,
+  );
 }

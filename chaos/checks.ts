@@ -4,13 +4,13 @@
  * occurrence, `once` triggers at most once, and the gateway seeing every machine.
  */
 import { Database } from "bun:sqlite";
-import { CryptoHasher } from "bun";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { CryptoHasher } from "bun";
 import { checkGrants, grantLog, itemHistory, remoteGit, remoteHistory } from "../test/sync-machines.ts";
 import type { Ledger } from "./agents.ts";
 import { restart } from "./faults.ts";
-import { GATEWAY_TOKEN, PROJECT, type ChaosMachine, type World } from "./world.ts";
+import { type ChaosMachine, GATEWAY_TOKEN, PROJECT, type World } from "./world.ts";
 
 export interface Verdict {
   violations: string[];
@@ -48,11 +48,15 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
   const { grants, violations: grantViolations } = checkGrants(remote);
   violations.push(...grantViolations);
   const items = itemHistory(remote);
-  for (const id of ledger.created) if (!items.has(id)) violations.push(`P1: item "${id}" was answered as created but is not on the remote`);
+  for (const id of ledger.created)
+    if (!items.has(id)) violations.push(`P1: item "${id}" was answered as created but is not on the remote`);
   const log = grantLog(remote);
   for (const g of ledger.grants) {
     const holder = log.get(g.item)?.[g.fence - 1];
-    if (holder !== g.agent) violations.push(`P1: grant of "${g.item}" to "${g.agent}" (fence ${g.fence}) answered confirmed at ${g.at}; the remote's grant ${g.fence} went to ${holder ? `"${holder}"` : "nobody"}`);
+    if (holder !== g.agent)
+      violations.push(
+        `P1: grant of "${g.item}" to "${g.agent}" (fence ${g.fence}) answered confirmed at ${g.at}; the remote's grant ${g.fence} went to ${holder ? `"${holder}"` : "nobody"}`,
+      );
   }
 
   // P1 (nothing left waiting), P3 (every hub tree equals the remote's), crashes, timers and triggers per machine
@@ -61,13 +65,20 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
   for (const m of world.machines) {
     const status = await _api(m, "/api/sync").catch(() => null);
     if (!status) violations.push(`machine ${m.index}: does not answer at the end`);
-    else if (status.head !== head || status.pending_ops !== 0) violations.push(`P1/P3: machine ${m.index} at ${status.head} with ${status.pending_ops} ops waiting; remote at ${head}`);
-    for (const code of m.crashes) violations.push(`machine ${m.index}: daemon exited by itself with code ${code} (see machine-${m.index}.log)`);
+    else if (status.head !== head || status.pending_ops !== 0)
+      violations.push(
+        `P1/P3: machine ${m.index} at ${status.head} with ${status.pending_ops} ops waiting; remote at ${head}`,
+      );
+    for (const code of m.crashes)
+      violations.push(`machine ${m.index}: daemon exited by itself with code ${code} (see machine-${m.index}.log)`);
     // what a teammate pushed that no drover writes is listed by the machine, and never on its disk
     const invalid = ((status?.invalid_files ?? []) as Array<{ path: string }>).map((f) => f.path);
-    const readable = new Map([...remoteTree].filter(([path]) => !invalid.some((p) => path === p || path.startsWith(p + "/"))));
+    const readable = new Map(
+      [...remoteTree].filter(([path]) => !invalid.some((p) => path === p || path.startsWith(p + "/"))),
+    );
     const diff = _treeDiff(readable, _workingTree(m.paths.hub));
-    if (diff.length) violations.push(`P3: machine ${m.index}'s hub files differ from the remote: ${diff.slice(0, 5).join(", ")}`);
+    if (diff.length)
+      violations.push(`P3: machine ${m.index}'s hub files differ from the remote: ${diff.slice(0, 5).join(", ")}`);
     firings += _checkTimersAndTriggers(world, m, ledger, violations);
   }
   await _checkGateway(world, violations);
@@ -104,21 +115,35 @@ async function _api(m: ChaosMachine, path: string, body?: unknown): Promise<any>
 function _checkTimersAndTriggers(world: World, m: ChaosMachine, ledger: Ledger, violations: string[]): number {
   const db = new Database(m.paths.db, { readonly: true });
   try {
-    const rows = db.query<{ timer_id: string; due_at: number; n: number }, []>("SELECT timer_id, due_at, count(*) AS n FROM timer_firings GROUP BY timer_id, due_at").all();
-    for (const r of rows) if (r.n > 1) violations.push(`timers: machine ${m.index} recorded ${r.n} firings of "${r.timer_id}" due ${new Date(r.due_at).toISOString()}`);
+    const rows = db
+      .query<{ timer_id: string; due_at: number; n: number }, []>(
+        "SELECT timer_id, due_at, count(*) AS n FROM timer_firings GROUP BY timer_id, due_at",
+      )
+      .all();
+    for (const r of rows)
+      if (r.n > 1)
+        violations.push(
+          `timers: machine ${m.index} recorded ${r.n} firings of "${r.timer_id}" due ${new Date(r.due_at).toISOString()}`,
+        );
     const recorded = new Set(rows.map((r) => r.timer_id));
     const delivered = new Map<string, number>();
     for (const d of world.deliveries.filter((d) => d.path === `/timer/${m.index}`)) {
       const key = `${d.body?.timer?.timer_id} due ${d.body?.timer?.due_at}`;
       delivered.set(key, (delivered.get(key) ?? 0) + 1);
     }
-    for (const [key, n] of delivered) if (n > 1) violations.push(`timers: machine ${m.index} delivered "${key}" ${n} times`);
+    for (const [key, n] of delivered)
+      if (n > 1) violations.push(`timers: machine ${m.index} delivered "${key}" ${n} times`);
     for (const t of ledger.timers.filter((t) => t.machine === m.index)) {
-      if (!recorded.has(t.id)) violations.push(`timers: one-shot "${t.id}" on machine ${m.index}, due ${new Date(t.due).toISOString()}, never fired`);
+      if (!recorded.has(t.id))
+        violations.push(
+          `timers: one-shot "${t.id}" on machine ${m.index}, due ${new Date(t.due).toISOString()}, never fired`,
+        );
     }
     const byLabel = new Map<string, number>();
-    for (const d of world.deliveries.filter((d) => d.path.startsWith(`/trigger/${m.index}/`))) byLabel.set(d.path, (byLabel.get(d.path) ?? 0) + 1);
-    for (const [path, n] of byLabel) if (n > 1) violations.push(`triggers: once trigger at "${path}" delivered ${n} times`);
+    for (const d of world.deliveries.filter((d) => d.path.startsWith(`/trigger/${m.index}/`)))
+      byLabel.set(d.path, (byLabel.get(d.path) ?? 0) + 1);
+    for (const [path, n] of byLabel)
+      if (n > 1) violations.push(`triggers: once trigger at "${path}" delivered ${n} times`);
     return rows.length;
   } finally {
     db.close();
@@ -136,7 +161,9 @@ async function _checkGateway(world: World, violations: string[]): Promise<void> 
   const deadline = Date.now() + 15_000;
   while (Date.now() < deadline) {
     const projects = (await (await fetch(`${world.gateway.url}/api/projects`, { headers })).json()) as any[];
-    const items = (await (await fetch(`${world.gateway.url}/api/projects/${PROJECT}/items`, { headers })).json()) as any[];
+    const items = (await (
+      await fetch(`${world.gateway.url}/api/projects/${PROJECT}/items`, { headers })
+    ).json()) as any[];
     const p = projects.find((x) => x.name === PROJECT);
     const connected = p?.machines.filter((x: any) => x.connected).length ?? 0;
     last = `online ${p?.online}, ${connected} of ${world.machines.length} machines connected, ${items.length} of ${expected} items`;
@@ -164,7 +191,10 @@ function _workingTree(hub: string): Map<string, string> {
       if (e.isDirectory()) walk(path);
       else {
         const bytes = readFileSync(path);
-        out.set(relative(hub, path), new CryptoHasher("sha1").update(`blob ${bytes.length}\0`).update(bytes).digest("hex"));
+        out.set(
+          relative(hub, path),
+          new CryptoHasher("sha1").update(`blob ${bytes.length}\0`).update(bytes).digest("hex"),
+        );
       }
     }
   };

@@ -4,7 +4,7 @@
  * whose tree holds what no drover writes (links, submodules, executables, a bomb, odd names, a file where a folder
  * goes), or a rewind of the hub branch.
  */
-import { hostileEntry, pushTree, rewind, type Hostile, type Mutation } from "../test/intruder.ts";
+import { type Hostile, hostileEntry, type Mutation, pushTree, rewind } from "../test/intruder.ts";
 import type { ChaosMachine, World } from "./world.ts";
 
 export interface FaultCounts {
@@ -17,7 +17,10 @@ export interface FaultCounts {
 
 const JUMPS_MS = [20_000, 120_000, 600_000, 2_400_000];
 
-export async function runFaults(world: World, options: { random: () => number; stop: () => boolean; log: (line: string) => void }): Promise<FaultCounts> {
+export async function runFaults(
+  world: World,
+  options: { random: () => number; stop: () => boolean; log: (line: string) => void },
+): Promise<FaultCounts> {
   const { random, log } = options;
   const counts: FaultCounts = { kills: 0, outages: 0, jumps: 0, hostile_pushes: 0, rewinds: 0 };
   const pick = <T>(xs: T[]) => xs[Math.floor(random() * xs.length)]!;

@@ -5,10 +5,10 @@
  */
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { BINARY } from "../test/helpers.ts";
 import { addOnceTrigger, addOneShotTimer, callOp, createLedger, runAgent } from "./agents.ts";
 import { check, settle, type Verdict } from "./checks.ts";
-import { runFaults, type FaultCounts } from "./faults.ts";
-import { BINARY } from "../test/helpers.ts";
+import { type FaultCounts, runFaults } from "./faults.ts";
 import { createWorld } from "./world.ts";
 
 export interface ChaosOptions {
@@ -40,15 +40,37 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const ledger = createLedger();
     for (const m of world.machines) {
       // recurring timers, so clock jumps leave missed occurrences behind: one catches up all, one catches up once
-      await callOp(m, "timer.add", { label: "every minute, all", every: "1m", catchup: "all", action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } }, ledger);
-      await callOp(m, "timer.add", { label: "every 5 minutes, one", every: "5m", catchup: "one", action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } } }, ledger);
+      await callOp(
+        m,
+        "timer.add",
+        {
+          label: "every minute, all",
+          every: "1m",
+          catchup: "all",
+          action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } },
+        },
+        ledger,
+      );
+      await callOp(
+        m,
+        "timer.add",
+        {
+          label: "every 5 minutes, one",
+          every: "5m",
+          catchup: "one",
+          action: { webhook: { url: `${world.sinkUrl}/timer/${m.index}` } },
+        },
+        ledger,
+      );
       await addOnceTrigger(world, m, `seed-${m.index}`, ledger);
       await addOneShotTimer(world, m, { label: "seed reminder", secs: 10, ledger });
     }
     const end = Date.now() + options.minutes * 60_000;
     const stop = () => Date.now() >= end;
     const agents = world.machines.flatMap((m) =>
-      Array.from({ length: options.agents ?? 3 }, (_, a) => runAgent(world, m, { name: `m${m.index}-agent${a}`, ledger, random, stop })),
+      Array.from({ length: options.agents ?? 3 }, (_, a) =>
+        runAgent(world, m, { name: `m${m.index}-agent${a}`, ledger, random, stop }),
+      ),
     );
     const faults = await runFaults(world, { random, stop, log });
     await Promise.all(agents);
@@ -56,14 +78,23 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
     const settled = await settle(world);
     const verdict = await check(world, ledger);
     if (!settled) verdict.violations.unshift("the machines did not settle on the remote's head within 120 s");
-    return { ...verdict, seed, settled, faults, seconds: Math.round((performance.now() - started) / 1000), dir: world.dir };
+    return {
+      ...verdict,
+      seed,
+      settled,
+      faults,
+      seconds: Math.round((performance.now() - started) / 1000),
+      dir: world.dir,
+    };
   } finally {
     await world.close({ keep: options.keep });
   }
 }
 
 export function renderReport(r: ChaosReport): string {
-  const figures = Object.entries(r.figures).map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`).join(", ");
+  const figures = Object.entries(r.figures)
+    .map(([k, v]) => `${k.replaceAll("_", " ")} ${v}`)
+    .join(", ");
   const lines = [
     `chaos: ${r.seconds} s, seed ${r.seed}; ${r.faults.kills} kill -9, ${r.faults.outages} remote outages, ${r.faults.jumps} clock jumps, ${r.faults.hostile_pushes} hostile pushes, ${r.faults.rewinds} rewinds`,
     `  ${figures}`,
@@ -76,8 +107,12 @@ export function renderReport(r: ChaosReport): string {
 }
 
 if (import.meta.main) {
-  const arg = (name: string) => (process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined);
-  if (!existsSync(BINARY)) Bun.spawnSync([process.execPath, join(import.meta.dir, "..", "scripts", "build.ts")], { stdio: ["inherit", "inherit", "inherit"] });
+  const arg = (name: string) =>
+    process.argv.includes(`--${name}`) ? process.argv[process.argv.indexOf(`--${name}`) + 1] : undefined;
+  if (!existsSync(BINARY))
+    Bun.spawnSync([process.execPath, join(import.meta.dir, "..", "scripts", "build.ts")], {
+      stdio: ["inherit", "inherit", "inherit"],
+    });
   const report = await runChaos({
     minutes: Number(arg("minutes") ?? 2),
     machines: arg("machines") ? Number(arg("machines")) : undefined,

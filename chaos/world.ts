@@ -4,12 +4,12 @@
  * (`DROVER_CLOCK_FILE`), and a sink that records what timers and triggers deliver by webhook.
  */
 import { execFileSync } from "node:child_process";
-import { closeSync, mkdirSync, openSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { writeFileAtomic } from "../core/files.ts";
 import type { Paths } from "../core/paths.ts";
-import { bareRepo, startGitServer, type GitServer } from "../test/git-server.ts";
+import { bareRepo, type GitServer, startGitServer } from "../test/git-server.ts";
 import { BINARY, freePort, waitHealthy } from "../test/helpers.ts";
 import { joinedProject } from "../test/sync-machines.ts";
 
@@ -95,7 +95,12 @@ export async function createWorld(options: { machines: number; parent?: string }
     },
     async start(m) {
       const log = openSync(join(dir, `machine-${m.index}.log`), "a");
-      const proc = Bun.spawn([BINARY, "serve", "--port", new URL(m.url).port], { cwd: m.paths.root, env: { ...process.env, ...env }, stdout: log, stderr: log });
+      const proc = Bun.spawn([BINARY, "serve", "--port", new URL(m.url).port], {
+        cwd: m.paths.root,
+        env: { ...process.env, ...env },
+        stdout: log,
+        stderr: log,
+      });
       closeSync(log);
       m.proc = proc;
       try {
@@ -136,7 +141,21 @@ export async function createWorld(options: { machines: number; parent?: string }
     mkdirSync(parent);
     const { paths } = await joinedProject(world.remote.url, parent);
     // a project with a first commit, so items moving into coding get their worktrees
-    execFileSync("git", ["-c", "user.name=chaos", "-c", "user.email=chaos@localhost", "commit", "-q", "--allow-empty", "-m", "project start"], { cwd: paths.root });
+    execFileSync(
+      "git",
+      [
+        "-c",
+        "user.name=chaos",
+        "-c",
+        "user.email=chaos@localhost",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "project start",
+      ],
+      { cwd: paths.root },
+    );
     // short leases and a quick watchdog so a run of minutes sees claims lapse and agents taken over
     await Bun.write(paths.config, `[pipeline]\nclaim_ttl_secs = 30\n\n[heartbeats]\ntakeover_grace_secs = 20\n`);
     const port = await freePort();
@@ -153,10 +172,16 @@ export { GATEWAY_TOKEN, PROJECT };
 // --- internal ---
 
 async function _startGateway(dir: string) {
-  writeFileSync(join(dir, "gateway.toml"), `token = "${GATEWAY_TOKEN}"\n\n[[project]]\nname = "${PROJECT}"\ntoken = "${RELAY_TOKEN}"\n`);
+  writeFileSync(
+    join(dir, "gateway.toml"),
+    `token = "${GATEWAY_TOKEN}"\n\n[[project]]\nname = "${PROJECT}"\ntoken = "${RELAY_TOKEN}"\n`,
+  );
   const port = await freePort();
   const log = openSync(join(dir, "gateway.log"), "a");
-  const proc = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], { stdout: log, stderr: log });
+  const proc = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], {
+    stdout: log,
+    stderr: log,
+  });
   closeSync(log);
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, () => proc.exitCode === null);

@@ -1,5 +1,5 @@
 /** @module The commands that are not ops: init, serve, status, reconcile, doctor, dashboard, hook, gateway… */
-import { defineCommand, type CommandDef } from "citty";
+import { type CommandDef, defineCommand } from "citty";
 import { readDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
@@ -11,11 +11,11 @@ import { VERSION } from "../runtime.ts";
 import { demo, demoAgent } from "./demo.ts";
 import { runDoctor } from "./doctor.ts";
 import { parseClaudeHook, parseCodexNotify, readHookStdin, runHookSafely } from "./hook.ts";
-import { integrate } from "./integrate/index.ts";
 import { initProject } from "./init.ts";
-import { trust } from "./trust.ts";
+import { integrate } from "./integrate/index.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
+import { trust } from "./trust.ts";
 
 const json = { type: "boolean", description: "Print the result as JSON" } as const;
 
@@ -23,15 +23,30 @@ const init = defineCommand({
   meta: { name: "init", description: "Set drover up in this git repository (.drover/)" },
   args: {
     local: { type: "boolean", description: "Keep the hub on this machine only (no remote)" },
-    trust: { type: "boolean", description: "Approve the committed config's values with effects on this machine (see drover trust)" },
+    trust: {
+      type: "boolean",
+      description: "Approve the committed config's values with effects on this machine (see drover trust)",
+    },
   },
   async run({ args }) {
     const r = await initProject(process.cwd(), { local: args.local, trust: args.trust });
     for (const w of r.warnings) console.error(`drover: ${escapeControls(w)}`);
     if (r.approved.length) console.log(`Approved on this machine: ${r.approved.map((k) => `"${k}"`).join(", ")}`);
-    console.log(r.created ? `Initialized drover in "${r.paths.dir}" (machine "${r.machine_id}")` : `drover is already set up in "${r.paths.dir}"`);
-    const hub = { local: "Hub: local only", joined: "Hub: joined the remote's drover/hub branch", pushed: "Hub: created drover/hub on the remote" };
-    console.log(r.hub === "offline" ? `Hub: not synced yet (${r.hub_error}); ops wait and go out when the remote is reachable` : hub[r.hub]);
+    console.log(
+      r.created
+        ? `Initialized drover in "${r.paths.dir}" (machine "${r.machine_id}")`
+        : `drover is already set up in "${r.paths.dir}"`,
+    );
+    const hub = {
+      local: "Hub: local only",
+      joined: "Hub: joined the remote's drover/hub branch",
+      pushed: "Hub: created drover/hub on the remote",
+    };
+    console.log(
+      r.hub === "offline"
+        ? `Hub: not synced yet (${r.hub_error}); ops wait and go out when the remote is reachable`
+        : hub[r.hub],
+    );
   },
 });
 
@@ -67,7 +82,14 @@ const status = defineCommand({
         machine_id: rt.ctx.machineId,
         version: VERSION,
         daemon: daemon ? { pid: daemon.pid, url: daemon.url, started_at: daemon.started_at } : null,
-        hub: { remote: sync.remote, branch: sync.branch, head: sync.head, pending_ops: sync.pending_ops, diverged: sync.diverged, last_error: sync.last_error },
+        hub: {
+          remote: sync.remote,
+          branch: sync.branch,
+          head: sync.head,
+          pending_ops: sync.pending_ops,
+          diverged: sync.diverged,
+          last_error: sync.last_error,
+        },
         untrusted: rt.ctx.untrusted,
         gateway: await _relayStatus(paths, daemon?.url ?? null, rt.ctx.config.gateway.url),
       };
@@ -78,8 +100,12 @@ const status = defineCommand({
         ...report,
         daemon: daemon ? `running, pid ${daemon.pid}, ${daemon.url ?? "starting"}` : "not running",
         hub: `${report.hub.branch} @ ${String(report.hub.head ?? "-").slice(0, 10)}, ${report.hub.remote ? `remote "${report.hub.remote}"` : "local only"}, ${report.hub.pending_ops} ops pending${report.hub.diverged ? ` — the remote's history was rewritten: run "drover sync adopt" or "drover sync restore"` : ""}`,
-        trust: report.untrusted.length ? `${report.untrusted.map((u) => `"${u.key}"`).join(", ")} ${report.untrusted.length === 1 ? "waits" : "wait"} for approval: run "${TRUST_COMMAND}"` : "every value with effects is approved",
-        gateway: report.gateway.configured ? `${report.gateway.url}: ${report.gateway.connected ? "relay connected" : `relay not connected${report.gateway.last_error ? ` (${report.gateway.last_error})` : ""}`}` : "none",
+        trust: report.untrusted.length
+          ? `${report.untrusted.map((u) => `"${u.key}"`).join(", ")} ${report.untrusted.length === 1 ? "waits" : "wait"} for approval: run "${TRUST_COMMAND}"`
+          : "every value with effects is approved",
+        gateway: report.gateway.configured
+          ? `${report.gateway.url}: ${report.gateway.connected ? "relay connected" : `relay not connected${report.gateway.last_error ? ` (${report.gateway.last_error})` : ""}`}`
+          : "none",
       }),
     );
   },
@@ -90,7 +116,11 @@ const reconcile = defineCommand({
   args: { json },
   async run({ args }) {
     const reports = await withRuntime((rt) => rt.reconcile());
-    console.log(args.json ? JSON.stringify(reports, null, 2) : renderResult(Object.entries(reports).map(([feature, r]) => ({ feature, ...r }))));
+    console.log(
+      args.json
+        ? JSON.stringify(reports, null, 2)
+        : renderResult(Object.entries(reports).map(([feature, r]) => ({ feature, ...r }))),
+    );
   },
 });
 
@@ -99,7 +129,11 @@ const doctor = defineCommand({
   args: { json },
   async run({ args }) {
     const checks = await runDoctor(process.cwd());
-    console.log(args.json ? JSON.stringify(checks, null, 2) : renderResult(checks.map((c) => ({ ...c, ok: c.ok ? "ok" : "FAIL" }))));
+    console.log(
+      args.json
+        ? JSON.stringify(checks, null, 2)
+        : renderResult(checks.map((c) => ({ ...c, ok: c.ok ? "ok" : "FAIL" }))),
+    );
     if (checks.slice(0, 3).some((c) => !c.ok)) process.exitCode = 3;
   },
 });
@@ -107,7 +141,11 @@ const doctor = defineCommand({
 const gateway = defineCommand({
   meta: { name: "gateway", description: "Run the gateway: every project's agents and pipeline in one place" },
   args: {
-    config: { type: "string", required: true, description: "gateway.toml: token for readers, [[project]] name and token" },
+    config: {
+      type: "string",
+      required: true,
+      description: "gateway.toml: token for readers, [[project]] name and token",
+    },
     host: { type: "string", description: "Address to bind (default 127.0.0.1)" },
     port: { type: "string", description: "Port (default 4380; 0 for any free one)" },
   },
@@ -115,13 +153,16 @@ const gateway = defineCommand({
     const { loadGatewayConfig } = await import("../features/gateway/config.ts");
     const { startGateway } = await import("../features/gateway/server.ts");
     const port = args.port === undefined ? 4380 : Number(args.port);
-    if (!(Number.isInteger(port) && port >= 0 && port <= 65_535)) throw new DroverError("invalid_input", `Invalid "--port": "${args.port}" is not a port number`);
+    if (!(Number.isInteger(port) && port >= 0 && port <= 65_535))
+      throw new DroverError("invalid_input", `Invalid "--port": "${args.port}" is not a port number`);
     const config = await loadGatewayConfig(args.config);
     const running = startGateway(config, { host: args.host ?? "127.0.0.1", port, log: createLogger("gateway") });
     const stop = () => void running.stop().then(() => process.exit(0));
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
-    console.log(`drover gateway ${VERSION} at ${running.url} for ${config.project.map((p) => `"${p.name}"`).join(", ")} (pid ${process.pid})`);
+    console.log(
+      `drover gateway ${VERSION} at ${running.url} for ${config.project.map((p) => `"${p.name}"`).join(", ")} (pid ${process.pid})`,
+    );
     await new Promise(() => undefined);
   },
 });
@@ -134,35 +175,54 @@ const version = defineCommand({
 });
 
 const dashboard = defineCommand({
-  meta: { name: "dashboard", description: "Print (and, in a terminal with a browser, open) the dashboard's URL with the token" },
+  meta: {
+    name: "dashboard",
+    description: "Print (and, in a terminal with a browser, open) the dashboard's URL with the token",
+  },
   args: { open: { type: "boolean", default: true, description: "Open it in a browser when one is there" } },
   async run({ args }) {
     const paths = findProject();
     const daemon = readDaemon(paths);
-    if (!daemon?.url) throw new DroverError("not_initialized", 'Cannot show the dashboard: no daemon is running here (start one with "drover serve")');
+    if (!daemon?.url)
+      throw new DroverError(
+        "not_initialized",
+        'Cannot show the dashboard: no daemon is running here (start one with "drover serve")',
+      );
     const link = `${daemon.url}/#token=${readToken(paths)}`;
     console.log(link);
     const opener = process.platform === "darwin" ? "open" : "xdg-open";
-    if (args.open && process.stdout.isTTY && Bun.which(opener)) Bun.spawn([opener, link], { stdout: "ignore", stderr: "ignore" }).unref();
+    if (args.open && process.stdout.isTTY && Bun.which(opener))
+      Bun.spawn([opener, link], { stdout: "ignore", stderr: "ignore" }).unref();
   },
 });
 
 /** The daemon's relay state, asked of the daemon (the relay lives there). */
 async function _relayStatus(paths: ReturnType<typeof findProject>, daemonUrl: string | null, gatewayUrl: string) {
   if (!gatewayUrl) return { configured: false, connected: false } as Record<string, unknown>;
-  if (!daemonUrl) return { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon is not running" } as Record<string, unknown>;
+  if (!daemonUrl)
+    return { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon is not running" } as Record<
+      string,
+      unknown
+    >;
   const res = await fetch(`${daemonUrl}/api/ops/relay.status`, {
     method: "POST",
     headers: { authorization: `Bearer ${readToken(paths)}`, "content-type": "application/json" },
     body: "{}",
     signal: AbortSignal.timeout(2000),
   }).catch(() => null);
-  return ((await res?.json().catch(() => null)) ?? { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon did not answer" }) as Record<string, unknown>;
+  return ((await res?.json().catch(() => null)) ?? {
+    configured: true,
+    url: gatewayUrl,
+    connected: false,
+    last_error: "the daemon did not answer",
+  }) as Record<string, unknown>;
 }
 
-
 const hookClaude = defineCommand({
-  meta: { name: "claude", description: "Claude Code hook: reads the hook's JSON on stdin, writes a heartbeat; always exits 0" },
+  meta: {
+    name: "claude",
+    description: "Claude Code hook: reads the hook's JSON on stdin, writes a heartbeat; always exits 0",
+  },
   async run() {
     _exitSoon();
     await runHookSafely(async () => parseClaudeHook(await readHookStdin()), { prefix: "claude" });
@@ -170,7 +230,10 @@ const hookClaude = defineCommand({
 });
 
 const hookCodex = defineCommand({
-  meta: { name: "codex", description: "Codex notify hook: reads the JSON argument, writes a heartbeat; always exits 0" },
+  meta: {
+    name: "codex",
+    description: "Codex notify hook: reads the JSON argument, writes a heartbeat; always exits 0",
+  },
   args: { payload: { type: "positional", required: false, description: "The notification JSON Codex passes" } },
   async run({ args }) {
     _exitSoon();
@@ -188,4 +251,18 @@ function _exitSoon() {
   setTimeout(() => process.exit(0), 400).unref();
 }
 
-export const builtinCommands = { init, trust, serve, status, reconcile, doctor, dashboard, version, demo, "demo-agent": demoAgent, hook, integrate, gateway } as Record<string, CommandDef<any>>;
+export const builtinCommands = {
+  init,
+  trust,
+  serve,
+  status,
+  reconcile,
+  doctor,
+  dashboard,
+  version,
+  demo,
+  "demo-agent": demoAgent,
+  hook,
+  integrate,
+  gateway,
+} as Record<string, CommandDef<any>>;

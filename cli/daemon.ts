@@ -4,12 +4,12 @@
  * down cleanly.
  */
 import { hostname } from "node:os";
+import { claimDaemon, type DaemonInfo, processStart, releaseDaemon, updateDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
-import { claimDaemon, processStart, releaseDaemon, updateDaemon, type DaemonInfo } from "../core/daemon-file.ts";
 import { readToken } from "../core/identity.ts";
 import type { Paths } from "../core/paths.ts";
-import { openRuntime, VERSION, type Runtime } from "../runtime.ts";
-import { startServer, type RunningServer } from "../server/serve.ts";
+import { openRuntime, type Runtime, VERSION } from "../runtime.ts";
+import { type RunningServer, startServer } from "../server/serve.ts";
 
 export interface Daemon {
   rt: Runtime;
@@ -70,7 +70,10 @@ export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Pr
 }
 
 /** Stops the daemon on SIGINT/SIGTERM/SIGHUP, then exits; `before` and `after` run around that stop (the demo: its agents, its folder). */
-export function stopOnSignals(daemon: Daemon, options: { before?: () => Promise<void>; after?: () => void } = {}): void {
+export function stopOnSignals(
+  daemon: Daemon,
+  options: { before?: () => Promise<void>; after?: () => void } = {},
+): void {
   const onSignal = (signal: string) => {
     daemon.rt.ctx.log.info(`Received ${signal}: shutting down`);
     void (async () => {
@@ -95,6 +98,9 @@ function _listen(rt: Runtime, options: Parameters<typeof startServer>[1]): Runni
     const code = (err as { code?: string }).code;
     const where = `"${options.host}" port ${options.port}`;
     if (code === "EADDRINUSE") throw new DroverError("busy", `Cannot listen on ${where}: the port is in use`);
-    throw new DroverError("bad_config", `Cannot listen on ${where} (server.host, server.port): ${(err as Error).message}`);
+    throw new DroverError(
+      "bad_config",
+      `Cannot listen on ${where} (server.host, server.port): ${(err as Error).message}`,
+    );
   }
 }

@@ -47,11 +47,21 @@ export const demo = defineCommand({
     const run = (name: string, input: unknown) => daemon.rt.ops.run(name, input, { via: "internal" });
     for (const [title, labels, priority] of WORK) await run("item.create", { title, labels: [...labels], priority });
     await run("timer.add", { label: "new work", every: "20s", prompt: "Triage what came in" });
-    await run("trigger.add", { label: "auto-merge", on: { to: "merge" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "done", reason: "auto-merge" } });
+    await run("trigger.add", {
+      label: "auto-merge",
+      on: { to: "merge" },
+      mode: "persistent",
+      op: "item.move",
+      args: { id: "$event.item_id", to: "done", reason: "auto-merge" },
+    });
 
     const env = { ...process.env, DROVER_DEMO_URL: daemon.server.url, DROVER_DEMO_TOKEN: daemon.token };
     const agents = AGENTS.map((a) =>
-      Bun.spawn([...selfCommand(), "demo-agent", "--agent", a.name, "--quiet-after", String(a.quietAfterSecs)], { env, stdout: "ignore", stderr: "ignore" }),
+      Bun.spawn([...selfCommand(), "demo-agent", "--agent", a.name, "--quiet-after", String(a.quietAfterSecs)], {
+        env,
+        stdout: "ignore",
+        stderr: "ignore",
+      }),
     );
     stopOnSignals(daemon, {
       async before() {
@@ -85,7 +95,8 @@ export const demoAgent = defineCommand({
   async run({ args }) {
     const url = process.env.DROVER_DEMO_URL!;
     const headers = { authorization: `Bearer ${process.env.DROVER_DEMO_TOKEN}`, "content-type": "application/json" };
-    const call = (path: string, body: unknown) => fetch(url + path, { method: "POST", headers, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
+    const call = (path: string, body: unknown) =>
+      fetch(url + path, { method: "POST", headers, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
     const quietAt = Number(args["quiet-after"] ?? 0) ? Date.now() + Number(args["quiet-after"]) * 1000 : Infinity;
     process.once("SIGTERM", () => process.exit(0));
     let held: { id: string; fence: number; stage: string } | null = null;
@@ -94,8 +105,12 @@ export const demoAgent = defineCommand({
       if (Date.now() > quietAt) continue; // silent from now on: the watchdog will notice
       await call(`/api/agents/${args.agent}/heartbeat`, held ? { item: held.id } : {});
       if (!held) {
-        const assigned = ((await call("/api/ops/items.list", { assignee: args.agent })) as any[]).find((i) => ["coding", "qa"].includes(i.stage));
-        const next = assigned ? { item: assigned, fence: assigned.fence } : await call("/api/next", { agent: args.agent });
+        const assigned = ((await call("/api/ops/items.list", { assignee: args.agent })) as any[]).find((i) =>
+          ["coding", "qa"].includes(i.stage),
+        );
+        const next = assigned
+          ? { item: assigned, fence: assigned.fence }
+          : await call("/api/next", { agent: args.agent });
         if (next.item) held = { id: next.item.id, fence: next.fence, stage: next.item.stage };
         continue;
       }

@@ -79,9 +79,13 @@ async function _checkState(cwd: string): Promise<string> {
     const db = new Database(paths.db, { readonly: true });
     try {
       const verdict = db.query<{ quick_check: string }, []>("PRAGMA quick_check(1)").get()?.quick_check;
-      if (verdict !== "ok") throw new Error(`damaged (${verdict}): restart the daemon, which sets it aside and rebuilds it from the hub`);
+      if (verdict !== "ok")
+        throw new Error(`damaged (${verdict}): restart the daemon, which sets it aside and rebuilds it from the hub`);
     } catch (err) {
-      if (isStoreDamage(err)) throw new Error(`damaged (${(err as Error).message}): restart the daemon, which sets it aside and rebuilds it from the hub`);
+      if (isStoreDamage(err))
+        throw new Error(
+          `damaged (${(err as Error).message}): restart the daemon, which sets it aside and rebuilds it from the hub`,
+        );
       throw err;
     } finally {
       db.close();
@@ -90,16 +94,21 @@ async function _checkState(cwd: string): Promise<string> {
     const rt = await openRuntime({ paths, mode: "cli", deepCheck: true });
     await rt.reconcile(); // what the hub holds, back in the new file now
     await rt.close();
-    if (rt.damage) throw new Error(`was damaged (${rt.damage.reason}): set aside and rebuilt from the hub; ${lost(rt.damage)}`);
+    if (rt.damage)
+      throw new Error(`was damaged (${rt.damage.reason}): set aside and rebuilt from the hub; ${lost(rt.damage)}`);
   }
   const earlier = readDamageReport(paths.db);
-  return earlier ? `ok; rebuilt from the hub at ${earlier.at} after damage (${earlier.reason}): ${lost(earlier)}` : "ok (every page checked)";
+  return earlier
+    ? `ok; rebuilt from the hub at ${earlier.at} after damage (${earlier.reason}): ${lost(earlier)}`
+    : "ok (every page checked)";
 }
 
 async function _watcherSeesAFile(): Promise<string> {
   const dir = mkdtempSync(join(tmpdir(), "drover-doctor-"));
   const seen = Promise.withResolvers<string>();
-  const sub = await loadWatcher().subscribe(dir, (err, events) => (err ? seen.reject(err) : seen.resolve(events[0]?.type ?? "?")));
+  const sub = await loadWatcher().subscribe(dir, (err, events) =>
+    err ? seen.reject(err) : seen.resolve(events[0]?.type ?? "?"),
+  );
   try {
     writeFileSync(join(dir, "probe"), "x");
     const timeout = setTimeout(() => seen.reject(new Error("no event within 2 s")), 2000);

@@ -9,14 +9,14 @@
 import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
 import { join, relative, sep } from "node:path";
 import { DroverError } from "../core/errors.ts";
+import { escapeControls } from "../core/escape.ts";
 import { readRegularFile, writeFileAtomic } from "../core/files.ts";
 import { readMachineId } from "../core/identity.ts";
+import { agentIdSchema, itemIdSchema } from "../core/ids.ts";
 import { canonicalJson } from "../core/json.ts";
 import { findProject, type Paths } from "../core/paths.ts";
-import { heartbeatPath, makeHeartbeat, type AgentState } from "../features/heartbeats/file.ts";
-import { agentIdSchema, itemIdSchema } from "../core/ids.ts";
+import { type AgentState, heartbeatPath, makeHeartbeat } from "../features/heartbeats/file.ts";
 import { itemPath } from "../features/pipeline/item.ts";
-import { escapeControls } from "../core/escape.ts";
 
 /** While agent, state and item stay the same, a hook writes at most once in this long. */
 export const THROTTLE_MS = 15_000;
@@ -84,15 +84,29 @@ export async function readHookStdin(stream: ReadableStream<Uint8Array> = Bun.std
 }
 
 /** Writes the heartbeat the hook stands for in `paths`' project, unless the throttle says it was just written. */
-export function recordHook(input: HookInput, options: { paths: Paths; prefix: string; env: Record<string, string | undefined>; now: number }): HookOutcome {
+export function recordHook(
+  input: HookInput,
+  options: { paths: Paths; prefix: string; env: Record<string, string | undefined>; now: number },
+): HookOutcome {
   const { paths } = options;
   const { agent, item } = identify(paths, input, options);
   const throttleFile = join(paths.dir, "hooks", `${agent}.json`);
   const last = _readJson(throttleFile) as { at?: unknown; state?: unknown; item?: unknown } | null;
-  if (last && last.state === input.state && last.item === item && typeof last.at === "number" && options.now - last.at < THROTTLE_MS) {
+  if (
+    last &&
+    last.state === input.state &&
+    last.item === item &&
+    typeof last.at === "number" &&
+    options.now - last.at < THROTTLE_MS
+  ) {
     return { agent, item, state: input.state, written: false };
   }
-  const heartbeat = makeHeartbeat(agent, { machineId: readMachineId(paths), now: options.now, item, state: input.state });
+  const heartbeat = makeHeartbeat(agent, {
+    machineId: readMachineId(paths),
+    now: options.now,
+    item,
+    state: input.state,
+  });
   writeFileAtomic(join(paths.hub, heartbeatPath(agent)), canonicalJson(heartbeat));
   writeFileAtomic(throttleFile, JSON.stringify({ at: options.now, state: input.state, item }));
   return { agent, item, state: input.state, written: true };
@@ -102,14 +116,22 @@ export function recordHook(input: HookInput, options: { paths: Paths; prefix: st
  * Who the agent is: `DROVER_AGENT`; else, in `.drover/worktrees/<id>`, the holder of that item; else
  * `<prefix>-<session id>`. The active item comes from the worktree.
  */
-export function identify(paths: Paths, input: HookInput, options: { prefix: string; env: Record<string, string | undefined> }) {
+export function identify(
+  paths: Paths,
+  input: HookInput,
+  options: { prefix: string; env: Record<string, string | undefined> },
+) {
   const inside = relative(paths.worktrees, input.cwd);
   const candidate = inside && !inside.startsWith("..") ? inside.split(sep)[0]! : "";
   const item = itemIdSchema.safeParse(candidate).success ? candidate : null;
-  const holder = item ? (_readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: unknown } } | null)?.claim?.agent_id : undefined;
+  const holder = item
+    ? (_readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: unknown } } | null)?.claim?.agent_id
+    : undefined;
   const fromEnv = options.env.DROVER_AGENT;
   const session = input.session.replace(/[^A-Za-z0-9]/g, "").slice(0, 8) || "unknown";
-  const agent = [fromEnv, holder, `${options.prefix}-${session}`].find((a) => typeof a === "string" && agentIdSchema.safeParse(a).success) as string;
+  const agent = [fromEnv, holder, `${options.prefix}-${session}`].find(
+    (a) => typeof a === "string" && agentIdSchema.safeParse(a).success,
+  ) as string;
   return { agent, item };
 }
 
@@ -117,7 +139,10 @@ export function identify(paths: Paths, input: HookInput, options: { prefix: stri
  * Runs a hook to the end in the project holding this process's working directory: never throws, logs what
  * went wrong to that project's `hooks.log` (outside a project there is nothing to record and nowhere to log).
  */
-export async function runHookSafely(read: () => HookInput | null | Promise<HookInput | null>, options: { prefix: string }): Promise<HookOutcome | null> {
+export async function runHookSafely(
+  read: () => HookInput | null | Promise<HookInput | null>,
+  options: { prefix: string },
+): Promise<HookOutcome | null> {
   let paths: Paths | undefined;
   try {
     paths = findProject(process.cwd());
@@ -134,7 +159,8 @@ export async function runHookSafely(read: () => HookInput | null | Promise<HookI
 
 function _object(text: string): Record<string, unknown> {
   const value: unknown = JSON.parse(text);
-  if (!value || typeof value !== "object" || Array.isArray(value)) throw new DroverError("invalid_input", "Hook input is not a JSON object");
+  if (!value || typeof value !== "object" || Array.isArray(value))
+    throw new DroverError("invalid_input", "Hook input is not a JSON object");
   return value as Record<string, unknown>;
 }
 
@@ -175,7 +201,11 @@ function _log(paths: Paths, line: string): void {
 
 /** Opens the log for appending; a FIFO, symlink or anything else in its place is refused, never waited on. */
 function _openLog(file: string): number {
-  const fd = openSync(file, constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o666);
+  const fd = openSync(
+    file,
+    constants.O_WRONLY | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK,
+    0o666,
+  );
   if (fstatSync(fd).isFile()) return fd;
   closeSync(fd);
   throw new Error(`"${file}" is not a regular file`);

@@ -2,7 +2,7 @@
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { git } from "../core/git.ts";
 import { ensureMachineId, ensureToken } from "../core/identity.ts";
-import { findGitRoot, pathsFor, type Paths } from "../core/paths.ts";
+import { findGitRoot, type Paths, pathsFor } from "../core/paths.ts";
 import { approve } from "../core/trust.ts";
 import { openRuntime } from "../runtime.ts";
 
@@ -19,11 +19,15 @@ export interface InitResult {
   warnings: string[];
 }
 
-export async function initProject(cwd: string, options: { local?: boolean; trust?: boolean } = {}): Promise<InitResult> {
+export async function initProject(
+  cwd: string,
+  options: { local?: boolean; trust?: boolean } = {},
+): Promise<InitResult> {
   const paths = pathsFor(findGitRoot(cwd));
   const created = !existsSync(paths.machine);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
-  if (!existsSync(paths.gitignore)) writeFileSync(paths.gitignore, "# drover: only the team config is shared\n*\n!config.toml\n!.gitignore\n");
+  if (!existsSync(paths.gitignore))
+    writeFileSync(paths.gitignore, "# drover: only the team config is shared\n*\n!config.toml\n!.gitignore\n");
   // a repository with no "origin" has nobody to share with yet: keep the hub local rather than waiting forever
   if (!existsSync(paths.config)) writeFileSync(paths.config, _configTemplate(options.local || !_hasOrigin(paths.root)));
   const machine_id = ensureMachineId(paths);

@@ -7,7 +7,7 @@ import type { ArgsDef, CommandDef } from "citty";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
 import type { Feature, OpDef } from "../core/feature.ts";
-import { coerceFields, fieldsOf, type Field } from "../core/fields.ts";
+import { coerceFields, type Field, fieldsOf } from "../core/fields.ts";
 import { inputSchemaOf } from "../core/ops.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
@@ -54,7 +54,11 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
     meta: { name: name.split(".").at(-1), description: op.description },
     args,
     async run({ args: parsed, rawArgs }) {
-      _rejectUnknownFlags(rawArgs, fields, printers.map(([flag]) => flag));
+      _rejectUnknownFlags(
+        rawArgs,
+        fields,
+        printers.map(([flag]) => flag),
+      );
       const raw: Record<string, unknown> = {};
       for (const f of fields) if (parsed[f.name] !== undefined) raw[f.name] = parsed[f.name];
       const result = await withRuntime((rt) => rt.ops.run(name, coerceFields(fields, raw), { via: "cli" }));
@@ -78,7 +82,8 @@ function _describe(f: Field): string {
   if (f.values) parts.push(`one of ${f.values.join(", ")}`);
   if (f.kind === "array") parts.push("comma-separated or JSON");
   if (f.kind === "json") parts.push("JSON");
-  if (f.default !== undefined && !(Array.isArray(f.default) && !f.default.length)) parts.push(`default ${JSON.stringify(f.default)}`);
+  if (f.default !== undefined && !(Array.isArray(f.default) && !f.default.length))
+    parts.push(`default ${JSON.stringify(f.default)}`);
   if (f.required) parts.push("required");
   return parts.join("; ");
 }
@@ -88,6 +93,10 @@ function _rejectUnknownFlags(rawArgs: string[], fields: Field[], extra: string[]
   for (const arg of rawArgs) {
     if (!arg.startsWith("--")) continue;
     const name = arg.slice(2).split("=")[0]!;
-    if (!known.has(name)) throw new DroverError("invalid_input", `Unknown option "--${name}": known are ${fields.map((f) => `--${f.name}`).join(", ") || "none"}`);
+    if (!known.has(name))
+      throw new DroverError(
+        "invalid_input",
+        `Unknown option "--${name}": known are ${fields.map((f) => `--${f.name}`).join(", ") || "none"}`,
+      );
   }
 }

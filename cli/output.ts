@@ -11,7 +11,10 @@ export function renderResult(result: unknown, columns?: string[]): string {
   if (Array.isArray(result)) {
     if (!result.length) return "(none)";
     if (typeof result[0] !== "object") return result.map((v) => escapeControls(String(v))).join("\n");
-    return renderTable(result as Record<string, unknown>[], columns ?? _scalarKeys(result[0] as Record<string, unknown>));
+    return renderTable(
+      result as Record<string, unknown>[],
+      columns ?? _scalarKeys(result[0] as Record<string, unknown>),
+    );
   }
   if (typeof result === "object") {
     const entries = Object.entries(result as Record<string, unknown>).map(([k, v]) => [escapeControls(k), v] as const);
@@ -25,7 +28,11 @@ export function renderResult(result: unknown, columns?: string[]): string {
 export function renderTable(rows: Record<string, unknown>[], columns: string[]): string {
   const cells = rows.map((row) => columns.map((c) => _cell(_at(row, c), 60)));
   const widths = columns.map((c, i) => Math.max(c.length, ...cells.map((r) => r[i]!.length)));
-  const line = (values: string[]) => values.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  const line = (values: string[]) =>
+    values
+      .map((v, i) => v.padEnd(widths[i]!))
+      .join("  ")
+      .trimEnd();
   return [line(columns.map((c) => c.toUpperCase())), ...cells.map(line)].join("\n");
 }
 

@@ -36,27 +36,36 @@ const RESERVED_HEADERS = new Set([
   "proxy-connection",
 ]);
 
-const headersSchema = z.record(z.string(), z.string()).default({}).superRefine((headers, check) => {
-  const names = Object.keys(headers);
-  if (names.length > MAX_HEADERS) check.addIssue({ code: "custom", message: `has ${names.length} headers: at most ${MAX_HEADERS} are allowed` });
-  const bytes = names.reduce((n, k) => n + k.length + headers[k]!.length, 0);
-  if (bytes > MAX_HEADER_BYTES) check.addIssue({ code: "custom", message: `has ${bytes} bytes of headers: at most ${MAX_HEADER_BYTES} are allowed` });
-  const seen = new Set<string>();
-  for (const name of names) {
-    const lower = name.toLowerCase();
-    const problem = !HEADER_NAME.test(name)
-      ? "is not a header name (letters, digits and !#$%&'*+-.^_`|~, at most 128)"
-      : RESERVED_HEADERS.has(lower)
-        ? "is set by drover itself, not by a hook"
-        : seen.has(lower)
-          ? "is given twice"
-          : !HEADER_VALUE.test(headers[name]!)
-            ? "has a value with CR, LF, NUL or another control character (printable ASCII only)"
-            : null;
-    seen.add(lower);
-    if (problem) check.addIssue({ code: "custom", message: `header ${JSON.stringify(name)} ${problem}`, path: [name] });
-  }
-});
+const headersSchema = z
+  .record(z.string(), z.string())
+  .default({})
+  .superRefine((headers, check) => {
+    const names = Object.keys(headers);
+    if (names.length > MAX_HEADERS)
+      check.addIssue({ code: "custom", message: `has ${names.length} headers: at most ${MAX_HEADERS} are allowed` });
+    const bytes = names.reduce((n, k) => n + k.length + headers[k]!.length, 0);
+    if (bytes > MAX_HEADER_BYTES)
+      check.addIssue({
+        code: "custom",
+        message: `has ${bytes} bytes of headers: at most ${MAX_HEADER_BYTES} are allowed`,
+      });
+    const seen = new Set<string>();
+    for (const name of names) {
+      const lower = name.toLowerCase();
+      const problem = !HEADER_NAME.test(name)
+        ? "is not a header name (letters, digits and !#$%&'*+-.^_`|~, at most 128)"
+        : RESERVED_HEADERS.has(lower)
+          ? "is set by drover itself, not by a hook"
+          : seen.has(lower)
+            ? "is given twice"
+            : !HEADER_VALUE.test(headers[name]!)
+              ? "has a value with CR, LF, NUL or another control character (printable ASCII only)"
+              : null;
+      seen.add(lower);
+      if (problem)
+        check.addIssue({ code: "custom", message: `header ${JSON.stringify(name)} ${problem}`, path: [name] });
+    }
+  });
 
 const webhookSchema = z.strictObject({
   url: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }),
@@ -85,7 +94,10 @@ export const actionFields = {
   action: actionSchema.optional().describe("The action as JSON: {op, args} | {webhook: {url, …}} | {prompt}"),
   op: z.string().min(1).max(64).optional().describe("Action: run this op"),
   args: z.record(z.string(), z.unknown()).optional().describe("Action: the op's input as JSON"),
-  webhook: z.url({ protocol: /^https?$/, error: "must be an http(s) URL" }).optional().describe("Action: POST the context here"),
+  webhook: z
+    .url({ protocol: /^https?$/, error: "must be an http(s) URL" })
+    .optional()
+    .describe("Action: POST the context here"),
   prompt: z.string().trim().min(1).max(65_536).optional().describe("Action: an item for the next free agent"),
 };
 
@@ -96,8 +108,10 @@ export function actionFrom(
   options: { placeholders?: boolean } = {},
 ): Action {
   const given = [input.action, input.op, input.webhook, input.prompt].filter((v) => v !== undefined).length;
-  if (given !== 1) throw new DroverError("invalid_input", 'Invalid action: give exactly one of "action", "op", "webhook" or "prompt"');
-  if (input.args !== undefined && input.op === undefined) throw new DroverError("invalid_input", 'Invalid action: "args" goes with "op"');
+  if (given !== 1)
+    throw new DroverError("invalid_input", 'Invalid action: give exactly one of "action", "op", "webhook" or "prompt"');
+  if (input.args !== undefined && input.op === undefined)
+    throw new DroverError("invalid_input", 'Invalid action: "args" goes with "op"');
   const action: Action =
     input.action ??
     (input.op !== undefined
@@ -125,13 +139,20 @@ export interface DispatchOptions {
 export type PromptHandler = (prompt: string) => { op: string; args: Record<string, unknown> };
 
 export interface Dispatcher {
-  run(action: Action, context: { event?: Record<string, unknown>; timer?: Record<string, unknown> }, cause: EventCause): Promise<ActionResult>;
+  run(
+    action: Action,
+    context: { event?: Record<string, unknown>; timer?: Record<string, unknown> },
+    cause: EventCause,
+  ): Promise<ActionResult>;
   options: DispatchOptions;
   /** Set by the feature that takes prompts; without one, a prompt action fails with a clear error. */
   prompts?: PromptHandler;
 }
 
-export function createDispatcher(ctx: Context, options: DispatchOptions = { timeoutMs: 10_000, backoffMs: [1000, 2000] }): Dispatcher {
+export function createDispatcher(
+  ctx: Context,
+  options: DispatchOptions = { timeoutMs: 10_000, backoffMs: [1000, 2000] },
+): Dispatcher {
   const dispatcher: Dispatcher = {
     options,
     async run(action, context, cause) {
@@ -142,7 +163,8 @@ export function createDispatcher(ctx: Context, options: DispatchOptions = { time
           return { result: "ok", output };
         }
         if ("prompt" in action) {
-          if (!dispatcher.prompts) throw new DroverError("not_found", "Cannot run a prompt action: no feature takes prompts");
+          if (!dispatcher.prompts)
+            throw new DroverError("not_found", "Cannot run a prompt action: no feature takes prompts");
           const { op, args } = dispatcher.prompts(action.prompt);
           return { result: "ok", output: await ctx.ops.run(op, args, { via: "action", cause }) };
         }
@@ -162,7 +184,8 @@ export function substitute(value: unknown, event: Record<string, unknown>): unkn
     return Object.hasOwn(event, field) ? (event[field] ?? null) : null; // "$event.constructor" is no field of an event
   }
   if (Array.isArray(value)) return value.map((v) => substitute(v, event));
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, event)]));
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substitute(v, event)]));
   return value;
 }
 
@@ -184,20 +207,29 @@ export function isChainId(value: unknown): value is string {
 function _checkOp(action: { op: string; args: Record<string, unknown> }, ops: OpRunner, placeholders: boolean) {
   const op = ops.get(action.op);
   if (!op) throw new DroverError("invalid_input", `Invalid action: no op named "${action.op}"`);
-  if (op.cliOnly) throw new DroverError("invalid_input", `Invalid action: op "${action.op}" is a person's choice, run only from the CLI`);
+  if (op.cliOnly)
+    throw new DroverError(
+      "invalid_input",
+      `Invalid action: op "${action.op}" is a person's choice, run only from the CLI`,
+    );
   const result = op.input.safeParse(action.args);
   if (result.success) return;
   const issues = result.error.issues.filter((i) => !(placeholders && _isPlaceholder(action.args, i.path)));
   if (!issues.length) return;
   const first = issues[0]!;
-  throw new DroverError("invalid_input", `Invalid action: op "${action.op}": "${first.path.join(".") || "args"}": ${first.message}`, {
-    details: issues.map((i) => ({ path: ["args", ...i.path.map(String)], code: i.code, message: i.message })),
-  });
+  throw new DroverError(
+    "invalid_input",
+    `Invalid action: op "${action.op}": "${first.path.join(".") || "args"}": ${first.message}`,
+    {
+      details: issues.map((i) => ({ path: ["args", ...i.path.map(String)], code: i.code, message: i.message })),
+    },
+  );
 }
 
 function _isPlaceholder(args: unknown, path: PropertyKey[]): boolean {
   let v: unknown = args;
-  for (const p of path) v = v && typeof v === "object" && Object.hasOwn(v, p) ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  for (const p of path)
+    v = v && typeof v === "object" && Object.hasOwn(v, p) ? (v as Record<PropertyKey, unknown>)[p] : undefined;
   return typeof v === "string" && v.startsWith("$event.");
 }
 
@@ -213,7 +245,8 @@ async function _webhook(hook: Webhook, body: unknown, options: DispatchOptions):
     } catch (err) {
       // a refused redirect answers the same on every try
       if (err instanceof DroverError) return { result: "error", error: `Webhook "${target}" ${err.message}` };
-      last = (err as Error).name === "TimeoutError" ? `timed out after ${options.timeoutMs} ms` : (err as Error).message;
+      last =
+        (err as Error).name === "TimeoutError" ? `timed out after ${options.timeoutMs} ms` : (err as Error).message;
     }
   }
   return { result: "error", error: `Webhook "${target}" failed after ${options.backoffMs.length + 1} tries: ${last}` };
@@ -232,15 +265,20 @@ async function _send(hook: Webhook, body: unknown, signal: AbortSignal): Promise
     await _readBounded(res);
     const location = res.status >= 300 && res.status < 400 ? res.headers.get("location") : null;
     if (location === null) return res.status;
-    if (hop === MAX_REDIRECTS) throw new DroverError("invalid_input", `was redirected more than ${MAX_REDIRECTS} times`);
+    if (hop === MAX_REDIRECTS)
+      throw new DroverError("invalid_input", `was redirected more than ${MAX_REDIRECTS} times`);
     const next = URL.parse(location, url);
     if (!next || !/^https?:$/.test(next.protocol)) {
       throw new DroverError("forbidden", `was redirected to "${location.slice(0, 200)}", not an http(s) URL`);
     }
     if (custom && next.origin !== url.origin) {
-      throw new DroverError("forbidden", `was redirected to another origin "${next.origin}": not followed, as the hook sends custom headers`);
+      throw new DroverError(
+        "forbidden",
+        `was redirected to another origin "${next.origin}": not followed, as the hook sends custom headers`,
+      );
     }
-    if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === "POST")) [method, payload] = ["GET", undefined];
+    if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === "POST"))
+      [method, payload] = ["GET", undefined];
     url = next;
   }
 }

@@ -3,9 +3,9 @@
  * subscriber is logged and isolated; one that falls behind loses the overflow and is told so with a
  * `gap` event carrying the count, then continues. Nothing is dropped without a `gap`.
  */
-import { iso, type Clock } from "./clock.ts";
-import { eventDef, type BusEvent, type EventCause, type EventFields, type EventType } from "./events.ts";
+import { type Clock, iso } from "./clock.ts";
 import { DroverError } from "./errors.ts";
+import { type BusEvent, type EventCause, type EventFields, type EventType, eventDef } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import { currentCall } from "./ops.ts";
 
@@ -131,7 +131,12 @@ interface _Sub {
   running: boolean;
 }
 
-function _envelope<T extends EventType>(type: T, fields: EventFields<T>, opts: PublishOptions, clock: Clock): BusEvent<T> {
+function _envelope<T extends EventType>(
+  type: T,
+  fields: EventFields<T>,
+  opts: PublishOptions,
+  clock: Clock,
+): BusEvent<T> {
   const event = { type, at: iso(clock.now()), origin: opts.origin ?? "local", ...fields } as BusEvent<T>;
   if (opts.cause) event.cause = opts.cause;
   return event;

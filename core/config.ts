@@ -19,7 +19,11 @@ export interface ConfigPart<S extends string = string, T extends z.ZodRawShape =
 }
 
 /** Declares config keys in a section (identity at the type level); `defineFeature` registers a feature's. */
-export function defineConfig<S extends string, T extends z.ZodRawShape>(section: S, keys: T, options: { env?: Partial<Record<keyof T & string, string>> } = {}): ConfigPart<S, T> {
+export function defineConfig<S extends string, T extends z.ZodRawShape>(
+  section: S,
+  keys: T,
+  options: { env?: Partial<Record<keyof T & string, string>> } = {},
+): ConfigPart<S, T> {
   return { section, keys, ...options };
 }
 
@@ -29,7 +33,10 @@ const coreConfig = {
     {
       host: z.string().min(1).default("127.0.0.1"),
       port: z.number().int().min(0).max(65_535).default(4317),
-      allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name")).max(100).default([]),
+      allowed_hosts: z
+        .array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name"))
+        .max(100)
+        .default([]),
       max_ws_clients: z.number().int().min(1).max(100_000).default(1000),
     },
     { env: { host: "DROVER_HOST", port: "DROVER_PORT" } },
@@ -64,7 +71,9 @@ export function configSchema(): z.ZodObject {
   if (_schema) return _schema;
   const sections = new Map<string, z.ZodRawShape>();
   for (const part of _parts) sections.set(part.section, { ...sections.get(part.section), ...part.keys });
-  return (_schema = z.object(Object.fromEntries([...sections].map(([name, keys]) => [name, z.object(keys).prefault({})]))));
+  return (_schema = z.object(
+    Object.fromEntries([...sections].map(([name, keys]) => [name, z.object(keys).prefault({})])),
+  ));
 }
 
 export interface LoadedConfig {
@@ -116,7 +125,8 @@ export async function loadConfig(file: string): Promise<LoadedConfig> {
 
 function _applyEnv(raw: Record<string, unknown>, env: Record<string, string | undefined>, file: string): Set<string> {
   const set = new Set<string>();
-  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) throw new DroverError("bad_config", `Cannot read "${file}": not a table`);
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw))
+    throw new DroverError("bad_config", `Cannot read "${file}": not a table`);
   for (const { section, keys, env: names = {} } of _parts) {
     for (const [key, name] of Object.entries(names) as Array<[string, string]>) {
       const value = env[name];
@@ -135,10 +145,12 @@ function _applyEnv(raw: Record<string, unknown>, env: Record<string, string | un
 /** An environment variable's text as the key's type: numbers for number keys, the text otherwise. */
 function _envValue(schema: unknown, name: string, value: string): unknown {
   let base: unknown = schema;
-  while ((base as { def?: { innerType?: unknown } }).def?.innerType) base = (base as { def: { innerType: unknown } }).def.innerType;
+  while ((base as { def?: { innerType?: unknown } }).def?.innerType)
+    base = (base as { def: { innerType: unknown } }).def.innerType;
   if (!(base instanceof z.ZodNumber)) return value;
   const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n)) throw new DroverError("bad_config", `Invalid value for "${name}": "${value}" is not a number`);
+  if (value.trim() === "" || !Number.isFinite(n))
+    throw new DroverError("bad_config", `Invalid value for "${name}": "${value}" is not a number`);
   return n;
 }
 
@@ -169,7 +181,9 @@ function _shapeOf(schema: z.ZodType): Record<string, z.ZodType> | undefined {
 
 type _Part = ConfigParts[keyof ConfigParts];
 type _UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
-type _SectionOf<S extends string> = _UnionToIntersection<_Part extends infer P ? (P extends ConfigPart<S, infer T> ? z.output<z.ZodObject<T>> : never) : never>;
+type _SectionOf<S extends string> = _UnionToIntersection<
+  _Part extends infer P ? (P extends ConfigPart<S, infer T> ? z.output<z.ZodObject<T>> : never) : never
+>;
 
 const _parts: ConfigPart[] = Object.values(coreConfig);
 let _schema: z.ZodObject | undefined;

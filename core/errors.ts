@@ -38,7 +38,8 @@ export type ErrorCode = keyof ErrorCodes & string;
 export function registerErrors(codes: Record<string, ErrorStatus>): void {
   for (const [code, status] of Object.entries(codes)) {
     const known = _status.get(code);
-    if (known !== undefined && known !== status) throw new Error(`Cannot declare error code "${code}" twice, with ${known} and ${status}`);
+    if (known !== undefined && known !== status)
+      throw new Error(`Cannot declare error code "${code}" twice, with ${known} and ${status}`);
     _status.set(code, status);
   }
 }

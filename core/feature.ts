@@ -10,9 +10,9 @@ import type { Hono } from "hono";
 import type { z } from "zod";
 import type { Bus } from "./bus.ts";
 import type { Clock } from "./clock.ts";
-import { registerConfig, type Config, type ConfigPart } from "./config.ts";
-import { registerErrors, type ErrorStatus } from "./errors.ts";
-import { registerEvents, type BusEvent, type EventCause, type EventDef, type EventType } from "./events.ts";
+import { type Config, type ConfigPart, registerConfig } from "./config.ts";
+import { type ErrorStatus, registerErrors } from "./errors.ts";
+import { type BusEvent, type EventCause, type EventDef, type EventType, registerEvents } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { Paths } from "./paths.ts";
 import type { TrustRule, Untrusted } from "./trust.ts";
@@ -34,6 +34,7 @@ export interface ActiveCall extends OpCall {
  * Ops other features may call with types, one entry per op (`"<name>": typeof <its definition>`), merged in by the
  * feature that owns the op. An op calls its own feature's ops through that feature's functions, not here.
  */
+// biome-ignore lint/suspicious/noEmptyInterface: features merge their ops into it
 export interface OpMap {}
 
 export type OpName = keyof OpMap & string;
@@ -69,6 +70,7 @@ export interface Context {
 }
 
 /** Services are declared by the features that keep them (module augmentation). */
+// biome-ignore lint/suspicious/noEmptyInterface: features merge their services into it
 export interface Services {}
 
 export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
@@ -132,6 +134,7 @@ export interface Feature {
   trust?: Record<string, TrustRule>;
   /** Called in every process (daemon and CLI) before any op runs; registers services. */
   setup?: (ctx: Context) => void | Promise<void>;
+  // biome-ignore lint/suspicious/noExplicitAny: each op has its own input and answer; `run` takes its own input type
   ops?: Record<string, OpDef<any, any>>;
   /** Routes that are no op (a feature's own protocol); an op's REST route is declared on the op (`http`). */
   handler?: (ctx: Context) => Hono;

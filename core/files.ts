@@ -4,7 +4,20 @@
  * or device that would block or never end. Writing: atomically (a temp file beside it, then a rename) so
  * readers never see half of one, and never through a symlink or into a FIFO planted at the temp path.
  */
-import { closeSync, constants, fchmodSync, fstatSync, lstatSync, mkdirSync, openSync, readSync, renameSync, rmSync, writeSync, type Stats } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fstatSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  renameSync,
+  rmSync,
+  type Stats,
+  writeSync,
+} from "node:fs";
 import { dirname } from "node:path";
 
 /** What `readRegularFile` found: the text, or why it was not read. */
@@ -44,7 +57,10 @@ export function readRegularFile(file: string, options: { maxBytes: number }): Fi
  * replaces keeps its permissions; a new one gets the process's default (0600 in drover: see `cli.ts`).
  */
 export function writeFileAtomic(file: string, content: string | null): void {
-  if (content === null) return rmSync(file, { force: true });
+  if (content === null) {
+    rmSync(file, { force: true });
+    return;
+  }
   const tmp = `${file}.${process.pid}.tmp`;
   rmSync(tmp, { force: true }); // a leftover, or something planted there: the temp file is always made new
   _create(tmp, content, _regularMode(file));

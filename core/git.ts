@@ -14,7 +14,10 @@ export interface GitResult {
 /** A quick local git command in `cwd`. */
 export function git(cwd: string, args: string[]): GitResult {
   try {
-    return { ok: true, out: execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim() };
+    return {
+      ok: true,
+      out: execFileSync("git", args, { cwd, encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] }).trim(),
+    };
   } catch (err) {
     const e = err as { stderr?: string; message: string };
     return { ok: false, out: (e.stderr || e.message).trim() };
@@ -25,9 +28,17 @@ export function git(cwd: string, args: string[]): GitResult {
  * A git command that may wait on the network; never prompts for credentials. Both streams are kept. With
  * `timeoutMs` a command still running then is killed and answers code 124, saying so on stderr.
  */
-export function gitAsync(cwd: string, args: string[], options: { timeoutMs?: number } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function gitAsync(
+  cwd: string,
+  args: string[],
+  options: { timeoutMs?: number } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("git", args, { cwd, env: { ...process.env, GIT_TERMINAL_PROMPT: "0" }, stdio: ["ignore", "pipe", "pipe"] });
+    const child = spawn("git", args, {
+      cwd,
+      env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     let stdout = "";
     let stderr = "";
     const timer = options.timeoutMs

@@ -7,8 +7,8 @@
  */
 import type { Database } from "bun:sqlite";
 import { z } from "zod";
-import { canonicalJson } from "./json.ts";
 import { DroverError, type ErrorCode } from "./errors.ts";
+import { canonicalJson } from "./json.ts";
 
 /** How long a key is remembered. */
 export const KEY_TTL_MS = 24 * 3600_000;
@@ -36,10 +36,17 @@ export interface KeyStore {
 export function createKeyStore(db: Database): KeyStore {
   return {
     recall(key, request) {
-      const row = db.query<{ op: string; hash: string; result: string | null; error: string | null }, [string]>("SELECT op, hash, result, error FROM op_keys WHERE key = ?").get(key);
+      const row = db
+        .query<{ op: string; hash: string; result: string | null; error: string | null }, [string]>(
+          "SELECT op, hash, result, error FROM op_keys WHERE key = ?",
+        )
+        .get(key);
       if (!row) return null;
       if (row.hash !== _hash(request)) {
-        throw new DroverError("conflict", `Cannot use idempotency key "${key}" again: it was used for another request (op "${row.op}")`);
+        throw new DroverError(
+          "conflict",
+          `Cannot use idempotency key "${key}" again: it was used for another request (op "${row.op}")`,
+        );
       }
       if (row.error === null) return { result: row.result === null ? undefined : JSON.parse(row.result) };
       const e = JSON.parse(row.error) as { code: ErrorCode; message: string; details?: unknown };
@@ -51,7 +58,14 @@ export function createKeyStore(db: Database): KeyStore {
       const error = "error" in outcome ? JSON.stringify(outcome.error.toJSON()) : null;
       db.transaction(() => {
         db.query("DELETE FROM op_keys WHERE at < ?").run(now - KEY_TTL_MS);
-        db.query("INSERT OR REPLACE INTO op_keys (key, op, hash, result, error, at) VALUES (?, ?, ?, ?, ?, ?)").run(key, request.op, _hash(request), result, error, now);
+        db.query("INSERT OR REPLACE INTO op_keys (key, op, hash, result, error, at) VALUES (?, ?, ?, ?, ?, ?)").run(
+          key,
+          request.op,
+          _hash(request),
+          result,
+          error,
+          now,
+        );
       })();
     },
   };

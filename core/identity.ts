@@ -23,7 +23,10 @@ export function randomBase32(length: number): string {
 /** Reads `machine.json`, creating it with `<hostname>-<4 base32>` when missing. */
 export function ensureMachineId(paths: Paths): string {
   if (existsSync(paths.machine)) return readMachineId(paths);
-  const host = hostname().replace(/[^A-Za-z0-9._-]/g, "-").slice(0, 40) || "machine";
+  const host =
+    hostname()
+      .replace(/[^A-Za-z0-9._-]/g, "-")
+      .slice(0, 40) || "machine";
   const machine_id = `${host}-${randomBase32(4)}`;
   writeFileSync(paths.machine, JSON.stringify({ machine_id }, null, 2) + "\n", { flag: "wx", mode: 0o600 });
   return machine_id;

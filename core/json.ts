@@ -6,7 +6,11 @@ export function canonicalJson(value: unknown): string {
 }
 
 /** Parses a hub file's text against its schema: the value, or one readable reason it cannot be used. */
-export function parseJsonFile<S extends z.ZodType>(text: string, schema: S, maxBytes: number): { value: z.output<S> } | { error: string } {
+export function parseJsonFile<S extends z.ZodType>(
+  text: string,
+  schema: S,
+  maxBytes: number,
+): { value: z.output<S> } | { error: string } {
   if (text.length > maxBytes) return { error: `file too large (${text.length} bytes)` };
   let raw: unknown;
   try {

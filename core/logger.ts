@@ -21,7 +21,7 @@ export interface LoggerOptions {
 }
 
 export function createLogger(scope: string, options: LoggerOptions = {}): Logger {
-  const level = options.level ?? ((process.env.DROVER_LOG as LogLevel | undefined) ?? "info");
+  const level = options.level ?? (process.env.DROVER_LOG as LogLevel | undefined) ?? "info";
   const write = options.write ?? ((line: string) => process.stderr.write(line + "\n"));
   const seen = new Set<string>();
   function log(at: LogLevel, msg: string, fields?: Record<string, unknown>) {

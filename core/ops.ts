@@ -7,14 +7,19 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 import { DroverError, toDroverError } from "./errors.ts";
 import type { ActiveCall, Context, Feature, OpCall, OpDef, OpRunner } from "./feature.ts";
-import { createKeyStore, keyField, type KeyStore } from "./idempotency.ts";
+import { createKeyStore, type KeyStore, keyField } from "./idempotency.ts";
 
 export type OpRegistry = OpRunner;
 
 /** The input an op's callers give: its schema, plus `idempotency_key` for a mutating op (made once per op). */
 export function inputSchemaOf(op: OpDef): z.ZodType {
   let schema = _inputSchemas.get(op);
-  if (!schema) _inputSchemas.set(op, (schema = op.writes && op.input instanceof z.ZodObject ? op.input.extend({ idempotency_key: keyField }) : op.input));
+  if (!schema)
+    _inputSchemas.set(
+      op,
+      (schema =
+        op.writes && op.input instanceof z.ZodObject ? op.input.extend({ idempotency_key: keyField }) : op.input),
+    );
   return schema;
 }
 
@@ -30,7 +35,11 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
   /** Keyed calls running in this process: a second one with the same key waits for the first. */
   const running = new Map<string, Promise<unknown>>();
 
-  async function keyed(key: string, request: { op: string; input: unknown }, run: () => Promise<unknown>): Promise<unknown> {
+  async function keyed(
+    key: string,
+    request: { op: string; input: unknown },
+    run: () => Promise<unknown>,
+  ): Promise<unknown> {
     const ctx = getContext();
     keys ??= createKeyStore(ctx.db);
     const earlier = running.get(key);
@@ -41,7 +50,10 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
       return known.result;
     }
     const attempt = run().then(
-      (result) => (_remember(ctx, keys!, key, request, { result }), result),
+      (result) => {
+        _remember(ctx, keys!, key, request, { result });
+        return result;
+      },
       (err) => {
         _remember(ctx, keys!, key, request, { error: toDroverError(err) });
         throw err;
@@ -63,12 +75,21 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
       const entry = ops.get(name);
       if (!entry) throw new DroverError("unknown_op", `Cannot run op "${name}": no such op`);
       if (entry.op.cliOnly && call.via !== "cli") {
-        throw new DroverError("forbidden", `Cannot run op "${name}" over ${call.via}: it is a person's choice, made with "drover ${name.replace(".", " ")}"`);
+        throw new DroverError(
+          "forbidden",
+          `Cannot run op "${name}" over ${call.via}: it is a person's choice, made with "drover ${name.replace(".", " ")}"`,
+        );
       }
-      const { idempotency_key: given, ...parsed } = parseInput(inputSchemaOf(entry.op), input ?? {}) as Record<string, unknown>;
+      const { idempotency_key: given, ...parsed } = parseInput(inputSchemaOf(entry.op), input ?? {}) as Record<
+        string,
+        unknown
+      >;
       const outer = _calls.getStore();
       const key = entry.op.writes
-        ? (call.idempotencyKey ?? (given as string | undefined) ?? (call.via === "http" ? _requestKeys.getStore() : undefined) ?? _derived(outer, name))
+        ? (call.idempotencyKey ??
+          (given as string | undefined) ??
+          (call.via === "http" ? _requestKeys.getStore() : undefined) ??
+          _derived(outer, name))
         : undefined;
       const active: _ActiveCall = { ...call, op: name, idempotencyKey: key, nested: 0, hubOps: 0 };
       const run = () => _calls.run(active, async () => entry.op.run(getContext(), parsed, active));
@@ -124,7 +145,13 @@ function _derived(outer: _ActiveCall | undefined, name: string): string | undefi
   return outer?.idempotencyKey ? `${outer.idempotencyKey}/${name}#${++outer.nested}` : undefined;
 }
 
-function _remember(ctx: Context, keys: KeyStore, key: string, request: { op: string; input: unknown }, outcome: Parameters<KeyStore["remember"]>[2]) {
+function _remember(
+  ctx: Context,
+  keys: KeyStore,
+  key: string,
+  request: { op: string; input: unknown },
+  outcome: Parameters<KeyStore["remember"]>[2],
+) {
   try {
     keys.remember(key, request, outcome, ctx.clock.now());
   } catch (err) {

@@ -43,7 +43,10 @@ export function findProject(cwd: string = process.cwd()): Paths {
     if (existsSync(join(dir, ".drover", "machine.json"))) return pathsFor(dir);
     if (dirname(dir) === dir) break;
   }
-  throw new DroverError("not_initialized", `Cannot find a drover project from "${cwd}": run "drover init" in a git repository`);
+  throw new DroverError(
+    "not_initialized",
+    `Cannot find a drover project from "${cwd}": run "drover init" in a git repository`,
+  );
 }
 
 /** The git work tree that holds `cwd` (where `init` puts `.drover/`). */

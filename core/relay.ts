@@ -17,10 +17,14 @@ export function relayEvent(db: Database, event: BusEvent): void {
 
 /** Takes every stored event, oldest first, and deletes what it took in the same transaction. */
 export function takeRelayedEvents(db: Database): BusEvent[] {
-  return db.transaction(() => {
-    const rows = db.query<{ id: number; event: string }, []>("SELECT id, event FROM event_relay ORDER BY id LIMIT 10000").all();
-    if (!rows.length) return [];
-    db.query("DELETE FROM event_relay WHERE id <= ?").run(rows.at(-1)!.id);
-    return rows.map((r) => JSON.parse(r.event) as BusEvent);
-  }).immediate();
+  return db
+    .transaction(() => {
+      const rows = db
+        .query<{ id: number; event: string }, []>("SELECT id, event FROM event_relay ORDER BY id LIMIT 10000")
+        .all();
+      if (!rows.length) return [];
+      db.query("DELETE FROM event_relay WHERE id <= ?").run(rows.at(-1)!.id);
+      return rows.map((r) => JSON.parse(r.event) as BusEvent);
+    })
+    .immediate();
 }

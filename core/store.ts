@@ -29,7 +29,9 @@ export function migrate(db: Database, feature: string, migrations: readonly stri
     const sql = migrations[version]!;
     const next = version + 1;
     db.transaction(() => {
-      const again = db.query<{ version: number }, [string]>("SELECT version FROM _migrations WHERE feature = ?").get(feature);
+      const again = db
+        .query<{ version: number }, [string]>("SELECT version FROM _migrations WHERE feature = ?")
+        .get(feature);
       if ((again?.version ?? 0) >= next) return; // another process got here first
       db.run(sql);
       db.run(
@@ -56,7 +58,12 @@ export interface StoreDamage {
  */
 export function openCheckedStore(
   file: string,
-  options: { deep: boolean; now: number; prepare: (db: Database) => void; /** What lives only in this file: lost with it. */ localOnly: readonly string[] },
+  options: {
+    deep: boolean;
+    now: number;
+    prepare: (db: Database) => void /** What lives only in this file: lost with it. */;
+    localOnly: readonly string[];
+  },
 ): { db: Database; damage?: StoreDamage } {
   let db: Database | undefined;
   try {
@@ -74,7 +81,10 @@ export function openCheckedStore(
     } catch {
       // a damaged file may not even close cleanly
     }
-    const damage = _setAside(file, (err as Error).message.replace(/\s+/g, " ").trim(), { now: options.now, lost: [...options.localOnly] });
+    const damage = _setAside(file, (err as Error).message.replace(/\s+/g, " ").trim(), {
+      now: options.now,
+      lost: [...options.localOnly],
+    });
     const fresh = openStore(file);
     options.prepare(fresh);
     return { db: fresh, damage };

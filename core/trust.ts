@@ -7,7 +7,7 @@
  * Values from this machine's environment are its own, and trusted.
  */
 import type { Database } from "bun:sqlite";
-import { iso, type Clock } from "./clock.ts";
+import { type Clock, iso } from "./clock.ts";
 import type { Config } from "./config.ts";
 import { canonicalJson } from "./json.ts";
 
@@ -31,12 +31,17 @@ export const trustMigrations = [
  * Replaces, in `config`, every effectful value this machine has not approved by the last one it approved (or the
  * default); returns what waits. `fromEnv` names keys set by this machine's environment.
  */
-export function applyTrust(config: Config, options: { db: Database; rules: Record<string, TrustRule>; defaults: Config; fromEnv: Set<string> }): Untrusted[] {
+export function applyTrust(
+  config: Config,
+  options: { db: Database; rules: Record<string, TrustRule>; defaults: Config; fromEnv: Set<string> },
+): Untrusted[] {
   const waiting: Untrusted[] = [];
   for (const [key, effectful] of Object.entries(options.rules)) {
     const value = _get(config, key);
     if (options.fromEnv.has(key) || !effectful(value)) continue;
-    const row = options.db.query<{ value: string; hash: string }, [string]>("SELECT value, hash FROM trust WHERE key = ?").get(key);
+    const row = options.db
+      .query<{ value: string; hash: string }, [string]>("SELECT value, hash FROM trust WHERE key = ?")
+      .get(key);
     if (row?.hash === _hash(key, value)) continue;
     const using = row ? JSON.parse(row.value) : _get(options.defaults, key);
     _set(config, key, using);
@@ -55,7 +60,8 @@ export function approve(db: Database, waiting: Untrusted[], clock: Clock): void 
 
 /** A short fingerprint of this machine's approvals: it changes when `drover trust` approves anything. */
 export function approvals(db: Database): string {
-  return db.query<{ s: string }, []>("SELECT count(*) || ':' || coalesce(max(approved_at), '') AS s FROM trust").get()!.s;
+  return db.query<{ s: string }, []>("SELECT count(*) || ':' || coalesce(max(approved_at), '') AS s FROM trust").get()!
+    .s;
 }
 
 /** Copies the values of `keys` from one config to another (what is in force after approvals changed). */

@@ -12,7 +12,11 @@ declare const WATCHER_LIBC: "glibc" | "musl" | undefined;
 export type WatchEvent = Event;
 
 export interface Watcher {
-  subscribe(dir: string, fn: (err: Error | null, events: Event[]) => void, options?: Options): Promise<AsyncSubscription>;
+  subscribe(
+    dir: string,
+    fn: (err: Error | null, events: Event[]) => void,
+    options?: Options,
+  ): Promise<AsyncSubscription>;
 }
 
 let _watcher: Watcher | undefined;

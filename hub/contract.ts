@@ -12,7 +12,12 @@ export const hubConfig = defineConfig("hub", {
   remote: z.string().default("origin"),
   branch: z.string().min(1).default("drover/hub"),
   /** Larger hub files from the remote are skipped (SPEC §12). */
-  max_file_bytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  max_file_bytes: z
+    .number()
+    .int()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(1024 * 1024),
 });
 
 type _Events = typeof hubEvents;

@@ -5,8 +5,8 @@
  * `[hub]` keys are declared here, and the contract suite checks it like any feature.
  */
 import { z } from "zod";
+import { type Context, defineFeature, defineOp } from "../core/feature.ts";
 import { checkBranchName } from "../core/git.ts";
-import { defineFeature, defineOp, type Context } from "../core/feature.ts";
 import { parseCommitMessage } from "./apply.ts";
 import { hubConfig, hubEvents } from "./contract.ts";
 import { createLayout } from "./layout.ts";

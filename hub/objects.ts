@@ -89,14 +89,20 @@ export function createObjectStore(gitdir: string, options: ObjectStoreOptions = 
     writeTree(entries) {
       const sorted = [...entries].sort((a, b) => (_treeKey(a) < _treeKey(b) ? -1 : _treeKey(a) > _treeKey(b) ? 1 : 0));
       const parts: Uint8Array[] = [];
-      for (const e of sorted) parts.push(encoder.encode(`${e.type === "tree" ? "40000" : e.mode} ${e.path}\0`), Buffer.from(e.oid, "hex"));
+      for (const e of sorted)
+        parts.push(encoder.encode(`${e.type === "tree" ? "40000" : e.mode} ${e.path}\0`), Buffer.from(e.oid, "hex"));
       const oid = add("tree", Buffer.concat(parts));
       remember(oid, sorted);
       return oid;
     },
     writeCommit({ tree, parents, message, time }) {
       const stamp = `${Math.floor(time / 1000)} +0000`;
-      const lines = [`tree ${tree}`, ...parents.map((p) => `parent ${p}`), `author ${SIGNATURE} ${stamp}`, `committer ${SIGNATURE} ${stamp}`];
+      const lines = [
+        `tree ${tree}`,
+        ...parents.map((p) => `parent ${p}`),
+        `author ${SIGNATURE} ${stamp}`,
+        `committer ${SIGNATURE} ${stamp}`,
+      ];
       return add("commit", encoder.encode(lines.join("\n") + "\n\n" + message));
     },
     readTree(oid) {
@@ -149,7 +155,12 @@ function _parseTree(body: Buffer): TreeEntry[] {
     const path = body.toString("utf8", space + 1, nul);
     const oid = body.toString("hex", nul + 1, nul + 21);
     const isTree = mode === "40000";
-    out.push({ mode: isTree ? "040000" : mode, path, oid, type: isTree ? "tree" : mode === "160000" ? "commit" : "blob" });
+    out.push({
+      mode: isTree ? "040000" : mode,
+      path,
+      oid,
+      type: isTree ? "tree" : mode === "160000" ? "commit" : "blob",
+    });
     p = nul + 21;
   }
   return out;

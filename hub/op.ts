@@ -5,7 +5,7 @@
  * it records, the mutation and its answer in one definition, typed end to end. The hub layer registers every
  * hub op's mutation with the writer; a feature registers its internal mutations (`ctx.hub.define`) itself.
  */
-import { z } from "zod";
+import type { z } from "zod";
 import type { Context, OpDef, OpRoute, OpView } from "../core/feature.ts";
 import type { HubTx } from "./apply.ts";
 
@@ -24,7 +24,8 @@ export function defineMutation<A extends Args, R>(name: string, def: Omit<Mutati
   return { name, ...def };
 }
 
-export interface HubOpDef<S extends z.ZodObject = z.ZodObject, A extends Args = Args, R = unknown, Out = unknown> extends OpDef<S, Out> {
+export interface HubOpDef<S extends z.ZodObject = z.ZodObject, A extends Args = Args, R = unknown, Out = unknown>
+  extends OpDef<S, Out> {
   /** Named by the op (the registry's key) when the hub layer registers it. */
   mutation: Omit<Mutation<A, R>, "name">;
 }
@@ -47,7 +48,9 @@ export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out> {
 }
 
 /** Declares an op whose work is one hub mutation; it always writes, so it takes an idempotency key. */
-export function defineHubOp<S extends z.ZodObject, R, A extends Args = z.output<S>, Out = R>(spec: HubOpSpec<S, A, R, Out>): HubOpDef<S, A, R, Out> {
+export function defineHubOp<S extends z.ZodObject, R, A extends Args = z.output<S>, Out = R>(
+  spec: HubOpSpec<S, A, R, Out>,
+): HubOpDef<S, A, R, Out> {
   const { record, confirmSecs, answer, args, apply, ...op } = spec;
   return {
     ...op,
@@ -61,7 +64,10 @@ export function defineHubOp<S extends z.ZodObject, R, A extends Args = z.output<
       if (confirmSecs && result !== null) {
         const confirmation = await ctx.hub.confirm(opId, { timeoutMs: confirmSecs(ctx) * 1000 });
         // what the op did where it counts: on the remote's tree, when it was replayed there
-        ran = { result: confirmation.confirmed && "result" in confirmation ? (confirmation.result as R) : result, confirmed: confirmation.confirmed };
+        ran = {
+          result: confirmation.confirmed && "result" in confirmation ? (confirmation.result as R) : result,
+          confirmed: confirmation.confirmed,
+        };
       }
       return answer ? answer(ctx, ran) : (ran.result as unknown as Out);
     },

@@ -92,7 +92,9 @@ interface _Pack {
 type _Base = (oid: string, maxBytes: number, depth: number) => RawObject | null;
 
 function _tooLarge(what: string, size: number, maxBytes: number): DroverError {
-  return new DroverError("too_large", `Cannot read ${what}: ${size} bytes, over the limit of ${maxBytes}`, { details: { size } });
+  return new DroverError("too_large", `Cannot read ${what}: ${size} bytes, over the limit of ${maxBytes}`, {
+    details: { size },
+  });
 }
 
 /** A loose object, its header read from a small inflated prefix before the whole is inflated. */
@@ -111,7 +113,10 @@ function _readLoose(file: string, maxBytes: number): RawObject | null {
   try {
     body = inflateSync(raw, { maxOutputLength: nul + 1 + Number(size) }).subarray(nul + 1);
   } catch {
-    throw new DroverError("conflict", `Cannot read the loose object "${file}": it is corrupt or larger than its header says`);
+    throw new DroverError(
+      "conflict",
+      `Cannot read the loose object "${file}": it is corrupt or larger than its header says`,
+    );
   }
   return { type, body };
 }
@@ -149,9 +154,17 @@ function _offsetOf(pack: _Pack, oid: string): number | undefined {
 }
 
 /** The object at a pack offset; deltas are resolved against their base (bounded in size and chain length). */
-function _readAt(pack: _Pack, offset: number, options: { maxBytes: number; depth: number; base: _Base }): RawObject | undefined {
+function _readAt(
+  pack: _Pack,
+  offset: number,
+  options: { maxBytes: number; depth: number; base: _Base },
+): RawObject | undefined {
   const { maxBytes, depth } = options;
-  if (depth > MAX_CHAIN) throw new DroverError("too_large", `Cannot read an object of pack "${pack.name}": its delta chain is longer than ${MAX_CHAIN}`);
+  if (depth > MAX_CHAIN)
+    throw new DroverError(
+      "too_large",
+      `Cannot read an object of pack "${pack.name}": its delta chain is longer than ${MAX_CHAIN}`,
+    );
   let fd: number;
   try {
     fd = fs.openSync(pack.path.replace(/\.idx$/, ".pack"), "r");
@@ -169,7 +182,8 @@ function _readAt(pack: _Pack, offset: number, options: { maxBytes: number; depth
       byte = head[p++]!;
       size += (byte & 0x7f) * 2 ** shift;
     }
-    if (!type || p >= got) throw new DroverError("conflict", `Cannot read an object of pack "${pack.name}": bad header at offset ${offset}`);
+    if (!type || p >= got)
+      throw new DroverError("conflict", `Cannot read an object of pack "${pack.name}": bad header at offset ${offset}`);
     let baseAt: { offset: number } | { oid: string } | null = null;
     if (type === "ofs_delta") {
       byte = head[p++]!;
@@ -190,8 +204,10 @@ function _readAt(pack: _Pack, offset: number, options: { maxBytes: number; depth
     if (!baseAt) return { type: type as ObjectType, body };
     return _applyDelta(body, { maxBytes, label: pack.name }, (sourceSize) => {
       const next = { ...options, maxBytes: Math.min(Math.max(maxBytes, sourceSize), MAX_BASE_BYTES), depth: depth + 1 };
-      const source = "offset" in baseAt ? _readAt(pack, baseAt.offset, next) : options.base(baseAt.oid, next.maxBytes, next.depth);
-      if (!source) throw new DroverError("conflict", `Cannot read an object of pack "${pack.name}": its delta base is missing`);
+      const source =
+        "offset" in baseAt ? _readAt(pack, baseAt.offset, next) : options.base(baseAt.oid, next.maxBytes, next.depth);
+      if (!source)
+        throw new DroverError("conflict", `Cannot read an object of pack "${pack.name}": its delta base is missing`);
       return source;
     });
   } finally {
@@ -208,7 +224,11 @@ function _inflateAt(fd: number, position: number, size: number): Buffer {
       return inflateSync(buf.subarray(0, got), { maxOutputLength: Math.max(size, 1) });
     } catch (err) {
       const code = (err as { code?: string }).code;
-      if (code === "ERR_BUFFER_TOO_LARGE") throw new DroverError("conflict", `Cannot read a packed object: it inflates past the ${size} bytes its header says`);
+      if (code === "ERR_BUFFER_TOO_LARGE")
+        throw new DroverError(
+          "conflict",
+          `Cannot read a packed object: it inflates past the ${size} bytes its header says`,
+        );
       // compressed data is never much larger than its output: past that, the stream is broken, not cut short
       if (code !== "Z_BUF_ERROR" || got < chunk || chunk > size * 2 + (1 << 20)) throw err;
     }
@@ -216,7 +236,11 @@ function _inflateAt(fd: number, position: number, size: number): Buffer {
 }
 
 /** Applies git delta data to its base (fetched only once the result's size is known to be within bounds). */
-function _applyDelta(delta: Buffer, options: { maxBytes: number; label: string }, source: (size: number) => RawObject): RawObject {
+function _applyDelta(
+  delta: Buffer,
+  options: { maxBytes: number; label: string },
+  source: (size: number) => RawObject,
+): RawObject {
   let p = 0;
   const varint = () => {
     let value = 0;
@@ -228,11 +252,13 @@ function _applyDelta(delta: Buffer, options: { maxBytes: number; label: string }
   };
   const sourceSize = varint();
   const targetSize = varint();
-  if (targetSize > options.maxBytes) throw _tooLarge(`an object of pack "${options.label}"`, targetSize, options.maxBytes);
+  if (targetSize > options.maxBytes)
+    throw _tooLarge(`an object of pack "${options.label}"`, targetSize, options.maxBytes);
   const base = source(sourceSize);
   const out = Buffer.alloc(targetSize);
   let written = 0;
-  const bad = () => new DroverError("conflict", `Cannot read an object of pack "${options.label}": its delta is corrupt`);
+  const bad = () =>
+    new DroverError("conflict", `Cannot read an object of pack "${options.label}": its delta is corrupt`);
   while (p < delta.length) {
     const op = delta[p++]!;
     if (op & 0x80) {

@@ -40,7 +40,10 @@ export interface HubRepo {
   layout: Layout;
   head(): Promise<string | null>;
   /** Writes a commit on top of `parent` with the given changes (null = delete) and moves the branch (unless `detached`). */
-  commit(changes: FileChanges, options: { parent: string | null; message: string; time: number; detached?: boolean }): Promise<string>;
+  commit(
+    changes: FileChanges,
+    options: { parent: string | null; message: string; time: number; detached?: boolean },
+  ): Promise<string>;
   /** Every valid file that differs between two commits (`from` null = the empty tree); entries left out of `to` go to `onInvalid`. */
   diff(from: string | null, to: string, options?: { onInvalid?: (entry: InvalidEntry) => void }): Promise<Change[]>;
   /** Every valid file of a commit, or of `prefix` within it. */
@@ -83,7 +86,11 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
   const entries = (tree: string | null): TreeEntry[] => (tree ? objects.readTree(tree) : []);
 
   /** The entries of a tree the layout accepts; the others are reported when `onInvalid` is given. */
-  function validEntries(tree: string | null, prefix: string, onInvalid?: (e: InvalidEntry) => void): Map<string, TreeEntry> {
+  function validEntries(
+    tree: string | null,
+    prefix: string,
+    onInvalid?: (e: InvalidEntry) => void,
+  ): Map<string, TreeEntry> {
     const out = new Map<string, TreeEntry>();
     for (const e of entries(tree)) {
       const path = prefix + e.path;
@@ -127,12 +134,22 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       return objects.readBlob(oid, options.maxFileBytes);
     } catch (err) {
       if (!(err instanceof DroverError) || err.code !== "too_large") throw err;
-      onInvalid?.({ path, reason: `the file is larger than hub.max_file_bytes (${(err.details as { size: number }).size} bytes)`, oid });
+      onInvalid?.({
+        path,
+        reason: `the file is larger than hub.max_file_bytes (${(err.details as { size: number }).size} bytes)`,
+        oid,
+      });
       return null;
     }
   }
 
-  function walkDiff(a: string | null, b: string | null, prefix: string, out: Change[], onInvalid?: (e: InvalidEntry) => void) {
+  function walkDiff(
+    a: string | null,
+    b: string | null,
+    prefix: string,
+    out: Change[],
+    onInvalid?: (e: InvalidEntry) => void,
+  ) {
     if (a === b) return;
     const left = validEntries(a, prefix);
     const right = validEntries(b, prefix, onInvalid);
@@ -227,7 +244,7 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       for (let oid = from ?? (await repo.head()); oid && oid !== until && out.length < depth; ) {
         const c = objects.readCommit(oid);
         out.push({ oid, message: c.message, timestamp: c.timestamp, parents: c.parents });
-        oid = c.parents[0];
+        oid = c.parents[0] ?? null;
       }
       return out;
     },

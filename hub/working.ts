@@ -4,7 +4,17 @@
  * way (a folder where the file goes, a file where a folder goes, a link) is moved aside to `.drover/rejected/`
  * and reported by the caller, so no local file can stop a commit from being applied.
  */
-import { closeSync, constants, lstatSync, mkdirSync, openSync, readdirSync, renameSync, unlinkSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { readRegularFile, writeFileAtomic } from "../core/files.ts";
 
@@ -23,7 +33,12 @@ export function readWorking(dir: string, path: string): string | null {
  * record of it, so a write cut short by a crash is rewritten from the commit by the next catch-up. Returns the
  * paths (relative to `.drover/`) of what had to be moved aside first.
  */
-export function writeWorking(dir: string, path: string, content: string | null, options: { shared: boolean }): string[] {
+export function writeWorking(
+  dir: string,
+  path: string,
+  content: string | null,
+  options: { shared: boolean },
+): string[] {
   const file = join(dir, path);
   const aside = _clearWay(dir, path, content !== null);
   if (content === null) {

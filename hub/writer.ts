@@ -11,10 +11,18 @@ import { iso } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { EventCause } from "../core/events.ts";
 import type { Context } from "../core/feature.ts";
-import { randomBase32 } from "../core/identity.ts";
 import { KEY_TTL_MS } from "../core/idempotency.ts";
+import { randomBase32 } from "../core/identity.ts";
 import { currentCall, nextHubOpKey, parseInput } from "../core/ops.ts";
-import { applyOps, formatCommitMessage, parseCommitMessage, type Applied, type Apply, type ApplyEntry, type OpRecord } from "./apply.ts";
+import {
+  type Applied,
+  type Apply,
+  type ApplyEntry,
+  applyOps,
+  formatCommitMessage,
+  type OpRecord,
+  parseCommitMessage,
+} from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
 import type { Args, Mutation } from "./op.ts";
 import type { Change, FileChanges, HubRepo, InvalidEntry } from "./repo.ts";
@@ -53,6 +61,7 @@ export interface Carrier {
 export interface Hub {
   repo: HubRepo;
   /** Registers a mutation: `run` applies it now, sync replays it on another machine's tree. */
+  // biome-ignore lint/suspicious/noExplicitAny: each mutation has its own args; `apply` takes its own args type
   define(mutation: Mutation<any, unknown>): void;
   run<A extends Args, R>(mutation: Mutation<A, R>, args: A): Promise<R>;
   /** Runs a registered mutation by name, and says which op id it was recorded under (to wait for its confirmation). */
@@ -104,7 +113,10 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   }
   function setState(key: string, value: string | null) {
     if (value === null) db.query("DELETE FROM hub_state WHERE key = ?").run(key);
-    else db.query("INSERT INTO hub_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value").run(key, value);
+    else
+      db.query(
+        "INSERT INTO hub_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+      ).run(key, value);
   }
   const applied = () => state("applied_head");
 
@@ -114,7 +126,9 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       for (const l of listeners) l(set);
       // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
       if (set.origin === "local" && hasRemote()) {
-        const insert = db.query("INSERT OR IGNORE INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')");
+        const insert = db.query(
+          "INSERT OR IGNORE INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')",
+        );
         for (const op of set.ops) insert.run(op.id, op.op, JSON.stringify(op), set.head);
       }
       if (extra.answers?.length) {
@@ -130,7 +144,9 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
 
   /** A keyed op's answer kept with its commit, or null. */
   function answered(key: string): { opId: string; result: unknown } | null {
-    const row = db.query<{ op_id: string; result: string }, [string]>("SELECT op_id, result FROM hub_keys WHERE key = ?").get(key);
+    const row = db
+      .query<{ op_id: string; result: string }, [string]>("SELECT op_id, result FROM hub_keys WHERE key = ?")
+      .get(key);
     return row ? { opId: row.op_id, result: JSON.parse(row.result) } : null;
   }
 
@@ -155,7 +171,9 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   /** What the keyed ops of a commit answered, by applying them again on its parent (the `before` of its changes). */
   function replayAnswers(ops: OpRecord[], changes: Change[]): _Answer[] {
     const parent = new Map(changes.map((c) => [c.path, c.before]));
-    const keyed = ops.filter((o) => o.key && mutations.has(o.op)).map((record) => ({ record, apply: mutations.get(record.op)! }));
+    const keyed = ops
+      .filter((o) => o.key && mutations.has(o.op))
+      .map((record) => ({ record, apply: mutations.get(record.op)! }));
     if (!keyed.length) return [];
     const { results } = applyOps(keyed, (path) => (parent.has(path) ? parent.get(path)! : readWorking(repo.dir, path)));
     return results.filter((r) => !r.error).map((r) => ({ key: r.record.key!, opId: r.record.id, result: r.result }));
@@ -243,22 +261,41 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       }
       const at = iso(clock.now());
       const entries: ApplyEntry[] = batch.map((p) => ({
-        record: { id: p.opId, op: p.name, args: p.args, machine_id: machineId, at, ...(p.cause ? { cause: p.cause } : {}), ...(p.key ? { key: p.key } : {}) },
+        record: {
+          id: p.opId,
+          op: p.name,
+          args: p.args,
+          machine_id: machineId,
+          at,
+          ...(p.cause ? { cause: p.cause } : {}),
+          ...(p.key ? { key: p.key } : {}),
+        },
         apply: p.apply,
       }));
       const { overlay, before, results } = applyOps(entries, (path) => readWorking(repo.dir, path));
       const parent = await repo.head();
       await sweepChanges(parent, before, overlay);
       const changes: Change[] = [];
-      for (const [path, after] of overlay) if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });
+      for (const [path, after] of overlay)
+        if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });
       if (changes.length) {
         const ops = results.filter((r) => !r.error).map((r) => r.record);
-        const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), { parent, message: formatCommitMessage(ops), time: clock.now() });
-        for (const c of changes) if (!sources.some((s) => c.path.startsWith(s.prefix))) writeFile(c.path, c.after, false);
-        const answers = results.filter((r) => !r.error && r.record.key).map((r) => ({ key: r.record.key!, opId: r.record.id, result: r.result }));
+        const head = await repo.commit(new Map(changes.map((c) => [c.path, c.after])), {
+          parent,
+          message: formatCommitMessage(ops),
+          time: clock.now(),
+        });
+        for (const c of changes)
+          if (!sources.some((s) => c.path.startsWith(s.prefix))) writeFile(c.path, c.after, false);
+        const answers = results
+          .filter((r) => !r.error && r.record.key)
+          .map((r) => ({ key: r.record.key!, opId: r.record.id, result: r.result }));
         record({ changes, ops, origin: "local", head }, { answers });
       }
-      results.forEach((r, i) => (r.error ? batch[i]!.reject(r.error) : batch[i]!.resolve(r.result)));
+      for (const [i, r] of results.entries()) {
+        if (r.error) batch[i]!.reject(r.error);
+        else batch[i]!.resolve(r.result);
+      }
     });
   }
 
@@ -278,11 +315,24 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     draining = false;
   }
 
-  function enqueue(name: string, args: Record<string, unknown>, apply: Apply): Promise<{ result: unknown; opId: string }> {
+  function enqueue(
+    name: string,
+    args: Record<string, unknown>,
+    apply: Apply,
+  ): Promise<{ result: unknown; opId: string }> {
     const opId = `${machineId}.${randomBase32(10)}`;
     return new Promise((resolve, reject) => {
       const key = nextHubOpKey();
-      queue.push({ opId, name, args, apply, cause: currentCall()?.cause, key, resolve: (result, answeredAs) => resolve({ result, opId: answeredAs ?? opId }), reject });
+      queue.push({
+        opId,
+        name,
+        args,
+        apply,
+        cause: currentCall()?.cause,
+        key,
+        resolve: (result, answeredAs) => resolve({ result, opId: answeredAs ?? opId }),
+        reject,
+      });
       if (!draining) void drain();
     });
   }
@@ -290,7 +340,8 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   const hub: Hub = {
     repo,
     define(mutation) {
-      if (mutations.has(mutation.name)) throw new DroverError("internal", `Cannot define hub op "${mutation.name}" twice`);
+      if (mutations.has(mutation.name))
+        throw new DroverError("internal", `Cannot define hub op "${mutation.name}" twice`);
       mutations.set(mutation.name, function applyChecked(args, tx) {
         // recorded args come back from commits (a replay, a catch-up): input like any other; the checked copy's
         // choices go back into the record
@@ -310,7 +361,8 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     },
     hasRemote,
     setCarrier: (c) => void (carrier = c),
-    confirm: (opId, options) => (carrier && hasRemote() ? carrier.confirm(opId, options) : Promise.resolve({ confirmed: true })),
+    confirm: (opId, options) =>
+      carrier && hasRemote() ? carrier.confirm(opId, options) : Promise.resolve({ confirmed: true }),
     onChange: (listener) => void listeners.push(listener),
     trackWorkingSource: (source) => void sources.push(source),
     writeWorkingFile: (path, content) => writeFile(path, content, true),
@@ -323,7 +375,9 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       const remoteFiles = new Map((await validDiff(local, base, { forget: false })).map((c) => [c.path, c.after]));
       const read = (path: string) => (remoteFiles.has(path) ? remoteFiles.get(path)! : readWorking(repo.dir, path));
       // ops with no replay (sweeps) carry nothing but what the working sources hold, swept again below
-      const entries = records.filter((r) => mutations.has(r.op)).map((record) => ({ record, apply: mutations.get(record.op)! }));
+      const entries = records
+        .filter((r) => mutations.has(r.op))
+        .map((record) => ({ record, apply: mutations.get(record.op)! }));
       const { overlay, before, results } = applyOps(entries, read);
       await sweepChanges(base, before, overlay);
       for (const [path, after] of overlay) if (before.get(path) === after) overlay.delete(path);
@@ -341,7 +395,12 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       const digest = Bun.hash(what).toString(36);
       const known = db.query<{ digest: string }, [string]>("SELECT digest FROM hub_invalid WHERE path = ?").get(path);
       if (known?.digest === digest) return;
-      db.query("INSERT OR REPLACE INTO hub_invalid (path, reason, digest, seen_at) VALUES (?, ?, ?, ?)").run(path, reason, digest, iso(clock.now()));
+      db.query("INSERT OR REPLACE INTO hub_invalid (path, reason, digest, seen_at) VALUES (?, ?, ?, ?)").run(
+        path,
+        reason,
+        digest,
+        iso(clock.now()),
+      );
       log.warn(`Skipping hub file "${path}": ${reason}`);
       bus.publish("hub_invalid_file", { path, reason });
     },
@@ -349,7 +408,11 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       db.query("DELETE FROM hub_invalid WHERE path = ?").run(path);
     },
     invalidFiles() {
-      return db.query<{ path: string; reason: string; seen_at: string }, []>("SELECT path, reason, seen_at FROM hub_invalid ORDER BY path").all();
+      return db
+        .query<{ path: string; reason: string; seen_at: string }, []>(
+          "SELECT path, reason, seen_at FROM hub_invalid ORDER BY path",
+        )
+        .all();
     },
     exclusive,
     close: () => lock.close(),

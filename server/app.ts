@@ -32,7 +32,9 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
   const { host, allowed_hosts } = rt.ctx.config.server;
   const checkHost = hostGuard(options.host ?? host, { extra: allowed_hosts, setting: "server.allowed_hosts" });
   app.onError((err, c) => renderError(c, err, rt));
-  app.notFound((c) => renderError(c, new DroverError("not_found", `Cannot find route "${c.req.method} ${c.req.path}"`), rt));
+  app.notFound((c) =>
+    renderError(c, new DroverError("not_found", `Cannot find route "${c.req.method} ${c.req.path}"`), rt),
+  );
   app.use("*", async function requireOwnHost(c, next) {
     const refused = checkHost(c.req.raw);
     if (refused) throw refused;
@@ -55,7 +57,8 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
   app.use("*", async function idempotencyKey(c, next) {
     // a mutating op called with an Idempotency-Key answers a retry with the first outcome (core/idempotency.ts)
     const key = c.req.header("idempotency-key");
-    if (key !== undefined && !keyField.safeParse(key).success) throw new DroverError("invalid_input", 'Invalid "Idempotency-Key": it must be 1 to 200 visible ASCII characters');
+    if (key !== undefined && !keyField.safeParse(key).success)
+      throw new DroverError("invalid_input", 'Invalid "Idempotency-Key": it must be 1 to 200 visible ASCII characters');
     await withRequestKey(key, next);
   });
   app.use(
@@ -68,8 +71,12 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
     }),
   );
 
-  app.get("/api/ops", (c) => c.json(rt.ops.list().map(({ name, feature, op }) => ({ name, feature, description: op.description }))));
-  app.post("/api/ops/:name", async (c) => c.json(await rt.ops.run(c.req.param("name"), await readJsonObject(c.req.raw), { via: "http" })));
+  app.get("/api/ops", (c) =>
+    c.json(rt.ops.list().map(({ name, feature, op }) => ({ name, feature, description: op.description }))),
+  );
+  app.post("/api/ops/:name", async (c) =>
+    c.json(await rt.ops.run(c.req.param("name"), await readJsonObject(c.req.raw), { via: "http" })),
+  );
   app.post("/api/reconcile", async (c) => c.json(await rt.reconcile()));
   app.post("/api/relay", (c) => c.json({ delivered: rt.drainRelay() }));
   app.all("/mcp", createMcpHandler(rt, { version: options.version }));
@@ -82,8 +89,12 @@ export function createApp(rt: Runtime, options: AppOptions): Hono {
 export function renderError(c: HonoContext, err: unknown, rt: Runtime): Response {
   let e: DroverError;
   if (err instanceof HTTPException) {
-    e = new DroverError(err.status === 401 ? "unauthorized" : err.status === 413 ? "too_large" : "invalid_input", err.message || "Bad request");
+    e = new DroverError(
+      err.status === 401 ? "unauthorized" : err.status === 413 ? "too_large" : "invalid_input",
+      err.message || "Bad request",
+    );
   } else e = toDroverError(err);
-  if (e.status >= 500) rt.ctx.log.error(`Request "${c.req.method} ${c.req.path}" failed`, { error: (e.cause as Error) ?? e });
+  if (e.status >= 500)
+    rt.ctx.log.error(`Request "${c.req.method} ${c.req.path}" failed`, { error: (e.cause as Error) ?? e });
   return c.json({ error: e.toJSON() }, e.status as ContentfulStatusCode);
 }

@@ -12,11 +12,14 @@ import { inputSchemaOf } from "../core/ops.ts";
 import type { Runtime } from "../runtime.ts";
 
 export function createMcpHandler(rt: Runtime, options: { version: string }) {
-  const tools = rt.ops.list().filter(({ op }) => !op.cliOnly).map(({ name, op }) => ({
-    name,
-    description: op.description,
-    inputSchema: z.toJSONSchema(inputSchemaOf(op), { io: "input", unrepresentable: "any" }) as { type: "object" },
-  }));
+  const tools = rt.ops
+    .list()
+    .filter(({ op }) => !op.cliOnly)
+    .map(({ name, op }) => ({
+      name,
+      description: op.description,
+      inputSchema: z.toJSONSchema(inputSchemaOf(op), { io: "input", unrepresentable: "any" }) as { type: "object" },
+    }));
 
   return async function mcp(c: HonoContext): Promise<Response> {
     const server = new Server({ name: "drover", version: options.version }, { capabilities: { tools: {} } });
@@ -30,7 +33,10 @@ export function createMcpHandler(rt: Runtime, options: { version: string }) {
         return { isError: true, content: [{ type: "text", text: JSON.stringify({ error: e.toJSON() }) }] };
       }
     });
-    const transport = new WebStandardStreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: true });
+    const transport = new WebStandardStreamableHTTPServerTransport({
+      sessionIdGenerator: undefined,
+      enableJsonResponse: true,
+    });
     await server.connect(transport);
     return transport.handleRequest(c.req.raw);
   };

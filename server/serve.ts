@@ -6,8 +6,8 @@ import type { Server } from "bun";
 import { DroverError } from "../core/errors.ts";
 import type { Runtime } from "../runtime.ts";
 import { checkToken, errorResponse, hostGuard } from "../web/guard.ts";
-import { createApp } from "./app.ts";
 import { createWsHub, createWsLimit, type WsClient } from "../web/ws.ts";
+import { createApp } from "./app.ts";
 
 export interface RunningServer {
   url: string;
@@ -26,9 +26,18 @@ export interface ServeOptions {
 
 export function startServer(rt: Runtime, options: ServeOptions): RunningServer {
   const { allowed_hosts, max_ws_clients } = rt.ctx.config.server;
-  const app = createApp(rt, { token: options.token, version: options.version, startedAt: Date.now(), host: options.host });
+  const app = createApp(rt, {
+    token: options.token,
+    version: options.version,
+    startedAt: Date.now(),
+    host: options.host,
+  });
   const checkHost = hostGuard(options.host, { extra: allowed_hosts, setting: "server.allowed_hosts" });
-  const ws = createWsHub(rt.ctx.bus, { log: rt.ctx.log.child("ws"), limit: createWsLimit(max_ws_clients), maxBuffered: options.wsMaxBuffered });
+  const ws = createWsHub(rt.ctx.bus, {
+    log: rt.ctx.log.child("ws"),
+    limit: createWsLimit(max_ws_clients),
+    maxBuffered: options.wsMaxBuffered,
+  });
   const server: Server<WsClient> = Bun.serve<WsClient>({
     hostname: options.host,
     port: options.port,
@@ -36,7 +45,8 @@ export function startServer(rt: Runtime, options: ServeOptions): RunningServer {
       if (new URL(req.url).pathname === "/ws") {
         const refused = checkHost(req);
         if (refused) return errorResponse(refused);
-        if (!checkToken(req, options.token, { allowQuery: true })) return errorResponse(new DroverError("unauthorized", "Missing or wrong bearer token"));
+        if (!checkToken(req, options.token, { allowQuery: true }))
+          return errorResponse(new DroverError("unauthorized", "Missing or wrong bearer token"));
         return ws.upgrade(req, srv);
       }
       return app.fetch(req, srv);

@@ -4,14 +4,14 @@
  * `npm test` builds `dist/drover` first.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { execFileSync } from "node:child_process";
 import { copyFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { pathsFor } from "../core/paths.ts";
-import { api, BINARY, run, startDaemonProcess, wsClient, type DaemonProc } from "./helpers.ts";
+import { api, BINARY, type DaemonProc, run, startDaemonProcess, wsClient } from "./helpers.ts";
 
 let work: string;
 let drover: string;

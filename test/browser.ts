@@ -8,10 +8,18 @@
 import { accessSync, constants, existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
-import { chromium, type Browser, type LaunchOptions } from "playwright-core";
+import { type Browser, chromium, type LaunchOptions } from "playwright-core";
 
 /** As root with no sandbox, and no connection attempts to Google's hosts (the machine has no network). */
-const FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"];
+const FLAGS = [
+  "--no-sandbox",
+  "--disable-gpu",
+  "--disable-quic",
+  "--no-first-run",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+];
 const DEBIAN = "/usr/bin/chromium";
 
 /** A headless browser: `options` are playwright's, their `args` added to `FLAGS`. */
@@ -20,7 +28,12 @@ export async function launchChromium(options: LaunchOptions = {}): Promise<Brows
   const system = process.env.CHROMIUM_PATH || (process.env.DROVER_TEST_NPM_CHROMIUM ? undefined : _executable(DEBIAN));
   if (system) return chromium.launch({ ...options, executablePath: system, args });
   const npm = await _npmChromium();
-  return chromium.launch({ ...options, executablePath: npm.executablePath, args, env: { ..._env(options.env), ...npm.env } });
+  return chromium.launch({
+    ...options,
+    executablePath: npm.executablePath,
+    args,
+    env: { ..._env(options.env), ...npm.env },
+  });
 }
 
 function _executable(path: string): string | undefined {
@@ -44,7 +57,8 @@ async function _npmChromium(): Promise<{ executablePath: string; env: Record<str
   const tmp = tmpdir();
   const stamp = join(tmp, "chromium.drover-version");
   if (_read(stamp) !== version || !existsSync(join(tmp, "chromium")) || !existsSync(join(tmp, "al2023"))) {
-    for (const name of ["chromium.drover-version", "chromium", "fonts", "al2023", "libGLESv2.so"]) rmSync(join(tmp, name), { recursive: true, force: true });
+    for (const name of ["chromium.drover-version", "chromium", "fonts", "al2023", "libGLESv2.so"])
+      rmSync(join(tmp, name), { recursive: true, force: true });
   }
   const executablePath = await sparticuz.executablePath(join(pkg, "bin"));
   const libs = await inflate(join(pkg, "bin", "al2023.tar.br"));

@@ -14,16 +14,26 @@ describe("bus", () => {
   test("publish() validates fields against the event's schema and stamps the envelope", () => {
     const { bus: b } = bus();
     const e = b.publish("assigned", { item_id: "abcde", agent_id: "a1" });
-    expect(e).toEqual({ type: "assigned", at: "2026-05-01T00:00:00.000Z", origin: "local", item_id: "abcde", agent_id: "a1" });
+    expect(e).toEqual({
+      type: "assigned",
+      at: "2026-05-01T00:00:00.000Z",
+      origin: "local",
+      item_id: "abcde",
+      agent_id: "a1",
+    });
     expect(() => b.publish("assigned", { item_id: 5 } as never)).toThrow();
   });
 
   test("a throwing subscriber is logged and does not stop the others", async () => {
     const { bus: b, lines } = bus();
     const got: string[] = [];
-    b.on("assigned", () => {
-      throw new Error("boom");
-    }, { name: "bad" });
+    b.on(
+      "assigned",
+      () => {
+        throw new Error("boom");
+      },
+      { name: "bad" },
+    );
     b.on("assigned", (e) => void got.push((e as BusEvent<"assigned">).item_id), { name: "good" });
     b.publish("assigned", { item_id: "aaaaa", agent_id: "a" });
     b.publish("assigned", { item_id: "bbbbb", agent_id: "a" });
@@ -44,7 +54,8 @@ describe("bus", () => {
         got.push((e as BusEvent<"assigned">).item_id);
       }
     });
-    for (const id of ["aaaaa", "bbbbb", "ccccc", "ddddd", "eeeee", "fffff"]) b.publish("assigned", { item_id: id, agent_id: "a" });
+    for (const id of ["aaaaa", "bbbbb", "ccccc", "ddddd", "eeeee", "fffff"])
+      b.publish("assigned", { item_id: id, agent_id: "a" });
     release();
     await b.idle();
     b.publish("assigned", { item_id: "ggggg", agent_id: "a" });

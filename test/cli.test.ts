@@ -7,7 +7,10 @@ afterAll(() => project.cleanup());
 
 describe("cli", () => {
   test("an op is a command with flags named after its fields; --json prints JSON", async () => {
-    const created = await cli(["item", "create", "--title", "Ship it", "--labels", "ui,api", "--priority", "0", "--json"], project.dir);
+    const created = await cli(
+      ["item", "create", "--title", "Ship it", "--labels", "ui,api", "--priority", "0", "--json"],
+      project.dir,
+    );
     expect(created.code).toBe(0);
     const item = JSON.parse(created.stdout);
     expect(item).toMatchObject({ title: "Ship it", labels: ["ui", "api"], priority: 0, stage: "backlog" });
@@ -42,7 +45,9 @@ describe("cli", () => {
     writeFileSync(project.paths.config, '[server]\nport = "high"\n');
     const bad = await cli(["items", "list"], project.dir);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toBe(`drover: Invalid value for "server.port" in "${project.paths.config}": Invalid input: expected number, received string\n`);
+    expect(bad.stderr).toBe(
+      `drover: Invalid value for "server.port" in "${project.paths.config}": Invalid input: expected number, received string\n`,
+    );
     writeFileSync(project.paths.config, '[hub]\nremote = ""\nsurprise = 1\n');
     const warned = await cli(["items", "list"], project.dir);
     expect(warned.code).toBe(0);

@@ -21,7 +21,10 @@ describe("config", () => {
   });
 
   test("an unknown key is reported, not fatal", () => {
-    const { config, warnings } = parseConfig('[server]\nhots = "x"\nport = 5000\n[nope]\na = 1\n', { file: "c.toml", env: {} });
+    const { config, warnings } = parseConfig('[server]\nhots = "x"\nport = 5000\n[nope]\na = 1\n', {
+      file: "c.toml",
+      env: {},
+    });
     expect(config.server.port).toBe(5000);
     expect(warnings).toEqual(['Unknown key "server.hots" in "c.toml"', 'Unknown key "nope" in "c.toml"']);
   });
@@ -34,7 +37,9 @@ describe("config", () => {
   });
 
   test("environment overrides the file", () => {
-    const { config } = parseConfig("[server]\nport = 5000\n", { env: { DROVER_PORT: "6000", DROVER_HOST: "0.0.0.0", DROVER_GATEWAY_PROJECT: "p" } });
+    const { config } = parseConfig("[server]\nport = 5000\n", {
+      env: { DROVER_PORT: "6000", DROVER_HOST: "0.0.0.0", DROVER_GATEWAY_PROJECT: "p" },
+    });
     expect(config.server).toMatchObject({ host: "0.0.0.0", port: 6000 });
     expect(config.gateway.project).toBe("p");
     expect(() => parseConfig(undefined, { env: { DROVER_PORT: "x" } })).toThrow(/DROVER_PORT/);

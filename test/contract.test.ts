@@ -16,7 +16,14 @@ describe("runtime isolation", () => {
   test("a throwing `on` handler does not stop other subscribers", async () => {
     const project = await tempProject();
     const seen: string[] = [];
-    const thrower = defineFeature({ name: "thrower", on: { transition: () => { throw new Error("handler failed"); } } });
+    const thrower = defineFeature({
+      name: "thrower",
+      on: {
+        transition: () => {
+          throw new Error("handler failed");
+        },
+      },
+    });
     const recorder = defineFeature({ name: "recorder", on: { transition: (_c, e) => void seen.push(e.type) } });
     const { rt } = await testRuntime(project.paths, { features: [...features, thrower, recorder] });
     const item = (await rt.ops.run("item.create", { title: "x" })) as { id: string };
@@ -31,14 +38,23 @@ describe("runtime isolation", () => {
   test("a throwing `tick` does not stop the other features' ticks", async () => {
     const project = await tempProject();
     const clock = manualClock("2026-03-01T00:00:00Z");
-    const broken = defineFeature({ name: "broken", tick: () => { throw new Error("tick failed"); } });
+    const broken = defineFeature({
+      name: "broken",
+      tick: () => {
+        throw new Error("tick failed");
+      },
+    });
     const { rt, events } = await testRuntime(project.paths, { clock, features: [broken, ...features] as Feature[] });
     const item = (await rt.ops.run("item.create", { title: "x" })) as { id: string };
     await rt.ops.run("item.claim", { id: item.id, agent: "a1", ttl_secs: 5 });
     clock.advance(6000);
     await rt.tick();
     await rt.ctx.bus.idle();
-    expect(events.find((e) => e.type === "claim_released")).toMatchObject({ item_id: item.id, agent_id: "a1", reason: "expired" });
+    expect(events.find((e) => e.type === "claim_released")).toMatchObject({
+      item_id: item.id,
+      agent_id: "a1",
+      reason: "expired",
+    });
     await rt.close();
     project.cleanup();
   });

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { configSchema } from "../core/config.ts";
 import { eventDef } from "../core/events.ts";
 import type { Feature } from "../core/feature.ts";
-import { fieldsOf, type Field } from "../core/fields.ts";
+import { type Field, fieldsOf } from "../core/fields.ts";
 import { inputSchemaOf } from "../core/ops.ts";
 import { createApp } from "../server/app.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
@@ -44,10 +44,13 @@ export function featureContract(feature: Feature, all: readonly Feature[]): void
     test("its events and config keys are registered, under names no other feature declares", () => {
       for (const [type, def] of Object.entries(feature.events ?? {})) expect(eventDef(type)).toBe(def);
       const others = ctx.rt.features.filter((f) => f !== feature);
-      for (const type of Object.keys(feature.events ?? {})) expect(others.filter((f) => f.events && Object.hasOwn(f.events, type))).toEqual([]);
+      for (const type of Object.keys(feature.events ?? {}))
+        expect(others.filter((f) => f.events && Object.hasOwn(f.events, type))).toEqual([]);
       const shape = configSchema().shape as Record<string, unknown>;
       for (const part of feature.config ?? []) expect(shape[part.section]).toBeDefined();
-      expect(Object.keys(ctx.rt.ctx.config)).toEqual(expect.arrayContaining((feature.config ?? []).map((p) => p.section)));
+      expect(Object.keys(ctx.rt.ctx.config)).toEqual(
+        expect.arrayContaining((feature.config ?? []).map((p) => p.section)),
+      );
     });
 
     test("reconcile twice: the second run changes nothing and publishes nothing", async () => {
@@ -64,7 +67,12 @@ export function featureContract(feature: Feature, all: readonly Feature[]): void
     for (const [opName, op] of Object.entries(feature.ops ?? {})) {
       test(`op "${opName}" rejects invalid input with a 400 and changes nothing`, async () => {
         const head = await ctx.rt.ctx.hub.repo.head();
-        const cases: unknown[] = [{ __unknown_field: 1 }, [], "text", ...fieldsOf(inputSchemaOf(op)).map((f) => ({ [f.name]: _wrongValue(f) }))];
+        const cases: unknown[] = [
+          { __unknown_field: 1 },
+          [],
+          "text",
+          ...fieldsOf(inputSchemaOf(op)).map((f) => ({ [f.name]: _wrongValue(f) })),
+        ];
         for (const body of cases) {
           const res = await app.request(`/api/ops/${opName}`, {
             method: "POST",

@@ -9,7 +9,7 @@ import type { Browser, Page } from "playwright-core";
 import { createLogger } from "../core/logger.ts";
 import { startGateway } from "../features/gateway/server.ts";
 import { launchChromium } from "./browser.ts";
-import { api, BINARY, cli, freePort, ROOT, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
+import { api, BINARY, cli, type DaemonProc, freePort, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
 
 export const SCREENSHOTS = join(ROOT, "test-artifacts", "dashboard");
 
@@ -48,7 +48,8 @@ describe("dashboard", () => {
 
   test("with the token: agents with their status and the pipeline as a board", async () => {
     await api(daemon.url, daemon.token, "/api/agents/ada/heartbeat", {});
-    const item = (await api(daemon.url, daemon.token, "/api/items", { title: "Add a login page", labels: ["ui"] })).body;
+    const item = (await api(daemon.url, daemon.token, "/api/items", { title: "Add a login page", labels: ["ui"] }))
+      .body;
     await api(daemon.url, daemon.token, `/api/items/${item.id}/claim`, { agent: "ada" });
     await page.goto(`${daemon.url}/#token=${daemon.token}`);
     await page.waitForSelector('[data-agent="ada"] .dot.active');
@@ -86,7 +87,9 @@ describe("dashboard", () => {
 
 describe("dashboard: what a person must decide", () => {
   test("a committed value waiting for drover trust is shown, naming the command; once approved it goes away", async () => {
-    const waiting = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nbase_branch = "release"\n' });
+    const waiting = await tempProject({
+      config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nbase_branch = "release"\n',
+    });
     const d = await startDaemonProcess([BINARY], waiting.paths);
     const trustPage = await browser.newPage({ viewport: { width: 1440, height: 900 } });
     try {
@@ -95,7 +98,8 @@ describe("dashboard: what a person must decide", () => {
       expect(await trustPage.textContent("#notice")).toContain("drover trust");
       await trustPage.screenshot({ path: join(SCREENSHOTS, "6-trust-notice.png"), fullPage: true });
       expect((await cli(["trust", "--yes"], waiting.dir)).code).toBe(0);
-      for (let i = 0; i < 50 && (await api(d.url, d.token, "/api/config")).body.untrusted.length; i++) await Bun.sleep(100);
+      for (let i = 0; i < 50 && (await api(d.url, d.token, "/api/config")).body.untrusted.length; i++)
+        await Bun.sleep(100);
       await trustPage.reload();
       await trustPage.waitForSelector("#conn-text:has-text('live')");
       await trustPage.waitForSelector("#notice.hidden", { state: "attached", timeout: 5000 });
@@ -110,7 +114,13 @@ describe("dashboard: what a person must decide", () => {
 describe("dashboard on the gateway", () => {
   test("a project picker, an overview of every project, and the chosen project's agents and board", async () => {
     const gw = startGateway(
-      { token: "reader-token-0123456789", project: [{ name: "webapp", token: "webapp-token-0123456789" }, { name: "infra", token: "infra-token-0123456789" }] },
+      {
+        token: "reader-token-0123456789",
+        project: [
+          { name: "webapp", token: "webapp-token-0123456789" },
+          { name: "infra", token: "infra-token-0123456789" },
+        ],
+      },
       { host: "127.0.0.1", port: 0, log: createLogger("gw", { level: "error" }) },
     );
     const relayed = await tempProject({

@@ -13,7 +13,8 @@ describe("npm start (drover demo)", () => {
     const token = /token:\s+(\S+)/.exec(out)![1]!;
     const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
     expect(pids).toHaveLength(3);
-    const get = (path: string) => fetch(url + path, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any[]>);
+    const get = (path: string) =>
+      fetch(url + path, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<any[]>);
     const deadline = Date.now() + 20_000;
     let agents: any[] = [];
     let moving: any[] = [];

@@ -32,13 +32,25 @@ describe("a feature from its folder alone", () => {
     const app = createApp(rt, { token: TOKEN, version: "test", startedAt: Date.now() });
     expect(rt.ctx.config.notes.max_length).toBe(12);
 
-    const added = await app.request("/api/notes", { method: "POST", headers: auth, body: JSON.stringify({ text: "  buy milk " }) });
+    const added = await app.request("/api/notes", {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ text: "  buy milk " }),
+    });
     expect(added.status).toBe(201);
     expect(await added.json()).toEqual({ id: 1, text: "  buy milk " });
     await rt.ctx.bus.idle();
-    expect(events.find((e) => e.type === "note_added")).toMatchObject({ note_id: 1, text: "  buy milk ", origin: "local" });
+    expect(events.find((e) => e.type === "note_added")).toMatchObject({
+      note_id: 1,
+      text: "  buy milk ",
+      origin: "local",
+    });
 
-    const tooLong = await app.request("/api/notes", { method: "POST", headers: auth, body: JSON.stringify({ text: "thirteen char" }) });
+    const tooLong = await app.request("/api/notes", {
+      method: "POST",
+      headers: auth,
+      body: JSON.stringify({ text: "thirteen char" }),
+    });
     expect(tooLong.status).toBe(413);
     expect(((await tooLong.json()) as { error: { code: string } }).error.code).toBe("note_too_long");
 
@@ -48,7 +60,12 @@ describe("a feature from its folder alone", () => {
     expect(await rt.ops.call("notes.list", { tidy: true })).toEqual([{ id: 1, text: "buy milk", tidy: 1 }]);
 
     // other features see it through the shared name spaces: a trigger on its event, its op as an action
-    await rt.ops.call("trigger.add", { on: { event: "note_added" }, op: "note.add", args: { text: "echo" }, mode: "once" });
+    await rt.ops.call("trigger.add", {
+      on: { event: "note_added" },
+      op: "note.add",
+      args: { text: "echo" },
+      mode: "once",
+    });
     await rt.ops.call("note.add", { text: "ping" });
     await rt.ctx.bus.idle();
     await Bun.sleep(10);
@@ -92,7 +109,8 @@ function _sources(root: string): string[] {
   const out = ["runtime.ts", "cli.ts"];
   for (const dir of ["core", "hub", "web", "server", "cli", "features"]) {
     for (const entry of readdirSync(join(root, dir), { recursive: true, withFileTypes: true })) {
-      if (entry.isFile() && entry.name.endsWith(".ts")) out.push(join(entry.parentPath.slice(root.length + 1), entry.name));
+      if (entry.isFile() && entry.name.endsWith(".ts"))
+        out.push(join(entry.parentPath.slice(root.length + 1), entry.name));
     }
   }
   return out;

@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RELAY_FRAME_BYTES, snapshotFrame, snapshotSchema } from "../features/gateway/frames.ts";
 import { backoffMs } from "../features/gateway/relay.ts";
-import { api, BINARY, run, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
+import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
 const READER = "reader-token-0123456789";
 const TOKENS = { alpha: "alpha-token-0123456789", beta: "beta-token-0123456789" };
@@ -17,9 +17,18 @@ const projects: Array<Awaited<ReturnType<typeof tempProject>>> = [];
 const daemons: DaemonProc[] = [];
 
 async function startGatewayProcess() {
-  gateway = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], { stdout: "pipe", stderr: "pipe" });
+  gateway = Bun.spawn([BINARY, "gateway", "--config", join(dir, "gateway.toml"), "--port", String(port)], {
+    stdout: "pipe",
+    stderr: "pipe",
+  });
   for (let i = 0; i < 200; i++) {
-    if (await fetch(url() + "/health").then((r) => r.ok, () => false)) return;
+    if (
+      await fetch(url() + "/health").then(
+        (r) => r.ok,
+        () => false,
+      )
+    )
+      return;
     await Bun.sleep(25);
   }
   throw new Error("gateway did not start");
@@ -63,7 +72,11 @@ describe("gateway", () => {
   test("both projects with agent counts by status and items by stage; events reach readers tagged by project", async () => {
     const reader = await wsClient(url(), READER);
     const [a1, a2, b] = daemons as [DaemonProc, DaemonProc, DaemonProc];
-    for (const [d, agents] of [[a1, ["a1", "a2"]], [a2, ["a3"]], [b, ["b1"]]] as const) {
+    for (const [d, agents] of [
+      [a1, ["a1", "a2"]],
+      [a2, ["a3"]],
+      [b, ["b1"]],
+    ] as const) {
       for (const agent of agents) await api(d.url, d.token, `/api/agents/${agent}/heartbeat`, {});
     }
     for (let i = 0; i < 2; i++) await api(a1.url, a1.token, "/api/items", { title: `alpha ${i}` });
@@ -76,9 +89,17 @@ describe("gateway", () => {
       return alpha.agents.active === 3 && alpha.items.backlog === 2 && alpha.items.coding === 1;
     });
     const v = await view();
-    expect(v.find((p) => p.name === "alpha")).toMatchObject({ online: true, agents: { active: 3 }, items: { backlog: 2, coding: 1 } });
+    expect(v.find((p) => p.name === "alpha")).toMatchObject({
+      online: true,
+      agents: { active: 3 },
+      items: { backlog: 2, coding: 1 },
+    });
     expect(v.find((p) => p.name === "alpha")!.machines).toHaveLength(2);
-    expect(v.find((p) => p.name === "beta")).toMatchObject({ online: true, agents: { active: 1 }, items: { backlog: 1 } });
+    expect(v.find((p) => p.name === "beta")).toMatchObject({
+      online: true,
+      agents: { active: 1 },
+      items: { backlog: 1 },
+    });
     expect((await api(url(), READER, "/api/projects/beta/agents")).body.map((a: any) => a.agent_id)).toEqual(["b1"]);
     expect((await api(url(), READER, "/api/projects/nope/items")).status).toBe(404);
     expect((await fetch(url() + "/api/projects")).status).toBe(401);
@@ -113,17 +134,36 @@ describe("gateway", () => {
 
   test("wrong token, unknown or missing project are refused at the upgrade; malformed and oversized frames are dropped or closed; the others are served", async () => {
     const upgrade = (headers: Record<string, string>) =>
-      fetch(url() + "/relay", { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13", ...headers } });
+      fetch(url() + "/relay", {
+        headers: {
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+          ...headers,
+        },
+      });
     const relay = (project: string, token: string) =>
-      new WebSocket(url().replace("http", "ws") + "/relay", { headers: { authorization: `Bearer ${token}`, "x-drover-project": project } } as never);
-    const closed = (ws: WebSocket) => new Promise<{ code: number; reason: string }>((r) => (ws.onclose = (e) => r({ code: e.code, reason: e.reason })));
+      new WebSocket(url().replace("http", "ws") + "/relay", {
+        headers: { authorization: `Bearer ${token}`, "x-drover-project": project },
+      } as never);
+    const closed = (ws: WebSocket) =>
+      new Promise<{ code: number; reason: string }>((r) => (ws.onclose = (e) => r({ code: e.code, reason: e.reason })));
     const hello = (project: string) => JSON.stringify({ type: "hello", project, machine_id: "intruder", version: "x" });
 
     for (const [headers, status, message] of [
-      [{ authorization: "Bearer nope-nope-nope-nope", "x-drover-project": "alpha" }, 401, 'Wrong token for project "alpha"'],
+      [
+        { authorization: "Bearer nope-nope-nope-nope", "x-drover-project": "alpha" },
+        401,
+        'Wrong token for project "alpha"',
+      ],
       [{ "x-drover-project": "alpha" }, 401, 'Wrong token for project "alpha"'],
       [{ authorization: `Bearer ${TOKENS.alpha}`, "x-drover-project": "gamma" }, 404, 'Unknown project "gamma"'],
-      [{ authorization: `Bearer ${TOKENS.alpha}` }, 401, 'Missing the "x-drover-project" header naming the relay\'s project'],
+      [
+        { authorization: `Bearer ${TOKENS.alpha}` },
+        401,
+        'Missing the "x-drover-project" header naming the relay\'s project',
+      ],
     ] as const) {
       const res = await upgrade(headers);
       expect({ status: res.status, body: await res.json() }).toMatchObject({ status, body: { error: { message } } });
@@ -136,7 +176,16 @@ describe("gateway", () => {
     const noisy = relay("beta", TOKENS.beta);
     await new Promise((r) => (noisy.onopen = r));
     noisy.send(hello("beta"));
-    for (const junk of ["not json", "null", "[]", '{"type":"event"}', '{"type":"event","event":{"type":5}}', '{"type":"launch"}', '{"type":"snapshot","at":"x","agents":[null]}']) noisy.send(junk);
+    for (const junk of [
+      "not json",
+      "null",
+      "[]",
+      '{"type":"event"}',
+      '{"type":"event","event":{"type":5}}',
+      '{"type":"launch"}',
+      '{"type":"snapshot","at":"x","agents":[null]}',
+    ])
+      noisy.send(junk);
     await Bun.sleep(200);
     expect(noisy.readyState).toBe(WebSocket.OPEN);
     const big = closed(noisy);
@@ -168,20 +217,38 @@ describe("gateway", () => {
     });
     const items = Array.from({ length: 700 }, (_, i) => item(i));
     const at = new Date().toISOString();
-    const { text, summary } = snapshotFrame(at, { agents: [null, { agent_id: "a1", status: "active", last_heartbeat: at }], items, timers: 1, triggers: 2 });
+    const { text, summary } = snapshotFrame(at, {
+      agents: [null, { agent_id: "a1", status: "active", last_heartbeat: at }],
+      items,
+      timers: 1,
+      triggers: 2,
+    });
     expect(Buffer.byteLength(text)).toBeLessThanOrEqual(RELAY_FRAME_BYTES);
     const snap = snapshotSchema.parse(JSON.parse(text));
-    expect(summary).toMatchObject({ at, agents: 1, agents_left_out: 1, items: snap.items.length, items_left_out: 700 - snap.items.length });
+    expect(summary).toMatchObject({
+      at,
+      agents: 1,
+      agents_left_out: 1,
+      items: snap.items.length,
+      items_left_out: 700 - snap.items.length,
+    });
     expect(snap.items.length).toBeGreaterThan(300);
     expect(snap.items.length).toBeLessThan(700);
-    expect(snap.items.map((i) => i.updated_at)).toEqual(items.slice(-snap.items.length).map((i) => i.updated_at).reverse());
+    expect(snap.items.map((i) => i.updated_at)).toEqual(
+      items
+        .slice(-snap.items.length)
+        .map((i) => i.updated_at)
+        .reverse(),
+    );
     expect(text).not.toContain('"body"');
     const small = snapshotFrame(at, { agents: [], items: items.slice(0, 3), timers: 0, triggers: 0 });
     expect(small.summary).toMatchObject({ items: 3, items_left_out: 0 });
   });
 
   test("backoff doubles from 1 s to 60 s with ±10 % jitter", () => {
-    expect([0, 1, 2, 5, 6, 7, 20].map((n) => backoffMs(n, () => 0.5))).toEqual([1000, 2000, 4000, 32_000, 60_000, 60_000, 60_000]);
+    expect([0, 1, 2, 5, 6, 7, 20].map((n) => backoffMs(n, () => 0.5))).toEqual([
+      1000, 2000, 4000, 32_000, 60_000, 60_000, 60_000,
+    ]);
     expect(backoffMs(0, () => 0)).toBe(900);
     expect(backoffMs(0, () => 1)).toBe(1100);
   });

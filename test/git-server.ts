@@ -43,7 +43,12 @@ export function startGitServer(root: string, port = 0): GitServer {
       // the port of a server stopped a moment ago can take a little while to be free again
       for (let tries = 0; ; tries++) {
         try {
-          server = Bun.serve({ hostname: "127.0.0.1", port: self.port, reusePort: true, fetch: (req) => _backend(root, req, self) });
+          server = Bun.serve({
+            hostname: "127.0.0.1",
+            port: self.port,
+            reusePort: true,
+            fetch: (req) => _backend(root, req, self),
+          });
           break;
         } catch (err) {
           if (tries >= 200) throw err;

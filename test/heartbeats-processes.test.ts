@@ -3,7 +3,7 @@ import { afterEach, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { api, BINARY, run, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
+import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -20,9 +20,19 @@ async function setup(config: string, env: Record<string, string> = {}) {
 }
 
 function handWritten(agent: string) {
-  const hb = { agent_id: agent, machine_id: "elsewhere", last_heartbeat: new Date().toISOString(), active_item_id: null, state: "working" };
+  const hb = {
+    agent_id: agent,
+    machine_id: "elsewhere",
+    last_heartbeat: new Date().toISOString(),
+    active_item_id: null,
+    state: "working",
+  };
   writeFileSync(join(project.paths.hub, "heartbeats", `${agent}.json.tmp`), JSON.stringify(hb));
-  Bun.spawnSync(["mv", join(project.paths.hub, "heartbeats", `${agent}.json.tmp`), join(project.paths.hub, "heartbeats", `${agent}.json`)]);
+  Bun.spawnSync([
+    "mv",
+    join(project.paths.hub, "heartbeats", `${agent}.json.tmp`),
+    join(project.paths.hub, "heartbeats", `${agent}.json`),
+  ]);
 }
 
 describe("heartbeats with the compiled daemon", () => {
@@ -63,7 +73,8 @@ describe("heartbeats with the compiled daemon", () => {
   test("a flood of 10,000 heartbeats from 50 agents: in order per agent, bounded memory, a few commits", async () => {
     const client = await setup('[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n');
     const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${daemon.pid}/status`, "utf8"))![1]) / 1024;
-    const commits = () => Number(execFileSync("git", ["rev-list", "--count", "drover/hub"], { cwd: project.paths.hub, encoding: "utf8" }));
+    const commits = () =>
+      Number(execFileSync("git", ["rev-list", "--count", "drover/hub"], { cwd: project.paths.hub, encoding: "utf8" }));
     const before = { rss: rss(), commits: commits() };
     const started = performance.now();
     const final = new Map<string, string>();
@@ -78,7 +89,13 @@ describe("heartbeats with the compiled daemon", () => {
     );
     const seconds = (performance.now() - started) / 1000;
     // two beats of one agent in the same millisecond write the same file: one event; every last one arrives
-    await client.waitFor(() => [...final].every(([agent, at]) => client.frames.some((f) => f.type === "heartbeat" && f.agent_id === agent && f.last_heartbeat === at)), 20_000);
+    await client.waitFor(
+      () =>
+        [...final].every(([agent, at]) =>
+          client.frames.some((f) => f.type === "heartbeat" && f.agent_id === agent && f.last_heartbeat === at),
+        ),
+      20_000,
+    );
     const last = new Map<string, string>();
     for (const f of client.frames.filter((f) => f.type === "heartbeat")) {
       const agent = f.agent_id as string;
@@ -89,7 +106,9 @@ describe("heartbeats with the compiled daemon", () => {
     expect(client.frames.filter((f) => f.type === "gap")).toEqual([]);
     await Bun.sleep(1500); // a round to commit
     const after = { rss: rss(), commits: commits() };
-    console.log(`flood: ${Math.round(10_000 / seconds)} heartbeats/s over HTTP (${seconds.toFixed(1)} s), ${client.frames.filter((f) => f.type === "heartbeat").length} events; rss ${Math.round(before.rss)} → ${Math.round(after.rss)} MB; ${after.commits - before.commits} commits`);
+    console.log(
+      `flood: ${Math.round(10_000 / seconds)} heartbeats/s over HTTP (${seconds.toFixed(1)} s), ${client.frames.filter((f) => f.type === "heartbeat").length} events; rss ${Math.round(before.rss)} → ${Math.round(after.rss)} MB; ${after.commits - before.commits} commits`,
+    );
     expect(after.rss - before.rss).toBeLessThan(100);
     expect(after.commits - before.commits).toBeLessThanOrEqual(Math.ceil(seconds / 10) + 2);
     client.close();

@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { manualClock, type ManualClock } from "../core/clock.ts";
+import { type ManualClock, manualClock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
 import { statusAt } from "../features/heartbeats/file.ts";
 import type { AgentRow } from "../features/heartbeats/ops.ts";
@@ -39,7 +39,8 @@ async function tickFor(seconds: number): Promise<Array<{ at: number; type: strin
     clock.advance(1000);
     const n = events.length;
     await rt.tick();
-    for (const e of await since(n)) out.push({ at: clock.now(), type: e.type, status: (e as BusEvent<"agent_status">).status });
+    for (const e of await since(n))
+      out.push({ at: clock.now(), type: e.type, status: (e as BusEvent<"agent_status">).status });
   }
   return out;
 }
@@ -62,15 +63,36 @@ describe("status", () => {
       { at: start + 300_000, type: "agent_status", status: "idle" },
       { at: start + 1_800_000, type: "agent_status", status: "stale" },
     ]);
-    expect(((await op<AgentRow[]>("agents.list", {}))[0]!)).toMatchObject({ agent_id: "a1", status: "stale", age_secs: 1800 });
+    expect((await op<AgentRow[]>("agents.list", {}))[0]!).toMatchObject({
+      agent_id: "a1",
+      status: "stale",
+      age_secs: 1800,
+    });
   });
 
   test("a heartbeat more than 60 s in the future is flagged clock_skew", async () => {
     const future = new Date(clock.now() + 120_000).toISOString();
-    writeFileSync(join(project.paths.hub, "heartbeats", "skewed.json"), JSON.stringify({ agent_id: "skewed", machine_id: "m", last_heartbeat: future, active_item_id: null, state: "idle" }));
+    writeFileSync(
+      join(project.paths.hub, "heartbeats", "skewed.json"),
+      JSON.stringify({
+        agent_id: "skewed",
+        machine_id: "m",
+        last_heartbeat: future,
+        active_item_id: null,
+        state: "idle",
+      }),
+    );
     await rt.reconcile();
-    expect((await since(0)).find((e) => e.type === "heartbeat")).toMatchObject({ agent_id: "skewed", clock_skew: true, origin: "remote" });
-    expect((await op<AgentRow[]>("agents.list", {}))[0]).toMatchObject({ agent_id: "skewed", clock_skew: true, status: "active" });
+    expect((await since(0)).find((e) => e.type === "heartbeat")).toMatchObject({
+      agent_id: "skewed",
+      clock_skew: true,
+      origin: "remote",
+    });
+    expect((await op<AgentRow[]>("agents.list", {}))[0]).toMatchObject({
+      agent_id: "skewed",
+      clock_skew: true,
+      status: "active",
+    });
   });
 });
 
@@ -88,8 +110,14 @@ describe("watchdog", () => {
     expect((await op<Item>("item.get", { id: item.id })).claim?.agent_id).toBe("a1");
     const n = events.length;
     const seen = await tickFor(60);
-    expect(seen.filter((e) => e.type === "claim_released")).toEqual([{ at: clock.now(), type: "claim_released", status: undefined }]);
-    expect((await since(n)).find((e) => e.type === "claim_released")).toMatchObject({ item_id: item.id, agent_id: "a1", reason: "stale" });
+    expect(seen.filter((e) => e.type === "claim_released")).toEqual([
+      { at: clock.now(), type: "claim_released", status: undefined },
+    ]);
+    expect((await since(n)).find((e) => e.type === "claim_released")).toMatchObject({
+      item_id: item.id,
+      agent_id: "a1",
+      reason: "stale",
+    });
     expect((await op<Item>("item.get", { id: item.id })).claim).toBeNull();
     expect(await tickFor(120)).toEqual([]); // once
   });
@@ -142,8 +170,12 @@ describe("auto-assign", () => {
     await rt.tick();
     await rt.ctx.services.autoAssign.run();
     await rt.ctx.bus.idle();
-    expect(events.some((e) => e.type === "agent_resumed" && (e as BusEvent<"agent_resumed">).agent_id === "a4")).toBe(true);
-    expect(events.filter((e) => e.type === "assigned").map((e) => (e as BusEvent<"assigned">).agent_id)).toContain("a4");
+    expect(events.some((e) => e.type === "agent_resumed" && (e as BusEvent<"agent_resumed">).agent_id === "a4")).toBe(
+      true,
+    );
+    expect(events.filter((e) => e.type === "assigned").map((e) => (e as BusEvent<"assigned">).agent_id)).toContain(
+      "a4",
+    );
   });
 });
 
@@ -151,7 +183,10 @@ describe("malformed heartbeat files", () => {
   test("are skipped with one warning per distinct content and listed as invalid by agents --all", async () => {
     const dir = join(project.paths.hub, "heartbeats");
     writeFileSync(join(dir, "badjson.json"), "{ nope");
-    writeFileSync(join(dir, "types.json"), JSON.stringify({ agent_id: "types", machine_id: 5, last_heartbeat: "x", active_item_id: null, state: "idle" }));
+    writeFileSync(
+      join(dir, "types.json"),
+      JSON.stringify({ agent_id: "types", machine_id: 5, last_heartbeat: "x", active_item_id: null, state: "idle" }),
+    );
     writeFileSync(join(dir, "huge.json"), "x".repeat(5 * 1024 * 1024));
     writeFileSync(join(dir, "bad name!.json"), "{}");
     await op("heartbeat", { agent: "good" });
@@ -172,14 +207,18 @@ describe("malformed heartbeat files", () => {
     ]);
     // invalid files stay out of the hub's commits
     await rt.ctx.hub.sweep();
-    const committed = execFileSync("git", ["ls-tree", "--name-only", "drover/hub", "heartbeats/"], { cwd: project.paths.hub, encoding: "utf8" });
+    const committed = execFileSync("git", ["ls-tree", "--name-only", "drover/hub", "heartbeats/"], {
+      cwd: project.paths.hub,
+      encoding: "utf8",
+    });
     expect(committed.trim().split("\n")).toEqual(["heartbeats/good.json"]);
   });
 });
 
 describe("flood", () => {
   test("10,000 heartbeats from 50 agents: events in order per agent, 50 agents tracked, one commit per round", async () => {
-    const commits = () => Number(execFileSync("git", ["rev-list", "--count", "drover/hub"], { cwd: project.paths.hub, encoding: "utf8" }));
+    const commits = () =>
+      Number(execFileSync("git", ["rev-list", "--count", "drover/hub"], { cwd: project.paths.hub, encoding: "utf8" }));
     const before = commits();
     const n = events.length;
     for (let i = 0; i < 10_000; i++) {

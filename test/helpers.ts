@@ -30,7 +30,9 @@ export function hostileRuns(short: number): number {
  * A temp git repository with drover initialised (local hub). `trusted`: the config's values with effects are
  * approved on this machine, as `drover trust --yes` does (a config the user wrote for themselves).
  */
-export async function tempProject(options: { config?: string; trusted?: boolean } = {}): Promise<{ paths: Paths; dir: string; cleanup(): void }> {
+export async function tempProject(
+  options: { config?: string; trusted?: boolean } = {},
+): Promise<{ paths: Paths; dir: string; cleanup(): void }> {
   const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-test-")));
   execFileSync("git", ["init", "-q", dir]);
   const { paths } = await initProject(dir, { local: true });
@@ -52,7 +54,13 @@ export async function testRuntime(
   options: { clock?: Clock; mode?: "daemon" | "cli"; features?: readonly Feature[]; logLines?: string[] } = {},
 ): Promise<{ rt: Runtime; events: BusEvent[] }> {
   const log = createLogger("test", { level: "debug", write: (l) => options.logLines?.push(l) });
-  const rt = await openRuntime({ paths, mode: options.mode ?? "daemon", clock: options.clock, log, features: options.features });
+  const rt = await openRuntime({
+    paths,
+    mode: options.mode ?? "daemon",
+    clock: options.clock,
+    log,
+    features: options.features,
+  });
   const events: BusEvent[] = [];
   rt.ctx.bus.on("*", (e) => void events.push(e), { name: "test-recorder" });
   return { rt, events };
@@ -71,7 +79,11 @@ export async function cli(args: string[], cwd: string, env: Record<string, strin
 
 export async function run(cmd: string[], cwd: string, env: Record<string, string> = {}): Promise<Proc> {
   const proc = Bun.spawn(cmd, { cwd, env: { ...process.env, ...env }, stdout: "pipe", stderr: "pipe" });
-  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  const [stdout, stderr, code] = await Promise.all([
+    new Response(proc.stdout).text(),
+    new Response(proc.stderr).text(),
+    proc.exited,
+  ]);
   return { code, stdout, stderr };
 }
 
@@ -84,8 +96,18 @@ export interface DaemonProc {
 }
 
 /** Starts `serve --port 0` as a process (source or compiled) and waits until `daemon.json` names its URL. */
-export async function startDaemonProcess(cmd: string[], paths: Paths, env: Record<string, string> = {}, port = 0): Promise<DaemonProc> {
-  const proc = Bun.spawn([...cmd, "serve", "--port", String(port)], { cwd: paths.root, stdout: "pipe", stderr: "pipe", env: { ...process.env, ...env } });
+export async function startDaemonProcess(
+  cmd: string[],
+  paths: Paths,
+  env: Record<string, string> = {},
+  port = 0,
+): Promise<DaemonProc> {
+  const proc = Bun.spawn([...cmd, "serve", "--port", String(port)], {
+    cwd: paths.root,
+    stdout: "pipe",
+    stderr: "pipe",
+    env: { ...process.env, ...env },
+  });
   const deadline = Date.now() + 15_000;
   for (;;) {
     try {
@@ -106,7 +128,10 @@ export async function startDaemonProcess(cmd: string[], paths: Paths, env: Recor
     } catch {
       // not there yet
     }
-    if (proc.exitCode !== null) throw new Error(`daemon exited with ${proc.exitCode}: ${await new Response(proc.stderr as ReadableStream).text()}`);
+    if (proc.exitCode !== null)
+      throw new Error(
+        `daemon exited with ${proc.exitCode}: ${await new Response(proc.stderr as ReadableStream).text()}`,
+      );
     if (Date.now() > deadline) throw new Error("daemon did not start within 15 s");
     await Bun.sleep(20);
   }
@@ -114,7 +139,10 @@ export async function startDaemonProcess(cmd: string[], paths: Paths, env: Recor
 
 /** A WebSocket client that records frames and can wait for one. */
 export async function wsClient(url: string, token?: string) {
-  const ws = new WebSocket(url.replace(/^http/, "ws") + "/ws", token ? ({ headers: { authorization: `Bearer ${token}` } } as never) : undefined);
+  const ws = new WebSocket(
+    url.replace(/^http/, "ws") + "/ws",
+    token ? ({ headers: { authorization: `Bearer ${token}` } } as never) : undefined,
+  );
   const frames: Array<Record<string, unknown>> = [];
   const waiters: Array<() => void> = [];
   ws.onmessage = (m) => {
@@ -133,7 +161,8 @@ export async function wsClient(url: string, token?: string) {
       for (;;) {
         const hit = frames.find(pred);
         if (hit) return hit;
-        if (Date.now() > deadline) throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames.slice(-5))}`);
+        if (Date.now() > deadline)
+          throw new Error(`no matching frame within ${timeoutMs} ms; got ${JSON.stringify(frames.slice(-5))}`);
         await new Promise<void>((r) => {
           waiters.push(r);
           setTimeout(r, 50);
@@ -155,7 +184,12 @@ export async function freePort(): Promise<number> {
 /** Waits until `url` answers /health; fails when `alive()` turns false first, or after 20 s. */
 export async function waitHealthy(url: string, alive: () => boolean): Promise<void> {
   const deadline = Date.now() + 20_000;
-  while (!(await fetch(url + "/health").then((r) => r.ok, () => false))) {
+  while (
+    !(await fetch(url + "/health").then(
+      (r) => r.ok,
+      () => false,
+    ))
+  ) {
     if (!alive()) throw new Error(`Process for "${url}" exited before it answered /health`);
     if (Date.now() > deadline) throw new Error(`Process for "${url}" did not answer /health within 20 s`);
     await Bun.sleep(5);

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import fc from "fast-check";
 import { bareRepo } from "./git-server.ts";
-import { machine, type Machine } from "./sync-machines.ts";
+import { type Machine, machine } from "./sync-machines.ts";
 
 let remote: { root: string; path: string };
 let a: Machine;
@@ -20,7 +20,10 @@ let witness: { id: string; item: unknown };
 
 beforeAll(async () => {
   remote = bareRepo();
-  a = await machine(remote.path, { config: `[hub]\nremote = "${remote.path}"\n[pipeline]\nworktrees = false\nauto_assign = false\n`, trusted: true });
+  a = await machine(remote.path, {
+    config: `[hub]\nremote = "${remote.path}"\n[pipeline]\nworktrees = false\nauto_assign = false\n`,
+    trusted: true,
+  });
   const item = await a.op("item.create", { title: "precious", labels: ["keep"] });
   await a.op("item.claim", { id: item.id, agent: "keeper" });
   witness = { id: item.id, item: await a.op("item.get", { id: item.id }) };
@@ -41,20 +44,41 @@ const nastyText = fc.oneof(
   fc.constant("[".repeat(100_000) + "]".repeat(100_000)),
   fc.jsonValue().map((v) => JSON.stringify(v)),
 );
-const nastyValue = fc.oneof(fc.constantFrom("../../etc/passwd", "\u202e", "", null, -1, 1e308, true, [], {}), fc.string(), fc.integer(), fc.jsonValue());
+const nastyValue = fc.oneof(
+  fc.constantFrom("../../etc/passwd", "\u202e", "", null, -1, 1e308, true, [], {}),
+  fc.string(),
+  fc.integer(),
+  fc.jsonValue(),
+);
 /** A valid item or heartbeat with one field made hostile. */
 const broken = (valid: Record<string, unknown>) =>
-  fc.tuple(fc.constantFrom(...Object.keys(valid), "__proto__", "constructor"), nastyValue).map(([k, v]) => JSON.stringify({ ...valid, [k]: v }));
+  fc
+    .tuple(fc.constantFrom(...Object.keys(valid), "__proto__", "constructor"), nastyValue)
+    .map(([k, v]) => JSON.stringify({ ...valid, [k]: v }));
 
 const itemName = fc.stringMatching(/^[a-z2-7]{5,8}$/);
 function files(): fc.Arbitrary<Array<[string, string]>> {
   const validItem = witness.item as Record<string, unknown>;
   const validHeartbeat = { agent_id: "x", machine_id: "m", last_heartbeat: new Date().toISOString(), state: "working" };
-  const item = fc.tuple(itemName, fc.oneof(nastyText, broken(validItem))).map(([id, text]): [string, string] => [`items/${id.slice(0, 2)}/${id}.json`, text]);
-  const misplaced = itemName.map((id): [string, string] => [`items/zz/${id}.json`, JSON.stringify({ ...validItem, id })]);
-  const heartbeat = fc.tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.oneof(nastyText, broken(validHeartbeat))).map(([n, text]): [string, string] => [`heartbeats/${n}.json`, text]);
-  const stray = fc.tuple(fc.constantFrom("meta.json", "items/readme", "notes/x.json", "items/ab/cd/ef.json"), nastyText);
-  return fc.uniqueArray(fc.oneof(item, misplaced, heartbeat, stray), { minLength: 1, maxLength: 6, selector: ([path]) => path });
+  const item = fc
+    .tuple(itemName, fc.oneof(nastyText, broken(validItem)))
+    .map(([id, text]): [string, string] => [`items/${id.slice(0, 2)}/${id}.json`, text]);
+  const misplaced = itemName.map((id): [string, string] => [
+    `items/zz/${id}.json`,
+    JSON.stringify({ ...validItem, id }),
+  ]);
+  const heartbeat = fc
+    .tuple(fc.stringMatching(/^[a-z][a-z0-9-]{0,10}$/), fc.oneof(nastyText, broken(validHeartbeat)))
+    .map(([n, text]): [string, string] => [`heartbeats/${n}.json`, text]);
+  const stray = fc.tuple(
+    fc.constantFrom("meta.json", "items/readme", "notes/x.json", "items/ab/cd/ef.json"),
+    nastyText,
+  );
+  return fc.uniqueArray(fc.oneof(item, misplaced, heartbeat, stray), {
+    minLength: 1,
+    maxLength: 6,
+    selector: ([path]) => path,
+  });
 }
 
 /**
@@ -87,15 +111,24 @@ describe("hostile hub files", () => {
           writeFileSync(join(intruder, path), text);
         }
         execFileSync("git", ["add", "-A"], { cwd: intruder });
-        execFileSync("git", ["-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "garbage", "--allow-empty"], { cwd: intruder });
+        execFileSync(
+          "git",
+          ["-c", "user.name=x", "-c", "user.email=x@x", "commit", "-qm", "garbage", "--allow-empty"],
+          { cwd: intruder },
+        );
         execFileSync("git", ["push", "-q", "origin", "drover/hub"], { cwd: intruder });
 
         const round = await a.op("sync.now");
         expect(round.head).toBe(execFileSync("git", ["rev-parse", "HEAD"], { cwd: intruder, encoding: "utf8" }).trim());
-        const invalid = new Set(((await a.op("sync.status")).invalid_files as Array<{ path: string }>).map((f) => f.path));
+        const invalid = new Set(
+          ((await a.op("sync.status")).invalid_files as Array<{ path: string }>).map((f) => f.path),
+        );
         const items = new Set(((await a.op("items.list")) as Array<{ id: string }>).map((i) => i.id));
         for (const [path] of written.filter(([p]) => p.startsWith("items/"))) {
-          const id = path.split("/").pop()!.replace(/\.json$/, "");
+          const id = path
+            .split("/")
+            .pop()!
+            .replace(/\.json$/, "");
           // an item file either became a usable item or is listed as invalid (it, or the entry standing where one of
           // its folders belongs): never silently half-read
           expect(items.has(id) || [...invalid].some((p) => path === p || path.startsWith(p + "/")), path).toBe(true);
@@ -121,7 +154,8 @@ describe("hostile hub files", () => {
         await stillWhole(`after ${written.map(([p]) => p).join(", ")}`);
         await heartbeatsListed(written);
         // an item file nobody committed is kept aside under .drover/rejected, not read as an item
-        for (const [path] of written.filter(([p]) => /^items\/[^/]+\/[^/]+$/.test(p))) expect(existsSync(join(a.paths.hub, path)), path).toBe(false);
+        for (const [path] of written.filter(([p]) => /^items\/[^/]+\/[^/]+$/.test(p)))
+          expect(existsSync(join(a.paths.hub, path)), path).toBe(false);
         const after = (await a.op("items.list")) as Array<{ id: string }>;
         for (const item of before as Array<{ id: string }>) expect(after.some((i) => i.id === item.id)).toBe(true);
         for (const [path] of written) rmSync(join(a.paths.hub, path), { force: true });

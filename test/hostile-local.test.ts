@@ -6,19 +6,45 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  truncateSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, type Server } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { escapeControls } from "../core/escape.ts";
 import { MAX_HOOK_INPUT_BYTES, MAX_HOOK_LOG_BYTES, readHookStdin } from "../cli/hook.ts";
 import { processStart } from "../core/daemon-file.ts";
+import { escapeControls } from "../core/escape.ts";
 import { readRegularFile } from "../core/files.ts";
 import { pathsFor, secureProjectDir } from "../core/paths.ts";
 import { parseHeartbeat } from "../features/heartbeats/file.ts";
 import { itemPath } from "../features/pipeline/item.ts";
-import { api, BUN, CLI, cli, hostileRuns, run, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
+import {
+  api,
+  BUN,
+  CLI,
+  cli,
+  type DaemonProc,
+  hostileRuns,
+  run,
+  startDaemonProcess,
+  tempProject,
+  wsClient,
+} from "./helpers.ts";
 
 /** Raw bytes a terminal would act on: C0 but newline, DEL, C1, bidi controls. */
 const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
@@ -26,12 +52,21 @@ const RAW_CONTROL = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/;
 const mkfifo = (path: string) => execFileSync("mkfifo", [path]);
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 const heartbeat = (agent: string) =>
-  JSON.stringify({ agent_id: agent, machine_id: "elsewhere", last_heartbeat: new Date().toISOString(), active_item_id: null, state: "working" });
+  JSON.stringify({
+    agent_id: agent,
+    machine_id: "elsewhere",
+    last_heartbeat: new Date().toISOString(),
+    active_item_id: null,
+    state: "working",
+  });
 
 /** Whether the daemon answers /health within `ms` (and how long it took). */
 async function health(url: string, ms: number): Promise<number> {
   const started = performance.now();
-  const ok = await fetch(url + "/health", { signal: AbortSignal.timeout(Math.max(ms, 1000)) }).then((r) => r.ok, () => false);
+  const ok = await fetch(url + "/health", { signal: AbortSignal.timeout(Math.max(ms, 1000)) }).then(
+    (r) => r.ok,
+    () => false,
+  );
   return ok ? performance.now() - started : Infinity;
 }
 
@@ -75,7 +110,9 @@ describe("special files in heartbeats/, with the daemon as a separate process", 
   let outside: string;
   const sockets: Server[] = [];
   beforeAll(async () => {
-    project = await tempProject({ config: '[hub]\nremote = ""\n[heartbeats]\npoll_secs = 1\n[pipeline]\nauto_assign = false\n' });
+    project = await tempProject({
+      config: '[hub]\nremote = ""\n[heartbeats]\npoll_secs = 1\n[pipeline]\nauto_assign = false\n',
+    });
     outside = mkdtempSync(join(tmpdir(), "drover-outside-"));
     writeFileSync(join(outside, "target.json"), heartbeat("target"));
     daemon = await startDaemonProcess([BUN, CLI], project.paths);
@@ -120,7 +157,11 @@ describe("special files in heartbeats/, with the daemon as a separate process", 
     let swaps = 0;
     const tmp = join(outside, "swap");
     while (performance.now() < untilMs) {
-      for (const make of [() => writeFileSync(tmp, heartbeat("x")), () => symlinkSync("/dev/zero", tmp), () => mkfifo(tmp)]) {
+      for (const make of [
+        () => writeFileSync(tmp, heartbeat("x")),
+        () => symlinkSync("/dev/zero", tmp),
+        () => mkfifo(tmp),
+      ]) {
         make();
         renameSync(tmp, path);
         swaps++;
@@ -130,59 +171,65 @@ describe("special files in heartbeats/, with the daemon as a separate process", 
     return swaps;
   }
 
-  test(
-    "generated: /health within 100 ms, RSS bounded, each listed invalid with a reason, valid heartbeats beside them still produce events",
-    async () => {
-      const client = await wsClient(daemon.url, daemon.token);
-      const baseline = rssMb(daemon.pid);
-      const heartbeats = join(project.paths.hub, "heartbeats");
-      let round = 0;
-      const kinds = fc.uniqueArray(fc.constantFrom<Kind>("fifo", "devzero", "symlink", "folder", "socket", "oversized", "swapped"), { minLength: 1, maxLength: 7 });
-      await fc.assert(
-        fc.asyncProperty(kinds, fc.stringMatching(/^[a-z][a-z0-9-]{0,12}$/), async (planted, stem) => {
-          round++;
-          const files = planted.map((kind, i) => ({ kind, name: `${stem}-${round}-${i}.json` }));
-          for (const f of files) await plant(f.kind, join(heartbeats, f.name));
-          const swapped = files.find((f) => f.kind === "swapped");
-          const swapping = swapped ? swapLoop(join(heartbeats, swapped.name), performance.now() + 600) : Promise.resolve(0);
+  test("generated: /health within 100 ms, RSS bounded, each listed invalid with a reason, valid heartbeats beside them still produce events", async () => {
+    const client = await wsClient(daemon.url, daemon.token);
+    const baseline = rssMb(daemon.pid);
+    const heartbeats = join(project.paths.hub, "heartbeats");
+    let round = 0;
+    const kinds = fc.uniqueArray(
+      fc.constantFrom<Kind>("fifo", "devzero", "symlink", "folder", "socket", "oversized", "swapped"),
+      { minLength: 1, maxLength: 7 },
+    );
+    await fc.assert(
+      fc.asyncProperty(kinds, fc.stringMatching(/^[a-z][a-z0-9-]{0,12}$/), async (planted, stem) => {
+        round++;
+        const files = planted.map((kind, i) => ({ kind, name: `${stem}-${round}-${i}.json` }));
+        for (const f of files) await plant(f.kind, join(heartbeats, f.name));
+        const swapped = files.find((f) => f.kind === "swapped");
+        const swapping = swapped
+          ? swapLoop(join(heartbeats, swapped.name), performance.now() + 600)
+          : Promise.resolve(0);
 
-          // the daemon answers throughout, and quickly
-          const latencies: number[] = [];
-          for (let i = 0; i < 12; i++) {
-            latencies.push(await health(daemon.url, 100));
-            await Bun.sleep(50);
-          }
-          const swaps = await swapping;
-          expect({ planted, slow: latencies.filter((ms) => ms >= 100) }).toEqual({ planted, slow: [] });
-          if (swapped) expect(swaps).toBeGreaterThan(10);
+        // the daemon answers throughout, and quickly
+        const latencies: number[] = [];
+        for (let i = 0; i < 12; i++) {
+          latencies.push(await health(daemon.url, 100));
+          await Bun.sleep(50);
+        }
+        const swaps = await swapping;
+        expect({ planted, slow: latencies.filter((ms) => ms >= 100) }).toEqual({ planted, slow: [] });
+        if (swapped) expect(swaps).toBeGreaterThan(10);
 
-          // a valid heartbeat written beside them is still seen and published
-          const alive = `alive-${round}`;
-          writeFileSync(join(outside, "alive.tmp"), heartbeat(alive));
-          renameSync(join(outside, "alive.tmp"), join(heartbeats, `${alive}.json`));
-          await client.waitFor((f) => f.type === "heartbeat" && f.agent_id === alive, 5000);
+        // a valid heartbeat written beside them is still seen and published
+        const alive = `alive-${round}`;
+        writeFileSync(join(outside, "alive.tmp"), heartbeat(alive));
+        renameSync(join(outside, "alive.tmp"), join(heartbeats, `${alive}.json`));
+        await client.waitFor((f) => f.type === "heartbeat" && f.agent_id === alive, 5000);
 
-          // each special file is listed as invalid, with the reason (the poll finds what the watcher missed)
-          const deadline = Date.now() + 5000;
-          for (;;) {
-            const rows = (await api(daemon.url, daemon.token, "/api/agents?all=true")).body as Array<{ agent_id: string; status: string; reason?: string }>;
-            const missing = files.filter((f) => {
-              const row = rows.find((r) => r.agent_id === f.name.slice(0, -5) && r.status === "invalid");
-              return !row || !reasons[f.kind].test(row.reason ?? "");
-            });
-            if (!missing.length) break;
-            if (Date.now() > deadline) throw new Error(`not listed as invalid: ${JSON.stringify(missing)}; rows ${JSON.stringify(rows)}`);
-            await Bun.sleep(100);
-          }
-          expect(rssMb(daemon.pid) - baseline).toBeLessThan(150);
-          for (const f of files) rmSync(join(heartbeats, f.name), { recursive: true, force: true });
-        }),
-        { numRuns: hostileRuns(4) },
-      );
-      client.close();
-    },
-    120_000,
-  );
+        // each special file is listed as invalid, with the reason (the poll finds what the watcher missed)
+        const deadline = Date.now() + 5000;
+        for (;;) {
+          const rows = (await api(daemon.url, daemon.token, "/api/agents?all=true")).body as Array<{
+            agent_id: string;
+            status: string;
+            reason?: string;
+          }>;
+          const missing = files.filter((f) => {
+            const row = rows.find((r) => r.agent_id === f.name.slice(0, -5) && r.status === "invalid");
+            return !row || !reasons[f.kind].test(row.reason ?? "");
+          });
+          if (!missing.length) break;
+          if (Date.now() > deadline)
+            throw new Error(`not listed as invalid: ${JSON.stringify(missing)}; rows ${JSON.stringify(rows)}`);
+          await Bun.sleep(100);
+        }
+        expect(rssMb(daemon.pid) - baseline).toBeLessThan(150);
+        for (const f of files) rmSync(join(heartbeats, f.name), { recursive: true, force: true });
+      }),
+      { numRuns: hostileRuns(4) },
+    );
+    client.close();
+  }, 120_000);
 });
 
 describe("daemon.json naming a live pid that is not the daemon", () => {
@@ -203,7 +250,15 @@ describe("daemon.json naming a live pid that is not the daemon", () => {
       const start = processStart(stranger.pid);
       expect(start).not.toBeNull(); // Linux: the test means nothing without /proc
       const url = `http://127.0.0.1:${listener.port}`;
-      const info = { pid: stranger.pid, pid_start: String(Number(start) - 1), host: hostname(), port: listener.port, url, started_at: new Date().toISOString(), version: "0.0.0" };
+      const info = {
+        pid: stranger.pid,
+        pid_start: String(Number(start) - 1),
+        host: hostname(),
+        port: listener.port,
+        url,
+        started_at: new Date().toISOString(),
+        version: "0.0.0",
+      };
       writeFileSync(project.paths.daemon, JSON.stringify(info));
 
       const status = await cli(["status"], project.dir);
@@ -214,8 +269,13 @@ describe("daemon.json naming a live pid that is not the daemon", () => {
 
       daemon = await startDaemonProcess([BUN, CLI], project.paths);
       expect((await fetch(daemon.url + "/health")).ok).toBe(true);
-      expect(JSON.parse(readFileSync(project.paths.daemon, "utf8"))).toMatchObject({ pid: daemon.pid, pid_start: processStart(daemon.pid) });
-      expect((await cli(["status"], project.dir)).stdout).toMatch(new RegExp(`^daemon\\s+running, pid ${daemon.pid}`, "m"));
+      expect(JSON.parse(readFileSync(project.paths.daemon, "utf8"))).toMatchObject({
+        pid: daemon.pid,
+        pid_start: processStart(daemon.pid),
+      });
+      expect((await cli(["status"], project.dir)).stdout).toMatch(
+        new RegExp(`^daemon\\s+running, pid ${daemon.pid}`, "m"),
+      );
       expect(requests).toEqual([]);
     } finally {
       await daemon?.stop();
@@ -274,7 +334,17 @@ describe("file modes", () => {
       expect(await proc.exited).toBe(0);
       const holds = (name: string) => readFileSync(join(paths.dir, name)).includes("webhook-secret-1");
       expect(holds("state.db-wal") || holds("state.db")).toBe(true); // the secret is on disk: it must be closed to others
-      for (const name of ["state.db", "state.db-wal", "state.db-shm", "token", "machine.json", "daemon.json", "hub.lock", "hooks.log", "hooks/claude-s1.json"]) {
+      for (const name of [
+        "state.db",
+        "state.db-wal",
+        "state.db-shm",
+        "token",
+        "machine.json",
+        "daemon.json",
+        "hub.lock",
+        "hooks.log",
+        "hooks/claude-s1.json",
+      ]) {
         expect(existsSync(join(paths.dir, name))).toBe(true);
       }
       const wrong = modes(paths.dir).filter(([path, mode]) => mode !== (statSync(path).isDirectory() ? "700" : "600"));
@@ -294,7 +364,9 @@ describe("file modes", () => {
       for (const [path] of modes(project.paths.dir)) chmodSync(path, lstatSync(path).isDirectory() ? 0o755 : 0o644);
       chmodSync(worktreeFile, 0o644);
       expect(secureProjectDir(project.paths)).toEqual([]);
-      expect(modes(project.paths.dir).filter(([path, mode]) => mode !== (statSync(path).isDirectory() ? "700" : "600"))).toEqual([]);
+      expect(
+        modes(project.paths.dir).filter(([path, mode]) => mode !== (statSync(path).isDirectory() ? "700" : "600")),
+      ).toEqual([]);
       expect(statSync(worktreeFile).mode & 0o777).toBe(0o644);
     } finally {
       project.cleanup();
@@ -313,10 +385,16 @@ describe("terminal output", () => {
   test("items list, item get and error lines print no raw control bytes from stored text", async () => {
     const project = await tempProject({ config: '[hub]\nremote = ""\n' });
     try {
-      const created = await cli(["item", "create", "--title", "\u001b[31mred\u0007", "--labels", "\u202eabc", "--json"], project.dir);
+      const created = await cli(
+        ["item", "create", "--title", "\u001b[31mred\u0007", "--labels", "\u202eabc", "--json"],
+        project.dir,
+      );
       expect(created.code).toBe(0);
       const id = JSON.parse(created.stdout).id as string;
-      for (const args of [["items", "list"], ["item", "get", "--id", id]]) {
+      for (const args of [
+        ["items", "list"],
+        ["item", "get", "--id", id],
+      ]) {
         const r = await cli(args, project.dir);
         expect(r.code).toBe(0);
         expect(RAW_CONTROL.test(r.stdout)).toBe(false);
@@ -355,7 +433,10 @@ describe("hook input, generated", () => {
     // a worktree whose item is held; one whose item file is a FIFO
     mkdirSync(join(project.worktrees, "k7q2m", "src"), { recursive: true });
     mkdirSync(join(project.hub, "items", "k7"), { recursive: true });
-    writeFileSync(join(project.hub, itemPath("k7q2m")), JSON.stringify({ id: "k7q2m", claim: { agent_id: "agent-7" } }));
+    writeFileSync(
+      join(project.hub, itemPath("k7q2m")),
+      JSON.stringify({ id: "k7q2m", claim: { agent_id: "agent-7" } }),
+    );
     mkdirSync(join(project.worktrees, "fifoq"), { recursive: true });
     mkdirSync(join(project.hub, "items", "fi"), { recursive: true });
     mkfifo(join(project.hub, itemPath("fifoq")));
@@ -365,7 +446,10 @@ describe("hook input, generated", () => {
   });
   afterAll(() => {
     rmSync(root, { recursive: true, force: true });
-    if (timings.length) console.log(`hook processes: median ${Math.round(timings.sort((a, b) => a - b)[timings.length >> 1]!)} ms, max ${Math.round(timings.at(-1)!)} ms`);
+    if (timings.length)
+      console.log(
+        `hook processes: median ${Math.round(timings.sort((a, b) => a - b)[timings.length >> 1]!)} ms, max ${Math.round(timings.at(-1)!)} ms`,
+      );
   });
 
   /** Traps that a careless hook would follow: a FIFO throttle file, a symlinked heartbeat pointing outside. */
@@ -412,9 +496,18 @@ describe("hook input, generated", () => {
       "",
       "\u0000",
     ];
-    return fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...places) }, fc.string({ maxLength: 50 }), fc.jsonValue({ maxDepth: 2 }));
+    return fc.oneof(
+      { weight: 4, arbitrary: fc.constantFrom(...places) },
+      fc.string({ maxLength: 50 }),
+      fc.jsonValue({ maxDepth: 2 }),
+    );
   };
-  const sessionId = fc.oneof(fc.constantFrom("fifo", "link", "8f14e45f-ceea", "", "../../etc/passwd", "\u0000\u001b"), fc.string({ maxLength: 40 }), fc.integer(), fc.jsonValue({ maxDepth: 2 }));
+  const sessionId = fc.oneof(
+    fc.constantFrom("fifo", "link", "8f14e45f-ceea", "", "../../etc/passwd", "\u0000\u001b"),
+    fc.string({ maxLength: 40 }),
+    fc.integer(),
+    fc.jsonValue({ maxDepth: 2 }),
+  );
   const livenessEvent = fc.constantFrom("SessionStart", "UserPromptSubmit", "PostToolUse", "Stop", "SessionEnd");
   const eventName = fc.oneof(
     fc.constantFrom("Notification", "__proto__", "constructor", "toString", "hasOwnProperty", "valueOf", ""),
@@ -425,21 +518,43 @@ describe("hook input, generated", () => {
   const huge = fc.constantFrom(
     "x".repeat(5_000_000),
     "[".repeat(1_000_000),
-    JSON.stringify({ session_id: "huge", cwd: "CWD", hook_event_name: "PostToolUse", tool_response: { output: "y".repeat(5_000_000) } }),
+    JSON.stringify({
+      session_id: "huge",
+      cwd: "CWD",
+      hook_event_name: "PostToolUse",
+      tool_response: { output: "y".repeat(5_000_000) },
+    }),
   );
   /** Made once the temp tree exists (the cwds name it). */
   const claudeInput = () => {
-    const live = fc.record({ session_id: sessionId, cwd: hostileCwd(), hook_event_name: livenessEvent }).map((o) => JSON.stringify(o));
-    const shaped = fc
-      .record({ session_id: sessionId, cwd: hostileCwd(), hook_event_name: eventName, extra: fc.jsonValue({ maxDepth: 3 }) }, { requiredKeys: [] })
+    const live = fc
+      .record({ session_id: sessionId, cwd: hostileCwd(), hook_event_name: livenessEvent })
       .map((o) => JSON.stringify(o));
-    return fc.oneof(live, shaped, fc.uint8Array({ maxLength: 4000 }), fc.jsonValue().map((v) => JSON.stringify(v)), fc.string({ unit: "binary", maxLength: 500 }), huge);
+    const shaped = fc
+      .record(
+        { session_id: sessionId, cwd: hostileCwd(), hook_event_name: eventName, extra: fc.jsonValue({ maxDepth: 3 }) },
+        { requiredKeys: [] },
+      )
+      .map((o) => JSON.stringify(o));
+    return fc.oneof(
+      live,
+      shaped,
+      fc.uint8Array({ maxLength: 4000 }),
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.string({ unit: "binary", maxLength: 500 }),
+      huge,
+    );
   };
 
   /** Runs a hook process; kills it if it outlives 5 s (the old code could block forever). */
   async function hook(args: string[], stdin: Uint8Array | string | undefined, cwd: string) {
     const started = performance.now();
-    const proc = Bun.spawn([BUN, CLI, "hook", ...args], { cwd, stdin: typeof stdin === "string" ? new TextEncoder().encode(stdin) : (stdin ?? "ignore"), stdout: "pipe", stderr: "pipe" });
+    const proc = Bun.spawn([BUN, CLI, "hook", ...args], {
+      cwd,
+      stdin: typeof stdin === "string" ? new TextEncoder().encode(stdin) : (stdin ?? "ignore"),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
     const killer = setTimeout(() => proc.kill("SIGKILL"), 5000);
     const code = await proc.exited;
     clearTimeout(killer);
@@ -462,7 +577,10 @@ describe("hook input, generated", () => {
     expect({ label, beats: beats.length <= 1 }).toEqual({ label, beats: true });
     for (const p of beats) {
       const name = p.slice(heartbeatsDir.length);
-      expect({ label, valid: lstatSync(p).isFile() && "heartbeat" in parseHeartbeat(name, readFileSync(p, "utf8")) }).toEqual({ label, valid: true });
+      expect({
+        label,
+        valid: lstatSync(p).isFile() && "heartbeat" in parseHeartbeat(name, readFileSync(p, "utf8")),
+      }).toEqual({ label, valid: true });
     }
   }
 
@@ -488,12 +606,27 @@ describe("hook input, generated", () => {
   }, 180_000);
 
   test("drover hook codex (argument): the same properties", async () => {
-    const live = fc.record({ type: fc.constant("agent-turn-complete"), "thread-id": sessionId, cwd: hostileCwd() }).map((o) => JSON.stringify(o));
+    const live = fc
+      .record({ type: fc.constant("agent-turn-complete"), "thread-id": sessionId, cwd: hostileCwd() })
+      .map((o) => JSON.stringify(o));
     const shaped = fc
-      .record({ type: fc.oneof(fc.constant("agent-turn-complete"), fc.jsonValue({ maxDepth: 1 })), "thread-id": sessionId, cwd: hostileCwd() }, { requiredKeys: [] })
+      .record(
+        {
+          type: fc.oneof(fc.constant("agent-turn-complete"), fc.jsonValue({ maxDepth: 1 })),
+          "thread-id": sessionId,
+          cwd: hostileCwd(),
+        },
+        { requiredKeys: [] },
+      )
       .map((o) => JSON.stringify(o));
     const arg = fc
-      .oneof(live, shaped, fc.string({ maxLength: 500 }), fc.jsonValue().map((v) => JSON.stringify(v)), fc.constant("z".repeat(100_000)))
+      .oneof(
+        live,
+        shaped,
+        fc.string({ maxLength: 500 }),
+        fc.jsonValue().map((v) => JSON.stringify(v)),
+        fc.constant("z".repeat(100_000)),
+      )
       .map((s) => s.replace(/\u0000/g, "")); // an argument cannot hold NUL
     await fc.assert(
       fc.asyncProperty(arg, async (payload) => {
@@ -518,15 +651,24 @@ describe("hook input, generated", () => {
     });
     await expect(readHookStdin(endless)).rejects.toThrow(`Hook input is larger than ${MAX_HOOK_INPUT_BYTES} bytes`);
     expect(pulled).toBeLessThan(MAX_HOOK_INPUT_BYTES + 4 * 65_536);
-    expect(await readHookStdin(new Blob(["{\"a\": 1}"]).stream())).toBe('{"a": 1}');
+    expect(await readHookStdin(new Blob(['{"a": 1}']).stream())).toBe('{"a": 1}');
   });
 
   test("valid input still works: a held worktree's agent, a fresh session; a FIFO in the log's place is skipped", async () => {
-    const stop = (session: string, cwd: string) => JSON.stringify({ session_id: session, cwd, hook_event_name: "Stop" });
-    expect((await hook(["claude"], stop("fresh001", join(project.worktrees, "k7q2m", "src")), project.root)).code).toBe(0);
-    expect(JSON.parse(readFileSync(join(project.hub, "heartbeats", "agent-7.json"), "utf8"))).toMatchObject({ active_item_id: "k7q2m", state: "idle" });
+    const stop = (session: string, cwd: string) =>
+      JSON.stringify({ session_id: session, cwd, hook_event_name: "Stop" });
+    expect((await hook(["claude"], stop("fresh001", join(project.worktrees, "k7q2m", "src")), project.root)).code).toBe(
+      0,
+    );
+    expect(JSON.parse(readFileSync(join(project.hub, "heartbeats", "agent-7.json"), "utf8"))).toMatchObject({
+      active_item_id: "k7q2m",
+      state: "idle",
+    });
     expect((await hook(["claude"], stop("fresh002", neighbour.root), project.root)).code).toBe(0);
-    expect(JSON.parse(readFileSync(join(project.hub, "heartbeats", "claude-fresh002.json"), "utf8"))).toMatchObject({ state: "idle", active_item_id: null });
+    expect(JSON.parse(readFileSync(join(project.hub, "heartbeats", "claude-fresh002.json"), "utf8"))).toMatchObject({
+      state: "idle",
+      active_item_id: null,
+    });
     expect(existsSync(join(neighbour.hub, "heartbeats", "claude-fresh002.json"))).toBe(false);
 
     rmSync(join(project.dir, "hooks.log"), { force: true });

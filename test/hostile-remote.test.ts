@@ -8,10 +8,10 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { lstatSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { join, relative } from "node:path";
 import fc from "fast-check";
-import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
+import { bareRepo, type GitServer, startGitServer } from "./git-server.ts";
 import { api, BUN, CLI, hostileRuns, startDaemonProcess, trustConfig } from "./helpers.ts";
-import { git, HOSTILE, hostileEntry, hubPaths, pushTree, rewind, rewrite, type Mutation } from "./intruder.ts";
-import { joinedProject, machine, type Machine } from "./sync-machines.ts";
+import { git, HOSTILE, hostileEntry, hubPaths, type Mutation, pushTree, rewind, rewrite } from "./intruder.ts";
+import { joinedProject, type Machine, machine } from "./sync-machines.ts";
 
 const CONFIG = (remote: string) => `[hub]\nremote = "${remote}"\n[pipeline]\nworktrees = false\nauto_assign = false\n`;
 
@@ -87,37 +87,43 @@ for (const transport of ["git", "http"] as const) {
         kind: fc.constantFrom(...HOSTILE, null),
       });
       await fc.assert(
-        fc.asyncProperty(fc.uniqueArray(mutation, { minLength: 1, maxLength: 4, selector: (m) => m.path }), async (picked) => {
-          const cleanTree = git(remote.path, ["rev-parse", "refs/heads/drover/hub^{tree}"]);
-          const mutations: Mutation[] = picked.map((p) => ({
-            path: p.path,
-            entry: p.kind ? hostileEntry(remote.path, p.kind, { bombBytes: 32 * 1024 * 1024 }) : null,
-            label: p.kind ?? "removed",
-          }));
-          pushTree(remote.path, mutations);
-          const label = mutations.map((m) => `${m.path}=${m.label}`).join(", ");
-          const rss = process.memoryUsage().rss;
-          for (const m of [a, b]) {
-            await synced(m);
-            _onlyLayoutFiles(m.paths.hub, label);
-            const invalid = await invalidPaths(m);
-            for (const mu of mutations.filter((x) => x.entry && _isHostileThere(x) && _stillThere(remote.path, x.path, x.entry))) {
-              const related = (p: string) => mu.path === p || mu.path.startsWith(p + "/") || p.startsWith(mu.path + "/");
-              expect(invalid.some(related), `${mu.path} listed (${label}): ${invalid.join(", ")}`).toBe(true);
+        fc.asyncProperty(
+          fc.uniqueArray(mutation, { minLength: 1, maxLength: 4, selector: (m) => m.path }),
+          async (picked) => {
+            const cleanTree = git(remote.path, ["rev-parse", "refs/heads/drover/hub^{tree}"]);
+            const mutations: Mutation[] = picked.map((p) => ({
+              path: p.path,
+              entry: p.kind ? hostileEntry(remote.path, p.kind, { bombBytes: 32 * 1024 * 1024 }) : null,
+              label: p.kind ?? "removed",
+            }));
+            pushTree(remote.path, mutations);
+            const label = mutations.map((m) => `${m.path}=${m.label}`).join(", ");
+            const rss = process.memoryUsage().rss;
+            for (const m of [a, b]) {
+              await synced(m);
+              _onlyLayoutFiles(m.paths.hub, label);
+              const invalid = await invalidPaths(m);
+              for (const mu of mutations.filter(
+                (x) => x.entry && _isHostileThere(x) && _stillThere(remote.path, x.path, x.entry),
+              )) {
+                const related = (p: string) =>
+                  mu.path === p || mu.path.startsWith(p + "/") || p.startsWith(mu.path + "/");
+                expect(invalid.some(related), `${mu.path} listed (${label}): ${invalid.join(", ")}`).toBe(true);
+              }
+              const untouched = !mutations.some((mu) => itemPathOf(witness.id).startsWith(mu.path));
+              if (untouched) expect(await m.op("item.get", { id: witness.id }), label).toEqual(kept);
+              await stillWorks(m, label);
             }
-            const untouched = !mutations.some((mu) => itemPathOf(witness.id).startsWith(mu.path));
-            if (untouched) expect(await m.op("item.get", { id: witness.id }), label).toEqual(kept);
-            await stillWorks(m, label);
-          }
-          expect(process.memoryUsage().rss - rss, `memory after ${label}`).toBeLessThan(256 * 1024 * 1024);
-          // a teammate puts the tree back: what was listed is forgotten, and the witness is back where it was
-          putTreeBack(remote.path, cleanTree);
-          for (const m of [a, b]) {
-            await synced(m);
-            expect(await invalidPaths(m), label).toEqual([]);
-            expect(await m.op("item.get", { id: witness.id }), label).toEqual(kept);
-          }
-        }),
+            expect(process.memoryUsage().rss - rss, `memory after ${label}`).toBeLessThan(256 * 1024 * 1024);
+            // a teammate puts the tree back: what was listed is forgotten, and the witness is back where it was
+            putTreeBack(remote.path, cleanTree);
+            for (const m of [a, b]) {
+              await synced(m);
+              expect(await invalidPaths(m), label).toEqual([]);
+              expect(await m.op("item.get", { id: witness.id }), label).toEqual(kept);
+            }
+          },
+        ),
         { numRuns: hostileRuns(transport === "http" ? 4 : 8), endOnFailure: true },
       );
     }, 300_000);
@@ -169,7 +175,18 @@ for (const transport of ["git", "http"] as const) {
       await synced(a);
       // what an ABA race leaves: the branch rewound to the fork point and a drover commit of another machine on it
       const message = git(remote.path, ["log", "-1", "--format=%B", fork]);
-      const other = git(remote.path, ["-c", "user.name=d", "-c", "user.email=d@x", "commit-tree", `${fork}^{tree}`, "-p", fork, "-m", message]);
+      const other = git(remote.path, [
+        "-c",
+        "user.name=d",
+        "-c",
+        "user.email=d@x",
+        "commit-tree",
+        `${fork}^{tree}`,
+        "-p",
+        fork,
+        "-m",
+        message,
+      ]);
       git(remote.path, ["update-ref", "refs/heads/drover/hub", other]);
       await a.op("sync.now");
       expect(await a.op("sync.status")).toMatchObject({ diverged: null, last_error: null });
@@ -202,8 +219,12 @@ for (const transport of ["git", "http"] as const) {
       expect((await a.op("sync.status")).diverged).toBeNull();
       const tree = git(remote.path, ["ls-tree", "-r", "--name-only", "refs/heads/drover/hub"]);
       for (const item of [lost, meanwhile]) expect(tree).toContain(`${item.id}.json`);
-      expect(git(remote.path, ["ls-tree", "-r", "--name-only", "refs/heads/drover/hub"])).toContain("heartbeats/rewriter.json");
-      expect(readdirSync(join(a.paths.hub, ".git/refs/drover/diverged")).some((r) => r.startsWith("local-"))).toBe(true);
+      expect(git(remote.path, ["ls-tree", "-r", "--name-only", "refs/heads/drover/hub"])).toContain(
+        "heartbeats/rewriter.json",
+      );
+      expect(readdirSync(join(a.paths.hub, ".git/refs/drover/diverged")).some((r) => r.startsWith("local-"))).toBe(
+        true,
+      );
       // the other machine saw the rewrite too: it restores nothing by itself, but it follows once its own choice is made
       await expect(b.op("sync.now")).rejects.toThrow(/rewritten/);
       await b.rt.ops.run("sync.adopt", {}, { via: "cli" });
@@ -257,7 +278,8 @@ function _isHostileThere(m: Mutation): boolean {
   const fileSlot = /^(meta\.json|heartbeats\/[^/]+|items\/[^/]+\/[^/]+)$/.test(m.path);
   const dirSlot = /^(heartbeats|items|items\/[^/]+)$/.test(m.path);
   if (dirSlot) return m.label !== "folder";
-  if (fileSlot) return !(m.entry!.mode === "100644" && m.entry!.type === "blob" && m.label !== "oversized" && m.label !== "bomb");
+  if (fileSlot)
+    return !(m.entry!.mode === "100644" && m.entry!.type === "blob" && m.label !== "oversized" && m.label !== "bomb");
   return true;
 }
 
@@ -271,10 +293,16 @@ function _onlyLayoutFiles(hub: string, label: string) {
       const st = lstatSync(path);
       expect(st.isDirectory() || st.isFile(), `${rel} is a plain file or folder (${label})`).toBe(true);
       if (st.isDirectory()) {
-        expect(["heartbeats", "items"].includes(rel) || /^items\/[^/]+$/.test(rel), `${rel} is a hub folder (${label})`).toBe(true);
+        expect(
+          ["heartbeats", "items"].includes(rel) || /^items\/[^/]+$/.test(rel),
+          `${rel} is a hub folder (${label})`,
+        ).toBe(true);
         walk(path);
       } else {
-        expect(/^(meta\.json|heartbeats\/[^/]+|items\/[^/]+\/[^/]+)$/.test(rel), `${rel} is a hub file (${label})`).toBe(true);
+        expect(
+          /^(meta\.json|heartbeats\/[^/]+|items\/[^/]+\/[^/]+)$/.test(rel),
+          `${rel} is a hub file (${label})`,
+        ).toBe(true);
         expect(st.size, `${rel} size (${label})`).toBeLessThanOrEqual(1024 * 1024);
       }
     }
@@ -296,18 +324,30 @@ describe("a blob bomb on the remote (the daemon went to 1.65 GB and wrote 512 MB
         const item = (await api(daemon.url, daemon.token, "/api/items", { title: "before the bomb" })).body;
         expect((await api(daemon.url, daemon.token, "/api/sync", {})).status).toBe(200);
         const bomb = hostileEntry(remote.path, "bomb", { bombBytes: 512 * 1024 * 1024 });
-        pushTree(remote.path, [{ path: `items/${item.id.slice(0, 2)}/${item.id}.json`, entry: bomb, label: "bomb" }, { path: "heartbeats/bomb.json", entry: bomb, label: "bomb" }]);
+        pushTree(remote.path, [
+          { path: `items/${item.id.slice(0, 2)}/${item.id}.json`, entry: bomb, label: "bomb" },
+          { path: "heartbeats/bomb.json", entry: bomb, label: "bomb" },
+        ]);
         const round = await api(daemon.url, daemon.token, "/api/sync", {});
         expect(round.status).toBe(200);
         const status = (await api(daemon.url, daemon.token, "/api/sync")).body;
         expect(status.head).toBe(git(remote.path, ["rev-parse", "refs/heads/drover/hub"]));
-        expect(status.invalid_files.map((f: { path: string }) => f.path)).toEqual(expect.arrayContaining(["heartbeats/bomb.json", `items/${item.id.slice(0, 2)}/${item.id}.json`]));
+        expect(status.invalid_files.map((f: { path: string }) => f.path)).toEqual(
+          expect.arrayContaining(["heartbeats/bomb.json", `items/${item.id.slice(0, 2)}/${item.id}.json`]),
+        );
         expect(status.invalid_files[0].reason).toMatch(/larger than hub.max_file_bytes \(536870912 bytes\)/);
         _onlyLayoutFiles(paths.hub, "bomb");
         const peak = Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${daemon.pid}/status`, "utf8"))![1]) * 1024;
         expect(peak).toBeLessThan(400 * 1024 * 1024);
         // and it goes on: a new item is made and pushed
-        expect((await api(daemon.url, daemon.token, "/api/ops/item.claim", { id: (await api(daemon.url, daemon.token, "/api/items", { title: "after" })).body.id, agent: "a" })).body).toMatchObject({ confirmed: true });
+        expect(
+          (
+            await api(daemon.url, daemon.token, "/api/ops/item.claim", {
+              id: (await api(daemon.url, daemon.token, "/api/items", { title: "after" })).body.id,
+              agent: "a",
+            })
+          ).body,
+        ).toMatchObject({ confirmed: true });
       } finally {
         await daemon.stop();
         await server?.stop();

@@ -12,11 +12,30 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { topics } from "../core/events.ts";
-import { api, BUN, CLI, cli, hostileRuns, startDaemonProcess, tempProject, testRuntime, waitHealthy, wsClient, type DaemonProc } from "./helpers.ts";
+import {
+  api,
+  BUN,
+  CLI,
+  cli,
+  type DaemonProc,
+  hostileRuns,
+  startDaemonProcess,
+  tempProject,
+  testRuntime,
+  waitHealthy,
+  wsClient,
+} from "./helpers.ts";
 
 const READER = "reader-token-0123456789";
-const TOKENS = { alpha: "alpha-token-0123456789", beta: "beta-token-0123456789", gamma: "gamma-token-0123456789", delta: "delta-token-0123456789" };
-const GATEWAY_TOML = `token = "${READER}"\n${Object.entries(TOKENS).map(([name, token]) => `\n[[project]]\nname = "${name}"\ntoken = "${token}"\n`).join("")}`;
+const TOKENS = {
+  alpha: "alpha-token-0123456789",
+  beta: "beta-token-0123456789",
+  gamma: "gamma-token-0123456789",
+  delta: "delta-token-0123456789",
+};
+const GATEWAY_TOML = `token = "${READER}"\n${Object.entries(TOKENS)
+  .map(([name, token]) => `\n[[project]]\nname = "${name}"\ntoken = "${token}"\n`)
+  .join("")}`;
 /** Growth of a process's RSS that no hostile input may cause. */
 const RSS_BOUND_MB = 150;
 
@@ -33,7 +52,9 @@ let seen = 0;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "drover-sockets-"));
   gw = await startGateway(join(dir, "gateway.toml"), GATEWAY_TOML);
-  daemonProject = await tempProject({ config: `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[server]\nallowed_hosts = ["drover.test"]\n` });
+  daemonProject = await tempProject({
+    config: `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[server]\nallowed_hosts = ["drover.test"]\n`,
+  });
   daemon = await startDaemonProcess([BUN, CLI], daemonProject.paths);
   daemonObserver = await wsClient(daemon.url, daemon.token);
   gatewayReader = await wsClient(gw.url, READER);
@@ -50,8 +71,11 @@ afterAll(async () => {
 
 describe("the defects", () => {
   test("daemon /ws: null, any non-object JSON and binary frames are answered with an error frame; a huge frame closes that socket; the daemon lives", async () => {
-    const hostile = await recorded(daemon.url.replace("http", "ws") + "/ws", { authorization: `Bearer ${daemon.token}` });
-    for (const frame of ["null", "42", '"x"', "[]", "true", '{"type":null}', '{"type":"subscribe","topics":null}']) hostile.ws.send(frame);
+    const hostile = await recorded(daemon.url.replace("http", "ws") + "/ws", {
+      authorization: `Bearer ${daemon.token}`,
+    });
+    for (const frame of ["null", "42", '"x"', "[]", "true", '{"type":null}', '{"type":"subscribe","topics":null}'])
+      hostile.ws.send(frame);
     hostile.ws.send(new Uint8Array([1, 2, 3]));
     const errors = () => hostile.frames.filter((f) => f.type === "error");
     await until(() => errors().length >= 8);
@@ -108,9 +132,17 @@ describe("the defects", () => {
       expect(held.dropped).toBeGreaterThan(2000);
       expect(held.buffered_bytes).toBeLessThan(4 * 2 ** 20);
 
-      const made = (await rt.ops.run("item.create", { title: "made while the gateway was not reading" }, { via: "internal" })) as { id: string };
+      const made = (await rt.ops.run(
+        "item.create",
+        { title: "made while the gateway was not reading" },
+        { via: "internal" },
+      )) as { id: string };
       proxy.resume();
-      await until(async () => (await api(gw.url, READER, "/api/projects/beta/items")).body.some((i: { id: string }) => i.id === made.id), 15_000);
+      await until(
+        async () =>
+          (await api(gw.url, READER, "/api/projects/beta/items")).body.some((i: { id: string }) => i.id === made.id),
+        15_000,
+      );
       await until(async () => (await status()).buffered_bytes === 0);
       expect(await status()).toMatchObject({ connected: true, paused: false, queued: 0, last_error: null });
     } finally {
@@ -122,12 +154,20 @@ describe("the defects", () => {
   }, 60_000);
 
   test("a relay whose project or token cannot travel in a header says so in relay.status; the daemon goes on", async () => {
-    const project = await tempProject({ config: `[hub]\nremote = ""\n[gateway]\nurl = "${gw.url}"\nproject = "beta"\ntoken = "jeton ✓ 0123456789"\n`, trusted: true });
+    const project = await tempProject({
+      config: `[hub]\nremote = ""\n[gateway]\nurl = "${gw.url}"\nproject = "beta"\ntoken = "jeton ✓ 0123456789"\n`,
+      trusted: true,
+    });
     const { rt } = await testRuntime(project.paths);
     try {
       await rt.start();
-      expect(await rt.ops.run("relay.status", {}, { via: "internal" })).toMatchObject({ connected: false, last_error: expect.stringContaining("check gateway.url, gateway.project and gateway.token") });
-      expect(await rt.ops.run("item.create", { title: "still working" }, { via: "internal" })).toMatchObject({ title: "still working" });
+      expect(await rt.ops.run("relay.status", {}, { via: "internal" })).toMatchObject({
+        connected: false,
+        last_error: expect.stringContaining("check gateway.url, gateway.project and gateway.token"),
+      });
+      expect(await rt.ops.run("item.create", { title: "still working" }, { via: "internal" })).toMatchObject({
+        title: "still working",
+      });
     } finally {
       await rt.close();
       project.cleanup();
@@ -140,10 +180,15 @@ describe("the defects", () => {
     try {
       const body = "b".repeat(60 * 1024);
       for (let i = 0; i < 320; i += 16) {
-        await Promise.all(Array.from({ length: 16 }, (_, j) => api(d.url, d.token, "/api/items", { title: `heavy ${i + j}`, body })));
+        await Promise.all(
+          Array.from({ length: 16 }, (_, j) => api(d.url, d.token, "/api/items", { title: `heavy ${i + j}`, body })),
+        );
       }
       await d.stop();
-      appendFileSync(project.paths.config, `[gateway]\nurl = "${gw.url}"\nproject = "delta"\ntoken = "${TOKENS.delta}"\n`);
+      appendFileSync(
+        project.paths.config,
+        `[gateway]\nurl = "${gw.url}"\nproject = "delta"\ntoken = "${TOKENS.delta}"\n`,
+      );
       expect((await cli(["trust", "--yes"], project.dir)).code).toBe(0);
       d = await startDaemonProcess([BUN, CLI], project.paths);
       await until(async () => (await api(gw.url, READER, "/api/projects/delta/items")).body.length === 320, 15_000);
@@ -161,9 +206,17 @@ describe("the defects", () => {
     const before = rssMb(gw.pid);
     const attempts = await Promise.all(
       Array.from({ length: 30 }, async (_, i) => {
-        const headers: Record<string, string> = i % 3 === 0 ? {} : i % 3 === 1 ? { "x-drover-project": "alpha" } : { "x-drover-project": "alpha", authorization: "Bearer wrong-wrong-wrong-wrong" };
+        const headers: Record<string, string> =
+          i % 3 === 0
+            ? {}
+            : i % 3 === 1
+              ? { "x-drover-project": "alpha" }
+              : { "x-drover-project": "alpha", authorization: "Bearer wrong-wrong-wrong-wrong" };
         const ws = new WebSocket(gw.url.replace("http", "ws") + "/relay", { headers } as never);
-        const opened = await new Promise<boolean>((r) => ((ws.onopen = () => r(true)), (ws.onerror = () => r(false))));
+        const opened = await new Promise<boolean>((r) => {
+          ws.onopen = () => r(true);
+          ws.onerror = () => r(false);
+        });
         if (opened) ws.send("x".repeat(16 * 1024 * 1024 - 64));
         return { ws, opened };
       }),
@@ -187,16 +240,33 @@ describe("the defects", () => {
     ] as const) {
       for (const host of ["evil.example", "evil.example:80", `rebind.attacker.test:${new URL(base).port}`]) {
         const health = await fetch(base + "/health", { headers: { host } });
-        expect({ host, status: health.status, body: await health.json() }).toMatchObject({ host, status: 403, body: { error: { code: "forbidden" } } });
+        expect({ host, status: health.status, body: await health.json() }).toMatchObject({
+          host,
+          status: 403,
+          body: { error: { code: "forbidden" } },
+        });
         const ws = await upgrade(base + "/ws", { host, authorization: `Bearer ${token}` });
         expect({ host, status: ws.status }).toEqual({ host, status: 403 });
       }
       const port = new URL(base).port;
-      for (const host of [`localhost:${port}`, "localhost", `127.0.0.1:${port}`, `[::1]:${port}`, ...(extra ? [extra, `${extra.toUpperCase()}:${port}`] : [])]) {
-        expect({ host, status: (await fetch(base + "/health", { headers: { host } })).status }).toEqual({ host, status: 200 });
+      for (const host of [
+        `localhost:${port}`,
+        "localhost",
+        `127.0.0.1:${port}`,
+        `[::1]:${port}`,
+        ...(extra ? [extra, `${extra.toUpperCase()}:${port}`] : []),
+      ]) {
+        expect({ host, status: (await fetch(base + "/health", { headers: { host } })).status }).toEqual({
+          host,
+          status: 200,
+        });
       }
     }
-    const relayed = await upgrade(gw.url + "/relay", { host: "evil.example", authorization: `Bearer ${TOKENS.alpha}`, "x-drover-project": "alpha" });
+    const relayed = await upgrade(gw.url + "/relay", {
+      host: "evil.example",
+      authorization: `Bearer ${TOKENS.alpha}`,
+      "x-drover-project": "alpha",
+    });
     expect(relayed.status).toBe(403);
   });
 });
@@ -215,7 +285,13 @@ describe("generated hostile frames", () => {
     fc.string({ unit: "binary", maxLength: 100 }),
     fc.constantFrom("", "{", "null", "[".repeat(2000), '{"type":"subscribe"', "\u0000"),
     fc
-      .record({ type: fc.oneof(fc.constant("subscribe"), fc.string(), fc.jsonValue()), topics: fc.oneof(fc.array(fc.oneof(fc.constantFrom(...known), fc.string())), fc.jsonValue()) }, { requiredKeys: [] })
+      .record(
+        {
+          type: fc.oneof(fc.constant("subscribe"), fc.string(), fc.jsonValue()),
+          topics: fc.oneof(fc.array(fc.oneof(fc.constantFrom(...known), fc.string())), fc.jsonValue()),
+        },
+        { requiredKeys: [] },
+      )
       .map((v) => JSON.stringify(v)),
     protoJson,
   );
@@ -226,7 +302,10 @@ describe("generated hostile frames", () => {
     { weight: 1, arbitrary: fc.integer({ min: 4097, max: 4 * 1024 * 1024 }).map((n) => ({ text: "x".repeat(n) })) },
   );
   /** A burst: frames one after another, each maybe repeated (many per second). */
-  const burst = fc.array(fc.tuple(clientFrame, fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 200 }))), { minLength: 1, maxLength: 20 });
+  const burst = fc.array(fc.tuple(clientFrame, fc.oneof(fc.constant(1), fc.integer({ min: 1, max: 200 }))), {
+    minLength: 1,
+    maxLength: 20,
+  });
 
   /** What the server must answer a client frame: subscribed, error, or a close (1009) for one over 4 KiB. */
   function answer(frame: Frame): "subscribed" | "error" | "close" {
@@ -240,7 +319,11 @@ describe("generated hostile frames", () => {
     }
     if (!v || typeof v !== "object" || Array.isArray(v) || v.type !== "subscribe") return "error";
     if (v.topics === undefined) return "subscribed";
-    return Array.isArray(v.topics) && v.topics.length <= 64 && v.topics.every((t: unknown) => known.includes(t as string)) ? "subscribed" : "error";
+    return Array.isArray(v.topics) &&
+      v.topics.length <= 64 &&
+      v.topics.every((t: unknown) => known.includes(t as string))
+      ? "subscribed"
+      : "error";
   }
 
   /** Sends the burst on a fresh client socket; every frame is answered in order, seq counting from 1, until a close. */
@@ -256,7 +339,8 @@ describe("generated hostile frames", () => {
         else expected.push(a);
       }
     }
-    const answers = () => hostile.frames.filter((f) => f.type === "error" || f.type === "subscribed").map((f) => f.type);
+    const answers = () =>
+      hostile.frames.filter((f) => f.type === "error" || f.type === "subscribed").map((f) => f.type);
     if (closes) expect((await hostile.closed).code).toBe(1009);
     else await until(() => answers().length >= expected.length, 10_000);
     expect(answers()).toEqual(expected);
@@ -308,16 +392,26 @@ describe("generated hostile frames", () => {
       { weight: 6, arbitrary: helloish.map((h) => ({ text: JSON.stringify(h) })) },
       { weight: 2, arbitrary: clientText.map((text) => ({ text })) },
       { weight: 1, arbitrary: fc.uint8Array({ maxLength: 200 }).map((bytes) => ({ bytes })) },
-      { weight: 1, arbitrary: fc.integer({ min: 2 * 2 ** 20 + 1, max: 4 * 2 ** 20 }).map((n) => ({ text: "x".repeat(n) })) },
+      {
+        weight: 1,
+        arbitrary: fc.integer({ min: 2 * 2 ** 20 + 1, max: 4 * 2 ** 20 }).map((n) => ({ text: "x".repeat(n) })),
+      },
     );
     await fc.assert(
       fc.asyncProperty(first, async (frame) => {
         const before = normal(await gatewayView());
-        const hostile = await recorded(gw.url.replace("http", "ws") + "/relay", { authorization: `Bearer ${TOKENS.gamma}`, "x-drover-project": "gamma" });
+        const hostile = await recorded(gw.url.replace("http", "ws") + "/relay", {
+          authorization: `Bearer ${TOKENS.gamma}`,
+          "x-drover-project": "gamma",
+        });
         hostile.ws.send(frame.bytes ?? frame.text!);
         const hello = _validHello(frame);
         if (hello) {
-          await until(async () => (await gatewayView()).find((p) => p.name === "gamma")!.machines.some((m: any) => m.machine_id === hello && m.connected));
+          await until(async () =>
+            (await gatewayView())
+              .find((p) => p.name === "gamma")!
+              .machines.some((m: any) => m.machine_id === hello && m.connected),
+          );
           const after = normal(await gatewayView());
           expect(after.map((p) => ({ ...p, machines: [] }))).toEqual(before.map((p) => ({ ...p, machines: [] })));
           hostile.ws.close();
@@ -359,7 +453,19 @@ describe("generated hostile frames", () => {
     const anyString = fc.oneof(
       fc.string({ maxLength: 40 }),
       fc.string({ unit: "binary", maxLength: 40 }),
-      fc.constantFrom("", "-x", "a b c d e f g h i j", "0123456789abcdef", "gateway.test", "0.0.0.0", "[::1]", "x".repeat(2000), '"', "\\", "\n"),
+      fc.constantFrom(
+        "",
+        "-x",
+        "a b c d e f g h i j",
+        "0123456789abcdef",
+        "gateway.test",
+        "0.0.0.0",
+        "[::1]",
+        "x".repeat(2000),
+        '"',
+        "\\",
+        "\n",
+      ),
       fc.stringMatching(/^[!-~]{16,40}$/),
       fc.stringMatching(/^[a-z][a-z0-9.-]{0,30}$/),
     );
@@ -383,12 +489,16 @@ describe("generated hostile frames", () => {
         if (outcome.url) {
           expect((await fetch(outcome.url + "/health")).status).toBe(200);
           for (const host of t.hosts ?? []) {
-            if (/^[a-z0-9.-]+$/i.test(host)) expect((await fetch(outcome.url + "/health", { headers: { host } })).status).toBe(200);
+            if (/^[a-z0-9.-]+$/i.test(host))
+              expect((await fetch(outcome.url + "/health", { headers: { host } })).status).toBe(200);
           }
           expect((await fetch(outcome.url + "/health", { headers: { host: "evil.example" } })).status).toBe(403);
           outcome.stop();
         } else {
-          expect({ code: outcome.code, lines: outcome.stderr.trimEnd().split("\n").length }).toEqual({ code: 2, lines: 1 });
+          expect({ code: outcome.code, lines: outcome.stderr.trimEnd().split("\n").length }).toEqual({
+            code: 2,
+            lines: 1,
+          });
           expect(outcome.stderr).toMatch(/^drover: [^\x00-\x1f\x7f]+\n$/);
         }
       }),
@@ -412,7 +522,11 @@ async function startGateway(file: string, toml: string): Promise<GatewayProc> {
   const probe = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response() });
   const port = probe.port!;
   await probe.stop(true);
-  const proc = Bun.spawn([BUN, CLI, "gateway", "--config", file, "--port", String(port)], { stdout: "ignore", stderr: "inherit", env: { ...process.env } });
+  const proc = Bun.spawn([BUN, CLI, "gateway", "--config", file, "--port", String(port)], {
+    stdout: "ignore",
+    stderr: "inherit",
+    env: { ...process.env },
+  });
   const url = `http://127.0.0.1:${port}`;
   await waitHealthy(url, () => proc.exitCode === null);
   return { proc, url, port, pid: proc.pid };
@@ -435,7 +549,9 @@ async function recorded(url: string, headers: Record<string, string>) {
   const ws = new WebSocket(url, { headers } as never);
   const frames: Array<Record<string, any>> = [];
   ws.onmessage = (m) => void frames.push(JSON.parse(String(m.data)));
-  const closed = new Promise<{ code: number; reason: string }>((r) => ws.addEventListener("close", (e) => r({ code: e.code, reason: e.reason })));
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.addEventListener("close", (e) => r({ code: e.code, reason: e.reason })),
+  );
   await new Promise<void>((resolve, reject) => {
     ws.onopen = () => resolve();
     ws.onerror = () => reject(new Error(`Cannot open ${url}`));
@@ -445,7 +561,10 @@ async function recorded(url: string, headers: Record<string, string>) {
 
 /** A relay as a daemon opens it: project and token at the upgrade, then the hello. */
 async function relay(project: keyof typeof TOKENS, machine: string): Promise<Recorded> {
-  const r = await recorded(gw.url.replace("http", "ws") + "/relay", { authorization: `Bearer ${TOKENS[project]}`, "x-drover-project": project });
+  const r = await recorded(gw.url.replace("http", "ws") + "/relay", {
+    authorization: `Bearer ${TOKENS[project]}`,
+    "x-drover-project": project,
+  });
   r.ws.send(JSON.stringify({ type: "hello", project, machine_id: machine, version: "test" }));
   return r;
 }
@@ -454,7 +573,17 @@ function heartbeat(agent: string, machine: string): string {
   const at = new Date().toISOString();
   return JSON.stringify({
     type: "event",
-    event: { type: "heartbeat", at, origin: "local", agent_id: agent, machine_id: machine, last_heartbeat: at, active_item_id: null, state: "idle", clock_skew: false },
+    event: {
+      type: "heartbeat",
+      at,
+      origin: "local",
+      agent_id: agent,
+      machine_id: machine,
+      last_heartbeat: at,
+      active_item_id: null,
+      state: "idle",
+      clock_skew: false,
+    },
   });
 }
 
@@ -462,13 +591,20 @@ function heartbeat(agent: string, machine: string): string {
 async function barrier(r: Recorded, project: string) {
   const marker = `marker-${++seen}`;
   r.ws.send(heartbeat(marker, "marker"));
-  await until(async () => (await api(gw.url, READER, `/api/projects/${project}/agents`)).body.some((a: { agent_id: string }) => a.agent_id === marker));
+  await until(async () =>
+    (await api(gw.url, READER, `/api/projects/${project}/agents`)).body.some(
+      (a: { agent_id: string }) => a.agent_id === marker,
+    ),
+  );
   r.ws.send(gone(marker));
 }
 
 /** Removes a test's own agent again, so that long runs stay under the gateway's agents per machine. */
 function gone(agent: string): string {
-  return JSON.stringify({ type: "event", event: { type: "agent_gone", at: new Date().toISOString(), agent_id: agent } });
+  return JSON.stringify({
+    type: "event",
+    event: { type: "agent_gone", at: new Date().toISOString(), agent_id: agent },
+  });
 }
 
 /** Every project's machines, agents and items as the gateway's API gives them. */
@@ -489,7 +625,9 @@ function normal(view: Array<Record<string, any>>, options: { machines?: boolean 
   return view.map((p) => ({
     name: p.name,
     machines: options.machines === false ? [] : p.machines.map((m: any) => m.machine_id).sort(),
-    agents: p.agents.filter((a: any) => !a.agent_id.startsWith("marker-")).sort((a: any, b: any) => a.agent_id.localeCompare(b.agent_id)),
+    agents: p.agents
+      .filter((a: any) => !a.agent_id.startsWith("marker-"))
+      .sort((a: any, b: any) => a.agent_id.localeCompare(b.agent_id)),
     items: [...p.items].sort((a: any, b: any) => a.id.localeCompare(b.id)),
   }));
 }
@@ -522,7 +660,15 @@ async function gatewayAlive() {
 
 /** A WebSocket upgrade request as fetch sends it: the HTTP answer of a refused upgrade can be read. */
 function upgrade(url: string, headers: Record<string, string>) {
-  return fetch(url, { headers: { upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13", ...headers } });
+  return fetch(url, {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+      ...headers,
+    },
+  });
 }
 
 /** A TCP proxy to the gateway that can stop reading from its clients, as a gateway that stops reading would. */
@@ -587,7 +733,9 @@ interface RelayCase {
 
 /** After the hello: valid snapshots and events (changing the view as they must), the same with one field made hostile, and junk. */
 function _relayCase(nasty: fc.Arbitrary<unknown>): fc.Arbitrary<RelayCase> {
-  const time = fc.date({ min: new Date("2020-01-01"), max: new Date("2030-01-01"), noInvalidDate: true }).map((d) => d.toISOString());
+  const time = fc
+    .date({ min: new Date("2020-01-01"), max: new Date("2030-01-01"), noInvalidDate: true })
+    .map((d) => d.toISOString());
   const agent = fc.record({
     agent_id: fc.stringMatching(/^a-[a-z0-9]{1,12}$/),
     machine_id: fc.constant("hostile-m"),
@@ -613,71 +761,197 @@ function _relayCase(nasty: fc.Arbitrary<unknown>): fc.Arbitrary<RelayCase> {
   const agents = fc.uniqueArray(agent, { maxLength: 5, selector: (a) => a.agent_id });
   const items = fc.uniqueArray(item, { maxLength: 5, selector: (i) => i.id });
   const gammaWith = (before: View, agentsOf: (a: any[]) => any[], itemsOf: (i: any[]) => any[]) =>
-    before.map((p) => (p.name === "gamma" ? normal([{ ...p, machines: p.machines.map((m: string) => ({ machine_id: m })), agents: agentsOf(p.agents), items: itemsOf(p.items) }])[0]! : p));
+    before.map((p) =>
+      p.name === "gamma"
+        ? normal([
+            {
+              ...p,
+              machines: p.machines.map((m: string) => ({ machine_id: m })),
+              agents: agentsOf(p.agents),
+              items: itemsOf(p.items),
+            },
+          ])[0]!
+        : p,
+    );
   const unchanged = (before: View) => before;
   /** One key of `value` (a path into it) set to a hostile value that the schema must refuse. */
-  const corrupt = <T extends Record<string, unknown>>(valid: fc.Arbitrary<T>, refuse: Record<string, fc.Arbitrary<unknown>>) =>
-    fc.tuple(valid, fc.constantFrom(...Object.keys(refuse))).chain(([v, key]) => refuse[key]!.map((bad) => ({ ...v, [key]: bad })));
+  const corrupt = <T extends Record<string, unknown>>(
+    valid: fc.Arbitrary<T>,
+    refuse: Record<string, fc.Arbitrary<unknown>>,
+  ) =>
+    fc
+      .tuple(valid, fc.constantFrom(...Object.keys(refuse)))
+      .chain(([v, key]) => refuse[key]!.map((bad) => ({ ...v, [key]: bad })));
   const notString = nasty.filter((x) => typeof x !== "string");
 
-  const validSnapshot = fc.tuple(agents, items).map(([a, i]): RelayCase => ({
-    text: () => JSON.stringify({ type: "snapshot", at: new Date().toISOString(), agents: a, items: i, timers: 0, triggers: 0 }),
-    expect: (before) => gammaWith(before, () => a, () => i),
-  }));
-  const protoSnapshot = fc.tuple(agents, items).map(([a, i]): RelayCase => ({
-    text: () => _withProto({ type: "snapshot", at: new Date().toISOString(), agents: a, items: i }),
-    expect: (before) => gammaWith(before, () => a, () => i),
-  }));
+  const validSnapshot = fc.tuple(agents, items).map(
+    ([a, i]): RelayCase => ({
+      text: () =>
+        JSON.stringify({ type: "snapshot", at: new Date().toISOString(), agents: a, items: i, timers: 0, triggers: 0 }),
+      expect: (before) =>
+        gammaWith(
+          before,
+          () => a,
+          () => i,
+        ),
+    }),
+  );
+  const protoSnapshot = fc.tuple(agents, items).map(
+    ([a, i]): RelayCase => ({
+      text: () => _withProto({ type: "snapshot", at: new Date().toISOString(), agents: a, items: i }),
+      expect: (before) =>
+        gammaWith(
+          before,
+          () => a,
+          () => i,
+        ),
+    }),
+  );
   const hostileSnapshot = fc
     .tuple(agents, items, fc.constantFrom("agent", "item", "frame"), fc.nat())
     .chain(([a, i, where, at]): fc.Arbitrary<Record<string, unknown>> => {
-      const badAgent = corrupt(agent, { agent_id: notString, status: notString, last_heartbeat: fc.constant(5), clock_skew: fc.constant("yes"), machine_id: fc.constant("m".repeat(129)) });
-      const badItem = corrupt(item, { id: fc.oneof(notString, fc.constant("")), title: fc.constant("t".repeat(501)), labels: fc.oneof(notString, fc.constant(Array(51).fill("l"))), stage: fc.oneof(notString, fc.constant("")), updated_at: notString });
-      if (where === "agent") return fc.oneof(badAgent, nasty).map((bad) => ({ agents: [...a.slice(0, at % (a.length + 1)), bad, ...a.slice(at % (a.length + 1))], items: i }));
-      if (where === "item") return fc.oneof(badItem, nasty).map((bad) => ({ agents: a, items: [...i.slice(0, at % (i.length + 1)), bad, ...i.slice(at % (i.length + 1))] }));
+      const badAgent = corrupt(agent, {
+        agent_id: notString,
+        status: notString,
+        last_heartbeat: fc.constant(5),
+        clock_skew: fc.constant("yes"),
+        machine_id: fc.constant("m".repeat(129)),
+      });
+      const badItem = corrupt(item, {
+        id: fc.oneof(notString, fc.constant("")),
+        title: fc.constant("t".repeat(501)),
+        labels: fc.oneof(notString, fc.constant(Array(51).fill("l"))),
+        stage: fc.oneof(notString, fc.constant("")),
+        updated_at: notString,
+      });
+      if (where === "agent")
+        return fc.oneof(badAgent, nasty).map((bad) => ({
+          agents: [...a.slice(0, at % (a.length + 1)), bad, ...a.slice(at % (a.length + 1))],
+          items: i,
+        }));
+      if (where === "item")
+        return fc.oneof(badItem, nasty).map((bad) => ({
+          agents: a,
+          items: [...i.slice(0, at % (i.length + 1)), bad, ...i.slice(at % (i.length + 1))],
+        }));
       return fc
         .record({ key: fc.constantFrom("type", "at", "agents", "items", "timers"), bad: nasty })
-        .filter(({ key, bad }) => !(key === "timers" && Number.isInteger(bad) && (bad as number) >= 0) && !(key === "agents" || key === "items" ? Array.isArray(bad) && bad.length === 0 : false))
+        .filter(
+          ({ key, bad }) =>
+            !(key === "timers" && Number.isInteger(bad) && (bad as number) >= 0) &&
+            !(key === "agents" || key === "items" ? Array.isArray(bad) && bad.length === 0 : false),
+        )
         .map(({ key, bad }) => ({ agents: a, items: i, [key]: bad }));
     })
-    .map((parts): RelayCase => ({ text: () => JSON.stringify({ type: "snapshot", at: new Date().toISOString(), ...parts }), expect: unchanged }));
-
+    .map(
+      (parts): RelayCase => ({
+        text: () => JSON.stringify({ type: "snapshot", at: new Date().toISOString(), ...parts }),
+        expect: unchanged,
+      }),
+    );
 
   const validHeartbeat = fc.stringMatching(/^h-[a-z0-9]{1,12}$/).map((id): RelayCase => {
     let at = "";
     return {
       text: () => {
         at = new Date().toISOString();
-        return JSON.stringify({ type: "event", event: { type: "heartbeat", at, agent_id: id, machine_id: "hostile-m", last_heartbeat: at, active_item_id: null, state: "idle", clock_skew: false } });
+        return JSON.stringify({
+          type: "event",
+          event: {
+            type: "heartbeat",
+            at,
+            agent_id: id,
+            machine_id: "hostile-m",
+            last_heartbeat: at,
+            active_item_id: null,
+            state: "idle",
+            clock_skew: false,
+          },
+        });
       },
       expect: (before) =>
         gammaWith(
           before,
-          (list) => [...list.filter((a) => a.agent_id !== id), { agent_id: id, machine_id: "hostile-m", status: list.find((a) => a.agent_id === id)?.status ?? "active", last_heartbeat: at, active_item_id: null, state: "idle", paused_until: null, clock_skew: false }],
+          (list) => [
+            ...list.filter((a) => a.agent_id !== id),
+            {
+              agent_id: id,
+              machine_id: "hostile-m",
+              status: list.find((a) => a.agent_id === id)?.status ?? "active",
+              last_heartbeat: at,
+              active_item_id: null,
+              state: "idle",
+              paused_until: null,
+              clock_skew: false,
+            },
+          ],
           (list) => list,
         ),
     };
   });
   const validOther = fc.constant<RelayCase>({
-    text: () => JSON.stringify({ type: "event", event: { type: "timer_added", at: new Date().toISOString(), timer_id: "t1", label: null, next_fire_at: null } }),
+    text: () =>
+      JSON.stringify({
+        type: "event",
+        event: { type: "timer_added", at: new Date().toISOString(), timer_id: "t1", label: null, next_fire_at: null },
+      }),
     expect: unchanged,
   });
   const hostileEvent = fc
     .oneof(
-      fc.record({ type: fc.oneof(fc.constantFrom("launch", "__proto__", "constructor", "toString", "hasOwnProperty"), notString), agent_id: fc.constant("x") }),
-      fc.record({ type: fc.constant("heartbeat"), agent_id: fc.oneof(notString, fc.constant("")), machine_id: fc.constant("m"), last_heartbeat: fc.constant("x"), active_item_id: fc.constant(null), state: fc.constant("idle"), clock_skew: fc.constant(false) }),
-      fc.record({ type: fc.constant("item_created"), item_id: fc.constant("abcde"), item: fc.oneof(nasty, item.map((i) => ({ ...i, id: "other" }))) }),
-      fc.record({ type: fc.constant("agent_status"), agent_id: fc.constant("x"), status: nasty, previous: fc.constant(null) }),
+      fc.record({
+        type: fc.oneof(fc.constantFrom("launch", "__proto__", "constructor", "toString", "hasOwnProperty"), notString),
+        agent_id: fc.constant("x"),
+      }),
+      fc.record({
+        type: fc.constant("heartbeat"),
+        agent_id: fc.oneof(notString, fc.constant("")),
+        machine_id: fc.constant("m"),
+        last_heartbeat: fc.constant("x"),
+        active_item_id: fc.constant(null),
+        state: fc.constant("idle"),
+        clock_skew: fc.constant(false),
+      }),
+      fc.record({
+        type: fc.constant("item_created"),
+        item_id: fc.constant("abcde"),
+        item: fc.oneof(
+          nasty,
+          item.map((i) => ({ ...i, id: "other" })),
+        ),
+      }),
+      fc.record({
+        type: fc.constant("agent_status"),
+        agent_id: fc.constant("x"),
+        status: nasty,
+        previous: fc.constant(null),
+      }),
     )
     .chain((event) => fc.oneof(fc.constant(new Date().toISOString()), nasty).map((at) => ({ ...event, at })))
-    .chain((event) => fc.oneof(fc.constant(event), nasty.filter((v) => v === null || typeof v !== "object")))
+    .chain((event) =>
+      fc.oneof(
+        fc.constant(event),
+        nasty.filter((v) => v === null || typeof v !== "object"),
+      ),
+    )
     .map((event): RelayCase => ({ text: () => JSON.stringify({ type: "event", event }), expect: unchanged }));
   const junk = fc
     .oneof(
       fc.jsonValue().map((v) => JSON.stringify(v)),
       fc.string({ maxLength: 100 }),
-      fc.constantFrom("null", "[]", "{}", '{"type":"event"}', '{"type":"snapshot"}', "[".repeat(100_000) + "]".repeat(100_000)),
-      fc.integer({ min: 1, max: 300_000 }).map((n) => JSON.stringify({ type: "snapshot", at: new Date().toISOString(), agents: Array(n).fill(null), items: [] })),
+      fc.constantFrom(
+        "null",
+        "[]",
+        "{}",
+        '{"type":"event"}',
+        '{"type":"snapshot"}',
+        "[".repeat(100_000) + "]".repeat(100_000),
+      ),
+      fc
+        .integer({ min: 1, max: 300_000 })
+        .map((n) =>
+          JSON.stringify({ type: "snapshot", at: new Date().toISOString(), agents: Array(n).fill(null), items: [] }),
+        ),
       fc.integer({ min: 2 * 2 ** 20 + 1, max: 3 * 2 ** 20 }).map((n) => "x".repeat(n)),
     )
     .map((t): RelayCase => ({ text: () => t, expect: unchanged }));

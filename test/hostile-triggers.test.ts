@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
 import { eventTypeNames } from "../core/events.ts";
 import { STAGES } from "../features/pipeline/stages.ts";
-import { api, BUN, CLI, hostileRuns, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
+import { api, BUN, CLI, type DaemonProc, hostileRuns, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
 const BUDGET = 20;
 const CONFIG = `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nworktrees = false\n[triggers]\nmax_actions_per_event = ${BUDGET}\n`;
@@ -89,12 +89,18 @@ describe("a trigger on trigger_loop_halted", () => {
       db.close();
       const pingPong = [
         { on: { to: "qa" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "coding" } },
-        { on: { from: "qa", to: "coding" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "qa" } },
+        {
+          on: { from: "qa", to: "coding" },
+          mode: "persistent",
+          op: "item.move",
+          args: { id: "$event.item_id", to: "qa" },
+        },
       ];
       for (const t of pingPong) expect((await api(daemon.url, daemon.token, "/api/triggers", t)).status).toBe(201);
       const item = (await api(daemon.url, daemon.token, "/api/items", { title: "ping-pong" })).body;
       const probe = healthProbe(daemon.url);
-      for (const to of ["coding", "qa"]) expect((await api(daemon.url, daemon.token, "/api/ops/item.move", { id: item.id, to })).status).toBe(200);
+      for (const to of ["coding", "qa"])
+        expect((await api(daemon.url, daemon.token, "/api/ops/item.move", { id: item.id, to })).status).toBe(200);
       await ws.waitFor((f) => f.type === "trigger_loop_halted", 10_000).catch(() => undefined);
       await Bun.sleep(1000);
       await probe.stop();
@@ -135,7 +141,8 @@ describe("generated triggers", () => {
         await req.text();
         const path = new URL(req.url).pathname;
         if (path === "/self") return new Response(null, { status: 307, headers: { location: "/ok" } });
-        if (path === "/other") return new Response(null, { status: 302, headers: { location: `http://127.0.0.1:${other.port}/x` } });
+        if (path === "/other")
+          return new Response(null, { status: 302, headers: { location: `http://127.0.0.1:${other.port}/x` } });
         if (path === "/big") return new Response(new Uint8Array(512 * 1024));
         return new Response("ok");
       },
@@ -155,21 +162,23 @@ describe("generated triggers", () => {
 
   const stage = fc.constantFrom(...STAGES);
   // mostly events an item op causes, so chains form; at most one more filter, often one that holds
-  const predicate = fc.tuple(
-    fc.oneof(
-      { weight: 4, arbitrary: fc.constant("item_created") },
-      { weight: 4, arbitrary: fc.constantFrom("transition", "item_updated", "claimed", "trigger_fired") },
-      { weight: 1, arbitrary: fc.constantFrom(...eventTypeNames()) },
-    ),
-    fc.oneof(
-      { weight: 8, arbitrary: fc.constant({}) },
-      { weight: 1, arbitrary: fc.record({ to: stage }) },
-      { weight: 1, arbitrary: fc.record({ from: stage }) },
-      { weight: 1, arbitrary: fc.record({ item: fc.constantFrom("*", "zzzzz") }) },
-      { weight: 1, arbitrary: fc.record({ labels: fc.constantFrom(["x"], ["x", "y"]) }) },
-      { weight: 1, arbitrary: fc.record({ agent: fc.constantFrom("*", "bot-*") }) },
-    ),
-  ).map(([event, filter]) => ({ event, ...filter }));
+  const predicate = fc
+    .tuple(
+      fc.oneof(
+        { weight: 4, arbitrary: fc.constant("item_created") },
+        { weight: 4, arbitrary: fc.constantFrom("transition", "item_updated", "claimed", "trigger_fired") },
+        { weight: 1, arbitrary: fc.constantFrom(...eventTypeNames()) },
+      ),
+      fc.oneof(
+        { weight: 8, arbitrary: fc.constant({}) },
+        { weight: 1, arbitrary: fc.record({ to: stage }) },
+        { weight: 1, arbitrary: fc.record({ from: stage }) },
+        { weight: 1, arbitrary: fc.record({ item: fc.constantFrom("*", "zzzzz") }) },
+        { weight: 1, arbitrary: fc.record({ labels: fc.constantFrom(["x"], ["x", "y"]) }) },
+        { weight: 1, arbitrary: fc.record({ agent: fc.constantFrom("*", "bot-*") }) },
+      ),
+    )
+    .map(([event, filter]) => ({ event, ...filter }));
   const action = fc.oneof(
     {
       weight: 4,
@@ -182,24 +191,34 @@ describe("generated triggers", () => {
       }),
     },
     fc.record({ op: fc.constant("item.move"), args: fc.record({ id: fc.constant("$event.item_id"), to: stage }) }),
-    fc.record({ op: fc.constant("item.claim"), args: fc.record({ id: fc.constant("$event.item_id"), agent: fc.constantFrom("bot-1", "bot-2") }) }),
+    fc.record({
+      op: fc.constant("item.claim"),
+      args: fc.record({ id: fc.constant("$event.item_id"), agent: fc.constantFrom("bot-1", "bot-2") }),
+    }),
     fc.record({ op: fc.constant("items.list"), args: fc.constant({}) }),
     fc.record({ prompt: fc.constantFrom("review $event.item_id", "one more") }),
-    fc.record(
-      {
-        webhook: fc.record(
-          {
-            url: fc.constantFrom("/ok", "/self", "/other", "/big").map((p) => `http://127.0.0.1:${sink.port}${p}`),
-            // the last two are refused when the trigger is made
-            headers: fc.constantFrom({ "x-secret": "s" }, {}, { "x-secret": "s\r\nx-injected: 1" }, { Host: "evil.example" }),
-            body: fc.constantFrom({ id: "$event.item_id" }, "$event.type"),
-          },
-          { requiredKeys: ["url"] },
-        ),
-      },
-    ),
+    fc.record({
+      webhook: fc.record(
+        {
+          url: fc.constantFrom("/ok", "/self", "/other", "/big").map((p) => `http://127.0.0.1:${sink.port}${p}`),
+          // the last two are refused when the trigger is made
+          headers: fc.constantFrom(
+            { "x-secret": "s" },
+            {},
+            { "x-secret": "s\r\nx-injected: 1" },
+            { Host: "evil.example" },
+          ),
+          body: fc.constantFrom({ id: "$event.item_id" }, "$event.type"),
+        },
+        { requiredKeys: ["url"] },
+      ),
+    }),
   );
-  const trigger: fc.Arbitrary<object> = fc.record({ on: predicate, mode: fc.constantFrom("persistent", "persistent", "once"), action });
+  const trigger: fc.Arbitrary<object> = fc.record({
+    on: predicate,
+    mode: fc.constantFrom("persistent", "persistent", "once"),
+    action,
+  });
   /** Always among the cases: triggers that fan out on every event an item causes, past the budget. */
   const wide = (["item_created", "item_created", "trigger_fired", "transition"] as const).map((event) => ({
     on: { event },
@@ -215,7 +234,9 @@ describe("generated triggers", () => {
   test("any triggers, one originating op: at most the budget per chain, /health within 100 ms, the daemon lives, no header leaks", async () => {
     await fc.assert(
       fc.asyncProperty(fc.array(trigger, { minLength: 1, maxLength: 6 }), origin, async (triggers, start) => {
-        for (const t of (await api(daemon.url, daemon.token, "/api/ops/trigger.list", {})).body as Array<{ id: string }>) {
+        for (const t of (await api(daemon.url, daemon.token, "/api/ops/trigger.list", {})).body as Array<{
+          id: string;
+        }>) {
           await api(daemon.url, daemon.token, "/api/ops/trigger.cancel", { id: t.id });
         }
         let stored = 0;
@@ -228,7 +249,8 @@ describe("generated triggers", () => {
         expect((await api(daemon.url, daemon.token, "/api/ops/trigger.list", {})).body).toHaveLength(stored);
         const mark = ws.frames.length;
         const probe = healthProbe(daemon.url);
-        const item = (await api(daemon.url, daemon.token, "/api/items", { title: start.title, labels: start.labels })).body;
+        const item = (await api(daemon.url, daemon.token, "/api/items", { title: start.title, labels: start.labels }))
+          .body;
         if (start.move) await api(daemon.url, daemon.token, "/api/ops/item.move", { id: item.id, to: "coding" });
         await quiet(ws.frames);
         await probe.stop();
@@ -236,11 +258,14 @@ describe("generated triggers", () => {
         expect(daemon.proc.exitCode).toBeNull();
         const frames = ws.frames.slice(mark) as Frame[];
         const perChain = new Map<string, number>();
-        for (const f of frames) if (f.type === "trigger_fired") perChain.set(f.cause.chain, (perChain.get(f.cause.chain) ?? 0) + 1);
+        for (const f of frames)
+          if (f.type === "trigger_fired") perChain.set(f.cause.chain, (perChain.get(f.cause.chain) ?? 0) + 1);
         for (const [chain, n] of perChain) expect({ chain, n, ok: n <= BUDGET }).toEqual({ chain, n, ok: true });
         const halts = frames.filter((f) => f.type === "trigger_loop_halted").map((f) => `${f.cause.chain} ${f.reason}`);
         expect(halts.length).toBe(new Set(halts).size); // each chain reported once per reason
-        expect(frames.filter((f) => f.type === "item_created" && f.cause).length).toBeLessThanOrEqual(BUDGET * Math.max(1, perChain.size));
+        expect(frames.filter((f) => f.type === "item_created" && f.cause).length).toBeLessThanOrEqual(
+          BUDGET * Math.max(1, perChain.size),
+        );
       }),
       { numRuns: hostileRuns(4), examples: [[wide, { title: "origin", labels: ["x"], move: true }]] },
     );

@@ -8,7 +8,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import fc from "fast-check";
 import { features } from "../runtime.ts";
-import { api, BUN, CLI, cli, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
+import { api, BUN, CLI, cli, type DaemonProc, startDaemonProcess, tempProject } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -26,7 +26,20 @@ afterAll(async () => {
 });
 
 const nasty = fc.oneof(
-  fc.constantFrom("../x", "../../etc/passwd", "..\\..\\win", "a/b", "/abs", "%2e%2e%2f", "\u0000", "\u202e", "𝕏".repeat(50), "$event.item_id", "", " "),
+  fc.constantFrom(
+    "../x",
+    "../../etc/passwd",
+    "..\\..\\win",
+    "a/b",
+    "/abs",
+    "%2e%2e%2f",
+    "\u0000",
+    "\u202e",
+    "𝕏".repeat(50),
+    "$event.item_id",
+    "",
+    " ",
+  ),
   fc.string({ maxLength: 40 }),
   fc.string({ unit: "binary", maxLength: 40 }),
   fc.constant("x".repeat(70_000)),
@@ -38,7 +51,12 @@ const nasty = fc.oneof(
   fc.constant(Number.MAX_SAFE_INTEGER),
 );
 const value: fc.Arbitrary<unknown> = fc.letrec((tie) => ({
-  v: fc.oneof({ depthSize: "small" }, nasty, fc.array(tie("v"), { maxLength: 4 }), fc.dictionary(fc.string({ maxLength: 10 }), tie("v"), { maxKeys: 4 })),
+  v: fc.oneof(
+    { depthSize: "small" },
+    nasty,
+    fc.array(tie("v"), { maxLength: 4 }),
+    fc.dictionary(fc.string({ maxLength: 10 }), tie("v"), { maxKeys: 4 }),
+  ),
 })).v;
 
 const opNames = features.flatMap((f) => Object.keys(f.ops ?? {})).filter((n) => n !== "item.start");
@@ -48,7 +66,29 @@ describe("hostile input", () => {
     await fc.assert(
       fc.asyncProperty(
         fc.constantFrom(...opNames),
-        fc.oneof(fc.dictionary(fc.constantFrom("id", "agent", "title", "to", "fence", "item", "until", "in", "op", "args", "on", "mode", "labels", "input_tokens"), value, { maxKeys: 6 }), value),
+        fc.oneof(
+          fc.dictionary(
+            fc.constantFrom(
+              "id",
+              "agent",
+              "title",
+              "to",
+              "fence",
+              "item",
+              "until",
+              "in",
+              "op",
+              "args",
+              "on",
+              "mode",
+              "labels",
+              "input_tokens",
+            ),
+            value,
+            { maxKeys: 6 },
+          ),
+          value,
+        ),
         async (op, body) => {
           const res = await fetch(`${daemon.url}/api/ops/${op}`, {
             method: "POST",
@@ -66,20 +106,41 @@ describe("hostile input", () => {
 
   test("every op over MCP: generated arguments get a result or a tool error, never a protocol failure", async () => {
     const client = new Client({ name: "hostile", version: "1" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(daemon.url + "/mcp"), { requestInit: { headers: { authorization: `Bearer ${daemon.token}` } } }));
-    await fc.assert(
-      fc.asyncProperty(fc.constantFrom(...opNames), fc.dictionary(fc.constantFrom("id", "agent", "title", "to", "fence", "item", "until"), value, { maxKeys: 4 }), async (op, args) => {
-        const result = (await client.callTool({ name: op, arguments: args as Record<string, unknown> })) as { isError?: boolean; content: Array<{ text: string }> };
-        if (result.isError) expect(JSON.parse(result.content[0]!.text).error.code).not.toBe("internal");
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(daemon.url + "/mcp"), {
+        requestInit: { headers: { authorization: `Bearer ${daemon.token}` } },
       }),
+    );
+    await fc.assert(
+      fc.asyncProperty(
+        fc.constantFrom(...opNames),
+        fc.dictionary(fc.constantFrom("id", "agent", "title", "to", "fence", "item", "until"), value, { maxKeys: 4 }),
+        async (op, args) => {
+          const result = (await client.callTool({ name: op, arguments: args as Record<string, unknown> })) as {
+            isError?: boolean;
+            content: Array<{ text: string }>;
+          };
+          if (result.isError) expect(JSON.parse(result.content[0]!.text).error.code).not.toBe("internal");
+        },
+      ),
       { numRuns: 150 },
     );
     await client.close();
   }, 120_000);
 
   test("every op from the CLI: generated flag values exit 0, 1 or 2 with one line, never 3", async () => {
-    const flag = fc.oneof(fc.constantFrom("../x", "-1", "NaN", "[]", "{}", '{"a":', "\u202e", "x".repeat(5000), ""), fc.string({ maxLength: 20 }));
-    const samples = fc.sample(fc.tuple(fc.constantFrom(...opNames), fc.constantFrom("id", "agent", "title", "to", "fence", "until", "args"), flag), { numRuns: 24, seed: 42 });
+    const flag = fc.oneof(
+      fc.constantFrom("../x", "-1", "NaN", "[]", "{}", '{"a":', "\u202e", "x".repeat(5000), ""),
+      fc.string({ maxLength: 20 }),
+    );
+    const samples = fc.sample(
+      fc.tuple(
+        fc.constantFrom(...opNames),
+        fc.constantFrom("id", "agent", "title", "to", "fence", "until", "args"),
+        flag,
+      ),
+      { numRuns: 24, seed: 42 },
+    );
     for (const [op, name, val] of samples) {
       const r = await cli([...op.split("."), `--${name}`, val], project.dir);
       expect({ op, name, val, code: [0, 1, 2].includes(r.code) }).toEqual({ op, name, val, code: true });
@@ -89,7 +150,11 @@ describe("hostile input", () => {
 
   test("bodies that are not JSON, deeply nested, or 10 MB are refused with 4xx", async () => {
     const post = (body: string | Uint8Array<ArrayBuffer>) =>
-      fetch(`${daemon.url}/api/ops/item.create`, { method: "POST", headers: { authorization: `Bearer ${daemon.token}` }, body });
+      fetch(`${daemon.url}/api/ops/item.create`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${daemon.token}` },
+        body,
+      });
     expect((await post("{not json")).status).toBe(400);
     expect((await post("[".repeat(100_000) + "]".repeat(100_000))).status).toBe(400);
     expect((await post(`{"title":${"[".repeat(5000)}1${"]".repeat(5000)}}`)).status).toBe(400);

@@ -12,12 +12,27 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { manualClock } from "../core/clock.ts";
-import { api, BUN, CLI, cli, freePort, startDaemonProcess, tempProject, testRuntime, waitHealthy, type DaemonProc } from "./helpers.ts";
+import {
+  api,
+  BUN,
+  CLI,
+  cli,
+  type DaemonProc,
+  freePort,
+  startDaemonProcess,
+  tempProject,
+  testRuntime,
+  waitHealthy,
+} from "./helpers.ts";
 
 async function post(url: string, token: string, path: string, body: unknown, key?: string) {
   const res = await fetch(url + path, {
     method: "POST",
-    headers: { authorization: `Bearer ${token}`, "content-type": "application/json", ...(key ? { "idempotency-key": key } : {}) },
+    headers: {
+      authorization: `Bearer ${token}`,
+      "content-type": "application/json",
+      ...(key ? { "idempotency-key": key } : {}),
+    },
     body: JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
@@ -35,7 +50,10 @@ describe("one key, one effect, on every front door", () => {
     project.cleanup();
   });
 
-  const titled = async (title: string) => ((await api(daemon.url, daemon.token, "/api/items")).body as Array<{ title: string }>).filter((i) => i.title === title);
+  const titled = async (title: string) =>
+    ((await api(daemon.url, daemon.token, "/api/items")).body as Array<{ title: string }>).filter(
+      (i) => i.title === title,
+    );
 
   test("HTTP: the same Idempotency-Key answers the first result, on op routes and REST routes alike", async () => {
     const first = await post(daemon.url, daemon.token, "/api/ops/item.create", { title: "once over http" }, "k-http-1");
@@ -52,14 +70,29 @@ describe("one key, one effect, on every front door", () => {
 
   test("MCP and the CLI: the field idempotency_key does the same", async () => {
     const client = new Client({ name: "t", version: "1" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(daemon.url + "/mcp"), { requestInit: { headers: { authorization: `Bearer ${daemon.token}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(daemon.url + "/mcp"), {
+        requestInit: { headers: { authorization: `Bearer ${daemon.token}` } },
+      }),
+    );
     const tools = await client.listTools();
-    expect((tools.tools.find((t) => t.name === "item.create")!.inputSchema.properties as Record<string, unknown>).idempotency_key).toBeDefined();
-    expect((tools.tools.find((t) => t.name === "items.list")!.inputSchema.properties as Record<string, unknown>).idempotency_key).toBeUndefined();
-    const call = () => client.callTool({ name: "item.create", arguments: { title: "once over mcp", idempotency_key: "k-mcp" } }) as Promise<{ content: Array<{ text: string }> }>;
+    expect(
+      (tools.tools.find((t) => t.name === "item.create")!.inputSchema.properties as Record<string, unknown>)
+        .idempotency_key,
+    ).toBeDefined();
+    expect(
+      (tools.tools.find((t) => t.name === "items.list")!.inputSchema.properties as Record<string, unknown>)
+        .idempotency_key,
+    ).toBeUndefined();
+    const call = () =>
+      client.callTool({
+        name: "item.create",
+        arguments: { title: "once over mcp", idempotency_key: "k-mcp" },
+      }) as Promise<{ content: Array<{ text: string }> }>;
     expect((await call()).content[0]!.text).toBe((await call()).content[0]!.text);
     await client.close();
-    const run = () => cli(["item", "create", "--title", "once from the cli", "--idempotency_key", "k-cli", "--json"], project.dir);
+    const run = () =>
+      cli(["item", "create", "--title", "once from the cli", "--idempotency_key", "k-cli", "--json"], project.dir);
     expect(JSON.parse((await run()).stdout)).toEqual(JSON.parse((await run()).stdout));
     expect(await titled("once over mcp")).toHaveLength(1);
     expect(await titled("once from the cli")).toHaveLength(1);
@@ -69,16 +102,32 @@ describe("one key, one effect, on every front door", () => {
     await post(daemon.url, daemon.token, "/api/ops/item.create", { title: "a" }, "k-reuse");
     const other = await post(daemon.url, daemon.token, "/api/ops/item.create", { title: "b" }, "k-reuse");
     expect(other.status).toBe(409);
-    expect(other.body.error.message).toBe('Cannot use idempotency key "k-reuse" again: it was used for another request (op "item.create")');
+    expect(other.body.error.message).toBe(
+      'Cannot use idempotency key "k-reuse" again: it was used for another request (op "item.create")',
+    );
     const item = (await post(daemon.url, daemon.token, "/api/ops/item.create", { title: "held" })).body;
     await post(daemon.url, daemon.token, "/api/ops/item.claim", { id: item.id, agent: "holder" });
-    const refused = await post(daemon.url, daemon.token, "/api/ops/item.claim", { id: item.id, agent: "other" }, "k-refused");
+    const refused = await post(
+      daemon.url,
+      daemon.token,
+      "/api/ops/item.claim",
+      { id: item.id, agent: "other" },
+      "k-refused",
+    );
     await post(daemon.url, daemon.token, "/api/ops/item.release", { id: item.id, agent: "holder", fence: 1 });
-    const retried = await post(daemon.url, daemon.token, "/api/ops/item.claim", { id: item.id, agent: "other" }, "k-refused");
+    const retried = await post(
+      daemon.url,
+      daemon.token,
+      "/api/ops/item.claim",
+      { id: item.id, agent: "other" },
+      "k-refused",
+    );
     expect([refused.status, retried.status]).toEqual([409, 409]);
     expect(retried.body).toEqual(refused.body);
     expect((await post(daemon.url, daemon.token, "/api/ops/items.list", { idempotency_key: "x" })).status).toBe(400);
-    expect((await post(daemon.url, daemon.token, "/api/ops/item.create", { title: "x" }, "bad key with spaces")).status).toBe(400);
+    expect(
+      (await post(daemon.url, daemon.token, "/api/ops/item.create", { title: "x" }, "bad key with spaces")).status,
+    ).toBe(400);
   });
 
   test("an op that runs ops (item.start: claim, move) answers its retry without a second claim", async () => {
@@ -95,7 +144,10 @@ test("keys are remembered for 24 hours", async () => {
   const clock = manualClock("2026-03-01T00:00:00Z");
   const { rt } = await testRuntime(project.paths, { clock });
   try {
-    const make = () => rt.ops.run("item.create", { title: "daily", idempotency_key: "k-day" }, { via: "http" }) as Promise<{ id: string }>;
+    const make = () =>
+      rt.ops.run("item.create", { title: "daily", idempotency_key: "k-day" }, { via: "http" }) as Promise<{
+        id: string;
+      }>;
     const first = await make();
     clock.advance(23 * 3600_000);
     expect((await make()).id).toBe(first.id);
@@ -110,14 +162,22 @@ test("keys are remembered for 24 hours", async () => {
 
 describe("retries after the answer was lost", () => {
   test("kill -9 of the daemon mid-request: every request retried with its key until answered leaves exactly one item per key", async () => {
-    const project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nworktrees = false\n' });
+    const project = await tempProject({
+      config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nworktrees = false\n',
+    });
     const port = await freePort();
     let daemon = await startDaemonProcess([BUN, CLI], project.paths, {}, port);
     const answered = new Map<string, string>();
     try {
       const send = async (i: number) => {
         for (;;) {
-          const r = await post(daemon.url, daemon.token, "/api/ops/item.create", { title: `keyed ${i}` }, `k-kill-${i}`).catch(() => null);
+          const r = await post(
+            daemon.url,
+            daemon.token,
+            "/api/ops/item.create",
+            { title: `keyed ${i}` },
+            `k-kill-${i}`,
+          ).catch(() => null);
           if (r?.status === 200) return void answered.set(`keyed ${i}`, r.body.id);
           await Bun.sleep(50);
         }
@@ -152,7 +212,9 @@ describe("retries after the answer was lost", () => {
       'exec "$2" "$3" serve --port "$4"',
     ].join(" && ");
     const flags = process.getuid?.() === 0 ? "-m" : "-Urm";
-    const proc = spawn("unshare", [flags, "sh", "-c", script, "sh", dir, BUN, CLI, String(port)], { stdio: ["ignore", "ignore", "pipe"] });
+    const proc = spawn("unshare", [flags, "sh", "-c", script, "sh", dir, BUN, CLI, String(port)], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     const url = `http://127.0.0.1:${port}`;
     try {
       await waitHealthy(url, () => proc.exitCode === null);
@@ -164,7 +226,9 @@ describe("retries after the answer was lost", () => {
       let i = 0;
       let failed = -1;
       for (; i < 200 && failed < 0; i++) {
-        const r = await post(url, token, "/api/ops/item.create", { title: `full ${i}`, body }, `k-full-${i}`).catch(() => ({ status: 0, body: null }));
+        const r = await post(url, token, "/api/ops/item.create", { title: `full ${i}`, body }, `k-full-${i}`).catch(
+          () => ({ status: 0, body: null }),
+        );
         outcomes.push(r.status);
         if (r.status !== 200) failed = i;
       }
@@ -172,7 +236,11 @@ describe("retries after the answer was lost", () => {
       expect(outcomes[failed]).toBeGreaterThanOrEqual(500);
       // the case that duplicated items: the 500 came after the commit that made the item (its working file or
       // its SQLite record did not fit)
-      const hubLog = execFileSync("git", ["--git-dir", `${inside}/.drover/hub/.git`, "log", "--format=%b", "drover/hub"], { encoding: "utf8" });
+      const hubLog = execFileSync(
+        "git",
+        ["--git-dir", `${inside}/.drover/hub/.git`, "log", "--format=%b", "drover/hub"],
+        { encoding: "utf8" },
+      );
       expect(hubLog).toContain(`"title":"full ${failed}"`);
       unlinkSync(`${inside}/ballast`);
       // every request made so far, retried with its key: each answers, and each title exists once

@@ -1,9 +1,9 @@
 /** Agents plug in: Claude Code and Codex hooks, MCP registration, the agent instructions. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { parseClaudeHook, recordHook, THROTTLE_MS } from "../cli/hook.ts";
 import { canonicalJson } from "../core/json.ts";
 import { itemPath } from "../features/pipeline/item.ts";
@@ -13,18 +13,37 @@ let project: Awaited<ReturnType<typeof tempProject>>;
 beforeEach(async () => (project = await tempProject()));
 afterEach(() => project.cleanup());
 
-const fixture = (event: string, cwd: string) => readFileSync(join(ROOT, "test", "fixtures", "claude-hooks", `${event}.json`), "utf8").replace('"CWD"', JSON.stringify(cwd));
-const beat = (agent: string) => JSON.parse(readFileSync(join(project.paths.hub, "heartbeats", `${agent}.json`), "utf8"));
+const fixture = (event: string, cwd: string) =>
+  readFileSync(join(ROOT, "test", "fixtures", "claude-hooks", `${event}.json`), "utf8").replace(
+    '"CWD"',
+    JSON.stringify(cwd),
+  );
+const beat = (agent: string) =>
+  JSON.parse(readFileSync(join(project.paths.hub, "heartbeats", `${agent}.json`), "utf8"));
 
 describe("drover hook claude", () => {
   test("each hook event becomes a heartbeat with the right state; other events are ignored", () => {
     const env = {};
-    const expected: Array<[string, string]> = [["SessionStart", "idle"], ["PostToolUse", "working"], ["Stop", "idle"], ["SessionEnd", "exiting"]];
+    const expected: Array<[string, string]> = [
+      ["SessionStart", "idle"],
+      ["PostToolUse", "working"],
+      ["Stop", "idle"],
+      ["SessionEnd", "exiting"],
+    ];
     let now = Date.parse("2026-09-01T10:00:00Z");
     for (const [event, state] of expected) {
-      const out = recordHook(parseClaudeHook(fixture(event, project.dir))!, { paths: project.paths, prefix: "claude", env, now: (now += 1000) });
+      const out = recordHook(parseClaudeHook(fixture(event, project.dir))!, {
+        paths: project.paths,
+        prefix: "claude",
+        env,
+        now: (now += 1000),
+      });
       expect(out).toEqual({ agent: "claude-8f14e45f", item: null, state: state as never, written: true });
-      expect(beat("claude-8f14e45f")).toMatchObject({ state, active_item_id: null, last_heartbeat: new Date(now).toISOString() });
+      expect(beat("claude-8f14e45f")).toMatchObject({
+        state,
+        active_item_id: null,
+        last_heartbeat: new Date(now).toISOString(),
+      });
     }
     expect(parseClaudeHook(fixture("Notification", project.dir))).toBeNull();
   });
@@ -32,11 +51,18 @@ describe("drover hook claude", () => {
   test("a burst of tool calls writes once per 15 s; a change of state is written at once", () => {
     const input = parseClaudeHook(fixture("PostToolUse", project.dir))!;
     const t0 = Date.parse("2026-09-01T10:00:00Z");
-    const writes = Array.from({ length: 50 }, (_, i) => recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + i * 200 }).written);
+    const writes = Array.from(
+      { length: 50 },
+      (_, i) => recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + i * 200 }).written,
+    );
     expect(writes.filter(Boolean)).toHaveLength(1);
-    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS }).written).toBe(true);
+    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS }).written).toBe(
+      true,
+    );
     const stop = parseClaudeHook(fixture("Stop", project.dir))!;
-    expect(recordHook(stop, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS + 10 }).written).toBe(true);
+    expect(
+      recordHook(stop, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS + 10 }).written,
+    ).toBe(true);
     expect(beat("claude-8f14e45f").state).toBe("idle");
   });
 
@@ -47,15 +73,25 @@ describe("drover hook claude", () => {
     mkdirSync(join(project.paths.hub, "items", "k7"), { recursive: true });
     writeFileSync(join(project.paths.hub, itemPath("k7q2m")), canonicalJson(item));
     const input = parseClaudeHook(fixture("PostToolUse", worktree))!;
-    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: 1 })).toMatchObject({ agent: "agent-7", item: "k7q2m" });
-    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: { DROVER_AGENT: "named" }, now: 2 })).toMatchObject({ agent: "named", item: "k7q2m" });
+    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: 1 })).toMatchObject({
+      agent: "agent-7",
+      item: "k7q2m",
+    });
+    expect(
+      recordHook(input, { paths: project.paths, prefix: "claude", env: { DROVER_AGENT: "named" }, now: 2 }),
+    ).toMatchObject({ agent: "named", item: "k7q2m" });
     expect(beat("agent-7").active_item_id).toBe("k7q2m");
   });
 
   test("the compiled hook exits 0 within 500 ms with the daemon down, the hub locked, or garbage on stdin", async () => {
     const timed = async (stdin: string) => {
       const started = performance.now();
-      const proc = Bun.spawn([BINARY, "hook", "claude"], { cwd: project.dir, stdin: new TextEncoder().encode(stdin), stdout: "pipe", stderr: "pipe" });
+      const proc = Bun.spawn([BINARY, "hook", "claude"], {
+        cwd: project.dir,
+        stdin: new TextEncoder().encode(stdin),
+        stdout: "pipe",
+        stderr: "pipe",
+      });
       const code = await proc.exited;
       return { code, ms: performance.now() - started };
     };
@@ -65,7 +101,11 @@ describe("drover hook claude", () => {
     expect(beat("claude-8f14e45f").state).toBe("working");
 
     const holder = Bun.spawn(
-      [process.execPath, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "hub/lock.ts"))}); const l = createFileLock(${JSON.stringify(project.paths.lock)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
+      [
+        process.execPath,
+        "-e",
+        `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "hub/lock.ts"))}); const l = createFileLock(${JSON.stringify(project.paths.lock)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`,
+      ],
       { stdout: "pipe" },
     );
     await holder.stdout.getReader().read();
@@ -84,7 +124,14 @@ describe("drover hook claude", () => {
   });
 
   test("drover hook codex maps a finished turn to idle", async () => {
-    const payload = JSON.stringify({ type: "agent-turn-complete", "thread-id": "b5f6c1c2-1111", "turn-id": "12345", cwd: project.dir, "input-messages": ["x"], "last-assistant-message": "done" });
+    const payload = JSON.stringify({
+      type: "agent-turn-complete",
+      "thread-id": "b5f6c1c2-1111",
+      "turn-id": "12345",
+      cwd: project.dir,
+      "input-messages": ["x"],
+      "last-assistant-message": "done",
+    });
     const r = await cli(["hook", "codex", payload], project.dir);
     expect(r.code).toBe(0);
     expect(beat("codex-b5f6c1c2")).toMatchObject({ state: "idle" });
@@ -120,7 +167,9 @@ describe("drover integrate", () => {
     expect((await cli(["integrate", "claude"], project.dir)).code).toBe(0);
     expect(readFileSync(file, "utf8")).toBe(before);
     expect(statSync(file).mtimeMs).toBe(mtime);
-    expect(readFileSync(join(project.dir, ".mcp.json"), "utf8")).not.toContain(readFileSync(project.paths.token, "utf8").trim());
+    expect(readFileSync(join(project.dir, ".mcp.json"), "utf8")).not.toContain(
+      readFileSync(project.paths.token, "utf8").trim(),
+    );
   });
 
   test("claude: a settings file that is not JSON is left alone with a clear error", async () => {
@@ -139,7 +188,9 @@ describe("drover integrate", () => {
       const entry = JSON.parse(readFileSync(join(project.dir, ".mcp.json"), "utf8")).mcpServers.drover;
       const env: Record<string, string> = { DROVER_TOKEN: daemon.token };
       const expand = (s: string) => s.replace(/\$\{([A-Z_]+)\}/g, (_, name) => env[name] ?? "");
-      const headers = Object.fromEntries(Object.entries(entry.headers as Record<string, string>).map(([k, v]) => [k, expand(v)]));
+      const headers = Object.fromEntries(
+        Object.entries(entry.headers as Record<string, string>).map(([k, v]) => [k, expand(v)]),
+      );
       const client = new Client({ name: "as-configured", version: "1" });
       await client.connect(new StreamableHTTPClientTransport(new URL(expand(entry.url)), { requestInit: { headers } }));
       expect((await client.listTools()).tools.map((t) => t.name)).toContain("item.next");

@@ -25,22 +25,52 @@ export interface Mutation {
 /** The kinds of hostile entry a mutation can put somewhere. */
 export type Hostile = "file" | "folder" | "symlink" | "submodule" | "executable" | "oversized" | "bomb";
 
-export const HOSTILE: readonly Hostile[] = ["file", "folder", "symlink", "submodule", "executable", "oversized", "bomb"];
+export const HOSTILE: readonly Hostile[] = [
+  "file",
+  "folder",
+  "symlink",
+  "submodule",
+  "executable",
+  "oversized",
+  "bomb",
+];
 
 /** Paths of the hub's layout at every level, plus odd names beside them. */
 export function hubPaths(itemIds: string[]): string[] {
   const items = itemIds.flatMap((id) => [`items/${id.slice(0, 2)}`, `items/${id.slice(0, 2)}/${id}.json`]);
-  return ["meta.json", "heartbeats", "heartbeats/intruder.json", "items", ...items, "items/zz", "notes", ".git", "-rf", "a b", "items/ab/..", "heartbeats/ünï.json"];
+  return [
+    "meta.json",
+    "heartbeats",
+    "heartbeats/intruder.json",
+    "items",
+    ...items,
+    "items/zz",
+    "notes",
+    ".git",
+    "-rf",
+    "a b",
+    "items/ab/..",
+    "heartbeats/ünï.json",
+  ];
 }
 
 export function git(bare: string, args: string[], input?: string | Buffer): string {
-  return execFileSync("git", ["--git-dir", bare, ...args], { input, encoding: "utf8", maxBuffer: 1 << 28, stdio: ["pipe", "pipe", "pipe"] }).trim();
+  return execFileSync("git", ["--git-dir", bare, ...args], {
+    input,
+    encoding: "utf8",
+    maxBuffer: 1 << 28,
+    stdio: ["pipe", "pipe", "pipe"],
+  }).trim();
 }
 
 /** A blob in the remote: text, or `bytes` zeros (compressed to almost nothing: a bomb). */
 export function blob(bare: string, content: string | { zeros: number }): string {
   if (typeof content === "string") return git(bare, ["hash-object", "-w", "--stdin"], content);
-  return execFileSync("sh", ["-c", `head -c ${content.zeros} /dev/zero | git --git-dir "$0" hash-object -w --stdin`, bare], { encoding: "utf8" }).trim();
+  return execFileSync(
+    "sh",
+    ["-c", `head -c ${content.zeros} /dev/zero | git --git-dir "$0" hash-object -w --stdin`, bare],
+    { encoding: "utf8" },
+  ).trim();
 }
 
 /** The entry a hostile kind stands for (`bombBytes`: how large a bomb inflates). */
@@ -50,7 +80,11 @@ export function hostileEntry(bare: string, kind: Hostile, options: { bombBytes?:
     case "file":
       return { mode: "100644", type: "blob", oid: blob(bare, '{"not":"what belongs here"}\n') };
     case "folder":
-      return { mode: "040000", type: "tree", oid: git(bare, ["mktree"], `100644 blob ${blob(bare, "{}\n")}\tinside.json\n`) };
+      return {
+        mode: "040000",
+        type: "tree",
+        oid: git(bare, ["mktree"], `100644 blob ${blob(bare, "{}\n")}\tinside.json\n`),
+      };
     case "symlink":
       return { mode: "120000", type: "blob", oid: blob(bare, "../../../../../../etc/passwd") };
     case "submodule":
@@ -69,7 +103,18 @@ export function pushTree(bare: string, mutations: Mutation[], message = "a teamm
   const head = git(bare, ["rev-parse", BRANCH]);
   let tree = git(bare, ["rev-parse", `${head}^{tree}`]);
   for (const m of mutations) tree = _setEntry(bare, tree, m.path.split("/"), m.entry);
-  const commit = git(bare, ["-c", "user.name=intruder", "-c", "user.email=i@x", "commit-tree", tree, "-p", head, "-m", message]);
+  const commit = git(bare, [
+    "-c",
+    "user.name=intruder",
+    "-c",
+    "user.email=i@x",
+    "commit-tree",
+    tree,
+    "-p",
+    head,
+    "-m",
+    message,
+  ]);
   git(bare, ["update-ref", BRANCH, commit, head]);
   return commit;
 }
@@ -83,14 +128,28 @@ export function rewind(bare: string, steps: number): { from: string; to: string 
 }
 
 /** Replaces the hub branch with a commit that does not descend from its head (a rewrite of history). */
-export function rewrite(bare: string, options: { stepsBack: number; files?: Record<string, string> }): { from: string; to: string } {
+export function rewrite(
+  bare: string,
+  options: { stepsBack: number; files?: Record<string, string> },
+): { from: string; to: string } {
   const from = git(bare, ["rev-parse", BRANCH]);
   const base = git(bare, ["rev-parse", `${from}~${options.stepsBack}`]);
   let tree = git(bare, ["rev-parse", `${base}^{tree}`]);
   for (const [path, text] of Object.entries(options.files ?? { "heartbeats/rewriter.json": "{}\n" })) {
     tree = _setEntry(bare, tree, path.split("/"), { mode: "100644", type: "blob", oid: blob(bare, text) });
   }
-  const to = git(bare, ["-c", "user.name=intruder", "-c", "user.email=i@x", "commit-tree", tree, "-p", base, "-m", "rewritten"]);
+  const to = git(bare, [
+    "-c",
+    "user.name=intruder",
+    "-c",
+    "user.email=i@x",
+    "commit-tree",
+    tree,
+    "-p",
+    base,
+    "-m",
+    "rewritten",
+  ]);
   git(bare, ["update-ref", BRANCH, to, from]);
   return { from, to };
 }
@@ -116,7 +175,11 @@ function _setEntry(bare: string, tree: string | null, parts: string[], entry: En
     else entries.delete(name);
   } else {
     const current = entries.get(name);
-    entries.set(name, { mode: "040000", type: "tree", oid: _setEntry(bare, current?.type === "tree" ? current.oid : null, rest, entry) });
+    entries.set(name, {
+      mode: "040000",
+      type: "tree",
+      oid: _setEntry(bare, current?.type === "tree" ? current.oid : null, rest, entry),
+    });
   }
   const text = [...entries].map(([n, e]) => `${e.mode} ${e.type} ${e.oid}\t${n}`).join("\0");
   return git(bare, ["mktree", "-z", "--missing"], text ? text + "\0" : "");

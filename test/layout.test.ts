@@ -7,9 +7,9 @@
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
+import { configSchema } from "../core/config.ts";
 import { coreErrorCodes } from "../core/errors.ts";
 import { coreEventTypes } from "../core/events.ts";
-import { configSchema } from "../core/config.ts";
 import type { Feature } from "../core/feature.ts";
 import hub from "../hub/index.ts";
 import { features } from "../runtime.ts";
@@ -20,7 +20,11 @@ const ROOT = resolve(import.meta.dir, "..");
 const RULES: Array<{ folder: RegExp; may: (target: string, from: string) => boolean; says: string }> = [
   { folder: /^core\//, may: (t) => t.startsWith("core/"), says: "core imports only core" },
   { folder: /^hub\//, may: (t) => /^(core|hub)\//.test(t), says: "the hub layer imports only core and hub" },
-  { folder: /^web\//, may: (t) => /^(core|web)\//.test(t) || t.endsWith(".html"), says: "web imports only core and web" },
+  {
+    folder: /^web\//,
+    may: (t) => /^(core|web)\//.test(t) || t.endsWith(".html"),
+    says: "web imports only core and web",
+  },
   {
     folder: /^(features\/[^/]+|test\/fixtures\/features\/[^/]+)\//,
     may: (t, from) => /^(core|hub|web)\//.test(t) || t.startsWith(_featureFolder(from)),
@@ -33,7 +37,15 @@ describe("imports go downwards", () => {
   const files = _sources();
 
   test("the rules see every layer's files", () => {
-    for (const folder of ["core/", "hub/", "web/", "server/", "features/pipeline/", "features/sync/", "test/fixtures/features/"]) {
+    for (const folder of [
+      "core/",
+      "hub/",
+      "web/",
+      "server/",
+      "features/pipeline/",
+      "features/sync/",
+      "test/fixtures/features/",
+    ]) {
       expect(files.some((f) => f.startsWith(folder))).toBe(true);
     }
   });
@@ -73,7 +85,9 @@ describe("core names no feature", () => {
       for (const part of f.config ?? []) if (!coreSections.has(part.section)) names.add(part.section);
     }
     expect(names.size).toBeGreaterThan(40);
-    expect([...names].filter((n) => core.includes(`"${n}"`) || core.includes(`'${n}'`) || core.includes(`\`${n}\``))).toEqual([]);
+    expect(
+      [...names].filter((n) => core.includes(`"${n}"`) || core.includes(`'${n}'`) || core.includes(`\`${n}\``)),
+    ).toEqual([]);
   });
 
   test("every config section but the runtime's own comes from a feature or the hub layer", () => {
@@ -90,7 +104,8 @@ function _sources(): string[] {
     for (const entry of readdirSync(join(ROOT, dir), { withFileTypes: true })) {
       const path = dir ? `${dir}/${entry.name}` : entry.name;
       if (entry.isDirectory()) {
-        if (!["node_modules", "dist", ".git", ".bench-work"].includes(entry.name) && !entry.name.startsWith(".")) walk(path);
+        if (!["node_modules", "dist", ".git", ".bench-work"].includes(entry.name) && !entry.name.startsWith("."))
+          walk(path);
       } else if (entry.name.endsWith(".ts")) out.push(path);
     }
   };
@@ -101,14 +116,18 @@ function _sources(): string[] {
 /** The project files a source file imports (static, dynamic and type-only), relative to the root. */
 function _imports(file: string): string[] {
   const text = readFileSync(join(ROOT, file), "utf8");
-  const specifiers = [...text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)["']([^"']+)["']/g)].map((m) => m[1]!);
+  const specifiers = [...text.matchAll(/(?:\bfrom\s+|\bimport\s*\(\s*|\bimport\s+)["']([^"']+)["']/g)].map(
+    (m) => m[1]!,
+  );
   return specifiers.filter((s) => s.startsWith(".")).map((s) => relative(ROOT, resolve(ROOT, dirname(file), s)));
 }
 
 /** The modules a source file merges declarations into (`declare module "…"`), relative to the root. */
 function _augmented(file: string): string[] {
   const text = readFileSync(join(ROOT, file), "utf8");
-  return [...text.matchAll(/declare module\s+["'](\.[^"']+)["']/g)].map((m) => relative(ROOT, resolve(ROOT, dirname(file), m[1]!)));
+  return [...text.matchAll(/declare module\s+["'](\.[^"']+)["']/g)].map((m) =>
+    relative(ROOT, resolve(ROOT, dirname(file), m[1]!)),
+  );
 }
 
 function _featureFolder(file: string): string {

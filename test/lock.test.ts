@@ -10,7 +10,11 @@ describe("hub lock", () => {
     const dir = mkdtempSync(join(tmpdir(), "drover-lock-"));
     const file = join(dir, "hub.lock");
     const holder = Bun.spawn(
-      [BUN, "-e", `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "hub/lock.ts"))}); const l = createFileLock(${JSON.stringify(file)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`],
+      [
+        BUN,
+        "-e",
+        `const { createFileLock } = await import(${JSON.stringify(join(ROOT, "hub/lock.ts"))}); const l = createFileLock(${JSON.stringify(file)}); await l.acquire(); console.log("held"); await Bun.sleep(60000);`,
+      ],
       { stdout: "pipe" },
     );
     const reader = holder.stdout.getReader();

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { itemPath } from "../features/pipeline/item.ts";
-import { api, BUN, CLI, cli, startDaemonProcess, tempProject, wsClient, type DaemonProc } from "./helpers.ts";
+import { api, BUN, CLI, cli, type DaemonProc, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -20,9 +20,14 @@ afterAll(async () => {
 
 describe("pipeline across processes", () => {
   test("item.next from 10 concurrent clients (5 HTTP, 5 CLI processes) on 5 ready items: 5 distinct winners", async () => {
-    for (let i = 0; i < 5; i++) expect((await api(daemon.url, daemon.token, "/api/items", { title: `ready ${i}` })).status).toBe(201);
+    for (let i = 0; i < 5; i++)
+      expect((await api(daemon.url, daemon.token, "/api/items", { title: `ready ${i}` })).status).toBe(201);
     const http = Array.from({ length: 5 }, (_, i) =>
-      api(daemon.url, daemon.token, "/api/next", { agent: `http-${i}` }).then((r) => ({ via: "http", id: r.body.item?.id as string | undefined, refused: r.body.item === null })),
+      api(daemon.url, daemon.token, "/api/next", { agent: `http-${i}` }).then((r) => ({
+        via: "http",
+        id: r.body.item?.id as string | undefined,
+        refused: r.body.item === null,
+      })),
     );
     const procs = Array.from({ length: 5 }, (_, i) =>
       cli(["item", "next", "--agent", `cli-${i}`, "--json"], project.dir).then((r) => {
@@ -36,7 +41,9 @@ describe("pipeline across processes", () => {
     expect(winners).toHaveLength(5);
     expect(new Set(winners).size).toBe(5);
     expect(results.filter((r) => r.refused)).toHaveLength(5);
-    const coding = (await api(daemon.url, daemon.token, "/api/items?stage=coding")).body as Array<{ claim: { fence: number } }>;
+    const coding = (await api(daemon.url, daemon.token, "/api/items?stage=coding")).body as Array<{
+      claim: { fence: number };
+    }>;
     expect(coding).toHaveLength(5);
     for (const item of coding) expect(item.claim.fence).toBe(1);
   }, 30_000);
@@ -44,7 +51,10 @@ describe("pipeline across processes", () => {
   test("a CLI item move while the daemon runs reaches a WebSocket client as a transition", async () => {
     const client = await wsClient(daemon.url, daemon.token);
     const item = (await api(daemon.url, daemon.token, "/api/items", { title: "moved by the cli" })).body;
-    const moved = await cli(["item", "move", "--id", item.id, "--to", "blocked", "--reason", "waiting on review"], project.dir);
+    const moved = await cli(
+      ["item", "move", "--id", item.id, "--to", "blocked", "--reason", "waiting on review"],
+      project.dir,
+    );
     expect(moved.code).toBe(0);
     const frame = await client.waitFor((f) => f.type === "transition" && f.item_id === item.id);
     expect(frame).toMatchObject({ from: "backlog", to: "blocked", reason: "waiting on review", origin: "local" });
@@ -78,7 +88,9 @@ describe("pipeline across processes", () => {
       expect((await api(daemon.url, daemon.token, `/api/items/${id}`)).status).toBe(400);
     }
     expect((await api(daemon.url, daemon.token, "/api/ops/item.claim", { id: "../x", agent: "a" })).status).toBe(400);
-    expect((await api(daemon.url, daemon.token, "/api/ops/item.claim", { id: item.id, agent: "../evil" })).status).toBe(400);
+    expect((await api(daemon.url, daemon.token, "/api/ops/item.claim", { id: item.id, agent: "../evil" })).status).toBe(
+      400,
+    );
     expect((await api(daemon.url, daemon.token, "/api/log?limit=notanumber")).status).toBe(400);
   });
 

@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { manualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { Item } from "../features/pipeline/item.ts";
-import { checkMove, isLegalMove, STAGES, TRANSITIONS, type Stage } from "../features/pipeline/stages.ts";
+import { checkMove, isLegalMove, STAGES, type Stage, TRANSITIONS } from "../features/pipeline/stages.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
 // SPEC §5's table, written out again on purpose: the test must not derive its answers from the code it checks
@@ -51,9 +51,24 @@ describe("random op sequences", () => {
     const { rt } = await testRuntime(project.paths, { clock });
     const agents = ["a1", "a2", "a3"];
     const op = fc.oneof(
-      fc.record({ kind: fc.constant("move" as const), item: fc.nat(3), to: fc.constantFrom(...STAGES), force: fc.boolean() }),
-      fc.record({ kind: fc.constant("claim" as const), item: fc.nat(3), agent: fc.constantFrom(...agents), ttl: fc.integer({ min: 1, max: 30 }) }),
-      fc.record({ kind: fc.constant("release" as const), item: fc.nat(3), agent: fc.constantFrom(...agents), stale: fc.boolean() }),
+      fc.record({
+        kind: fc.constant("move" as const),
+        item: fc.nat(3),
+        to: fc.constantFrom(...STAGES),
+        force: fc.boolean(),
+      }),
+      fc.record({
+        kind: fc.constant("claim" as const),
+        item: fc.nat(3),
+        agent: fc.constantFrom(...agents),
+        ttl: fc.integer({ min: 1, max: 30 }),
+      }),
+      fc.record({
+        kind: fc.constant("release" as const),
+        item: fc.nat(3),
+        agent: fc.constantFrom(...agents),
+        stale: fc.boolean(),
+      }),
       fc.record({ kind: fc.constant("next" as const), agent: fc.constantFrom(...agents) }),
       fc.record({ kind: fc.constant("time" as const), secs: fc.integer({ min: 1, max: 40 }) }),
     );
@@ -61,7 +76,9 @@ describe("random op sequences", () => {
       fc.asyncProperty(fc.array(op, { minLength: 5, maxLength: 40 }), async (ops) => {
         const ids: string[] = [];
         for (let i = 0; i < 4; i++) ids.push(((await rt.ops.run("item.create", { title: `t${i}` })) as Item).id);
-        const model = new Map<string, { stage: Stage; fence: number }>(ids.map((id) => [id, { stage: "backlog", fence: 0 }]));
+        const model = new Map<string, { stage: Stage; fence: number }>(
+          ids.map((id) => [id, { stage: "backlog", fence: 0 }]),
+        );
         for (const o of ops) {
           if (o.kind === "time") {
             clock.advance(o.secs * 1000);
@@ -78,7 +95,12 @@ describe("random op sequences", () => {
           try {
             if (o.kind === "move") await rt.ops.run("item.move", { id, to: o.to, force: o.force });
             if (o.kind === "claim") await rt.ops.run("item.claim", { id, agent: o.agent, ttl_secs: o.ttl });
-            if (o.kind === "release") await rt.ops.run("item.release", { id, agent: o.agent, fence: Math.max(0, before.fence - (o.stale ? 1 : 0)) });
+            if (o.kind === "release")
+              await rt.ops.run("item.release", {
+                id,
+                agent: o.agent,
+                fence: Math.max(0, before.fence - (o.stale ? 1 : 0)),
+              });
             if (o.kind === "next") await rt.ops.run("item.next", { agent: o.agent });
           } catch (err) {
             if (!(err instanceof DroverError) || err.status !== 409) throw err;

@@ -2,12 +2,12 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { manualClock, type ManualClock } from "../core/clock.ts";
+import { type ManualClock, manualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
-import { canonicalJson } from "../core/json.ts";
 import type { BusEvent } from "../core/events.ts";
+import { canonicalJson } from "../core/json.ts";
+import { type Item, itemPath } from "../features/pipeline/item.ts";
 import { formatCommitMessage } from "../hub/apply.ts";
-import { itemPath, type Item } from "../features/pipeline/item.ts";
 import type { Runtime } from "../runtime.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
@@ -54,7 +54,7 @@ describe("items", () => {
     expect((await op<Item[]>("items.list", { label: "x" })).map((i) => i.id)).toEqual([c.id, a.id]);
     await op("item.claim", { id: b.id, agent: "a1" });
     expect((await op<Item[]>("items.list", { assignee: "a1" })).map((i) => i.id)).toEqual([b.id]);
-    expect((await op<Item[]>("items.list", { stage: "coding" }))).toEqual([]);
+    expect(await op<Item[]>("items.list", { stage: "coding" })).toEqual([]);
     expect(readFileSync(join(project.paths.hub, itemPath(a.id)), "utf8")).toBe(canonicalJson(a));
     expect(await settled()).toEqual(["item_created", "item_created", "item_created", "item_updated", "claimed"]);
   });
@@ -71,9 +71,19 @@ describe("moves", () => {
     await op("item.move", { id: it.id, to: "coding", agent: "a1", reason: "starting" });
     const err = await refused(op("item.move", { id: it.id, to: "archived" }));
     expect(err.code).toBe("illegal_transition");
-    expect(err.message).toBe('Cannot move item "' + it.id + '" from "coding" to "archived": legal targets are "qa", "merge", "backlog", "blocked", "abandoned"');
+    expect(err.message).toBe(
+      'Cannot move item "' +
+        it.id +
+        '" from "coding" to "archived": legal targets are "qa", "merge", "backlog", "blocked", "abandoned"',
+    );
     await settled();
-    expect(events.find((e) => e.type === "transition")).toMatchObject({ item_id: it.id, from: "backlog", to: "coding", agent_id: "a1", reason: "starting" });
+    expect(events.find((e) => e.type === "transition")).toMatchObject({
+      item_id: it.id,
+      from: "backlog",
+      to: "coding",
+      agent_id: "a1",
+      reason: "starting",
+    });
   });
 
   test("a stale fence is refused before anything else", async () => {
@@ -115,21 +125,35 @@ describe("moves", () => {
     expect((await op("item.get", { id: it.id })).stage).toBe("archived");
     await settled();
     expect(events.filter((e) => e.type === "claim_released")).toMatchObject([{ agent_id: "a1", reason: "released" }]);
-    expect(events.filter((e) => e.type === "transition").map((e) => (e as BusEvent<"transition">).to)).toEqual(["coding", "qa", "merge", "done", "archived"]);
+    expect(events.filter((e) => e.type === "transition").map((e) => (e as BusEvent<"transition">).to)).toEqual([
+      "coding",
+      "qa",
+      "merge",
+      "done",
+      "archived",
+    ]);
   });
 });
 
 describe("claims", () => {
   test("one holder; the holder re-claiming extends; each grant's fence is one more than the last", async () => {
     const it = await op("item.create", { title: "x" });
-    const c1 = await op<{ fence: number; claim: { expires_at: string }; confirmed: boolean }>("item.claim", { id: it.id, agent: "a1", ttl_secs: 60 });
+    const c1 = await op<{ fence: number; claim: { expires_at: string }; confirmed: boolean }>("item.claim", {
+      id: it.id,
+      agent: "a1",
+      ttl_secs: 60,
+    });
     expect(c1.fence).toBe(1);
     expect(c1.confirmed).toBe(true); // local hub: nothing else to confirm against
     const err = await refused(op("item.claim", { id: it.id, agent: "a2" }));
     expect(err.code).toBe("claimed");
     expect(err.message).toBe(`Cannot claim item "${it.id}": held by "a1"`);
     clock.advance(10_000);
-    const again = await op<{ fence: number; claim: { expires_at: string } }>("item.claim", { id: it.id, agent: "a1", ttl_secs: 60 });
+    const again = await op<{ fence: number; claim: { expires_at: string } }>("item.claim", {
+      id: it.id,
+      agent: "a1",
+      ttl_secs: 60,
+    });
     expect(again.fence).toBe(1);
     expect(Date.parse(again.claim.expires_at)).toBe(clock.now() + 60_000);
     expect((await refused(op("item.release", { id: it.id, agent: "a2", fence: 1 }))).code).toBe("not_holder");
@@ -147,7 +171,9 @@ describe("claims", () => {
     await rt.tick();
     expect((await op("item.get", { id: it.id })).claim).toBeNull();
     await settled();
-    expect(events.filter((e) => e.type === "claim_released")).toMatchObject([{ item_id: it.id, agent_id: "a1", reason: "expired" }]);
+    expect(events.filter((e) => e.type === "claim_released")).toMatchObject([
+      { item_id: it.id, agent_id: "a1", reason: "expired" },
+    ]);
     expect((await op<{ fence: number }>("item.claim", { id: it.id, agent: "a2" })).fence).toBe(2);
   });
 
@@ -176,7 +202,9 @@ describe("item.next", () => {
 
   test("concurrent calls in one process never hand one item to two agents", async () => {
     for (let i = 0; i < 5; i++) await op("item.create", { title: `t${i}` });
-    const results = await Promise.all(Array.from({ length: 10 }, (_, i) => op<{ item: Item | null }>("item.next", { agent: `a${i}` })));
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => op<{ item: Item | null }>("item.next", { agent: `a${i}` })),
+    );
     const ids = results.map((r) => r.item?.id).filter(Boolean);
     expect(ids).toHaveLength(5);
     expect(new Set(ids).size).toBe(5);
@@ -216,10 +244,24 @@ describe("hub", () => {
     // crash came) is published as coming from elsewhere; one of this machine's own batches as local
     const hub = rt.ctx.hub;
     const item: Item = {
-      id: "qqqqq", title: "from nowhere", body: "", labels: [], priority: 2, stage: "backlog", depends_on: [],
-      claim: null, fence: 0, created_at: "2026-04-01T10:00:00.000Z", created_by: "x", updated_at: "2026-04-01T10:00:00.000Z",
+      id: "qqqqq",
+      title: "from nowhere",
+      body: "",
+      labels: [],
+      priority: 2,
+      stage: "backlog",
+      depends_on: [],
+      claim: null,
+      fence: 0,
+      created_at: "2026-04-01T10:00:00.000Z",
+      created_by: "x",
+      updated_at: "2026-04-01T10:00:00.000Z",
     };
-    await hub.repo.commit(new Map([[itemPath(item.id), canonicalJson(item)]]), { parent: await hub.repo.head(), message: "by hand\n", time: clock.now() });
+    await hub.repo.commit(new Map([[itemPath(item.id), canonicalJson(item)]]), {
+      parent: await hub.repo.head(),
+      message: "by hand\n",
+      time: clock.now(),
+    });
     expect((await rt.reconcile()).hub).toMatchObject({ changed: 1 });
     expect(await op("item.get", { id: "qqqqq" })).toEqual(item);
     expect(existsSync(join(project.paths.hub, itemPath("qqqqq")))).toBe(true);
@@ -227,23 +269,42 @@ describe("hub", () => {
     expect(events.find((e) => e.type === "item_created")?.origin).toBe("remote");
 
     const own = { ...item, id: "ooooo", title: "our own batch" };
-    const record = { id: `${rt.ctx.machineId}.lost`, op: "item.create", args: { title: own.title, id: own.id }, machine_id: rt.ctx.machineId, at: own.created_at };
-    await hub.repo.commit(new Map([[itemPath(own.id), canonicalJson(own)]]), { parent: await hub.repo.head(), message: formatCommitMessage([record]), time: clock.now() });
+    const record = {
+      id: `${rt.ctx.machineId}.lost`,
+      op: "item.create",
+      args: { title: own.title, id: own.id },
+      machine_id: rt.ctx.machineId,
+      at: own.created_at,
+    };
+    await hub.repo.commit(new Map([[itemPath(own.id), canonicalJson(own)]]), {
+      parent: await hub.repo.head(),
+      message: formatCommitMessage([record]),
+      time: clock.now(),
+    });
     await rt.reconcile();
     await settled();
-    expect(events.filter((e) => e.type === "item_created").map((e) => [(e as BusEvent<"item_created">).item_id, e.origin])).toEqual([["qqqqq", "remote"], ["ooooo", "local"]]);
+    expect(
+      events.filter((e) => e.type === "item_created").map((e) => [(e as BusEvent<"item_created">).item_id, e.origin]),
+    ).toEqual([
+      ["qqqqq", "remote"],
+      ["ooooo", "local"],
+    ]);
   });
 
   test("a hub file that is garbage in a commit is skipped and reported, not fatal", async () => {
     const hub = rt.ctx.hub;
     await hub.repo.commit(new Map([[itemPath("ggggg"), "garbage"]]), {
-      parent: await hub.repo.head(), message: "bad\n", time: clock.now(),
+      parent: await hub.repo.head(),
+      message: "bad\n",
+      time: clock.now(),
     });
     await rt.reconcile();
     expect((await refused(op("item.get", { id: "ggggg" }))).code).toBe("not_found");
     const status = (await rt.ops.run("sync.status", {})) as { invalid_files: Array<{ path: string; reason: string }> };
-    expect(status.invalid_files).toEqual([expect.objectContaining({ path: itemPath("ggggg"), reason: "not valid JSON" })]);
-    expect((await op<Item[]>("items.list", {}))).toEqual([]);
+    expect(status.invalid_files).toEqual([
+      expect.objectContaining({ path: itemPath("ggggg"), reason: "not valid JSON" }),
+    ]);
+    expect(await op<Item[]>("items.list", {})).toEqual([]);
   });
 });
 
@@ -252,7 +313,10 @@ describe("claims with a remote configured", () => {
     const p = await tempProject({ config: '[hub]\nremote = "origin"\n' });
     const { rt: remoteRt } = await testRuntime(p.paths);
     const it = (await remoteRt.ops.run("item.create", { title: "x" })) as Item;
-    expect(await remoteRt.ops.run("item.claim", { id: it.id, agent: "a1" })).toMatchObject({ fence: 1, confirmed: false });
+    expect(await remoteRt.ops.run("item.claim", { id: it.id, agent: "a1" })).toMatchObject({
+      fence: 1,
+      confirmed: false,
+    });
     expect(await remoteRt.ops.run("sync.status", {})).toMatchObject({ remote: "origin", pending_ops: 2 });
     await remoteRt.close();
     p.cleanup();

@@ -2,8 +2,8 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { createApp } from "../server/app.ts";
+import { type RunningServer, startServer } from "../server/serve.ts";
 import { hostGuard } from "../web/guard.ts";
-import { startServer, type RunningServer } from "../server/serve.ts";
 import { guarded } from "../web/ws.ts";
 import { api, tempProject, testRuntime, wsClient } from "./helpers.ts";
 
@@ -43,14 +43,21 @@ describe("HTTP", () => {
     const bad = await api(server.url, TOKEN, "/api/ops/item.create", { title: 7 });
     expect(bad.status).toBe(400);
     expect(bad.body.error.details[0].path).toEqual(["title"]);
-    const notJson = await fetch(server.url + "/api/ops/item.create", { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: "{" });
+    const notJson = await fetch(server.url + "/api/ops/item.create", {
+      method: "POST",
+      headers: { authorization: `Bearer ${TOKEN}` },
+      body: "{",
+    });
     expect(notJson.status).toBe(400);
     expect((await api(server.url, TOKEN, "/api/ops/no.such", {})).status).toBe(404);
     expect((await api(server.url, TOKEN, "/api/nothing/here")).status).toBe(404);
     const item = (await api(server.url, TOKEN, "/api/items", { title: "x" })).body;
     const illegal = await api(server.url, TOKEN, `/api/items/${item.id}/move`, { to: "done" });
     expect(illegal.status).toBe(409);
-    expect(illegal.body.error).toMatchObject({ code: "illegal_transition", details: { legal: ["coding", "blocked", "abandoned"] } });
+    expect(illegal.body.error).toMatchObject({
+      code: "illegal_transition",
+      details: { legal: ["coding", "blocked", "abandoned"] },
+    });
     const big = await fetch(server.url + "/api/ops/item.create", {
       method: "POST",
       headers: { authorization: `Bearer ${TOKEN}` },
@@ -114,10 +121,19 @@ describe("limits and names", () => {
     try {
       const [a, b] = [await wsClient(capped.url, TOKEN), await wsClient(capped.url, TOKEN)];
       const refused = await fetch(capped.url + "/ws", {
-        headers: { authorization: `Bearer ${TOKEN}`, upgrade: "websocket", connection: "Upgrade", "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==", "sec-websocket-version": "13" },
+        headers: {
+          authorization: `Bearer ${TOKEN}`,
+          upgrade: "websocket",
+          connection: "Upgrade",
+          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+          "sec-websocket-version": "13",
+        },
       });
       expect(refused.status).toBe(503);
-      expect(((await refused.json()) as any).error).toEqual({ code: "busy", message: "Cannot open another WebSocket: 2 are open, the limit set by server.max_ws_clients" });
+      expect(((await refused.json()) as any).error).toEqual({
+        code: "busy",
+        message: "Cannot open another WebSocket: 2 are open, the limit set by server.max_ws_clients",
+      });
       a.close();
       await Bun.sleep(100);
       const c = await wsClient(capped.url, TOKEN);
@@ -176,8 +192,17 @@ describe("limits and names", () => {
     );
     const req = (host: string) => new Request("http://x/health", { headers: { host } });
     const wildcard = hostGuard("0.0.0.0", { extra: ["Build.Example"], setting: "server.allowed_hosts" });
-    for (const host of ["192.168.1.7:4317", "10.0.0.1", "[fe80::1]:4317", "localhost:1", "build.example", "0.0.0.0:4317"]) expect({ host, ok: wildcard(req(host)) === null }).toEqual({ host, ok: true });
-    for (const host of ["attacker.example", "192.168.1.7.nip.io", "", "a b", "localhost.:80", "[::1"]) expect({ host, ok: wildcard(req(host)) === null }).toEqual({ host, ok: false });
+    for (const host of [
+      "192.168.1.7:4317",
+      "10.0.0.1",
+      "[fe80::1]:4317",
+      "localhost:1",
+      "build.example",
+      "0.0.0.0:4317",
+    ])
+      expect({ host, ok: wildcard(req(host)) === null }).toEqual({ host, ok: true });
+    for (const host of ["attacker.example", "192.168.1.7.nip.io", "", "a b", "localhost.:80", "[::1"])
+      expect({ host, ok: wildcard(req(host)) === null }).toEqual({ host, ok: false });
     const bound = hostGuard("192.168.1.7", { extra: [], setting: "server.allowed_hosts" });
     expect([bound(req("192.168.1.7:9")), bound(req("[::1]:9"))]).toEqual([null, null]);
     expect(bound(req("10.0.0.1"))?.code).toBe("forbidden");
@@ -188,14 +213,27 @@ describe("limits and names", () => {
 describe("MCP", () => {
   test("the SDK's own client lists every op as a tool and calls one; bad input is a tool error", async () => {
     const client = new Client({ name: "test", version: "1" });
-    await client.connect(new StreamableHTTPClientTransport(new URL(server.url + "/mcp"), { requestInit: { headers: { authorization: `Bearer ${TOKEN}` } } }));
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(server.url + "/mcp"), {
+        requestInit: { headers: { authorization: `Bearer ${TOKEN}` } },
+      }),
+    );
     const { tools } = await client.listTools();
     const names = tools.map((t) => t.name).sort();
     // ops a person must choose (cliOnly) are not tools
-    expect(names).toEqual(ctx.rt.ops.list().filter((o) => !o.op.cliOnly).map((o) => o.name).sort());
+    expect(names).toEqual(
+      ctx.rt.ops
+        .list()
+        .filter((o) => !o.op.cliOnly)
+        .map((o) => o.name)
+        .sort(),
+    );
     const create = tools.find((t) => t.name === "item.create")!;
     expect(create.inputSchema.required).toEqual(["title"]);
-    const result = (await client.callTool({ name: "item.create", arguments: { title: "from mcp", labels: ["m"] } })) as any;
+    const result = (await client.callTool({
+      name: "item.create",
+      arguments: { title: "from mcp", labels: ["m"] },
+    })) as any;
     expect(result.isError).toBeFalsy();
     const item = JSON.parse(result.content[0].text);
     expect(item).toMatchObject({ title: "from mcp", labels: ["m"], stage: "backlog" });

@@ -7,11 +7,11 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { closeSync, openSync, readdirSync, rmSync, statSync, truncateSync, writeFileSync, writeSync } from "node:fs";
 import { openRuntime } from "../runtime.ts";
-import { api, BUN, CLI, cli, startDaemonProcess, tempProject } from "./helpers.ts";
 import { bareRepo } from "./git-server.ts";
+import { api, BUN, CLI, cli, startDaemonProcess, tempProject } from "./helpers.ts";
 import { machine, remoteGit } from "./sync-machines.ts";
 
-let cleanup: Array<() => void> = [];
+const cleanup: Array<() => void> = [];
 afterEach(() => {
   for (const c of cleanup.splice(0)) c();
 });
@@ -27,11 +27,14 @@ const DAMAGE: Record<string, (file: string) => void> = {
 };
 
 async function projectWithWork() {
-  const project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nworktrees = false\n' });
+  const project = await tempProject({
+    config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nworktrees = false\n',
+  });
   cleanup.push(project.cleanup);
   const rt = await openRuntime({ paths: project.paths, mode: "cli" });
   const ids: string[] = [];
-  for (let i = 0; i < 60; i++) ids.push(((await rt.ops.run("item.create", { title: `item ${i}`, body: "x".repeat(2000) })) as { id: string }).id);
+  for (let i = 0; i < 60; i++)
+    ids.push(((await rt.ops.run("item.create", { title: `item ${i}`, body: "x".repeat(2000) })) as { id: string }).id);
   await rt.ops.run("timer.add", { in: "2h", prompt: "later" });
   await rt.close();
   return { project, ids };
@@ -49,11 +52,20 @@ describe("a damaged state.db", () => {
       expect(readdirSync(`${project.paths.dir}`).some((f) => f.startsWith("state.db.damaged-"))).toBe(true);
       const list = await cli(["items", "list", "--json"], project.dir);
       expect(list.code).toBe(0);
-      expect(JSON.parse(list.stdout).map((i: { id: string }) => i.id).sort()).toEqual([...ids].sort());
+      expect(
+        JSON.parse(list.stdout)
+          .map((i: { id: string }) => i.id)
+          .sort(),
+      ).toEqual([...ids].sort());
       expect(JSON.parse((await cli(["timer", "list", "--json"], project.dir)).stdout)).toEqual([]);
       // and doctor keeps saying what happened
-      const again = JSON.parse((await cli(["doctor", "--json"], project.dir)).stdout).find((c: { check: string }) => c.check === "state");
-      expect(again).toMatchObject({ ok: true, detail: expect.stringMatching(/^ok; rebuilt from the hub at .* timers, triggers/) });
+      const again = JSON.parse((await cli(["doctor", "--json"], project.dir)).stdout).find(
+        (c: { check: string }) => c.check === "state",
+      );
+      expect(again).toMatchObject({
+        ok: true,
+        detail: expect.stringMatching(/^ok; rebuilt from the hub at .* timers, triggers/),
+      });
     }, 60_000);
   }
 
@@ -63,7 +75,9 @@ describe("a damaged state.db", () => {
     const list = await cli(["items", "list"], project.dir);
     if (list.code !== 0) {
       expect(list.code).toBe(3);
-      expect(list.stderr.trim()).toMatch(/^drover: Cannot use ".drover\/state.db": it is damaged \(.*\): run "drover doctor", which sets it aside and rebuilds it from the hub$/);
+      expect(list.stderr.trim()).toMatch(
+        /^drover: Cannot use ".drover\/state.db": it is damaged \(.*\): run "drover doctor", which sets it aside and rebuilds it from the hub$/,
+      );
     }
     DAMAGE["not a database"]!(project.paths.db);
     const create = await cli(["item", "create", "--title", "after the damage"], project.dir);
@@ -78,7 +92,9 @@ describe("a damaged state.db", () => {
     try {
       const items = (await api(daemon.url, daemon.token, "/api/items")).body as Array<{ id: string }>;
       expect(items.map((i) => i.id).sort()).toEqual([...ids].sort());
-      const state = JSON.parse((await cli(["doctor", "--json"], project.dir)).stdout).find((c: { check: string }) => c.check === "state");
+      const state = JSON.parse((await cli(["doctor", "--json"], project.dir)).stdout).find(
+        (c: { check: string }) => c.check === "state",
+      );
       expect(state).toMatchObject({ ok: true, detail: expect.stringContaining("rebuilt from the hub") });
     } finally {
       await daemon.stop();
@@ -88,7 +104,10 @@ describe("a damaged state.db", () => {
   test("ops the lost outbox still held go out to the remote after the rebuild", async () => {
     const remote = bareRepo();
     cleanup.push(() => rmSync(remote.root, { recursive: true, force: true }));
-    const m = await machine(remote.path, { config: `[hub]\nremote = "/nonexistent/offline.git"\n[pipeline]\nworktrees = false\n`, trusted: true });
+    const m = await machine(remote.path, {
+      config: `[hub]\nremote = "/nonexistent/offline.git"\n[pipeline]\nworktrees = false\n`,
+      trusted: true,
+    });
     const made = await m.op("item.create", { title: "made offline" });
     expect((await m.op("sync.status")).pending_ops).toBe(1);
     const paths = m.paths;

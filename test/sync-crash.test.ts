@@ -6,10 +6,10 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { rmSync } from "node:fs";
 import type { Paths } from "../core/paths.ts";
-import { api, BUN, CLI, startDaemonProcess } from "./helpers.ts";
-import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
-import { joinedProject, remoteGit } from "./sync-machines.ts";
 import { parseCommitMessage } from "../hub/apply.ts";
+import { bareRepo, type GitServer, startGitServer } from "./git-server.ts";
+import { api, BUN, CLI, startDaemonProcess } from "./helpers.ts";
+import { joinedProject, remoteGit } from "./sync-machines.ts";
 
 const ROUNDS = 24;
 /** Clients per round, each sending ops one after another until the kill: some are always cut off. */
@@ -51,7 +51,12 @@ test(`kill -9 at random points, ${ROUNDS} rounds: converges, nothing lost, nothi
         else unanswered.add(title);
         try {
           const res = isReport
-            ? await api(d.url, d.token, "/api/ops/usage.report", { agent: "a1", item: ledger.id, input_tokens: 1, output_tokens: 1 })
+            ? await api(d.url, d.token, "/api/ops/usage.report", {
+                agent: "a1",
+                item: ledger.id,
+                input_tokens: 1,
+                output_tokens: 1,
+              })
             : await api(d.url, d.token, "/api/items", { title });
           if (res.status >= 300) return void refusals.push(`${res.status}: ${JSON.stringify(res.body)}`);
           if (isReport) reportsAnswered++;
@@ -88,7 +93,9 @@ test(`kill -9 at random points, ${ROUNDS} rounds: converges, nothing lost, nothi
   }
   expect([...opIds.values()].filter((n) => n > 1)).toEqual([]);
   const titles = new Map<string, number>();
-  const files = remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub").split("\n").filter((p) => p.startsWith("items/"));
+  const files = remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")
+    .split("\n")
+    .filter((p) => p.startsWith("items/"));
   let ledgerUsage = 0;
   for (const path of files) {
     const item = JSON.parse(remoteGit(remote.path, "show", `drover/hub:${path}`));
@@ -103,5 +110,7 @@ test(`kill -9 at random points, ${ROUNDS} rounds: converges, nothing lost, nothi
   for (const title of unanswered) expect((titles.get(title) ?? 0) <= 1).toBe(true);
   expect(ledgerUsage).toBeGreaterThanOrEqual(reportsAnswered);
   expect(ledgerUsage).toBeLessThanOrEqual(reportsSent);
-  console.log(`crash: ${ROUNDS} kills; ${answered.size} creates answered, ${unanswered.size} cut off; ${reportsAnswered}/${reportsSent} reports answered, ${ledgerUsage} on the remote`);
+  console.log(
+    `crash: ${ROUNDS} kills; ${answered.size} creates answered, ${unanswered.size} cut off; ${reportsAnswered}/${reportsSent} reports answered, ${ledgerUsage} on the remote`,
+  );
 }, 300_000);

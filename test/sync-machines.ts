@@ -7,8 +7,9 @@ import { initProject } from "../cli/init.ts";
 import type { Clock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Paths } from "../core/paths.ts";
+import { parseItemFile } from "../features/pipeline/item.ts";
+import { type OpRecord, parseCommitMessage } from "../hub/apply.ts";
 import type { Runtime } from "../runtime.ts";
-import { parseCommitMessage, type OpRecord } from "../hub/apply.ts";
 import { testRuntime, trustConfig } from "./helpers.ts";
 
 export interface Machine {
@@ -31,7 +32,10 @@ export async function joinedProject(remote: string, parent = tmpdir()): Promise<
 }
 
 /** A joined project with a runtime on it (CLI mode: rounds run only when a test or a claim asks). */
-export async function machine(remote: string, options: { clock?: Clock; config?: string; trusted?: boolean } = {}): Promise<Machine> {
+export async function machine(
+  remote: string,
+  options: { clock?: Clock; config?: string; trusted?: boolean } = {},
+): Promise<Machine> {
   const { dir, paths } = await joinedProject(remote);
   if (options.config) await Bun.write(paths.config, options.config);
   if (options.trusted) await trustConfig(paths);
@@ -68,19 +72,39 @@ export interface RemoteCommit {
  * changed paths, one `git cat-file --batch` for the item files they wrote. Unparsable item files are left out.
  */
 export function remoteHistory(bare: string): RemoteCommit[] {
-  const log = remoteGit(bare, "log", "--reverse", "--root", "--no-renames", "--raw", "--no-abbrev", "--format=%x01%H %ct%n%B%x02", "drover/hub");
-  const commits: Array<RemoteCommit & { blobs: string[] }> = [];
+  const log = remoteGit(
+    bare,
+    "log",
+    "--reverse",
+    "--root",
+    "--no-renames",
+    "--raw",
+    "--no-abbrev",
+    "--format=%x01%H %ct%n%B%x02",
+    "drover/hub",
+  );
+  const commits: Array<RemoteCommit & { blobs: Array<{ oid: string; path: string }> }> = [];
   for (const chunk of log.split("\x01").slice(1)) {
     const [head, rest = ""] = chunk.split("\x02");
     const [commit, time] = head!.slice(0, head!.indexOf("\n")).split(" ");
     const blobs = rest
       .split("\n")
-      .map((l) => /^:\d+ \d+ [0-9a-f]+ ([0-9a-f]+) [AM]\titems\//.exec(l)?.[1])
-      .filter((oid): oid is string => oid !== undefined);
+      .map((l) => /^:\d+ \d+ [0-9a-f]+ ([0-9a-f]+) [AM]\t(items\/\S+)$/.exec(l))
+      .filter((m) => m !== null)
+      .map(([, oid, path]) => ({ oid: oid!, path: path! }));
     commits.push({ commit: commit!, time: Number(time), ops: parseCommitMessage(head! + "\n"), items: [], blobs });
   }
-  const texts = _catBlobs(bare, commits.flatMap((c) => c.blobs));
-  return commits.map(({ blobs, ...c }) => ({ ...c, items: blobs.flatMap((oid) => _json(texts.get(oid)!)) }));
+  const texts = _catBlobs(
+    bare,
+    commits.flatMap((c) => c.blobs.map((b) => b.oid)),
+  );
+  // items as drover reads them: a teammate's hostile push (chaos) commits files no machine takes for an item
+  const items = (blobs: Array<{ oid: string; path: string }>) =>
+    blobs.flatMap(({ oid, path }) => {
+      const parsed = parseItemFile(path, texts.get(oid) ?? "");
+      return "item" in parsed ? [parsed.item] : [];
+    });
+  return commits.map(({ blobs, ...c }) => ({ ...c, items: items(blobs) }));
 }
 
 export interface ItemVersion {
@@ -140,11 +164,18 @@ export function checkGrants(history: RemoteCommit[]): GrantCheck {
       if (fence !== last) {
         const granting = ops.filter((o) => (o.op === "item.claim" || o.op === "item.next") && o.args.id === id).length;
         if (fence < last) violations.push(`${id}: fence went back from ${last} to ${fence} in ${commit}`);
-        else if (fence - last > granting) violations.push(`${id}: fence jumped from ${last} to ${fence} with ${granting} grants in ${commit}`);
+        else if (fence - last > granting)
+          violations.push(`${id}: fence jumped from ${last} to ${fence} with ${granting} grants in ${commit}`);
         else grants += fence - last;
         // a single grant on top of a visible claim: that claim must have run out by then, or an op of the same
         // commit ended it first
-        if (fence - last === 1 && item.claim?.fence === fence && previous?.claim && Date.parse(previous.claim.expires_at) > Date.parse(item.claim.claimed_at) && !_endedInCommit(id, ops)) {
+        if (
+          fence - last === 1 &&
+          item.claim?.fence === fence &&
+          previous?.claim &&
+          Date.parse(previous.claim.expires_at) > Date.parse(item.claim.claimed_at) &&
+          !_endedInCommit(id, ops)
+        ) {
           violations.push(`${id}: fence ${fence} granted while fence ${last} was live, in ${commit}`);
         }
       }
@@ -172,7 +203,10 @@ function _endedInCommit(id: string, ops: OpRecord[]): boolean {
 function _catBlobs(bare: string, oids: string[]): Map<string, string> {
   const out = new Map<string, string>();
   if (!oids.length) return out;
-  const raw = execFileSync("git", ["--git-dir", bare, "cat-file", "--batch"], { input: oids.join("\n") + "\n", maxBuffer: 1 << 30 });
+  const raw = execFileSync("git", ["--git-dir", bare, "cat-file", "--batch"], {
+    input: oids.join("\n") + "\n",
+    maxBuffer: 1 << 30,
+  });
   for (let p = 0; p < raw.length; ) {
     const eol = raw.indexOf(10, p);
     const [oid, , size] = raw.toString("latin1", p, eol).split(" ");
@@ -180,12 +214,4 @@ function _catBlobs(bare: string, oids: string[]): Map<string, string> {
     p = eol + 1 + Number(size) + 1;
   }
   return out;
-}
-
-function _json(text: string): any[] {
-  try {
-    return [JSON.parse(text)];
-  } catch {
-    return [];
-  }
 }

@@ -3,13 +3,14 @@
  * and moves on the same 20 items through one HTTP remote, which also goes away for a while mid-run. The
  * remote's history is then checked claim by claim.
  */
+
+import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
 import { rmSync } from "node:fs";
-import { Database } from "bun:sqlite";
 import type { Paths } from "../core/paths.ts";
-import { api, BUN, CLI, startDaemonProcess, wsClient, type DaemonProc } from "./helpers.ts";
-import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
+import { bareRepo, type GitServer, startGitServer } from "./git-server.ts";
+import { api, BUN, CLI, type DaemonProc, startDaemonProcess, wsClient } from "./helpers.ts";
 import { checkGrants, joinedProject, remoteGit, remoteHistory } from "./sync-machines.ts";
 
 const MACHINES = 5;
@@ -46,7 +47,8 @@ const call = (n: (typeof nodes)[number], path: string, body?: unknown) => api(n.
 describe("five machines, one remote", () => {
   test("fences run 1, 2, 3… with no gap or repeat; never two live claims; every op confirmed or rejected with an event; all trees equal", async () => {
     const ids: string[] = [];
-    for (let i = 0; i < ITEMS; i++) ids.push(((await call(nodes[0]!, "/api/items", { title: `item ${i}` })).body as { id: string }).id);
+    for (let i = 0; i < ITEMS; i++)
+      ids.push(((await call(nodes[0]!, "/api/items", { title: `item ${i}` })).body as { id: string }).id);
     for (const n of nodes) expect((await call(n, "/api/sync", {})).status).toBe(200);
 
     const started = performance.now();
@@ -61,7 +63,11 @@ describe("five machines, one remote", () => {
             ? await call(n, `/api/items/${id}/claim`, { agent, ttl_secs: 2 })
             : roll < 0.75
               ? await call(n, "/api/next", { agent, ttl_secs: 2 })
-              : await call(n, `/api/items/${id}/move`, { to: Math.random() < 0.5 ? "qa" : "coding", agent, force: true });
+              : await call(n, `/api/items/${id}/move`, {
+                  to: Math.random() < 0.5 ? "qa" : "coding",
+                  agent,
+                  force: true,
+                });
         expect(res.status).toBeLessThan(500);
         const body = res.body as { confirmed?: boolean };
         if (res.status >= 400) answers.refused++;
@@ -95,14 +101,24 @@ describe("five machines, one remote", () => {
     // P1: nothing pending anywhere; each rejected op announced by an op_rejected event on its machine
     for (const n of nodes) {
       const db = new Database(n.paths.db, { readonly: true });
-      const rows = db.query<{ status: string; n: number }, []>("SELECT status, count(*) AS n FROM outbox GROUP BY status").all();
+      const rows = db
+        .query<{ status: string; n: number }, []>("SELECT status, count(*) AS n FROM outbox GROUP BY status")
+        .all();
       db.close();
       const count = (s: string) => rows.find((r) => r.status === s)?.n ?? 0;
       expect(count("pending")).toBe(0);
       expect(n.ws.frames.filter((f) => f.type === "op_rejected").length).toBe(count("rejected"));
     }
     // dangling commits are pushes the remote refused after receiving them (lost races): normal, not damage
-    expect(execFileSync("git", ["--git-dir", remote.path, "fsck", "--strict", "--no-dangling"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] })).toBe("");
-    console.log(`race: ${MACHINES} machines × ${OPS_PER_MACHINE} ops in ${Math.round(wall)} ms; ${grants} grants;`, answers);
+    expect(
+      execFileSync("git", ["--git-dir", remote.path, "fsck", "--strict", "--no-dangling"], {
+        encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
+      }),
+    ).toBe("");
+    console.log(
+      `race: ${MACHINES} machines × ${OPS_PER_MACHINE} ops in ${Math.round(wall)} ms; ${grants} grants;`,
+      answers,
+    );
   }, 240_000);
 });

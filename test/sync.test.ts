@@ -8,8 +8,8 @@ import { mkdtempSync, renameSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualClock } from "../core/clock.ts";
-import { bareRepo, startGitServer, type GitServer } from "./git-server.ts";
-import { itemHistory, machine, remoteGit, remoteHistory, type Machine } from "./sync-machines.ts";
+import { bareRepo, type GitServer, startGitServer } from "./git-server.ts";
+import { itemHistory, type Machine, machine, remoteGit, remoteHistory } from "./sync-machines.ts";
 
 const TRANSPORTS = ["isomorphic-git (http)", "git (path)"] as const;
 
@@ -96,7 +96,10 @@ for (const transport of TRANSPORTS) {
       await a.op("sync.now");
       await b.op("sync.now");
       expect(await b.op("item.claim", { id: it.id, agent: "agent-b" })).toMatchObject({ fence: 2, confirmed: true });
-      const fences = itemHistory(remoteHistory(remote.path)).get(it.id)!.filter((v) => v.item.claim).map((v) => v.item.claim.fence);
+      const fences = itemHistory(remoteHistory(remote.path))
+        .get(it.id)!
+        .filter((v) => v.item.claim)
+        .map((v) => v.item.claim.fence);
       expect([...new Set(fences)]).toEqual([1, 2]);
     });
 
@@ -109,7 +112,11 @@ for (const transport of TRANSPORTS) {
       await a.op("item.release", { id: first.id, agent: "agent-a", fence: 1 });
       await a.op("sync.now");
       // b never saw the claim: locally its grant is fence 1; replayed on the remote after a's release it is fence 2
-      expect(await b.op("item.claim", { id: first.id, agent: "agent-b" })).toMatchObject({ fence: 2, confirmed: true, claim: { agent_id: "agent-b", fence: 2 } });
+      expect(await b.op("item.claim", { id: first.id, agent: "agent-b" })).toMatchObject({
+        fence: 2,
+        confirmed: true,
+        claim: { agent_id: "agent-b", fence: 2 },
+      });
 
       // item.next: b takes locally an item a has meanwhile taken on the remote; the replay refuses it
       const second = await a.op("item.create", { title: "taken elsewhere", priority: 0 });
@@ -125,7 +132,10 @@ for (const transport of TRANSPORTS) {
       await a.op("item.move", { id: third.id, to: "blocked" });
       await a.op("sync.now");
       const late = await b.op("item.next", { agent: "agent-b3" }).catch((e) => e);
-      expect(late).toMatchObject({ code: "claimed", message: `Cannot claim item "${third.id}": it is no longer ready (blocked)` });
+      expect(late).toMatchObject({
+        code: "claimed",
+        message: `Cannot claim item "${third.id}": it is no longer ready (blocked)`,
+      });
       expect((await b.op("item.get", { id: third.id })).stage).toBe("blocked");
     });
 
@@ -150,14 +160,22 @@ for (const transport of TRANSPORTS) {
     test("P3 convergence: after quiet rounds every hub equals the remote, files and indexes alike", async () => {
       const [a, b] = machines as [Machine, Machine];
       const c = await joinMachine();
-      await Promise.all([a.op("item.create", { title: "x" }), b.op("item.create", { title: "y" }), c.op("item.create", { title: "z" })]);
+      await Promise.all([
+        a.op("item.create", { title: "x" }),
+        b.op("item.create", { title: "y" }),
+        c.op("item.create", { title: "z" }),
+      ]);
       for (let i = 0; i < 2; i++) for (const m of [a, b, c]) await m.op("sync.now");
       const head = remoteGit(remote.path, "rev-parse", "drover/hub");
       for (const m of [a, b, c]) expect(await m.head()).toBe(head);
       const lists = await Promise.all([a, b, c].map((m) => m.op("items.list")));
       expect(lists[1]).toEqual(lists[0]);
       expect(lists[2]).toEqual(lists[0]);
-      expect(lists[0].length).toBe(remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub").split("\n").filter((p) => p.startsWith("items/")).length);
+      expect(lists[0].length).toBe(
+        remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")
+          .split("\n")
+          .filter((p) => p.startsWith("items/")).length,
+      );
     });
 
     test("P5 offline: ops work locally, claims answer confirmed: false at once, everything goes out on return", async () => {
@@ -195,7 +213,9 @@ for (const transport of TRANSPORTS) {
       expect(Number(remoteGit(remote.path, "rev-list", "--count", "drover/hub"))).toBe(before + 1);
       const message = remoteGit(remote.path, "log", "-1", "--format=%B", "drover/hub");
       expect(message.split("\n").filter((l) => l.includes('"item.create"')).length).toBe(20);
-      expect(remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")).toContain("heartbeats/beater-4.json");
+      expect(remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")).toContain(
+        "heartbeats/beater-4.json",
+      );
     });
 
     test("usage reported on two machines adds up on both; heartbeats arrive as files", async () => {
@@ -203,7 +223,13 @@ for (const transport of TRANSPORTS) {
       const it = await a.op("item.create", { title: "costly" });
       await a.op("sync.now");
       await b.op("sync.now");
-      await a.op("usage.report", { agent: "agent-a", item: it.id, input_tokens: 100, output_tokens: 10, cost_usd: 0.5 });
+      await a.op("usage.report", {
+        agent: "agent-a",
+        item: it.id,
+        input_tokens: 100,
+        output_tokens: 10,
+        cost_usd: 0.5,
+      });
       await b.op("usage.report", { agent: "agent-b", item: it.id, input_tokens: 20, output_tokens: 2, cost_usd: 0.25 });
       await a.op("sync.now");
       await b.op("sync.now");
@@ -245,7 +271,10 @@ describe("a remote that takes the connection and never answers", () => {
   test("the round gives up after hub.network_timeout_secs; local ops go on meanwhile (the fetch holds no lock)", async () => {
     const bare = bareRepo();
     const hang = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Promise<Response>(() => undefined) });
-    const m = await machine(bare.path, { config: `[hub]\nremote = "http://127.0.0.1:${hang.port}/r.git"\nnetwork_timeout_secs = 1\n`, trusted: true });
+    const m = await machine(bare.path, {
+      config: `[hub]\nremote = "http://127.0.0.1:${hang.port}/r.git"\nnetwork_timeout_secs = 1\n`,
+      trusted: true,
+    });
     try {
       const started = performance.now();
       const round = m.op("sync.now").catch((e) => e);

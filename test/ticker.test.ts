@@ -22,10 +22,13 @@ describe("ticker", () => {
     jest.useFakeTimers({ now: 0 });
     let finish!: () => void;
     let calls = 0;
-    const t = createTicker(() => {
-      calls++;
-      return new Promise<void>((r) => (finish = r));
-    }, { log });
+    const t = createTicker(
+      () => {
+        calls++;
+        return new Promise<void>((r) => (finish = r));
+      },
+      { log },
+    );
     t.start();
     jest.advanceTimersByTime(3000);
     expect(calls).toBe(1);
@@ -41,10 +44,13 @@ describe("ticker", () => {
   test("a throwing tick is counted and the ticker keeps going", async () => {
     jest.useFakeTimers({ now: 0 });
     let n = 0;
-    const t = createTicker(() => {
-      n++;
-      throw new Error("tick failed");
-    }, { log });
+    const t = createTicker(
+      () => {
+        n++;
+        throw new Error("tick failed");
+      },
+      { log },
+    );
     t.start();
     for (let i = 0; i < 3; i++) {
       jest.advanceTimersByTime(1000);

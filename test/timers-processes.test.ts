@@ -1,6 +1,6 @@
 /** Crash safety with the compiled daemon and kill -9: nothing fired twice. */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { api, BINARY, run, startDaemonProcess, tempProject, type DaemonProc } from "./helpers.ts";
+import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -44,7 +44,10 @@ describe("crash safety (kill -9)", () => {
     project = await tempProject();
     daemon = await startDaemonProcess([BINARY], project.paths);
     const killed = killedWhenCalled();
-    const add = await run([BINARY, "timer", "add", "--label", "hook", "--in", "1s", "--webhook", `http://127.0.0.1:${server.port}/timer`], project.dir);
+    const add = await run(
+      [BINARY, "timer", "add", "--label", "hook", "--in", "1s", "--webhook", `http://127.0.0.1:${server.port}/timer`],
+      project.dir,
+    );
     expect(add.code).toBe(0);
     await killed;
     daemon = await startDaemonProcess([BINARY], project.paths, { DROVER_LOG: "warn" });
@@ -60,14 +63,20 @@ describe("crash safety (kill -9)", () => {
     await Bun.sleep(2500); // two more ticks: nothing fires again
     expect(requests).toEqual(["/timer"]);
     const timers = (await api(daemon.url, daemon.token, "/api/timers?all=true")).body;
-    expect(timers).toEqual([expect.objectContaining({ label: "hook", state: "done", fired_count: 1, last_result: "interrupted" })]);
+    expect(timers).toEqual([
+      expect.objectContaining({ label: "hook", state: "done", fired_count: 1, last_result: "interrupted" }),
+    ]);
   }, 30_000);
 
   test("a once trigger whose action takes the daemon down does not fire again after restart", async () => {
     requests = [];
     project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n' });
     daemon = await startDaemonProcess([BINARY], project.paths);
-    const t = await api(daemon.url, daemon.token, "/api/triggers", { on: { to: "qa" }, mode: "once", webhook: `http://127.0.0.1:${server.port}/trigger` });
+    const t = await api(daemon.url, daemon.token, "/api/triggers", {
+      on: { to: "qa" },
+      mode: "once",
+      webhook: `http://127.0.0.1:${server.port}/trigger`,
+    });
     expect(t.status).toBe(201);
     const a = (await api(daemon.url, daemon.token, "/api/items", { title: "a" })).body;
     await api(daemon.url, daemon.token, `/api/items/${a.id}/move`, { to: "coding" });
@@ -80,6 +89,8 @@ describe("crash safety (kill -9)", () => {
     await api(daemon.url, daemon.token, `/api/items/${b.id}/move`, { to: "qa" });
     await Bun.sleep(500);
     expect(requests).toEqual(["/trigger"]);
-    expect((await api(daemon.url, daemon.token, "/api/triggers?all=true")).body).toEqual([expect.objectContaining({ id: t.body.id, state: "fired", fired_count: 1 })]);
+    expect((await api(daemon.url, daemon.token, "/api/triggers?all=true")).body).toEqual([
+      expect.objectContaining({ id: t.body.id, state: "fired", fired_count: 1 }),
+    ]);
   }, 30_000);
 });

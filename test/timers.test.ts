@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { manualClock, type ManualClock } from "../core/clock.ts";
+import { type ManualClock, manualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import { dueBetween, nextAfter } from "../features/timers/schedule.ts";
@@ -31,7 +31,9 @@ async function run(seconds: number): Promise<Array<BusEvent<"timer_fired"> & { t
     await rt.tick();
     await rt.ctx.services.timers.settle();
     await rt.ctx.bus.idle();
-    for (const e of events.slice(n)) if (e.type === "timer_fired") out.push({ ...(e as BusEvent<"timer_fired">), tick: new Date(clock.now()).toISOString() });
+    for (const e of events.slice(n))
+      if (e.type === "timer_fired")
+        out.push({ ...(e as BusEvent<"timer_fired">), tick: new Date(clock.now()).toISOString() });
   }
   return out;
 }
@@ -51,7 +53,9 @@ describe("schedules", () => {
     expect(nextAfter(every, 0)).toBe(600_000);
     expect(nextAfter(every, 599_999)).toBe(600_000);
     const cron = { kind: "cron" as const, cron: "0 9 * * *", tz: "Europe/Paris" };
-    expect(new Date(nextAfter(cron, Date.parse("2026-07-01T00:00:00Z"))!).toISOString()).toBe("2026-07-01T07:00:00.000Z");
+    expect(new Date(nextAfter(cron, Date.parse("2026-07-01T00:00:00Z"))!).toISOString()).toBe(
+      "2026-07-01T07:00:00.000Z",
+    );
     const { due, total } = dueBetween(every, 600_000, 600_000 * 150, 100);
     expect(total).toBe(150);
     expect(due).toHaveLength(100);
@@ -67,7 +71,11 @@ describe("timers", () => {
     const fired = await run(60);
     const at = (label: string) => fired.filter((f) => f.label === label).map((f) => f.due_at.slice(11, 19));
     expect(at("once")).toEqual(["10:00:05"]);
-    expect(at("every")).toEqual(Array.from({ length: 20 }, (_, i) => new Date(Date.parse("2026-07-01T10:00:03Z") + i * 3000).toISOString().slice(11, 19)));
+    expect(at("every")).toEqual(
+      Array.from({ length: 20 }, (_, i) =>
+        new Date(Date.parse("2026-07-01T10:00:03Z") + i * 3000).toISOString().slice(11, 19),
+      ),
+    );
     expect(at("cron")).toEqual(["10:01:00"]);
     expect(fired.every((f) => f.result === "ok" && f.late_ms === 0 && f.fired_at === f.tick)).toBe(true);
     expect((await op<any[]>("items.list", {})).map((i) => i.title)).toEqual(["from a timer"]);
@@ -82,16 +90,19 @@ describe("timers", () => {
     clock.advance(3 * 3_600_000 + 30_000); // down: no ticks for 3 h 30 s
     const first = await run(1);
     const count = (label: string) => first.filter((f) => f.label === label).length;
-    expect([count("one"), count("all"), count("skip"), count("all-capped"), count("cron-all")]).toEqual([1, 18, 0, 100, 36]);
+    expect([count("one"), count("all"), count("skip"), count("all-capped"), count("cron-all")]).toEqual([
+      1, 18, 0, 100, 36,
+    ]);
     const later = await run(600);
-    for (const label of ["one", "all", "skip"]) expect(later.filter((f) => f.label === label).map((f) => f.late_ms)).toEqual([0]);
+    for (const label of ["one", "all", "skip"])
+      expect(later.filter((f) => f.label === label).map((f) => f.late_ms)).toEqual([0]);
   });
 
   test("an overdue one-shot fires once at start", async () => {
     await op("timer.add", { label: "overdue", at: "2026-07-01T09:00:00Z", op: "items.list", args: {} });
     const fired = await run(5);
     expect(fired.map((f) => [f.label, f.late_ms])).toEqual([["overdue", 3_601_000]]);
-    expect((await op<any[]>("timer.list", {}))).toEqual([]);
+    expect(await op<any[]>("timer.list", {})).toEqual([]);
     expect((await op<any[]>("timer.list", { all: true }))[0]).toMatchObject({ state: "done", fired_count: 1 });
   });
 
@@ -117,7 +128,10 @@ describe("timers", () => {
   test("a prompt action creates an item labelled prompt", async () => {
     await op("timer.add", { in: "1s", prompt: "Summarise the open issues\nin the README" });
     await run(2);
-    expect((await op<any[]>("items.list", { label: "prompt" }))[0]).toMatchObject({ title: "Summarise the open issues", body: "Summarise the open issues\nin the README" });
+    expect((await op<any[]>("items.list", { label: "prompt" }))[0]).toMatchObject({
+      title: "Summarise the open issues",
+      body: "Summarise the open issues\nin the README",
+    });
   });
 });
 
@@ -162,13 +176,24 @@ describe("webhook actions", () => {
       const n = events.length;
       await rt.tick();
       const started = Date.now();
-      while (!events.slice(n).some((e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "steady") && Date.now() - started < 1000) await Bun.sleep(5);
-      steady.push(...events.slice(n).filter((e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "steady").map((e) => (e as BusEvent<"timer_fired">).late_ms));
+      while (
+        !events.slice(n).some((e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "steady") &&
+        Date.now() - started < 1000
+      )
+        await Bun.sleep(5);
+      steady.push(
+        ...events
+          .slice(n)
+          .filter((e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "steady")
+          .map((e) => (e as BusEvent<"timer_fired">).late_ms),
+      );
     }
     expect(steady).toEqual([0, 0, 0]);
     await rt.ctx.services.timers.settle();
     await rt.ctx.bus.idle();
-    const hung = events.find((e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "hangs") as BusEvent<"timer_fired">;
+    const hung = events.find(
+      (e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "hangs",
+    ) as BusEvent<"timer_fired">;
     expect(hung).toMatchObject({ result: "error" });
     expect(hung.error).toContain("timed out after 300 ms");
     expect(calls).toBe(3);

@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { manualClock } from "../core/clock.ts";
 import { substitute } from "../core/actions.ts";
+import { manualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Item } from "../features/pipeline/item.ts";
@@ -32,32 +32,55 @@ async function settle() {
     quiet = events.length === n ? quiet + 1 : 0;
   }
 }
-const of = <T extends BusEvent["type"]>(type: T) => events.filter((e) => e.type === type) as unknown as Array<BusEvent<T>>;
+const of = <T extends BusEvent["type"]>(type: T) =>
+  events.filter((e) => e.type === type) as unknown as Array<BusEvent<T>>;
 
 describe("triggers", () => {
   test('to: qa with {op: "item.move", args: {id: "$event.item_id", to: "merge"}} moves items on', async () => {
-    await op("trigger.add", { on: { to: "qa" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "merge", reason: "auto" } });
+    await op("trigger.add", {
+      on: { to: "qa" },
+      mode: "persistent",
+      op: "item.move",
+      args: { id: "$event.item_id", to: "merge", reason: "auto" },
+    });
     const a = await op<Item>("item.create", { title: "a" });
     const b = await op<Item>("item.create", { title: "b" });
     for (const it of [a, b]) for (const to of ["coding", "qa"]) await op("item.move", { id: it.id, to });
     await settle();
     for (const it of [a, b]) expect((await op<Item>("item.get", { id: it.id })).stage).toBe("merge");
-    expect(of("trigger_fired").map((e) => [e.item_id, e.result])).toEqual([[a.id, "ok"], [b.id, "ok"]]);
+    expect(of("trigger_fired").map((e) => [e.item_id, e.result])).toEqual([
+      [a.id, "ok"],
+      [b.id, "ok"],
+    ]);
     const auto = of("transition").filter((e) => e.to === "merge");
     expect(auto.map((e) => e.reason)).toEqual(["auto", "auto"]);
     expect(auto[0]!.cause).toMatchObject({ depth: 1 });
   });
 
   test("two triggers moving an item back and forth stop at depth 8 with trigger_loop_halted", async () => {
-    await op("trigger.add", { on: { to: "qa" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "coding" } });
-    await op("trigger.add", { on: { from: "qa", to: "coding" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "qa" } });
+    await op("trigger.add", {
+      on: { to: "qa" },
+      mode: "persistent",
+      op: "item.move",
+      args: { id: "$event.item_id", to: "coding" },
+    });
+    await op("trigger.add", {
+      on: { from: "qa", to: "coding" },
+      mode: "persistent",
+      op: "item.move",
+      args: { id: "$event.item_id", to: "qa" },
+    });
     const it = await op<Item>("item.create", { title: "ping-pong" });
     await op("item.move", { id: it.id, to: "coding" });
     await op("item.move", { id: it.id, to: "qa" });
     await settle();
     expect(of("trigger_fired")).toHaveLength(8);
     expect(of("trigger_loop_halted")).toEqual([expect.objectContaining({ item_id: it.id, depth: 8 })]);
-    expect(of("transition").filter((e) => e.cause).map((e) => e.cause!.depth)).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
+    expect(
+      of("transition")
+        .filter((e) => e.cause)
+        .map((e) => e.cause!.depth),
+    ).toEqual([1, 2, 3, 4, 5, 6, 7, 8]);
   });
 
   test("a once trigger fires once and is gone before its action runs", async () => {
@@ -69,12 +92,21 @@ describe("triggers", () => {
     await settle();
     expect(of("trigger_fired")).toHaveLength(1);
     expect(await op<any[]>("trigger.list", {})).toEqual([]);
-    expect((await op<any[]>("trigger.list", { all: true }))[0]).toMatchObject({ id: t.id, state: "fired", fired_count: 1 });
+    expect((await op<any[]>("trigger.list", { all: true }))[0]).toMatchObject({
+      id: t.id,
+      state: "fired",
+      fired_count: 1,
+    });
     expect((await op<Item[]>("items.list", { label: "prompt" })).map((i) => i.title)).toEqual(["review what started"]);
   });
 
   test("item and agent globs, labels, and events that arrived by sync", async () => {
-    await op("trigger.add", { on: { event: "claimed", agent: "bot-*", labels: ["ui"] }, mode: "persistent", op: "items.list", args: {} });
+    await op("trigger.add", {
+      on: { event: "claimed", agent: "bot-*", labels: ["ui"] },
+      mode: "persistent",
+      op: "items.list",
+      args: {},
+    });
     const ui = await op<Item>("item.create", { title: "ui", labels: ["ui", "web"] });
     const api = await op<Item>("item.create", { title: "api", labels: ["api"] });
     await op("item.claim", { id: ui.id, agent: "human-1" });
@@ -83,7 +115,11 @@ describe("triggers", () => {
     expect(of("trigger_fired")).toHaveLength(0);
     await op("item.release", { id: ui.id, agent: "human-1", fence: 1 });
     await op("item.claim", { id: ui.id, agent: "bot-7" });
-    rt.ctx.bus.publish("claimed", { item_id: ui.id, agent_id: "bot-remote", fence: 9, expires_at: "x" }, { origin: "remote" });
+    rt.ctx.bus.publish(
+      "claimed",
+      { item_id: ui.id, agent_id: "bot-remote", fence: 9, expires_at: "x" },
+      { origin: "remote" },
+    );
     await settle();
     expect(of("trigger_fired").map((e) => e.item_id)).toEqual([ui.id, ui.id]);
   });
@@ -101,7 +137,10 @@ describe("triggers", () => {
         { on: { event }, mode: "persistent", op: "items.list" },
         /"on.event": is not an event type/,
       ]),
-      [{ on: { event: "trigger_loop_halted" }, mode: "persistent", op: "items.list" }, /"on.event": is trigger_loop_halted, which no trigger/],
+      [
+        { on: { event: "trigger_loop_halted" }, mode: "persistent", op: "items.list" },
+        /"on.event": is trigger_loop_halted, which no trigger/,
+      ],
     ];
     for (const [input, message] of bad) {
       let err: unknown;
@@ -117,7 +156,8 @@ describe("chains are bounded in width", () => {
   const create = { op: "item.create", args: { title: "more" } };
 
   test("three triggers that each create an item on item_created: one create makes 100 actions, then one trigger_loop_halted", async () => {
-    for (let i = 0; i < 3; i++) await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", ...create });
+    for (let i = 0; i < 3; i++)
+      await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", ...create });
     await op("item.create", { title: "seed" });
     await settle();
     expect(await op<Item[]>("items.list", {})).toHaveLength(101);
@@ -126,7 +166,9 @@ describe("chains are bounded in width", () => {
     const chain = fired[0]!.cause!.chain!;
     expect(chain).toMatch(/^ch[a-z2-7]{10}$/);
     expect(fired.every((e) => e.cause!.chain === chain && e.result === "ok")).toBe(true);
-    expect(of("trigger_loop_halted")).toEqual([expect.objectContaining({ reason: "budget", cause: { depth: expect.any(Number), chain } })]);
+    expect(of("trigger_loop_halted")).toEqual([
+      expect.objectContaining({ reason: "budget", cause: { depth: expect.any(Number), chain } }),
+    ]);
     expect(rt.ctx.services.triggerChains.size()).toBeGreaterThan(0);
     // a new originating event is a new chain with a budget of its own
     await op("item.create", { title: "seed 2" });
@@ -136,7 +178,8 @@ describe("chains are bounded in width", () => {
   });
 
   test("a timer firing starts its own chain: its action and everything after it share one budget", async () => {
-    for (let i = 0; i < 2; i++) await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", ...create });
+    for (let i = 0; i < 2; i++)
+      await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", ...create });
     await op("timer.add", { in: "1s", ...create });
     (rt.ctx.clock as ReturnType<typeof manualClock>).advance(1000);
     await rt.tick();
@@ -151,8 +194,18 @@ describe("chains are bounded in width", () => {
   });
 
   test("a chain at the depth limit is reported once, however many triggers its last events match", async () => {
-    await op("trigger.add", { on: { to: "qa" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "coding" } });
-    await op("trigger.add", { on: { from: "qa", to: "coding" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "qa" } });
+    await op("trigger.add", {
+      on: { to: "qa" },
+      mode: "persistent",
+      op: "item.move",
+      args: { id: "$event.item_id", to: "coding" },
+    });
+    await op("trigger.add", {
+      on: { from: "qa", to: "coding" },
+      mode: "persistent",
+      op: "item.move",
+      args: { id: "$event.item_id", to: "qa" },
+    });
     await op("trigger.add", { on: { to: "qa" }, mode: "persistent", op: "items.list", args: {} });
     await op("trigger.add", { on: { event: "trigger_fired" }, mode: "persistent", op: "items.list", args: {} });
     const it = await op<Item>("item.create", { title: "x" });
@@ -167,7 +220,10 @@ describe("chains are bounded in width", () => {
   });
 
   test("a trigger on trigger_added whose action adds triggers: the events its ops publish stay in its chain", async () => {
-    const adder = { op: "trigger.add", args: { on: { event: "trigger_added" }, mode: "persistent", op: "items.list", args: {} } };
+    const adder = {
+      op: "trigger.add",
+      args: { on: { event: "trigger_added" }, mode: "persistent", op: "items.list", args: {} },
+    };
     await op("trigger.add", { on: { event: "trigger_added" }, mode: "persistent", ...adder });
     await settle();
     expect(of("trigger_fired").length).toBeLessThanOrEqual(100);
@@ -179,7 +235,12 @@ describe("chains are bounded in width", () => {
   test("a trigger on heartbeat whose action is a heartbeat: events any op publishes stay in the chain (it ran 831 times a second)", async () => {
     await rt.close();
     ({ rt, events } = await testRuntime(project.paths)); // real time: every beat is a new timestamp, so a new event
-    await op("trigger.add", { on: { event: "heartbeat" }, mode: "persistent", op: "heartbeat", args: { agent: "echo" } });
+    await op("trigger.add", {
+      on: { event: "heartbeat" },
+      mode: "persistent",
+      op: "heartbeat",
+      args: { agent: "echo" },
+    });
     await op("heartbeat", { agent: "origin" });
     await settle();
     // each beat the action makes carries the chain one level deeper: the depth limit ends it (two beats in the same
@@ -193,9 +254,17 @@ describe("chains are bounded in width", () => {
 
   test("timers a trigger's action makes fire in that chain: a trigger cannot multiply timers past the budget", async () => {
     await rt.close();
-    await Bun.write(project.paths.config, '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[triggers]\nmax_actions_per_event = 10\n');
+    await Bun.write(
+      project.paths.config,
+      '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[triggers]\nmax_actions_per_event = 10\n',
+    );
     ({ rt, events } = await testRuntime(project.paths, { clock: manualClock("2026-08-01T08:00:00Z") }));
-    await op("trigger.add", { on: { event: "item_created" }, mode: "persistent", op: "timer.add", args: { every: "1s", op: "item.create", args: { title: "tick" } } });
+    await op("trigger.add", {
+      on: { event: "item_created" },
+      mode: "persistent",
+      op: "timer.add",
+      args: { every: "1s", op: "item.create", args: { title: "tick" } },
+    });
     await op("item.create", { title: "seed" });
     await settle();
     for (let i = 0; i < 6; i++) {
@@ -215,13 +284,18 @@ describe("chains are bounded in width", () => {
     await op("trigger.add", { on: { event: "claimed" }, mode: "persistent", op: "items.list", args: {} });
     const it = await op<Item>("item.create", { title: "x" });
     const fields = { item_id: it.id, agent_id: "a", fence: 1, expires_at: "x" };
-    rt.ctx.bus.publish("claimed", fields, { origin: "remote", cause: { depth: -5, chain: "x".repeat(10_000) } as never });
+    rt.ctx.bus.publish("claimed", fields, {
+      origin: "remote",
+      cause: { depth: -5, chain: "x".repeat(10_000) } as never,
+    });
     rt.ctx.bus.publish("claimed", fields, { origin: "remote", cause: { depth: 2, chain: "nope" } });
     await settle();
     // an unreadable depth is the limit; a foreign chain id is replaced by one of ours
     expect(of("trigger_loop_halted")).toEqual([expect.objectContaining({ reason: "depth", depth: 8 })]);
     const ours = expect.stringMatching(/^ch[a-z2-7]{10}$/);
-    expect(of("trigger_fired").map((e) => e.cause)).toEqual([{ trigger_id: expect.any(String), depth: 3, chain: ours }]);
+    expect(of("trigger_fired").map((e) => e.cause)).toEqual([
+      { trigger_id: expect.any(String), depth: 3, chain: ours },
+    ]);
   });
 
   test("the per-chain counts are bounded: the least recently used chain is forgotten first", () => {
@@ -241,7 +315,12 @@ describe("chains are bounded in width", () => {
 
   test('"$event.<field>" takes only the event\'s own fields', () => {
     const event = { type: "claimed", item_id: "k7q2m" };
-    expect(substitute({ a: "$event.item_id", b: ["$event.constructor", "$event.toString", "$event.__proto__", "$event.missing"] }, event)).toEqual({
+    expect(
+      substitute(
+        { a: "$event.item_id", b: ["$event.constructor", "$event.toString", "$event.__proto__", "$event.missing"] },
+        event,
+      ),
+    ).toEqual({
       a: "k7q2m",
       b: [null, null, null, null],
     });

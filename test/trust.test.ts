@@ -8,8 +8,8 @@ import { execFileSync } from "node:child_process";
 import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { api, BUN, CLI, cli, startDaemonProcess, tempProject } from "./helpers.ts";
 import { bareRepo } from "./git-server.ts";
+import { api, BUN, CLI, cli, startDaemonProcess, tempProject } from "./helpers.ts";
 
 const sh = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
 
@@ -88,34 +88,45 @@ describe("a committed hub.remote that runs a command (--upload-pack) is never us
 describe("drover trust", () => {
   let project: Awaited<ReturnType<typeof tempProject>>;
   beforeAll(async () => {
-    project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nbase_branch = "release"\nauto_assign = false\n' });
+    project = await tempProject({
+      config: '[hub]\nremote = ""\n[pipeline]\nbase_branch = "release"\nauto_assign = false\n',
+    });
   });
   afterAll(() => project.cleanup());
 
   test("without a terminal and without --yes it approves nothing and names the command; --yes approves the exact content", async () => {
     const refused = await cli(["trust"], project.dir);
     expect(refused.code).toBe(2);
-    expect(refused.stderr.trim().split("\n").at(-1)).toBe('drover: 1 value(s) wait for approval: run "drover trust --yes" to approve them without a prompt');
+    expect(refused.stderr.trim().split("\n").at(-1)).toBe(
+      'drover: 1 value(s) wait for approval: run "drover trust --yes" to approve them without a prompt',
+    );
     expect((await cli(["config", "status", "--json"], project.dir)).stdout).toContain('"key": "pipeline.base_branch"');
     const yes = await cli(["trust", "--yes"], project.dir);
     expect(yes.code).toBe(0);
     expect(yes.stdout).toContain('Approved "pipeline.base_branch"');
     expect(JSON.parse((await cli(["config", "status", "--json"], project.dir)).stdout).untrusted).toEqual([]);
     // another value in the committed file is another content: it waits again, the approved one stays in force
-    await Bun.write(project.paths.config, '[hub]\nremote = ""\n[pipeline]\nbase_branch = "main"\nauto_assign = false\n');
+    await Bun.write(
+      project.paths.config,
+      '[hub]\nremote = ""\n[pipeline]\nbase_branch = "main"\nauto_assign = false\n',
+    );
     expect(JSON.parse((await cli(["config", "status", "--json"], project.dir)).stdout).untrusted).toEqual([
       { key: "pipeline.base_branch", value: "main", using: "release" },
     ]);
   });
 
   test("a running daemon takes an approval within seconds and announces what waits (config_untrusted)", async () => {
-    await Bun.write(project.paths.config, '[hub]\nremote = ""\n[pipeline]\nbase_branch = "next"\nauto_assign = false\n');
+    await Bun.write(
+      project.paths.config,
+      '[hub]\nremote = ""\n[pipeline]\nbase_branch = "next"\nauto_assign = false\n',
+    );
     const daemon = await startDaemonProcess([BUN, CLI], project.paths);
     try {
       expect((await api(daemon.url, daemon.token, "/api/config")).body.untrusted).toHaveLength(1);
       expect((await cli(["trust", "--yes"], project.dir)).code).toBe(0);
       const deadline = Date.now() + 5000;
-      while ((await api(daemon.url, daemon.token, "/api/config")).body.untrusted.length && Date.now() < deadline) await Bun.sleep(100);
+      while ((await api(daemon.url, daemon.token, "/api/config")).body.untrusted.length && Date.now() < deadline)
+        await Bun.sleep(100);
       expect((await api(daemon.url, daemon.token, "/api/config")).body.untrusted).toEqual([]);
     } finally {
       await daemon.stop();
@@ -132,7 +143,9 @@ describe("drover trust", () => {
 describe("credentials go only to the trusted remote", () => {
   test("a committed http hub.remote never receives DROVER_GIT_TOKEN until approved", async () => {
     const evil = catcher();
-    const project = await tempProject({ config: `[hub]\nremote = "${evil.url}/steal.git"\n[pipeline]\nauto_assign = false\n` });
+    const project = await tempProject({
+      config: `[hub]\nremote = "${evil.url}/steal.git"\n[pipeline]\nauto_assign = false\n`,
+    });
     try {
       const env = { DROVER_GIT_TOKEN: "s3cret-token" };
       await cli(["sync", "now"], project.dir, env);
@@ -141,7 +154,11 @@ describe("credentials go only to the trusted remote", () => {
       expect((await cli(["trust", "--yes"], project.dir)).code).toBe(0);
       await cli(["sync", "now"], project.dir, env);
       // once a person approved that remote, it is where the hub goes, with the token
-      expect(evil.seen.some((h) => h.startsWith("Basic ") && Buffer.from(h.slice(6), "base64").toString().endsWith(":s3cret-token"))).toBe(true);
+      expect(
+        evil.seen.some(
+          (h) => h.startsWith("Basic ") && Buffer.from(h.slice(6), "base64").toString().endsWith(":s3cret-token"),
+        ),
+      ).toBe(true);
     } finally {
       evil.stop();
       project.cleanup();
@@ -150,8 +167,14 @@ describe("credentials go only to the trusted remote", () => {
 
   test("a trusted remote that redirects elsewhere is not followed with the token", async () => {
     const evil = catcher();
-    const bouncer = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: (req) => Response.redirect(evil.url + new URL(req.url).pathname + new URL(req.url).search, 302) });
-    const project = await tempProject({ config: `[hub]\nremote = "http://127.0.0.1:${bouncer.port}/hub.git"\n[pipeline]\nauto_assign = false\n` });
+    const bouncer = Bun.serve({
+      hostname: "127.0.0.1",
+      port: 0,
+      fetch: (req) => Response.redirect(evil.url + new URL(req.url).pathname + new URL(req.url).search, 302),
+    });
+    const project = await tempProject({
+      config: `[hub]\nremote = "http://127.0.0.1:${bouncer.port}/hub.git"\n[pipeline]\nauto_assign = false\n`,
+    });
     try {
       await cli(["trust", "--yes"], project.dir);
       const round = await cli(["sync", "now"], project.dir, { DROVER_GIT_TOKEN: "s3cret-token" });
@@ -168,16 +191,22 @@ describe("credentials go only to the trusted remote", () => {
 
 describe("a committed base_branch that reads as an option cannot make unmerged work look merged", () => {
   test('"--max-count=0": ignored until trusted, refused before git once trusted; the unmerged branch survives', async () => {
-    const project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nbase_branch = "--max-count=0"\n' });
+    const project = await tempProject({
+      config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\nbase_branch = "--max-count=0"\n',
+    });
     try {
       const git = (...args: string[]) => sh(project.dir, "-c", "user.name=t", "-c", "user.email=t@x", ...args);
       git("commit", "-q", "--allow-empty", "-m", "base");
       for (const trusted of [false, true]) {
         if (trusted) expect((await cli(["trust", "--yes"], project.dir)).code).toBe(0);
-        const item = JSON.parse((await cli(["item", "create", "--title", `work ${trusted}`, "--json"], project.dir)).stdout);
+        const item = JSON.parse(
+          (await cli(["item", "create", "--title", `work ${trusted}`, "--json"], project.dir)).stdout,
+        );
         const start = await cli(["item", "start", "--id", item.id, "--agent", "a", "--json"], project.dir);
         if (trusted) {
-          expect(start.stderr).toContain('Invalid "pipeline.base_branch": "--max-count=0" is not a branch name git accepts');
+          expect(start.stderr).toContain(
+            'Invalid "pipeline.base_branch": "--max-count=0" is not a branch name git accepts',
+          );
           continue;
         }
         const { path } = JSON.parse(start.stdout);

@@ -3,7 +3,7 @@
  * by hand and never to another origin with custom headers, and at most 64 KiB of an answer read.
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { manualClock, type ManualClock } from "../core/clock.ts";
+import { type ManualClock, manualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Runtime } from "../runtime.ts";
@@ -150,7 +150,9 @@ describe("webhook redirects", () => {
   test("to another origin with custom headers: not followed, an error saying so, nothing reaches the other origin", async () => {
     const fired = await fire({ url: `http://127.0.0.1:${a.port}/to-b`, headers: secret });
     expect(fired.result).toBe("error");
-    expect(fired.error).toContain(`was redirected to another origin "http://127.0.0.1:${b.port}": not followed, as the hook sends custom headers`);
+    expect(fired.error).toContain(
+      `was redirected to another origin "http://127.0.0.1:${b.port}": not followed, as the hook sends custom headers`,
+    );
     expect(seen.a).toHaveLength(1); // a refusal is not retried
     expect(seen.b).toEqual([]);
   });
@@ -167,7 +169,9 @@ describe("webhook redirects", () => {
   test("to another origin without custom headers: followed; 302 and 303 turn a POST into a GET", async () => {
     expect(await fire({ url: `http://127.0.0.1:${a.port}/to-b` })).toMatchObject({ result: "ok" });
     expect(seen.b).toEqual([{ path: "/landed", method: "GET", secret: null }]);
-    expect(await fire({ url: `http://127.0.0.1:${a.port}/see-other`, headers: secret })).toMatchObject({ result: "ok" });
+    expect(await fire({ url: `http://127.0.0.1:${a.port}/see-other`, headers: secret })).toMatchObject({
+      result: "ok",
+    });
     expect(seen.a.at(-1)).toEqual({ path: "/landed", method: "GET", secret: "s3cr3t" });
   });
 

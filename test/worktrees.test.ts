@@ -10,7 +10,13 @@ import type { Runtime } from "../runtime.ts";
 import { createApp } from "../server/app.ts";
 import { cli, tempProject, testRuntime } from "./helpers.ts";
 
-const ENV = { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@x", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@x" };
+const ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: "t",
+  GIT_AUTHOR_EMAIL: "t@x",
+  GIT_COMMITTER_NAME: "t",
+  GIT_COMMITTER_EMAIL: "t@x",
+};
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
 let events: BusEvent[];
@@ -35,7 +41,12 @@ describe("worktrees", () => {
   test("item.start claims, moves into coding and makes the worktree on drover/item/<id>", async () => {
     const item = await op<Item>("item.create", { title: "x" });
     const started = await op("item.start", { id: item.id, agent: "a1" });
-    expect(started).toMatchObject({ path: join(project.paths.worktrees, item.id), branch: `drover/item/${item.id}`, fence: 1, item: { stage: "coding" } });
+    expect(started).toMatchObject({
+      path: join(project.paths.worktrees, item.id),
+      branch: `drover/item/${item.id}`,
+      fence: 1,
+      item: { stage: "coding" },
+    });
     expect(git(started.path, "rev-parse", "--abbrev-ref", "HEAD")).toBe(`drover/item/${item.id}`);
     expect(git(project.dir, "worktree", "list")).toContain(started.path);
     await rt.ctx.bus.idle();
@@ -49,7 +60,9 @@ describe("worktrees", () => {
     try {
       const item = (await fresh.ops.run("item.create", { title: "x" })) as Item;
       const err = (await fresh.ops.run("item.start", { id: item.id, agent: "a1" }).catch((e) => e)) as Error;
-      expect(err.message).toBe(`Cannot create the worktree "${join(empty.paths.worktrees, item.id)}": the base branch "trunk" has no commit yet`);
+      expect(err.message).toBe(
+        `Cannot create the worktree "${join(empty.paths.worktrees, item.id)}": the base branch "trunk" has no commit yet`,
+      );
     } finally {
       await fresh.close();
       empty.cleanup();
@@ -74,7 +87,9 @@ describe("worktrees", () => {
     expect(git(project.dir, "branch", "--list", `drover/item/${merged.id}`)).toBe("");
     expect(of("worktree_removed")).toEqual([expect.objectContaining({ item_id: merged.id })]);
     expect(existsSync(join(b.path, "wip.txt"))).toBe(true);
-    expect(of("worktree_kept")).toEqual([expect.objectContaining({ item_id: dirty.id, reason: "uncommitted changes" })]);
+    expect(of("worktree_kept")).toEqual([
+      expect.objectContaining({ item_id: dirty.id, reason: "uncommitted changes" }),
+    ]);
     expect((await rt.reconcile()).worktrees).toEqual({ changed: 0 }); // kept stays kept, reported once
   });
 
@@ -107,7 +122,11 @@ describe("worktrees", () => {
   test("drover item start --path-only prints the path alone", async () => {
     const item = await op<Item>("item.create", { title: "x" });
     await rt.close();
-    const r = await cli(["item", "start", "--id", item.id, "--agent", "a1", "--path-only"], project.dir, ENV as Record<string, string>);
+    const r = await cli(
+      ["item", "start", "--id", item.id, "--agent", "a1", "--path-only"],
+      project.dir,
+      ENV as Record<string, string>,
+    );
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(join(project.paths.worktrees, item.id) + "\n");
     ({ rt, events } = await testRuntime(project.paths));
@@ -117,10 +136,30 @@ describe("worktrees", () => {
 describe("usage", () => {
   test("reports add up on the item and per agent; a terminal transition carries the final totals", async () => {
     const item = await op<Item>("item.create", { title: "x" });
-    await op("usage.report", { agent: "a1", item: item.id, model: "m", input_tokens: 1000, output_tokens: 200, cost_usd: 0.012 });
-    await op("usage.report", { agent: "a2", item: item.id, input_tokens: 500, output_tokens: 50, cache_read_tokens: 4000, cost_usd: 0.003 });
+    await op("usage.report", {
+      agent: "a1",
+      item: item.id,
+      model: "m",
+      input_tokens: 1000,
+      output_tokens: 200,
+      cost_usd: 0.012,
+    });
+    await op("usage.report", {
+      agent: "a2",
+      item: item.id,
+      input_tokens: 500,
+      output_tokens: 50,
+      cache_read_tokens: 4000,
+      cost_usd: 0.003,
+    });
     await op("usage.report", { agent: "a1", input_tokens: 1, output_tokens: 1 });
-    expect((await op<Item>("item.get", { id: item.id })).usage).toEqual({ input_tokens: 1500, output_tokens: 250, cache_read_tokens: 4000, cost_usd: 0.015, reports: 2 });
+    expect((await op<Item>("item.get", { id: item.id })).usage).toEqual({
+      input_tokens: 1500,
+      output_tokens: 250,
+      cache_read_tokens: 4000,
+      cost_usd: 0.015,
+      reports: 2,
+    });
     expect((await op<Item[]>("items.list", {}))[0]!.usage!.reports).toBe(2);
     expect(await op("usage.totals", {})).toEqual([
       expect.objectContaining({ agent: "a1", reports: 2, input_tokens: 1001, cost_usd: 0.012 }),
@@ -141,10 +180,18 @@ describe("usage", () => {
       { agent: "a1", input_tokens: 1, output_tokens: 1, cost_usd: -0.01 },
       { agent: "a1", input_tokens: 1e300, output_tokens: 1 },
     ]) {
-      const res = await app.request("/api/ops/usage.report", { method: "POST", headers: { authorization: "Bearer t" }, body: JSON.stringify(body) });
+      const res = await app.request("/api/ops/usage.report", {
+        method: "POST",
+        headers: { authorization: "Bearer t" },
+        body: JSON.stringify(body),
+      });
       expect({ body, status: res.status }).toEqual({ body, status: 400 });
     }
-    const res = await app.request("/api/ops/usage.report", { method: "POST", headers: { authorization: "Bearer t" }, body: '{"agent":"a1","input_tokens":NaN,"output_tokens":0}' });
+    const res = await app.request("/api/ops/usage.report", {
+      method: "POST",
+      headers: { authorization: "Bearer t" },
+      body: '{"agent":"a1","input_tokens":NaN,"output_tokens":0}',
+    });
     expect(res.status).toBe(400);
   });
 });

@@ -22,7 +22,10 @@ export function checkToken(req: Request, token: string, options: { allowQuery?: 
  * answered, with any port: the bound address, `localhost`, `127.0.0.1`, `[::1]` and `extra`. Bound to every
  * interface (`0.0.0.0`, `::`), any IP literal is answered too: a rebound DNS name is never an IP literal.
  */
-export function hostGuard(bound: string, options: { extra: readonly string[]; setting: string }): (req: Request) => DroverError | null {
+export function hostGuard(
+  bound: string,
+  options: { extra: readonly string[]; setting: string },
+): (req: Request) => DroverError | null {
   const names = new Set(["localhost", "127.0.0.1", "[::1]", _hostName(bound), ...options.extra.map(_hostName)]);
   const anyAddress = _hostName(bound) === "0.0.0.0" || _hostName(bound) === "[::]";
   return function checkHost(req) {

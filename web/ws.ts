@@ -10,7 +10,7 @@ import type { Server, ServerWebSocket, WebSocketHandler } from "bun";
 import { z } from "zod";
 import type { Bus } from "../core/bus.ts";
 import { DroverError } from "../core/errors.ts";
-import { eventDef, topics, type BusEvent } from "../core/events.ts";
+import { type BusEvent, eventDef, topics } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
 import { errorResponse } from "../web/guard.ts";
 
@@ -62,7 +62,10 @@ export function createWsLimit(max: number): WsLimit {
       open = Math.max(0, open - 1);
     },
     count: () => open,
-    busy: (setting) => errorResponse(new DroverError("busy", `Cannot open another WebSocket: ${max} are open, the limit set by ${setting}`)),
+    busy: (setting) =>
+      errorResponse(
+        new DroverError("busy", `Cannot open another WebSocket: ${max} are open, the limit set by ${setting}`),
+      ),
   };
 }
 
@@ -142,7 +145,8 @@ export function createWsHub(bus: Bus, options: WsHubOptions): WsHub {
       message(ws, raw) {
         guarded(log, ws, "message", () => {
           // the gateway serves relays' bigger frames on the same server, so the size is checked here too
-          if ((typeof raw === "string" ? Buffer.byteLength(raw) : raw.byteLength) > CLIENT_FRAME_BYTES) return ws.close(1009, "Frame too large");
+          if ((typeof raw === "string" ? Buffer.byteLength(raw) : raw.byteLength) > CLIENT_FRAME_BYTES)
+            return ws.close(1009, "Frame too large");
           const frame = _clientFrame(raw);
           if ("error" in frame) return send(ws, { type: "error", message: frame.error });
           ws.data.topics = frame.topics.length ? new Set(frame.topics) : null;
@@ -171,14 +175,19 @@ function _clientFrame(raw: string | Buffer): { topics: string[] } | { error: str
   }
   const parsed = _subscribeSchema.safeParse(value);
   if (!parsed.success) {
-    if (!value || typeof value !== "object" || Array.isArray(value)) return { error: "Invalid message: expected a JSON object" };
+    if (!value || typeof value !== "object" || Array.isArray(value))
+      return { error: "Invalid message: expected a JSON object" };
     const type = (value as { type?: unknown }).type;
-    if (type !== "subscribe") return { error: `Unknown message type ${typeof type === "string" ? JSON.stringify(type.slice(0, 64)) : `(${typeof type})`}` };
+    if (type !== "subscribe")
+      return {
+        error: `Unknown message type ${typeof type === "string" ? JSON.stringify(type.slice(0, 64)) : `(${typeof type})`}`,
+      };
     return { error: `Invalid message: "topics" must be a list of at most 64 topic names` };
   }
   const wanted = parsed.data.topics ?? [];
   const known = topics();
   const unknown = wanted.find((t) => !known.includes(t));
-  if (unknown !== undefined) return { error: `Unknown topic ${JSON.stringify(unknown)}: known are ${known.join(", ")}` };
+  if (unknown !== undefined)
+    return { error: `Unknown topic ${JSON.stringify(unknown)}: known are ${known.join(", ")}` };
   return { topics: wanted };
 }

@@ -7,7 +7,12 @@ import { DroverError } from "../../core/errors.ts";
 import { writeFileAtomic } from "../../core/files.ts";
 
 /** The events we hook and the matcher each needs. */
-const EVENTS: Array<[event: string, matcher?: string]> = [["SessionStart"], ["PostToolUse", "*"], ["Stop"], ["SessionEnd"]];
+const EVENTS: Array<[event: string, matcher?: string]> = [
+  ["SessionStart"],
+  ["PostToolUse", "*"],
+  ["Stop"],
+  ["SessionEnd"],
+];
 
 /** The env var `.mcp.json` takes the token from: the token itself is never written to a committed file. */
 export const TOKEN_ENV = "DROVER_TOKEN";
@@ -16,13 +21,17 @@ type Json = Record<string, unknown>;
 
 /** Adds our hook to each event that does not run it yet; returns the events it was added to. */
 export function mergeClaudeSettings(settings: Json, command: string): string[] {
-  if (settings.hooks !== undefined && !_isObject(settings.hooks)) throw new DroverError("invalid_input", 'Cannot merge hooks: "hooks" is not an object');
+  if (settings.hooks !== undefined && !_isObject(settings.hooks))
+    throw new DroverError("invalid_input", 'Cannot merge hooks: "hooks" is not an object');
   const hooks = (settings.hooks ??= {}) as Record<string, unknown>;
   const added: string[] = [];
   for (const [event, matcher] of EVENTS) {
     const groups = (hooks[event] ??= []);
-    if (!Array.isArray(groups)) throw new DroverError("invalid_input", `Cannot merge hooks: "hooks.${event}" is not a list`);
-    const present = groups.some((g) => _isObject(g) && Array.isArray(g.hooks) && g.hooks.some((h) => _isObject(h) && h.command === command));
+    if (!Array.isArray(groups))
+      throw new DroverError("invalid_input", `Cannot merge hooks: "hooks.${event}" is not a list`);
+    const present = groups.some(
+      (g) => _isObject(g) && Array.isArray(g.hooks) && g.hooks.some((h) => _isObject(h) && h.command === command),
+    );
     if (present) continue;
     groups.push({ ...(matcher ? { matcher } : {}), hooks: [{ type: "command", command, timeout: 5 }] });
     added.push(event);
@@ -32,7 +41,8 @@ export function mergeClaudeSettings(settings: Json, command: string): string[] {
 
 /** Registers drover's HTTP MCP server; false when it was already there as is. */
 export function mergeMcpServers(doc: Json, url: string): boolean {
-  if (doc.mcpServers !== undefined && !_isObject(doc.mcpServers)) throw new DroverError("invalid_input", 'Cannot merge ".mcp.json": "mcpServers" is not an object');
+  if (doc.mcpServers !== undefined && !_isObject(doc.mcpServers))
+    throw new DroverError("invalid_input", 'Cannot merge ".mcp.json": "mcpServers" is not an object');
   const servers = (doc.mcpServers ??= {}) as Json;
   const entry = { type: "http", url, headers: { Authorization: `Bearer \${${TOKEN_ENV}}` } };
   if (JSON.stringify(servers.drover) === JSON.stringify(entry)) return false;
@@ -49,7 +59,8 @@ export function updateJsonFile(file: string, change: (doc: Json) => boolean): bo
     } catch {
       throw new DroverError("invalid_input", `Cannot update "${file}": it is not valid JSON (left as it is)`);
     }
-    if (!_isObject(doc)) throw new DroverError("invalid_input", `Cannot update "${file}": it is not a JSON object (left as it is)`);
+    if (!_isObject(doc))
+      throw new DroverError("invalid_input", `Cannot update "${file}": it is not a JSON object (left as it is)`);
   }
   if (!change(doc)) return false;
   writeFileAtomic(file, JSON.stringify(doc, null, 2) + "\n");

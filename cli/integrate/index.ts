@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { defineCommand, type CommandDef } from "citty";
+import { type CommandDef, defineCommand } from "citty";
 import { loadConfig } from "../../core/config.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
 import { DroverError } from "../../core/errors.ts";
@@ -21,7 +21,10 @@ const TOML_TOP = { start: "# >>> drover notify (managed by `drover integrate cod
 const TOML_MCP = { start: "# >>> drover mcp (managed by `drover integrate codex`)", end: "# <<< drover mcp" };
 
 const claude = defineCommand({
-  meta: { name: "claude", description: "Claude Code: heartbeat hooks in .claude/settings.json, drover's MCP server in .mcp.json" },
+  meta: {
+    name: "claude",
+    description: "Claude Code: heartbeat hooks in .claude/settings.json, drover's MCP server in .mcp.json",
+  },
   args: {
     local: { type: "boolean", description: "Write .claude/settings.local.json (not committed) instead" },
     command: { type: "string", description: `The hook command (default "${CLAUDE_COMMAND}")` },
@@ -31,16 +34,28 @@ const claude = defineCommand({
     const settingsFile = join(paths.root, ".claude", args.local ? "settings.local.json" : "settings.json");
     const url = await mcpUrl(paths);
     let added: string[] = [];
-    const settingsChanged = updateJsonFile(settingsFile, (doc) => (added = mergeClaudeSettings(doc, args.command ?? CLAUDE_COMMAND)).length > 0);
+    const settingsChanged = updateJsonFile(
+      settingsFile,
+      (doc) => (added = mergeClaudeSettings(doc, args.command ?? CLAUDE_COMMAND)).length > 0,
+    );
     const mcpChanged = updateJsonFile(join(paths.root, ".mcp.json"), (doc) => mergeMcpServers(doc, url));
-    console.log(settingsChanged ? `${settingsFile}: hooks added for ${added.join(", ")}` : `${settingsFile}: hooks already there`);
-    console.log(mcpChanged ? `${join(paths.root, ".mcp.json")}: drover MCP server added` : `${join(paths.root, ".mcp.json")}: drover MCP server already there`);
+    console.log(
+      settingsChanged ? `${settingsFile}: hooks added for ${added.join(", ")}` : `${settingsFile}: hooks already there`,
+    );
+    console.log(
+      mcpChanged
+        ? `${join(paths.root, ".mcp.json")}: drover MCP server added`
+        : `${join(paths.root, ".mcp.json")}: drover MCP server already there`,
+    );
     console.log(`Claude Code reads the token from $${TOKEN_ENV}: export ${TOKEN_ENV}="$(cat ${paths.token})"`);
   },
 });
 
 const codex = defineCommand({
-  meta: { name: "codex", description: "Codex: drover's MCP server and the notify hook for config.toml (printed, or --write FILE)" },
+  meta: {
+    name: "codex",
+    description: "Codex: drover's MCP server and the notify hook for config.toml (printed, or --write FILE)",
+  },
   args: { write: { type: "string", description: "Merge into this config.toml instead of printing" } },
   async run({ args }) {
     const paths = findProject();
@@ -61,13 +76,17 @@ const codex = defineCommand({
     } catch (err) {
       throw new DroverError("internal", `"${file}" no longer parses after the merge: ${(err as Error).message}`);
     }
-    if (userNotify) console.error(`drover: "${file}" already sets notify; add "drover hook codex" to it by hand to get heartbeats`);
+    if (userNotify)
+      console.error(`drover: "${file}" already sets notify; add "drover hook codex" to it by hand to get heartbeats`);
     console.log(changedTop || changedMcp ? `${file}: drover added` : `${file}: drover already there`);
   },
 });
 
 const agentsMd = defineCommand({
-  meta: { name: "agents-md", description: "The drover workflow for agents, as a block in AGENTS.md (or --file CLAUDE.md)" },
+  meta: {
+    name: "agents-md",
+    description: "The drover workflow for agents, as a block in AGENTS.md (or --file CLAUDE.md)",
+  },
   args: { file: { type: "string", description: "Which file (default AGENTS.md at the project root)" } },
   run({ args }) {
     const paths = findProject();
@@ -79,11 +98,14 @@ const agentsMd = defineCommand({
 
 export const integrate = defineCommand({
   meta: { name: "integrate", description: "Plug drover into Claude Code, Codex and the instructions agents read" },
-  args: { check: { type: "boolean", description: "Report what is installed and whether the daemon answers with the token" } },
+  args: {
+    check: { type: "boolean", description: "Report what is installed and whether the daemon answers with the token" },
+  },
   subCommands: { claude, codex, "agents-md": agentsMd } as Record<string, CommandDef<any>>,
   async run({ args, rawArgs }) {
     if (rawArgs.some((a) => ["claude", "codex", "agents-md"].includes(a))) return; // a subcommand ran
-    if (!args.check) throw new DroverError("invalid_input", 'Name an agent (claude, codex, agents-md) or pass "--check"');
+    if (!args.check)
+      throw new DroverError("invalid_input", 'Name an agent (claude, codex, agents-md) or pass "--check"');
     console.log(renderResult(await integrationChecks(findProject())));
   },
 });
@@ -108,22 +130,49 @@ Every command takes \`--json\`; \`drover <command> --help\` lists the flags. The
 
 /** What is installed where, and whether the daemon answers with the token. */
 export async function integrationChecks(paths: Paths): Promise<Array<{ check: string; ok: boolean; detail: string }>> {
-  const settings = ["settings.json", "settings.local.json"].map((f) => join(paths.root, ".claude", f)).filter((f) => _json(f)?.hooks);
+  const settings = ["settings.json", "settings.local.json"]
+    .map((f) => join(paths.root, ".claude", f))
+    .filter((f) => _json(f)?.hooks);
   const hooked = settings.filter((f) => JSON.stringify(_json(f)?.hooks).includes("drover hook claude"));
-  const mcp = (_json(join(paths.root, ".mcp.json"))?.mcpServers as Record<string, unknown> | undefined)?.drover as { url?: string } | undefined;
+  const mcp = (_json(join(paths.root, ".mcp.json"))?.mcpServers as Record<string, unknown> | undefined)?.drover as
+    | { url?: string }
+    | undefined;
   const md = ["AGENTS.md", "CLAUDE.md"].filter((f) => readBlock(join(paths.root, f), MD) !== null);
   const token = process.env[TOKEN_ENV] || _safe(() => readToken(paths));
   const daemon = readDaemon(paths);
   let reach = "not running";
   if (daemon?.url) {
-    const res = await fetch(`${daemon.url}/api/ops`, { headers: { authorization: `Bearer ${token}` }, signal: AbortSignal.timeout(2000) }).catch(() => null);
-    reach = res ? (res.ok ? `answers at ${daemon.url} with the token` : `answers at ${daemon.url} but refuses the token (HTTP ${res.status})`) : `does not answer at ${daemon.url}`;
+    const res = await fetch(`${daemon.url}/api/ops`, {
+      headers: { authorization: `Bearer ${token}` },
+      signal: AbortSignal.timeout(2000),
+    }).catch(() => null);
+    reach = res
+      ? res.ok
+        ? `answers at ${daemon.url} with the token`
+        : `answers at ${daemon.url} but refuses the token (HTTP ${res.status})`
+      : `does not answer at ${daemon.url}`;
   }
   return [
-    { check: "claude hooks", ok: hooked.length > 0, detail: hooked.length ? hooked.join(", ") : "not installed (drover integrate claude)" },
-    { check: "claude mcp", ok: !!mcp, detail: mcp ? `.mcp.json → ${mcp.url}` : "not registered (drover integrate claude)" },
-    { check: "agent instructions", ok: md.length > 0, detail: md.length ? md.join(", ") : "none (drover integrate agents-md)" },
-    { check: "token env", ok: !!process.env[TOKEN_ENV], detail: process.env[TOKEN_ENV] ? `$${TOKEN_ENV} is set` : `$${TOKEN_ENV} is not set in this shell` },
+    {
+      check: "claude hooks",
+      ok: hooked.length > 0,
+      detail: hooked.length ? hooked.join(", ") : "not installed (drover integrate claude)",
+    },
+    {
+      check: "claude mcp",
+      ok: !!mcp,
+      detail: mcp ? `.mcp.json → ${mcp.url}` : "not registered (drover integrate claude)",
+    },
+    {
+      check: "agent instructions",
+      ok: md.length > 0,
+      detail: md.length ? md.join(", ") : "none (drover integrate agents-md)",
+    },
+    {
+      check: "token env",
+      ok: !!process.env[TOKEN_ENV],
+      detail: process.env[TOKEN_ENV] ? `$${TOKEN_ENV} is set` : `$${TOKEN_ENV} is not set in this shell`,
+    },
     { check: "daemon", ok: reach.includes("with the token"), detail: reach },
   ];
 }

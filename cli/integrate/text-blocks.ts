@@ -6,13 +6,18 @@ import { existsSync, readFileSync } from "node:fs";
 import { writeFileAtomic } from "../../core/files.ts";
 
 /** Puts `body` between the markers (replacing what was there, or at `where`); false when nothing changed. */
-export function upsertBlock(file: string, body: string, options: { start: string; end: string; where: "top" | "bottom" }): boolean {
+export function upsertBlock(
+  file: string,
+  body: string,
+  options: { start: string; end: string; where: "top" | "bottom" },
+): boolean {
   const text = existsSync(file) ? readFileSync(file, "utf8") : "";
   const block = `${options.start}\n${body.trimEnd()}\n${options.end}\n`;
   const from = text.indexOf(options.start);
   const to = text.indexOf(options.end, from);
   let next: string;
-  if (from >= 0 && to > from) next = text.slice(0, from) + block + text.slice(to + options.end.length).replace(/^\n/, "");
+  if (from >= 0 && to > from)
+    next = text.slice(0, from) + block + text.slice(to + options.end.length).replace(/^\n/, "");
   else if (options.where === "top") next = block + (text ? "\n" + text : "");
   else next = text + (text && !text.endsWith("\n") ? "\n" : "") + (text ? "\n" : "") + block;
   if (next === text) return false;

@@ -10,7 +10,8 @@ import { TRUST_COMMAND } from "../../core/trust.ts";
 const configOps = {
   "config.status": defineOp({
     writes: false,
-    description: "Values of the committed config that wait for this machine's approval (drover trust), and what is used meanwhile",
+    description:
+      "Values of the committed config that wait for this machine's approval (drover trust), and what is used meanwhile",
     input: z.strictObject({}),
     http: { method: "GET", path: "/api/config" },
     run(ctx) {

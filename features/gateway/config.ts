@@ -15,10 +15,15 @@ const token = z
 const schema = z.strictObject({
   token,
   project: z
-    .array(z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be a simple name"), token }))
+    .array(
+      z.strictObject({ name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be a simple name"), token }),
+    )
     .min(1, "lists no project")
     .max(1000, "lists more than 1000 projects"),
-  allowed_hosts: z.array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name")).max(100).default([]),
+  allowed_hosts: z
+    .array(z.string().regex(/^[A-Za-z0-9.-]{1,253}$/, "must be a host name"))
+    .max(100)
+    .default([]),
   max_ws_clients: z.number().int().min(1).max(100_000).default(1000),
 });
 
@@ -37,7 +42,10 @@ export async function loadGatewayConfig(file: string): Promise<GatewayConfig> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) {
     const i = parsed.error.issues[0]!;
-    throw new DroverError("invalid_input", `Invalid value for "${i.path.join(".") || "file"}" in "${file}": ${_oneLine(i.message)}`);
+    throw new DroverError(
+      "invalid_input",
+      `Invalid value for "${i.path.join(".") || "file"}" in "${file}": ${_oneLine(i.message)}`,
+    );
   }
   const names = parsed.data.project.map((p) => p.name);
   const twice = names.find((n, i) => names.indexOf(n) !== i);

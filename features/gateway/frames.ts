@@ -36,7 +36,13 @@ export const itemViewSchema = z.object({
   stage: text(32).min(1),
   depends_on: z.array(text(64)).max(100).default([]),
   claim: z
-    .object({ agent_id: text(128), machine_id: text(128), claimed_at: text(64), expires_at: text(64), fence: z.number().int() })
+    .object({
+      agent_id: text(128),
+      machine_id: text(128),
+      claimed_at: text(64),
+      expires_at: text(64),
+      fence: z.number().int(),
+    })
     .nullable()
     .default(null),
   created_at: text(64),
@@ -47,7 +53,12 @@ export const itemViewSchema = z.object({
 export type AgentView = z.output<typeof agentViewSchema>;
 export type ItemView = z.output<typeof itemViewSchema>;
 
-export const helloSchema = z.object({ type: z.literal("hello"), project: text(64), machine_id: text(128).min(1), version: text(64) });
+export const helloSchema = z.object({
+  type: z.literal("hello"),
+  project: text(64),
+  machine_id: text(128).min(1),
+  version: text(64),
+});
 
 export const snapshotSchema = z.object({
   type: z.literal("snapshot"),
@@ -95,7 +106,11 @@ export interface SnapshotSummary {
  * one is left out); when they do not all fit, the most recent are kept (agents by heartbeat, items by update)
  * and the rest counted in `agents_left_out` / `items_left_out`.
  */
-export function snapshotFrame(at: string, parts: SnapshotParts, limit = RELAY_FRAME_BYTES): { text: string; summary: SnapshotSummary } {
+export function snapshotFrame(
+  at: string,
+  parts: SnapshotParts,
+  limit = RELAY_FRAME_BYTES,
+): { text: string; summary: SnapshotSummary } {
   let room = limit - 512; // the frame's other fields
   const pick = <T>(values: unknown[], schema: z.ZodType<T>, max: number, newer: (a: T, b: T) => number) => {
     const views = values.flatMap((v) => {
@@ -114,9 +129,23 @@ export function snapshotFrame(at: string, parts: SnapshotParts, limit = RELAY_FR
   };
   const agents = pick(parts.agents, agentViewSchema, MAX_AGENTS, (a, b) => _desc(a.last_heartbeat, b.last_heartbeat));
   const items = pick(parts.items, itemViewSchema, MAX_ITEMS, (a, b) => _desc(a.updated_at, b.updated_at));
-  const head = { type: "snapshot", at, timers: parts.timers, triggers: parts.triggers, agents_left_out: agents.leftOut, items_left_out: items.leftOut };
+  const head = {
+    type: "snapshot",
+    at,
+    timers: parts.timers,
+    triggers: parts.triggers,
+    agents_left_out: agents.leftOut,
+    items_left_out: items.leftOut,
+  };
   const text = `${JSON.stringify(head).slice(0, -1)},"agents":[${agents.json.join(",")}],"items":[${items.json.join(",")}]}`;
-  const summary = { at, bytes: Buffer.byteLength(text), agents: agents.json.length, items: items.json.length, agents_left_out: agents.leftOut, items_left_out: items.leftOut };
+  const summary = {
+    at,
+    bytes: Buffer.byteLength(text),
+    agents: agents.json.length,
+    items: items.json.length,
+    agents_left_out: agents.leftOut,
+    items_left_out: items.leftOut,
+  };
   return { text, summary };
 }
 

@@ -4,9 +4,10 @@
  */
 import { basename } from "node:path";
 import { z } from "zod";
-import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
+import { VERSION } from "../../core/version.ts";
 import { gatewayConfig } from "./contract.ts";
-import { startRelay, type Relay } from "./relay.ts";
+import { type Relay, startRelay } from "./relay.ts";
 
 declare module "../../core/feature.ts" {
   interface Services {
@@ -17,7 +18,8 @@ declare module "../../core/feature.ts" {
 const gatewayOps = {
   "relay.status": defineOp({
     writes: false,
-    description: "This daemon's relay to the gateway: connected, paused (the gateway reads too slowly), queued, buffered bytes, dropped events, the last snapshot",
+    description:
+      "This daemon's relay to the gateway: connected, paused (the gateway reads too slowly), queued, buffered bytes, dropped events, the last snapshot",
     input: z.strictObject({}),
     run(ctx) {
       if (!ctx.config.gateway.url) return { configured: false, connected: false };
@@ -61,10 +63,12 @@ function _startRelay(ctx: Context) {
     url,
     token,
     project: project || basename(ctx.paths.root),
-    version: "0.1.0",
+    version: VERSION,
     async snapshot() {
-      const list = async (op: string) => (await ctx.ops.run(op, {}, { via: "internal" })) as unknown[];
-      const [agents, items, timers, triggers] = [await list("agents.list"), await list("items.list"), await list("timer.list"), await list("trigger.list")];
+      const agents = await ctx.ops.call("agents.list", {});
+      const items = await ctx.ops.call("items.list", {});
+      const timers = await ctx.ops.call("timer.list", {});
+      const triggers = await ctx.ops.call("trigger.list", {});
       return { agents, items, timers: timers.length, triggers: triggers.length };
     },
   });

@@ -8,7 +8,7 @@
 import type { Server, ServerWebSocket } from "bun";
 import type { Bus } from "../../core/bus.ts";
 import { DroverError } from "../../core/errors.ts";
-import { eventDef, type BusEvent } from "../../core/events.ts";
+import { type BusEvent, eventDef } from "../../core/events.ts";
 import type { Logger } from "../../core/logger.ts";
 import { checkToken, errorResponse } from "../../web/guard.ts";
 import { guarded, type WsLimit } from "../../web/ws.ts";
@@ -39,7 +39,14 @@ export interface Intake {
   close(ws: ServerWebSocket<RelayData>): void;
 }
 
-export function createIntake(deps: { state: GatewayState; bus: Bus; tokens: Map<string, string>; limit: WsLimit; log: Logger; stats: IntakeStats }): Intake {
+export function createIntake(deps: {
+  state: GatewayState;
+  bus: Bus;
+  tokens: Map<string, string>;
+  limit: WsLimit;
+  log: Logger;
+  stats: IntakeStats;
+}): Intake {
   const { state, bus, tokens, limit, log, stats } = deps;
 
   function refused(err: DroverError, project: string): Response {
@@ -57,7 +64,10 @@ export function createIntake(deps: { state: GatewayState; bus: Bus; tokens: Map<
 
   function malformed(data: RelayData, reason: string) {
     stats.malformed++;
-    log.warnOnce(`malformed:${data.project}:${reason}`, `Dropped a relay frame from "${data.project}" (${data.machine}): ${reason}`);
+    log.warnOnce(
+      `malformed:${data.project}:${reason}`,
+      `Dropped a relay frame from "${data.project}" (${data.machine}): ${reason}`,
+    );
   }
 
   function onFrame(ws: ServerWebSocket<RelayData>, raw: string | Buffer) {
@@ -65,8 +75,10 @@ export function createIntake(deps: { state: GatewayState; bus: Bus; tokens: Map<
     const frame = _json(raw);
     if (!data.machine) {
       const hello = helloSchema.safeParse(frame);
-      if (!hello.success || hello.data.project !== data.project) return refuse(ws, 4400, `Expected a hello for project "${data.project}" first`);
-      if (!state.connect(data.project, hello.data.machine_id, Date.now())) return refuse(ws, 4409, `Too many machines with relays for project "${data.project}"`);
+      if (!hello.success || hello.data.project !== data.project)
+        return refuse(ws, 4400, `Expected a hello for project "${data.project}" first`);
+      if (!state.connect(data.project, hello.data.machine_id, Date.now()))
+        return refuse(ws, 4409, `Too many machines with relays for project "${data.project}"`);
       clearTimeout(data.timer);
       data.machine = hello.data.machine_id;
       return;
@@ -79,17 +91,31 @@ export function createIntake(deps: { state: GatewayState; bus: Bus; tokens: Map<
     }
     const event = type === "event" ? _event(frame) : null;
     if (!event) return malformed(data, type === "event" ? "an invalid event" : "not a snapshot or an event");
-    if (!state.event(data.project, data.machine, event, Date.now())) return malformed(data, `a "${event.type}" event the gateway cannot store`);
-    bus.deliver({ ...event, project: data.project, machine_id: event.machine_id ?? data.machine } as unknown as BusEvent);
+    if (!state.event(data.project, data.machine, event, Date.now()))
+      return malformed(data, `a "${event.type}" event the gateway cannot store`);
+    bus.deliver({
+      ...event,
+      project: data.project,
+      machine_id: event.machine_id ?? data.machine,
+    } as unknown as BusEvent);
   }
 
   return {
     upgrade(req, server) {
       const project = req.headers.get(PROJECT_HEADER) ?? "";
-      if (!project) return refused(new DroverError("unauthorized", `Missing the "${PROJECT_HEADER}" header naming the relay's project`), project);
+      if (!project)
+        return refused(
+          new DroverError("unauthorized", `Missing the "${PROJECT_HEADER}" header naming the relay's project`),
+          project,
+        );
       const token = tokens.get(project);
-      if (token === undefined) return refused(new DroverError("not_found", `Unknown project ${JSON.stringify(project.slice(0, 64))}`), project);
-      if (!checkToken(req, token)) return refused(new DroverError("unauthorized", `Wrong token for project "${project}"`), project);
+      if (token === undefined)
+        return refused(
+          new DroverError("not_found", `Unknown project ${JSON.stringify(project.slice(0, 64))}`),
+          project,
+        );
+      if (!checkToken(req, token))
+        return refused(new DroverError("unauthorized", `Wrong token for project "${project}"`), project);
       if (!limit.take()) return limit.busy("max_ws_clients in gateway.toml");
       if (server.upgrade(req, { data: { kind: "relay", project } })) return undefined;
       limit.release();
@@ -132,7 +158,13 @@ function _event(frame: unknown): (Record<string, unknown> & { type: string; mach
   const fields = eventDef(type)?.schema.safeParse((frame as { event: unknown }).event);
   if (!fields) return null;
   if (!fields.success) return null;
-  const event: Record<string, unknown> & { type: string; machine_id?: string } = { type, at, origin: origin ?? "local", ...(machine_id === undefined ? {} : { machine_id }), ...fields.data };
+  const event: Record<string, unknown> & { type: string; machine_id?: string } = {
+    type,
+    at,
+    origin: origin ?? "local",
+    ...(machine_id === undefined ? {} : { machine_id }),
+    ...fields.data,
+  };
   if (event.item != null) {
     const item = itemViewSchema.safeParse(event.item);
     if (!item.success || item.data.id !== event.item_id) return null;

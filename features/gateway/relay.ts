@@ -9,7 +9,7 @@
  *   are dropped and counted; once the socket has drained, a fresh snapshot is sent and events flow again.
  */
 import type { Context } from "../../core/feature.ts";
-import { eventFrame, PROJECT_HEADER, snapshotFrame, type SnapshotParts, type SnapshotSummary } from "./frames.ts";
+import { eventFrame, PROJECT_HEADER, type SnapshotParts, type SnapshotSummary, snapshotFrame } from "./frames.ts";
 
 export const QUEUE_LIMIT = 1000;
 export const QUEUE_BYTES = 4 * 1024 * 1024;
@@ -68,7 +68,12 @@ export function startRelay(ctx: Context, options: RelayOptions): Relay {
   let stopped = false;
   let retry: ReturnType<typeof setTimeout> | undefined;
   let drainPoll: ReturnType<typeof setInterval> | undefined;
-  const info = { last_connected_at: null as string | null, last_error: null as string | null, dropped: 0, last_snapshot: null as SnapshotSummary | null };
+  const info = {
+    last_connected_at: null as string | null,
+    last_error: null as string | null,
+    dropped: 0,
+    last_snapshot: null as SnapshotSummary | null,
+  };
 
   const unsubscribe = ctx.bus.on(
     "*",
@@ -138,7 +143,9 @@ export function startRelay(ctx: Context, options: RelayOptions): Relay {
     if (stopped) return;
     let s: WebSocket;
     try {
-      s = new WebSocket(target, { headers: { authorization: `Bearer ${options.token}`, [PROJECT_HEADER]: options.project } } as never);
+      s = new WebSocket(target, {
+        headers: { authorization: `Bearer ${options.token}`, [PROJECT_HEADER]: options.project },
+      } as never);
     } catch (err) {
       // a header value that is not plain text, or a malformed URL: no retry can fix the configuration
       info.last_error = `Cannot open the relay to "${options.url}": ${(err as Error).message} (check gateway.url, gateway.project and gateway.token)`;
@@ -150,7 +157,14 @@ export function startRelay(ctx: Context, options: RelayOptions): Relay {
       opened = true;
       attempt = 0;
       info.last_connected_at = new Date().toISOString();
-      s.send(JSON.stringify({ type: "hello", project: options.project, machine_id: ctx.machineId, version: options.version }));
+      s.send(
+        JSON.stringify({
+          type: "hello",
+          project: options.project,
+          machine_id: ctx.machineId,
+          version: options.version,
+        }),
+      );
       void sync(s);
     };
     s.onerror = (e) => {
@@ -165,7 +179,8 @@ export function startRelay(ctx: Context, options: RelayOptions): Relay {
       phase = "down";
       snapshotBytes = 0;
       clearInterval(drainPoll);
-      if (opened && e.code !== 1000) info.last_error = `Gateway closed the relay: ${e.code}${e.reason ? ` ${e.reason}` : ""}`;
+      if (opened && e.code !== 1000)
+        info.last_error = `Gateway closed the relay: ${e.code}${e.reason ? ` ${e.reason}` : ""}`;
       if (e.code >= 4400 && e.code < 4500) ctx.log.warnOnce(`relay:${e.code}`, info.last_error!);
       if (stopped) return;
       retry = setTimeout(connect, backoffMs(attempt++));

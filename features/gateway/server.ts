@@ -11,8 +11,8 @@ import { createBus } from "../../core/bus.ts";
 import { systemClock } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import type { Logger } from "../../core/logger.ts";
-import { checkToken, errorResponse, hostGuard } from "../../web/guard.ts";
 import { dashboardHtml } from "../../web/dashboard.ts";
+import { checkToken, errorResponse, hostGuard } from "../../web/guard.ts";
 import { createWsHub, createWsLimit, type WsClient } from "../../web/ws.ts";
 import type { GatewayConfig } from "./config.ts";
 import { RELAY_FRAME_BYTES } from "./frames.ts";
@@ -28,7 +28,10 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-export function startGateway(config: GatewayConfig, options: { host: string; port: number; log: Logger }): RunningGateway {
+export function startGateway(
+  config: GatewayConfig,
+  options: { host: string; port: number; log: Logger },
+): RunningGateway {
   const log = options.log;
   const state = createGatewayState(config.project.map((p) => p.name));
   const tokens = new Map(config.project.map((p) => [p.name, p.token]));
@@ -37,7 +40,10 @@ export function startGateway(config: GatewayConfig, options: { host: string; por
   const readers = createWsHub(bus, { log: log.child("ws"), limit, limitSetting: "max_ws_clients in gateway.toml" });
   const stats: IntakeStats = { malformed: 0, refused: 0 };
   const relays = createIntake({ state, bus, tokens, limit, log: log.child("relay"), stats });
-  const checkHost = hostGuard(options.host, { extra: config.allowed_hosts ?? [], setting: "allowed_hosts of gateway.toml" });
+  const checkHost = hostGuard(options.host, {
+    extra: config.allowed_hosts ?? [],
+    setting: "allowed_hosts of gateway.toml",
+  });
   const app = _api(config, state, tokens, log);
 
   const reader = (ws: ServerWebSocket<Data>) => ws as ServerWebSocket<WsClient>;
@@ -53,7 +59,8 @@ export function startGateway(config: GatewayConfig, options: { host: string; por
         const path = new URL(req.url).pathname;
         if (path === "/relay") return relays.upgrade(req, srv as Server<RelayData>);
         if (path === "/ws") {
-          if (!checkToken(req, config.token, { allowQuery: true })) return errorResponse(new DroverError("unauthorized", "Missing or wrong bearer token"));
+          if (!checkToken(req, config.token, { allowQuery: true }))
+            return errorResponse(new DroverError("unauthorized", "Missing or wrong bearer token"));
           return readers.upgrade(req, srv as unknown as Server<WsClient>, { kind: "reader" });
         }
         return app.fetch(req, srv);
@@ -98,7 +105,8 @@ export function startGateway(config: GatewayConfig, options: { host: string; por
 
 function _api(config: GatewayConfig, state: GatewayState, tokens: Map<string, string>, log: Logger): Hono {
   const known = (name: string) => {
-    if (!tokens.has(name)) throw new DroverError("not_found", `Cannot find project ${JSON.stringify(name.slice(0, 64))}`);
+    if (!tokens.has(name))
+      throw new DroverError("not_found", `Cannot find project ${JSON.stringify(name.slice(0, 64))}`);
     return name;
   };
   const app = new Hono();
@@ -107,7 +115,9 @@ function _api(config: GatewayConfig, state: GatewayState, tokens: Map<string, st
     if (e.status >= 500) log.error("Gateway request failed", { error: err });
     return c.json({ error: e.toJSON() }, e.status as 400);
   });
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `Cannot find route "${c.req.method} ${c.req.path}"` } }, 404));
+  app.notFound((c) =>
+    c.json({ error: { code: "not_found", message: `Cannot find route "${c.req.method} ${c.req.path}"` } }, 404),
+  );
   app.get("/health", (c) => c.json({ ok: true, role: "gateway", projects: tokens.size }));
   app.get("/", (c) => c.html(dashboardHtml));
   app.use("*", async function requireToken(c, next) {

@@ -5,7 +5,7 @@
  * merged by id, the freshest winning. Everything stored is a validated view (./frames.ts), and the counts are
  * capped: machines per project, agents and items per machine.
  */
-import { agentViewSchema, MAX_AGENTS, MAX_ITEMS, type AgentView, type ItemView, type Snapshot } from "./frames.ts";
+import { type AgentView, agentViewSchema, type ItemView, MAX_AGENTS, MAX_ITEMS, type Snapshot } from "./frames.ts";
 
 export const OFFLINE_AFTER_MS = 30_000;
 /** Machines kept per project; a new one past this replaces the longest unseen machine without a relay. */
@@ -90,22 +90,38 @@ export function createGatewayState(names: string[]): GatewayState {
     projects(now) {
       return [...projects.keys()].map((name) => {
         const machines = [...projects.get(name)!.entries()];
-        const online = machines.some(([, m]) => m.relays > 0 || now - m.lastSeen < OFFLINE_AFTER_MS) && machines.length > 0;
+        const online =
+          machines.some(([, m]) => m.relays > 0 || now - m.lastSeen < OFFLINE_AFTER_MS) && machines.length > 0;
         // a Map first: a relayed stage or status may be any string, "__proto__" too
-        const count = (values: string[]) => Object.fromEntries(values.reduce((acc, v) => acc.set(v, (acc.get(v) ?? 0) + 1), new Map<string, number>()));
+        const count = (values: string[]) =>
+          Object.fromEntries(values.reduce((acc, v) => acc.set(v, (acc.get(v) ?? 0) + 1), new Map<string, number>()));
         const lastSeen = Math.max(0, ...machines.map(([, m]) => m.lastSeen));
         return {
           name,
           online,
-          machines: machines.map(([id, m]) => ({ machine_id: id, connected: m.relays > 0, last_seen: m.lastSeen ? new Date(m.lastSeen).toISOString() : null })),
+          machines: machines.map(([id, m]) => ({
+            machine_id: id,
+            connected: m.relays > 0,
+            last_seen: m.lastSeen ? new Date(m.lastSeen).toISOString() : null,
+          })),
           agents: count(state.agents(name).map((a) => a.status)),
           items: count(state.items(name).map((i) => i.stage)),
           last_seen: lastSeen ? new Date(lastSeen).toISOString() : null,
         };
       });
     },
-    agents: (project) => merged(project, (m) => m.agents, (a, b) => (a.last_heartbeat ?? "") > (b.last_heartbeat ?? "")),
-    items: (project) => merged(project, (m) => m.items, (a, b) => a.updated_at > b.updated_at),
+    agents: (project) =>
+      merged(
+        project,
+        (m) => m.agents,
+        (a, b) => (a.last_heartbeat ?? "") > (b.last_heartbeat ?? ""),
+      ),
+    items: (project) =>
+      merged(
+        project,
+        (m) => m.items,
+        (a, b) => a.updated_at > b.updated_at,
+      ),
   };
   return state;
 }

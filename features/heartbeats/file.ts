@@ -6,8 +6,8 @@ import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import { readRegularFile } from "../../core/files.ts";
-import { parseJsonFile } from "../../core/json.ts";
 import { agentIdSchema } from "../../core/ids.ts";
+import { parseJsonFile } from "../../core/json.ts";
 
 export const AGENT_STATES = ["working", "idle", "exiting", "stuck"] as const;
 export type AgentState = (typeof AGENT_STATES)[number];
@@ -34,7 +34,10 @@ export interface Thresholds {
 }
 
 /** The content of a heartbeat file. */
-export function makeHeartbeat(agent: string, fields: { machineId: string; now: number; item: string | null; state: string }) {
+export function makeHeartbeat(
+  agent: string,
+  fields: { machineId: string; now: number; item: string | null; state: string },
+) {
   return {
     agent_id: agent,
     machine_id: fields.machineId,
@@ -54,7 +57,8 @@ export function parseHeartbeat(name: string, text: string): { heartbeat: Heartbe
   if (!agentIdSchema.safeParse(agent).success) return { error: "file name is not a valid agent id" };
   const parsed = parseJsonFile(text, heartbeatSchema, MAX_HEARTBEAT_BYTES);
   if ("error" in parsed) return parsed;
-  if (parsed.value.agent_id !== agent) return { error: `agent_id "${parsed.value.agent_id}" does not match the file name` };
+  if (parsed.value.agent_id !== agent)
+    return { error: `agent_id "${parsed.value.agent_id}" does not match the file name` };
   return { heartbeat: parsed.value };
 }
 

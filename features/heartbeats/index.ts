@@ -4,10 +4,10 @@
  * publishes status changes caused by time; a two-phase watchdog releases a stale agent's claims only after
  * the takeover grace.
  */
-import { mkdirSync, watch, type FSWatcher } from "node:fs";
+import { type FSWatcher, mkdirSync, watch } from "node:fs";
 import { basename, join } from "node:path";
 import type { AsyncSubscription } from "@parcel/watcher";
-import { defineFeature, type Context } from "../../core/feature.ts";
+import { type Context, defineFeature } from "../../core/feature.ts";
 import { loadWatcher } from "../../core/watcher.ts";
 import { heartbeatConfig, heartbeatEvents } from "./contract.ts";
 import { parseHeartbeat, type Thresholds } from "./file.ts";
@@ -52,7 +52,11 @@ export default defineFeature({
       keepWorking(working, committed) {
         const w = parseHeartbeat("x.json", working);
         const c = parseHeartbeat("x.json", committed);
-        return "heartbeat" in w && "heartbeat" in c && Date.parse(w.heartbeat.last_heartbeat) > Date.parse(c.heartbeat.last_heartbeat);
+        return (
+          "heartbeat" in w &&
+          "heartbeat" in c &&
+          Date.parse(w.heartbeat.last_heartbeat) > Date.parse(c.heartbeat.last_heartbeat)
+        );
       },
     });
   },
@@ -64,14 +68,17 @@ export default defineFeature({
     if (process.env.DROVER_WATCHER === "off") return;
     try {
       service.subscription = await loadWatcher().subscribe(dir, (err, events) => {
-        if (err) ctx.log.warnOnce(`watcher:${err.message}`, "File watcher error; the poll fallback continues", { error: err });
+        if (err)
+          ctx.log.warnOnce(`watcher:${err.message}`, "File watcher error; the poll fallback continues", { error: err });
         else service.monitor.scanFiles(events.map((e) => basename(e.path)));
       });
       // @parcel/watcher delivers only after 50 ms of quiet (its Debounce.hh), above the 50 ms p99 bar for
       // heartbeat events; plain inotify through fs.watch has no such delay and names the file
       service.inotify = watch(dir, (_type, name) => name && service.monitor.scanFiles([String(name)]));
     } catch (err) {
-      ctx.log.warn(`File watcher unavailable, polling every ${ctx.config.heartbeats.poll_secs} s`, { error: err as Error });
+      ctx.log.warn(`File watcher unavailable, polling every ${ctx.config.heartbeats.poll_secs} s`, {
+        error: err as Error,
+      });
     }
   },
   async stop(ctx) {

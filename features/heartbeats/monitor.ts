@@ -7,14 +7,14 @@
 import { join } from "node:path";
 import type { Context } from "../../core/feature.ts";
 import {
+  type AgentStatus,
+  type Heartbeat,
   isHeartbeatFileName,
   listHeartbeatFiles,
   nextStatusChange,
   readHeartbeatFile,
   SKEW_MS,
   statusAt,
-  type AgentStatus,
-  type Heartbeat,
   type Thresholds,
 } from "./file.ts";
 
@@ -81,7 +81,11 @@ export function createMonitor(ctx: Context, thresholds: () => Thresholds): Monit
     const now = ctx.clock.now();
     const entry: Seen = { heartbeat, lastMs, status: before?.status ?? "active", text };
     seen.set(agent, entry);
-    ctx.bus.publish("heartbeat", { ...heartbeat, clock_skew: lastMs - now > SKEW_MS }, { origin: _origin(ctx, heartbeat) });
+    ctx.bus.publish(
+      "heartbeat",
+      { ...heartbeat, clock_skew: lastMs - now > SKEW_MS },
+      { origin: _origin(ctx, heartbeat) },
+    );
     const status = statusAt(lastMs, now, thresholds());
     if (before && before.status === status) return 1;
     publishStatus(agent, entry, status, before?.status ?? null);
@@ -131,7 +135,12 @@ export function createMonitor(ctx: Context, thresholds: () => Thresholds): Monit
       const now = ctx.clock.now();
       const due: string[] = [];
       for (const [agent, e] of seen) {
-        if (e.status === "stale" && now >= e.lastMs + thresholds().staleAfterMs + graceMs && takenOver.get(agent) !== e.lastMs) due.push(agent);
+        if (
+          e.status === "stale" &&
+          now >= e.lastMs + thresholds().staleAfterMs + graceMs &&
+          takenOver.get(agent) !== e.lastMs
+        )
+          due.push(agent);
       }
       return due;
     },

@@ -3,7 +3,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import { defineOp, type Context } from "../../core/feature.ts";
+import { type Context, defineOp } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { canonicalJson } from "../../core/json.ts";
 import { AGENT_STATES, heartbeatPath, makeHeartbeat, readHeartbeatDir, SKEW_MS, statusAt } from "./file.ts";
@@ -32,7 +32,10 @@ export const heartbeatOps = {
       state: z.enum(AGENT_STATES).optional().describe("Default: working with an item, idle without"),
     }),
     run(ctx, input) {
-      const heartbeat = writeHeartbeat(ctx, input.agent, { item: input.item ?? null, state: input.state ?? (input.item ? "working" : "idle") });
+      const heartbeat = writeHeartbeat(ctx, input.agent, {
+        item: input.item ?? null,
+        state: input.state ?? (input.item ? "working" : "idle"),
+      });
       if (ctx.mode === "daemon") ctx.services.heartbeats.monitor.scanFiles([`${input.agent}.json`]);
       return heartbeat;
     },
@@ -46,7 +49,9 @@ export const heartbeatOps = {
     run(ctx, input) {
       return listAgents(ctx, input.all);
     },
-    view: { columns: ["agent_id", "status", "age_secs", "state", "active_item_id", "machine_id", "paused_until", "reason"] },
+    view: {
+      columns: ["agent_id", "status", "age_secs", "state", "active_item_id", "machine_id", "paused_until", "reason"],
+    },
   }),
 
   "agent.pause": defineOp({
@@ -58,10 +63,19 @@ export const heartbeatOps = {
     }),
     async run(ctx, input) {
       const until = iso(_untilMs(input.until, ctx.clock.now()));
-      const earlier = ctx.db.query<{ timer_id: string | null }, [string]>("SELECT timer_id FROM agent_pauses WHERE agent_id = ?").get(input.agent);
+      const earlier = ctx.db
+        .query<{ timer_id: string | null }, [string]>("SELECT timer_id FROM agent_pauses WHERE agent_id = ?")
+        .get(input.agent);
       if (earlier?.timer_id) await ctx.ops.call("timer.cancel", { id: earlier.timer_id }).catch(() => undefined);
-      const timer = await ctx.ops.call("timer.add", { at: until, op: "agent.resume", args: { agent: input.agent }, label: `resume ${input.agent}` });
-      ctx.db.query("INSERT OR REPLACE INTO agent_pauses (agent_id, until, timer_id) VALUES (?, ?, ?)").run(input.agent, until, timer.id);
+      const timer = await ctx.ops.call("timer.add", {
+        at: until,
+        op: "agent.resume",
+        args: { agent: input.agent },
+        label: `resume ${input.agent}`,
+      });
+      ctx.db
+        .query("INSERT OR REPLACE INTO agent_pauses (agent_id, until, timer_id) VALUES (?, ?, ?)")
+        .run(input.agent, until, timer.id);
       ctx.bus.publish("agent_paused", { agent_id: input.agent, until });
       return { agent_id: input.agent, paused_until: until, timer_id: timer.id };
     },
@@ -72,7 +86,9 @@ export const heartbeatOps = {
     description: "End an agent's pause now (its pause timer does this when the time comes)",
     input: z.strictObject({ agent: agentIdSchema }),
     run(ctx, input) {
-      const row = ctx.db.query<{ timer_id: string | null }, [string]>("DELETE FROM agent_pauses WHERE agent_id = ? RETURNING timer_id").get(input.agent);
+      const row = ctx.db
+        .query<{ timer_id: string | null }, [string]>("DELETE FROM agent_pauses WHERE agent_id = ? RETURNING timer_id")
+        .get(input.agent);
       if (!row) return { agent_id: input.agent, resumed: false };
       ctx.bus.publish("agent_resumed", { agent_id: input.agent });
       return { agent_id: input.agent, resumed: true };
@@ -86,15 +102,24 @@ export const heartbeatOps = {
  */
 export function listAgents(ctx: Context, all: boolean): AgentRow[] {
   const now = ctx.clock.now();
-  const thresholds = { idleAfterMs: ctx.config.heartbeats.idle_after_secs * 1000, staleAfterMs: ctx.config.heartbeats.stale_after_secs * 1000 };
+  const thresholds = {
+    idleAfterMs: ctx.config.heartbeats.idle_after_secs * 1000,
+    staleAfterMs: ctx.config.heartbeats.stale_after_secs * 1000,
+  };
   const pauses = new Map(
-    ctx.db.query<{ agent_id: string; until: string }, [string]>("SELECT agent_id, until FROM agent_pauses WHERE until > ?").all(iso(now)).map((r) => [r.agent_id, r.until]),
+    ctx.db
+      .query<{ agent_id: string; until: string }, [string]>("SELECT agent_id, until FROM agent_pauses WHERE until > ?")
+      .all(iso(now))
+      .map((r) => [r.agent_id, r.until]),
   );
   const rows: AgentRow[] = [];
   const files =
     ctx.mode === "daemon"
       ? [
-          ...[...ctx.services.heartbeats.monitor.agents().values()].map((s) => ({ file: `${s.heartbeat.agent_id}.json`, result: { heartbeat: s.heartbeat } })),
+          ...[...ctx.services.heartbeats.monitor.agents().values()].map((s) => ({
+            file: `${s.heartbeat.agent_id}.json`,
+            result: { heartbeat: s.heartbeat },
+          })),
           ...ctx.services.heartbeats.monitor.invalid().map((i) => ({ file: i.file, result: { error: i.reason } })),
         ]
       : readHeartbeatDir(join(ctx.paths.hub, "heartbeats"));
@@ -133,10 +158,24 @@ function _untilMs(text: string, now: number): number {
   const m = /^(\d+)(s|m|h|d)$/.exec(text.trim());
   if (m) return now + Number(m[1]) * { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as "s" | "m" | "h" | "d"];
   const at = Date.parse(text);
-  if (Number.isNaN(at)) throw new DroverError("invalid_input", `Invalid "until": "${text}" is neither an ISO time nor a duration like "15m"`);
+  if (Number.isNaN(at))
+    throw new DroverError(
+      "invalid_input",
+      `Invalid "until": "${text}" is neither an ISO time nor a duration like "15m"`,
+    );
   return at;
 }
 
 function _blank(agent: string): AgentRow {
-  return { agent_id: agent, machine_id: null, status: "invalid", last_heartbeat: null, age_secs: null, active_item_id: null, state: null, paused_until: null, clock_skew: false };
+  return {
+    agent_id: agent,
+    machine_id: null,
+    status: "invalid",
+    last_heartbeat: null,
+    age_secs: null,
+    active_item_id: null,
+    state: null,
+    paused_until: null,
+    clock_skew: false,
+  };
 }

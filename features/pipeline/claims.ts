@@ -10,14 +10,22 @@ import type { Context } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp, defineMutation } from "../../hub/op.ts";
-import { claimHeld, mustItem, writeItem, type Item } from "./item.ts";
+import { claimHeld, type Item, mustItem, writeItem } from "./item.ts";
 import { checkFence, fenceSchema, moveItem, unmetDeps } from "./moves.ts";
 import { READY_STAGES, TERMINAL_STAGES } from "./stages.ts";
 
-const ttl = z.number().int().min(1).max(7 * 86_400).describe("Claim lifetime in seconds");
+const ttl = z
+  .number()
+  .int()
+  .min(1)
+  .max(7 * 86_400)
+  .describe("Claim lifetime in seconds");
 const READY_SQL = [...READY_STAGES].map((s) => `'${s}'`).join(", ");
 /** The lease length a caller left out is this machine's `pipeline.claim_ttl_secs`, recorded with the op. */
-const withTtl = <T extends { ttl_secs?: number }>(ctx: Context, input: T) => ({ ...input, ttl_secs: input.ttl_secs ?? ctx.config.pipeline.claim_ttl_secs });
+const withTtl = <T extends { ttl_secs?: number }>(ctx: Context, input: T) => ({
+  ...input,
+  ttl_secs: input.ttl_secs ?? ctx.config.pipeline.claim_ttl_secs,
+});
 const confirmSecs = (ctx: Context) => ctx.config.pipeline.claim_confirm_secs;
 
 export const itemClaim = defineHubOp({
@@ -58,7 +66,8 @@ export const itemRenew = defineHubOp({
   record: withTtl,
   apply(args, tx): Item {
     const item = mustItem(tx, args.id, "renew");
-    if (item.claim?.agent_id !== args.agent) throw new DroverError("not_holder", `Cannot renew item "${item.id}": not held by "${args.agent}"`);
+    if (item.claim?.agent_id !== args.agent)
+      throw new DroverError("not_holder", `Cannot renew item "${item.id}": not held by "${args.agent}"`);
     const claim = { ...item.claim, renewed_at: iso(tx.now), expires_at: iso(tx.now + args.ttl_secs * 1000) };
     return writeItem(tx, { ...item, claim, updated_at: iso(tx.now) });
   },
@@ -72,7 +81,10 @@ export const itemRelease = defineHubOp({
     const item = mustItem(tx, args.id, "release");
     checkFence(item, args.fence, "release");
     if (!item.claim || item.claim.agent_id !== args.agent || item.claim.fence !== args.fence) {
-      throw new DroverError("not_holder", `Cannot release item "${item.id}": not held by "${args.agent}" with fence ${args.fence}`);
+      throw new DroverError(
+        "not_holder",
+        `Cannot release item "${item.id}": not held by "${args.agent}" with fence ${args.fence}`,
+      );
     }
     return writeItem(tx, { ...item, claim: null, updated_at: iso(tx.now) });
   },
@@ -104,19 +116,27 @@ export const expireClaim = defineMutation("item.expire", {
   args: z.strictObject({ id: itemIdSchema }),
   apply(args, tx) {
     const item = mustItem(tx, args.id, "expire");
-    if (item.claim && Date.parse(item.claim.expires_at) <= tx.now) writeItem(tx, { ...item, claim: null, updated_at: iso(tx.now) });
+    if (item.claim && Date.parse(item.claim.expires_at) <= tx.now)
+      writeItem(tx, { ...item, claim: null, updated_at: iso(tx.now) });
   },
 });
 
 /** Grants (or, for the holder, extends) a claim; refuses when another agent holds it. */
 export function claimItem(ctx: Context, tx: HubTx, item: Item, options: { agent: string; ttl_secs: number }): Item {
-  if (TERMINAL_STAGES.has(item.stage)) throw new DroverError("conflict", `Cannot claim item "${item.id}": it is ${item.stage}`);
+  if (TERMINAL_STAGES.has(item.stage))
+    throw new DroverError("conflict", `Cannot claim item "${item.id}": it is ${item.stage}`);
   const expires_at = iso(tx.now + options.ttl_secs * 1000);
   if (item.claim && claimHeld(item, tx.now)) {
     if (item.claim.agent_id !== options.agent) {
-      throw new DroverError("claimed", `Cannot claim item "${item.id}": held by "${item.claim.agent_id}"`, { details: { holder: item.claim } });
+      throw new DroverError("claimed", `Cannot claim item "${item.id}": held by "${item.claim.agent_id}"`, {
+        details: { holder: item.claim },
+      });
     }
-    return writeItem(tx, { ...item, claim: { ...item.claim, renewed_at: iso(tx.now), expires_at }, updated_at: iso(tx.now) });
+    return writeItem(tx, {
+      ...item,
+      claim: { ...item.claim, renewed_at: iso(tx.now), expires_at },
+      updated_at: iso(tx.now),
+    });
   }
   const fence = item.fence + 1;
   const claim = { agent_id: options.agent, machine_id: ctx.machineId, claimed_at: iso(tx.now), expires_at, fence };

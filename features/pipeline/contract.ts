@@ -13,7 +13,11 @@ export const pipelineEvents = defineEvents({
   item_created: { topic: "items", schema: z.object({ item_id: itemId, item: z.record(z.string(), z.unknown()) }) },
   item_updated: {
     topic: "items",
-    schema: z.object({ item_id: itemId, item: z.record(z.string(), z.unknown()).nullable(), fields: z.array(z.string()) }),
+    schema: z.object({
+      item_id: itemId,
+      item: z.record(z.string(), z.unknown()).nullable(),
+      fields: z.array(z.string()),
+    }),
   },
   transition: {
     topic: "items",

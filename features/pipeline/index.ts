@@ -3,10 +3,10 @@
  * (`item.next`), claim expiry and the archiving of done items.
  */
 import { iso } from "../../core/clock.ts";
-import { defineFeature, type Context } from "../../core/feature.ts";
+import { type Context, defineFeature } from "../../core/feature.ts";
+import { type AutoAssign, createAutoAssign } from "./assign.ts";
 import { agentTakeover, expireClaim, itemClaim, itemNext, itemRelease, itemRenew } from "./claims.ts";
 import { pipelineConfig, pipelineErrors, pipelineEvents } from "./contract.ts";
-import { createAutoAssign, type AutoAssign } from "./assign.ts";
 import type { Item } from "./item.ts";
 import { itemCreate, itemGet, itemsList } from "./items.ts";
 import { archiveDone, itemMove } from "./moves.ts";
@@ -48,7 +48,10 @@ export default defineFeature({
     ctx.hub.onChange((set) => applyItemChanges(ctx, set));
     ctx.services.autoAssign = createAutoAssign(ctx);
     // a prompt action is an item for the next free agent
-    ctx.services.actions.prompts = (prompt) => ({ op: "item.create", args: { title: prompt.split("\n")[0]!.slice(0, 200), body: prompt, labels: ["prompt"] } });
+    ctx.services.actions.prompts = (prompt) => ({
+      op: "item.create",
+      args: { title: prompt.split("\n")[0]!.slice(0, 200), body: prompt, labels: ["prompt"] },
+    });
   },
   on: {
     async heartbeat(ctx, { agent_id, active_item_id }) {
@@ -93,29 +96,31 @@ async function _expireClaims(ctx: Context) {
   // with a remote, each machine clears only the leases its own agents let lapse: a lapsed claim is already
   // free to take (claims check expiry), and five machines writing the same release would only contend
   const due = ctx.hub.hasRemote()
-    ? ctx.db.query<{ id: string }, [string, number]>("SELECT id FROM items WHERE holder_machine = ? AND expires_at <= ? LIMIT 500").all(ctx.machineId, now)
+    ? ctx.db
+        .query<{ id: string }, [string, number]>(
+          "SELECT id FROM items WHERE holder_machine = ? AND expires_at <= ? LIMIT 500",
+        )
+        .all(ctx.machineId, now)
     : ctx.db.query<{ id: string }, [number]>("SELECT id FROM items WHERE expires_at <= ? LIMIT 500").all(now);
-  await Promise.all(
-    due.map(({ id }) =>
-      _once(`expire:${id}`, () => ctx.hub.run(expireClaim, { id })),
-    ),
-  );
+  await Promise.all(due.map(({ id }) => _once(`expire:${id}`, () => ctx.hub.run(expireClaim, { id }))));
 }
 
 /** Moves items that have been done for `pipeline.done_retention_secs` to archived. */
 async function _archiveDone(ctx: Context) {
   const cutoff = iso(ctx.clock.now() - ctx.config.pipeline.done_retention_secs * 1000);
-  const due = ctx.db.query<{ id: string }, [string]>("SELECT id FROM items WHERE stage = 'done' AND updated_at <= ? LIMIT 500").all(cutoff);
+  const due = ctx.db
+    .query<{ id: string }, [string]>("SELECT id FROM items WHERE stage = 'done' AND updated_at <= ? LIMIT 500")
+    .all(cutoff);
   await Promise.all(
-    due.map(({ id }) =>
-      _once(`archive:${id}`, () => ctx.hub.run(archiveDone, { id, reason: "retention", cutoff })),
-    ),
+    due.map(({ id }) => _once(`archive:${id}`, () => ctx.hub.run(archiveDone, { id, reason: "retention", cutoff }))),
   );
 }
 
 /** A heartbeat renews the claim it names once less than half of the lease is left (not a commit per beat). */
 async function _renewIfHeld(ctx: Context, id: string, agent: string) {
-  const row = ctx.db.query<{ json: string }, [string, string]>("SELECT json FROM items WHERE id = ? AND holder = ?").get(id, agent);
+  const row = ctx.db
+    .query<{ json: string }, [string, string]>("SELECT json FROM items WHERE id = ? AND holder = ?")
+    .get(id, agent);
   const claim = row ? (JSON.parse(row.json) as Item).claim : null;
   if (!claim) return;
   const expires = Date.parse(claim.expires_at);

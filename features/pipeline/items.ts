@@ -3,11 +3,11 @@ import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { defineOp } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { randomBase32 } from "../../core/identity.ts";
+import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp } from "../../hub/op.ts";
-import { itemPath, mustItem, stageSchema, type Item } from "./item.ts";
+import { type Item, itemPath, mustItem, stageSchema } from "./item.ts";
 
 /** Labels name files nowhere, but the CLI prints them comma-separated. */
 export const labelSchema = z.string().regex(/^[^\s,]{1,64}$/, "must be 1 to 64 characters without spaces or commas");
@@ -30,7 +30,8 @@ export const itemCreate = defineHubOp({
   http: { method: "POST", path: "/api/items", status: 201 },
   apply(args, tx, ctx): Item {
     for (const dep of args.depends_on) mustItem(tx, dep, "depend on");
-    if (args.id && tx.read(itemPath(args.id)) !== null) throw new DroverError("conflict", `Cannot create item "${args.id}": the id is taken`);
+    if (args.id && tx.read(itemPath(args.id)) !== null)
+      throw new DroverError("conflict", `Cannot create item "${args.id}": the id is taken`);
     const id = (args.id ??= _newId(tx));
     const at = iso(tx.now);
     const item: Item = {
@@ -80,7 +81,10 @@ export const itemsList = defineOp({
     if (input.assignee) where.push("holder = ?") && params.push(input.assignee);
     if (input.label) where.push("EXISTS (SELECT 1 FROM json_each(labels) WHERE value = ?)") && params.push(input.label);
     const sql = `SELECT json FROM items ${where.length ? "WHERE " + where.join(" AND ") : ""} ORDER BY priority, created_at, id`;
-    return ctx.db.query<{ json: string }, string[]>(sql).all(...params).map((r) => JSON.parse(r.json) as Item);
+    return ctx.db
+      .query<{ json: string }, string[]>(sql)
+      .all(...params)
+      .map((r) => JSON.parse(r.json) as Item);
   },
   view: { columns: ["id", "stage", "priority", "claim.agent_id", "labels", "title"] },
 });

@@ -5,8 +5,8 @@ import { DroverError } from "../../core/errors.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp, defineMutation } from "../../hub/op.ts";
-import { claimHeld, itemPath, mustItem, stageSchema, writeItem, type Item } from "./item.ts";
-import { checkMove, MET_STAGES, UNCLAIMED_STAGES, type Stage } from "./stages.ts";
+import { claimHeld, type Item, itemPath, mustItem, stageSchema, writeItem } from "./item.ts";
+import { checkMove, MET_STAGES, type Stage, UNCLAIMED_STAGES } from "./stages.ts";
 
 /** Fencing token of the claim the caller holds. */
 export const fenceSchema = z.number().int().min(0).describe("Fencing token of the claim the caller holds");
@@ -26,7 +26,9 @@ export const itemMove = defineHubOp({
     const item = mustItem(tx, args.id, "move");
     checkFence(item, args.fence, "move");
     if (args.agent && item.claim && claimHeld(item, tx.now) && item.claim.agent_id !== args.agent) {
-      throw new DroverError("claimed", `Cannot move item "${item.id}": held by "${item.claim.agent_id}"`, { details: { holder: item.claim } });
+      throw new DroverError("claimed", `Cannot move item "${item.id}": held by "${item.claim.agent_id}"`, {
+        details: { holder: item.claim },
+      });
     }
     checkMove(item.id, item.stage, args.to);
     if (args.to === "coding" && !args.force) _checkDeps(tx, item);
@@ -53,9 +55,13 @@ export function moveItem(tx: HubTx, item: Item, to: Stage): Item {
 /** Refuses a fence older than the item's: the caller's claim was taken over since (`stale_fence`). */
 export function checkFence(item: Item, given: number | undefined, verb: string) {
   if (given !== undefined && given < item.fence) {
-    throw new DroverError("stale_fence", `Cannot ${verb} item "${item.id}": fence ${given} is older than the item's ${item.fence}`, {
-      details: { given, current: item.fence },
-    });
+    throw new DroverError(
+      "stale_fence",
+      `Cannot ${verb} item "${item.id}": fence ${given} is older than the item's ${item.fence}`,
+      {
+        details: { given, current: item.fence },
+      },
+    );
   }
 }
 
@@ -72,8 +78,12 @@ export function unmetDeps(tx: HubTx, item: Item): string[] {
 function _checkDeps(tx: HubTx, item: Item) {
   const unmet = unmetDeps(tx, item);
   if (unmet.length) {
-    throw new DroverError("blocked_by_deps", `Cannot move item "${item.id}" into coding: waiting for ${unmet.map((d) => `"${d}"`).join(", ")}`, {
-      details: { unmet },
-    });
+    throw new DroverError(
+      "blocked_by_deps",
+      `Cannot move item "${item.id}" into coding: waiting for ${unmet.map((d) => `"${d}"`).join(", ")}`,
+      {
+        details: { unmet },
+      },
+    );
   }
 }

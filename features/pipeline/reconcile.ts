@@ -12,7 +12,12 @@ import { idFromPath, itemPath } from "./item.ts";
 export async function reconcileWorkingFiles(ctx: Context): Promise<ReconcileReport> {
   return ctx.hub.exclusive(async () => {
     const dir = ctx.paths.hub;
-    const view = new Map(ctx.db.query<{ id: string; json: string }, []>("SELECT id, json FROM items").all().map((r) => [r.id, r.json]));
+    const view = new Map(
+      ctx.db
+        .query<{ id: string; json: string }, []>("SELECT id, json FROM items")
+        .all()
+        .map((r) => [r.id, r.json]),
+    );
     const invalid = new Set(ctx.hub.invalidFiles().map((f) => f.path));
     let restored = 0;
     let rejected = 0;
@@ -58,7 +63,10 @@ function _setAside(ctx: Context, path: string, text: string) {
   mkdirSync(dirname(target), { recursive: true });
   renameSync(join(ctx.paths.hub, path), target);
   ctx.log.warn(`Hub file "${path}" was changed outside drover: kept aside as "${target}"`);
-  ctx.bus.publish("hub_invalid_file", { path, reason: `changed outside drover; kept aside as "${target}" and restored from the hub` });
+  ctx.bus.publish("hub_invalid_file", {
+    path,
+    reason: `changed outside drover; kept aside as "${target}" and restored from the hub`,
+  });
 }
 
 function _write(file: string, text: string) {

@@ -9,7 +9,7 @@ import { iso } from "../../core/clock.ts";
 import { defineOp } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { defineMutation } from "../../hub/op.ts";
-import { mustItem, writeItem, type Item, type Usage } from "./item.ts";
+import { type Item, mustItem, type Usage, writeItem } from "./item.ts";
 
 export const usageMigrations = [
   `CREATE TABLE usage_reports (id INTEGER PRIMARY KEY AUTOINCREMENT, agent_id TEXT NOT NULL, item_id TEXT, model TEXT,
@@ -39,13 +39,29 @@ export const usageOps = {
   "usage.report": defineOp({
     writes: true,
     description: "Report what an agent's work cost (tokens, dollars), optionally against an item",
-    input: z.strictObject({ agent: agentIdSchema, item: itemIdSchema.optional(), model: z.string().max(100).optional(), ...costs }),
+    input: z.strictObject({
+      agent: agentIdSchema,
+      item: itemIdSchema.optional(),
+      model: z.string().max(100).optional(),
+      ...costs,
+    }),
     async run(ctx, input) {
       const at = iso(ctx.clock.now());
       const item = input.item ? await ctx.hub.run(addItemUsage, { ...input, id: input.item }) : null;
       ctx.db
-        .query("INSERT INTO usage_reports (agent_id, item_id, model, input_tokens, output_tokens, cache_read_tokens, cost_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
-        .run(input.agent, input.item ?? null, input.model ?? null, input.input_tokens, input.output_tokens, input.cache_read_tokens, input.cost_usd, at);
+        .query(
+          "INSERT INTO usage_reports (agent_id, item_id, model, input_tokens, output_tokens, cache_read_tokens, cost_usd, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .run(
+          input.agent,
+          input.item ?? null,
+          input.model ?? null,
+          input.input_tokens,
+          input.output_tokens,
+          input.cache_read_tokens,
+          input.cost_usd,
+          at,
+        );
       return { recorded: true, item_usage: item?.usage ?? null };
     },
   }),
@@ -71,7 +87,10 @@ export const usageOps = {
 export const NO_USAGE: Usage = { input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cost_usd: 0, reports: 0 };
 
 /** Totals after one more report. */
-export function addUsage(current: Usage | undefined, report: { input_tokens: number; output_tokens: number; cache_read_tokens: number; cost_usd: number }): Usage {
+export function addUsage(
+  current: Usage | undefined,
+  report: { input_tokens: number; output_tokens: number; cache_read_tokens: number; cost_usd: number },
+): Usage {
   const u = current ?? NO_USAGE;
   return {
     input_tokens: u.input_tokens + report.input_tokens,

@@ -8,7 +8,7 @@ import type { EventFields, EventType } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import type { OpRecord } from "../../hub/apply.ts";
 import type { ChangeSet } from "../../hub/writer.ts";
-import { claimHeld, idFromPath, parseItemFile, type Item } from "./item.ts";
+import { claimHeld, type Item, idFromPath, parseItemFile } from "./item.ts";
 import { TERMINAL_STAGES } from "./stages.ts";
 import { NO_USAGE } from "./usage.ts";
 
@@ -75,7 +75,12 @@ export function upsertItem(db: Database, item: Item, text: string): void {
 }
 
 /** The events that one item's change implies, given the ops that made it. */
-export function itemEvents(before: Item | null, after: Item | null, at: { ops: OpRecord[]; now: number }, emit: Emit): void {
+export function itemEvents(
+  before: Item | null,
+  after: Item | null,
+  at: { ops: OpRecord[]; now: number },
+  emit: Emit,
+): void {
   if (!after) return;
   if (!before) {
     emit("item_created", { item_id: after.id, item: after });
@@ -89,7 +94,11 @@ export function itemEvents(before: Item | null, after: Item | null, at: { ops: O
   if (!fields.length) return;
   emit("item_updated", { item_id: after.id, item: after, fields });
   if (before.claim && before.claim.fence !== after.claim?.fence) {
-    emit("claim_released", { item_id: after.id, agent_id: before.claim.agent_id, reason: _releaseReason(before, op, at.now) });
+    emit("claim_released", {
+      item_id: after.id,
+      agent_id: before.claim.agent_id,
+      reason: _releaseReason(before, op, at.now),
+    });
   }
   if (before.stage !== after.stage) {
     emit("transition", {
@@ -116,7 +125,11 @@ function _opFor(id: string, ops: OpRecord[]): OpRecord | undefined {
   return ops.find((o) => o.op === "agent.takeover");
 }
 
-function _releaseReason(before: Item, op: OpRecord | undefined, now: number): "released" | "expired" | "stale" | "lost" {
+function _releaseReason(
+  before: Item,
+  op: OpRecord | undefined,
+  now: number,
+): "released" | "expired" | "stale" | "lost" {
   if (op?.op === "item.expire") return "expired";
   if (op?.op === "agent.takeover") return "stale";
   if (op?.op.startsWith("item.")) return "released";
@@ -124,5 +137,10 @@ function _releaseReason(before: Item, op: OpRecord | undefined, now: number): "r
 }
 
 function _claimed(item: Item) {
-  return { item_id: item.id, agent_id: item.claim!.agent_id, fence: item.claim!.fence, expires_at: item.claim!.expires_at };
+  return {
+    item_id: item.id,
+    agent_id: item.claim!.agent_id,
+    fence: item.claim!.fence,
+    expires_at: item.claim!.expires_at,
+  };
 }

@@ -7,11 +7,23 @@ import { defineEvents } from "../../core/events.ts";
 export const syncEvents = defineEvents({
   op_rejected: {
     topic: "sync",
-    schema: z.object({ op: z.string(), op_id: z.string(), item_id: z.string().nullable(), code: z.string(), reason: z.string() }),
+    schema: z.object({
+      op: z.string(),
+      op_id: z.string(),
+      item_id: z.string().nullable(),
+      code: z.string(),
+      reason: z.string(),
+    }),
   },
   synced: {
     topic: "sync",
-    schema: z.object({ head: z.string(), pushed: z.boolean(), fetched: z.number().int(), confirmed: z.number().int(), rejected: z.number().int() }),
+    schema: z.object({
+      head: z.string(),
+      pushed: z.boolean(),
+      fetched: z.number().int(),
+      confirmed: z.number().int(),
+      rejected: z.number().int(),
+    }),
   },
   /** The remote branch had fallen behind this machine's confirmed history (a rewind): it was pushed back. */
   hub_restored: { topic: "sync", schema: z.object({ head: z.string(), remote_was: z.string().nullable() }) },

@@ -6,13 +6,14 @@
  * changes until a push has succeeded, so a crash at any point leaves the outbox to be replayed again; ops a
  * remote commit already carries (a push whose confirmation was lost) are recognised by their ids.
  */
-import type { Context } from "../../core/feature.ts";
+
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import { formatCommitMessage, parseCommitMessage, type OpRecord } from "../../hub/apply.ts";
+import type { Context } from "../../core/feature.ts";
+import { formatCommitMessage, type OpRecord, parseCommitMessage } from "../../hub/apply.ts";
+import type { Confirmation } from "../../hub/writer.ts";
 import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue, rewoundFork } from "./history.ts";
 import { recover } from "./recover.ts";
-import type { Confirmation } from "../../hub/writer.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
 export interface SyncResult {
@@ -48,7 +49,6 @@ export interface SyncService {
   retryAt(): number;
 }
 
-
 const MAX_ATTEMPTS = 20;
 /** Backoff after a lost race: full jitter up to this cap, so a loser is not starved by machines that keep winning. */
 const BACKOFF_CAP_MS = 250;
@@ -73,14 +73,25 @@ export function createSync(ctx: Context): SyncService {
       const url = resolveRemoteUrl(ctx.paths.root, remote);
       const timeoutMs = ctx.config.hub.network_timeout_secs * 1000;
       const { branch, max_file_bytes: maxFileBytes } = ctx.config.hub;
-      const options = { gitdir: hub.repo.gitdir, url, branch, token: process.env.DROVER_GIT_TOKEN, timeoutMs, maxFileBytes, machineId: ctx.machineId };
+      const options = {
+        gitdir: hub.repo.gitdir,
+        url,
+        branch,
+        token: process.env.DROVER_GIT_TOKEN,
+        timeoutMs,
+        maxFileBytes,
+        machineId: ctx.machineId,
+      };
       transport = { remote, t: createTransport(options) };
     }
     return transport.t;
   }
 
   function pending(): OpRecord[] {
-    return db.query<{ op: string }, []>("SELECT op FROM outbox WHERE status = 'pending' ORDER BY seq").all().map((r) => JSON.parse(r.op) as OpRecord);
+    return db
+      .query<{ op: string }, []>("SELECT op FROM outbox WHERE status = 'pending' ORDER BY seq")
+      .all()
+      .map((r) => JSON.parse(r.op) as OpRecord);
   }
 
   /** Ids among `wanted` that commits from `head` back to `stop` already carry. */
@@ -97,7 +108,10 @@ export function createSync(ctx: Context): SyncService {
     const pair = JSON.stringify({ local, remote });
     if (state("diverged") !== pair) {
       setState("diverged", pair);
-      ctx.log.warn(`The remote's "${ctx.config.hub.branch}" was rewritten: sync stops until "drover sync adopt" or "drover sync restore"`, { local, remote });
+      ctx.log.warn(
+        `The remote's "${ctx.config.hub.branch}" was rewritten: sync stops until "drover sync adopt" or "drover sync restore"`,
+        { local, remote },
+      );
       ctx.bus.publish("hub_diverged", { local, remote });
     }
     throw new DroverError(
@@ -123,12 +137,22 @@ export function createSync(ctx: Context): SyncService {
         if (!(await rewoundFork(hub.repo, base!, remote!))) diverge(base!, fetched!);
         // this machine's confirmed ops the branch lost go back in, replayed on it, in this round
         const kept = keepHead(hub.repo, "local", base!);
-        requeue(db, await opsMissingFrom(hub.repo, { local: base!, remote: remote!, machineId: ctx.machineId }), remote!);
-        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" forked from this machine's confirmed history after a rewind: its ops go in again`, { kept });
+        requeue(
+          db,
+          await opsMissingFrom(hub.repo, { local: base!, remote: remote!, machineId: ctx.machineId }),
+          remote!,
+        );
+        ctx.log.warn(
+          `The remote's "${ctx.config.hub.branch}" forked from this machine's confirmed history after a rewind: its ops go in again`,
+          { kept },
+        );
       }
       if (state("diverged")) setState("diverged", null); // someone put the history back meanwhile
       const records = pending();
-      const done = remote && remote !== base && records.length ? await carried(remote, base, new Set(records.map((r) => r.id))) : new Set<string>();
+      const done =
+        remote && remote !== base && records.length
+          ? await carried(remote, base, new Set(records.map((r) => r.id)))
+          : new Set<string>();
       let todo = records.filter((r) => !done.has(r.id));
       const presenceOnly = todo.every((r) => r.op === "hub.sweep");
       const lastPush = Date.parse(state("last_push_at") ?? "") || 0;
@@ -149,27 +173,40 @@ export function createSync(ctx: Context): SyncService {
         const refused = new Set(rejected.map((r) => r.record.id));
         kept.push(...todo.filter((r) => !refused.has(r.id)));
         if (replay.changes.size) {
-          next = await hub.repo.commit(replay.changes, { parent: remote, message: formatCommitMessage(kept), time: ctx.clock.now(), detached: true });
+          next = await hub.repo.commit(replay.changes, {
+            parent: remote,
+            message: formatCommitMessage(kept),
+            time: ctx.clock.now(),
+            detached: true,
+          });
         }
       }
       if (next === null) return { fetched: 0, pushed: false, confirmed: 0, rejected: 0, head: null };
       const pushed = next !== fetched;
       // a machine's confirmed head we do not build on, right before the push: the branch was rewound to the head we
       // fetched after that machine pushed (our compare-and-swap would see the same head twice) — fetch again
-      const seen = async (c: string) => c === remote || behindRemote.behind.has(c) || (remote !== null && (await hub.repo.isAncestor(c, remote)));
+      const seen = async (c: string) =>
+        c === remote || behindRemote.behind.has(c) || (remote !== null && (await hub.repo.isAncestor(c, remote)));
       if (pushed && !(await t.push(next, fetched, { seen }))) return null;
       if (newest) {
-        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" had lost commits machines confirmed: pushed them back`, { head: next, was: fetched });
+        ctx.log.warn(`The remote's "${ctx.config.hub.branch}" had lost commits machines confirmed: pushed them back`, {
+          head: next,
+          was: fetched,
+        });
         ctx.bus.publish("hub_restored", { head: next, remote_was: fetched });
       }
 
       const at = iso(ctx.clock.now());
       const changes = await hub.adopt(next, {
         inTransaction() {
-          const confirm = db.query("UPDATE outbox SET status = 'confirmed', decided_at = ? WHERE op_id = ? AND status = 'pending'");
+          const confirm = db.query(
+            "UPDATE outbox SET status = 'confirmed', decided_at = ? WHERE op_id = ? AND status = 'pending'",
+          );
           for (const id of done) confirm.run(at, id);
           for (const r of kept) confirm.run(at, r.id);
-          const reject = db.query("UPDATE outbox SET status = 'rejected', code = ?, reason = ?, decided_at = ? WHERE op_id = ?");
+          const reject = db.query(
+            "UPDATE outbox SET status = 'rejected', code = ?, reason = ?, decided_at = ? WHERE op_id = ?",
+          );
           for (const r of rejected) reject.run(r.error.code, r.error.message, at, r.record.id);
           setState("remote_head", next);
           setState("last_sync_at", at);
@@ -178,13 +215,37 @@ export function createSync(ctx: Context): SyncService {
         },
       });
       for (const { record, error } of rejected) {
-        ctx.bus.publish("op_rejected", { op: record.op, op_id: record.id, item_id: (record.args.id as string | undefined) ?? null, reason: error.message, code: error.code });
+        ctx.bus.publish("op_rejected", {
+          op: record.op,
+          op_id: record.id,
+          item_id: (record.args.id as string | undefined) ?? null,
+          reason: error.message,
+          code: error.code,
+        });
       }
       if (pushed || changes.length || done.size || kept.length || rejected.length) {
-        ctx.bus.publish("synced", { head: next, pushed, fetched: changes.length, confirmed: done.size + kept.length, rejected: rejected.length });
+        ctx.bus.publish("synced", {
+          head: next,
+          pushed,
+          fetched: changes.length,
+          confirmed: done.size + kept.length,
+          rejected: rejected.length,
+        });
       }
-      ctx.log.debug("Synced", { head: next, pushed, confirmed: done.size + kept.length, rejected: rejected.length, waiting: records.length - done.size - kept.length - rejected.length });
-      return { fetched: changes.length, pushed, confirmed: done.size + kept.length, rejected: rejected.length, head: next };
+      ctx.log.debug("Synced", {
+        head: next,
+        pushed,
+        confirmed: done.size + kept.length,
+        rejected: rejected.length,
+        waiting: records.length - done.size - kept.length - rejected.length,
+      });
+      return {
+        fetched: changes.length,
+        pushed,
+        confirmed: done.size + kept.length,
+        rejected: rejected.length,
+        head: next,
+      };
     });
   }
 
@@ -248,9 +309,14 @@ export function createSync(ctx: Context): SyncService {
       watched.set(opId, {});
       try {
         for (;;) {
-          const row = db.query<{ status: string; code: string | null; reason: string | null }, [string]>("SELECT status, code, reason FROM outbox WHERE op_id = ?").get(opId);
+          const row = db
+            .query<{ status: string; code: string | null; reason: string | null }, [string]>(
+              "SELECT status, code, reason FROM outbox WHERE op_id = ?",
+            )
+            .get(opId);
           if (!row || row.status === "confirmed") return { confirmed: true, ...watched.get(opId) };
-          if (row.status === "rejected") throw new DroverError((row.code ?? "conflict") as never, row.reason ?? "Rejected by the remote");
+          if (row.status === "rejected")
+            throw new DroverError((row.code ?? "conflict") as never, row.reason ?? "Rejected by the remote");
           if (performance.now() >= deadline) return { confirmed: false };
           try {
             await service.round();

@@ -7,9 +7,10 @@
  * back. Either way the other side's head is kept under `refs/drover/diverged/`: no confirmed op disappears without a
  * trace.
  */
-import fs from "node:fs";
+
 import type { Database } from "bun:sqlite";
-import { isDroverCommit, parseCommitMessage, type OpRecord } from "../../hub/apply.ts";
+import fs from "node:fs";
+import { isDroverCommit, type OpRecord, parseCommitMessage } from "../../hub/apply.ts";
 import type { HubRepo } from "../../hub/repo.ts";
 
 /** How many commits of each side the op comparison of `sync adopt` looks at. */
@@ -28,8 +29,14 @@ export async function movedForward(repo: HubRepo, confirmed: string | null, remo
  * branch holds them all, as it does unless it was rewound or deleted. `known` remembers heads found to be behind
  * the branch while it only moved forward, so a machine long offline is walked back to once, not every round.
  */
-export async function newestConfirmed(repo: HubRepo, head: string | null, candidates: string[], known: { head: string | null; behind: Set<string> }): Promise<string | null> {
-  if (known.head !== head && (known.head === null || head === null || !(await repo.isAncestor(known.head, head)))) known.behind.clear();
+export async function newestConfirmed(
+  repo: HubRepo,
+  head: string | null,
+  candidates: string[],
+  known: { head: string | null; behind: Set<string> },
+): Promise<string | null> {
+  if (known.head !== head && (known.head === null || head === null || !(await repo.isAncestor(known.head, head))))
+    known.behind.clear();
   known.head = head;
   const ahead: string[] = [];
   for (const c of new Set(candidates)) {
@@ -77,7 +84,10 @@ export function keepHead(repo: HubRepo, side: "local" | "remote", oid: string): 
 }
 
 /** This machine's ops in `local`'s history that `remote`'s history does not carry, oldest first. */
-export async function opsMissingFrom(repo: HubRepo, options: { local: string; remote: string; machineId: string }): Promise<OpRecord[]> {
+export async function opsMissingFrom(
+  repo: HubRepo,
+  options: { local: string; remote: string; machineId: string },
+): Promise<OpRecord[]> {
   const theirs = await repo.log({ from: options.remote, depth: SCAN });
   const commits = new Set(theirs.map((c) => c.oid));
   const carried = new Set(theirs.flatMap((c) => parseCommitMessage(c.message).map((o) => o.id)));
@@ -111,7 +121,9 @@ export function readTrackedHead(repo: HubRepo): string | null {
 export function requeue(db: Database, ops: OpRecord[], commit: string): void {
   const again = new Set(ops.map((o) => o.id));
   const waiting = db
-    .query<{ op_id: string; name: string; op: string; commit_oid: string }, []>("SELECT op_id, name, op, commit_oid FROM outbox WHERE status = 'pending' ORDER BY seq")
+    .query<{ op_id: string; name: string; op: string; commit_oid: string }, []>(
+      "SELECT op_id, name, op, commit_oid FROM outbox WHERE status = 'pending' ORDER BY seq",
+    )
     .all()
     .filter((w) => !again.has(w.op_id));
   const remove = db.query("DELETE FROM outbox WHERE op_id = ?");

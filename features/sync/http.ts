@@ -6,8 +6,8 @@
  * gigabytes in this process. index-pack streams objects over `hub.max_file_bytes` without holding them.
  */
 import { spawn } from "node:child_process";
-import http from "isomorphic-git/http/web";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
+import http from "isomorphic-git/http/web";
 import { DroverError } from "../../core/errors.ts";
 
 export interface HubHttpOptions {
@@ -37,7 +37,8 @@ export function createHubHttp(options: HubHttpOptions): HttpClient {
       if (req.method === "GET" && req.url.includes("/info/refs?service=git-upload-pack")) {
         return { ...res, body: _once(_advertisement(await _collect(res.body), options)) };
       }
-      if (req.method === "POST" && req.url.endsWith("/git-upload-pack")) return { ...res, body: _once(await _indexPack(res.body, options)) };
+      if (req.method === "POST" && req.url.endsWith("/git-upload-pack"))
+        return { ...res, body: _once(await _indexPack(res.body, options)) };
       return res;
     },
   };
@@ -49,12 +50,23 @@ async function _send(req: GitHttpRequest, origin: string, timeoutMs: number): Pr
   const body = req.body ? await _collect(req.body) : undefined;
   let url = req.url;
   for (let hop = 0; ; hop++) {
-    const res = await http.request({ ...req, url, body: body && _once(body), signal: req.signal ?? AbortSignal.timeout(timeoutMs), fetchOptions: { redirect: "manual" } });
+    const res = await http.request({
+      ...req,
+      url,
+      body: body && _once(body),
+      signal: req.signal ?? AbortSignal.timeout(timeoutMs),
+      fetchOptions: { redirect: "manual" },
+    });
     const location = res.statusCode >= 300 && res.statusCode < 400 ? res.headers?.location : undefined;
     if (!location) return res;
     const next = new URL(location, url);
-    if (next.origin !== origin) throw new DroverError("forbidden", `Cannot follow the hub remote's redirect to "${next.origin}": it is another origin than "${origin}"`);
-    if (hop >= REDIRECTS) throw new DroverError("offline", `Cannot reach the hub remote: more than ${REDIRECTS} redirects`);
+    if (next.origin !== origin)
+      throw new DroverError(
+        "forbidden",
+        `Cannot follow the hub remote's redirect to "${next.origin}": it is another origin than "${origin}"`,
+      );
+    if (hop >= REDIRECTS)
+      throw new DroverError("offline", `Cannot reach the hub remote: more than ${REDIRECTS} redirects`);
     url = next.href;
   }
 }
@@ -89,12 +101,17 @@ function _advertisement(body: Buffer, options: HubHttpOptions): Buffer {
     p += len === 0 ? 4 : len;
   }
   const refs = lines.slice(2, -1);
-  const named = refs.map((l) => l.split("\0")[0]!.trim().split(" ") as [string, string]).filter(([oid, name]) => /^[0-9a-f]{40}$/.test(oid) && name);
+  const named = refs
+    .map((l) => l.split("\0")[0]!.trim().split(" ") as [string, string])
+    .filter(([oid, name]) => /^[0-9a-f]{40}$/.test(oid) && name);
   options.onRefs?.(new Map(named.map(([oid, name]) => [name, oid])));
   const ours = named.find(([, name]) => name === `refs/heads/${branch}`);
   if (named.some(([, name]) => name === "HEAD") || !ours) return body;
   lines.splice(3, 0, `${ours[0]} HEAD\n`);
-  return Buffer.from(lines.map((l) => (l === "" ? "0000" : (l.length + 4).toString(16).padStart(4, "0") + l)).join(""), "latin1");
+  return Buffer.from(
+    lines.map((l) => (l === "" ? "0000" : (l.length + 4).toString(16).padStart(4, "0") + l)).join(""),
+    "latin1",
+  );
 }
 
 /**
@@ -115,7 +132,8 @@ async function _indexPack(body: AsyncIterableIterator<Uint8Array>, options: HubH
         p += 4;
         continue;
       }
-      if (!Number.isInteger(len) || len < 5) throw new DroverError("offline", "Cannot read the hub remote's answer: it is not a packet stream");
+      if (!Number.isInteger(len) || len < 5)
+        throw new DroverError("offline", "Cannot read the hub remote's answer: it is not a packet stream");
       if (p + len > pending.length) break;
       const line = pending.subarray(p, p + len);
       if (line[4] === 1) await indexer.write(line.subarray(5));
@@ -125,7 +143,11 @@ async function _indexPack(body: AsyncIterableIterator<Uint8Array>, options: HubH
     pending = pending.subarray(p);
   }
   await indexer.end();
-  const empty = Buffer.concat([Buffer.from((EMPTY_PACK.length + 5).toString(16).padStart(4, "0")), Buffer.from([1]), EMPTY_PACK]);
+  const empty = Buffer.concat([
+    Buffer.from((EMPTY_PACK.length + 5).toString(16).padStart(4, "0")),
+    Buffer.from([1]),
+    EMPTY_PACK,
+  ]);
   const flush = kept.length && kept.at(-1)!.toString() === "0000" ? [kept.pop()!] : [];
   return Buffer.concat([...kept, empty, ...flush]);
 }
@@ -137,9 +159,22 @@ function _packSink(options: HubHttpOptions) {
   let exited: Promise<number> = Promise.resolve(0);
   let stderr = "";
   function start() {
-    child = spawn("git", ["-c", `core.bigFileThreshold=${options.maxFileBytes}`, "--git-dir", options.gitdir, "index-pack", "--stdin", "--fix-thin", `--max-input-size=${MAX_PACK_BYTES}`], {
-      stdio: ["pipe", "ignore", "pipe"],
-    });
+    child = spawn(
+      "git",
+      [
+        "-c",
+        `core.bigFileThreshold=${options.maxFileBytes}`,
+        "--git-dir",
+        options.gitdir,
+        "index-pack",
+        "--stdin",
+        "--fix-thin",
+        `--max-input-size=${MAX_PACK_BYTES}`,
+      ],
+      {
+        stdio: ["pipe", "ignore", "pipe"],
+      },
+    );
     child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-2000)));
     child.stdin!.on("error", () => undefined); // index-pack gave up: its exit code says why
     exited = new Promise((resolve) => {
@@ -163,7 +198,11 @@ function _packSink(options: HubHttpOptions) {
       if (!child) return;
       child.stdin!.end();
       const code = await exited;
-      if (code !== 0) throw new DroverError("offline", `Cannot index the pack the hub remote sent: git index-pack exited with ${code}: ${stderr.trim().split("\n").at(-1)}`);
+      if (code !== 0)
+        throw new DroverError(
+          "offline",
+          `Cannot index the pack the hub remote sent: git index-pack exited with ${code}: ${stderr.trim().split("\n").at(-1)}`,
+        );
     },
   };
 }

@@ -5,7 +5,7 @@
  */
 import { z } from "zod";
 import { DroverError } from "../../core/errors.ts";
-import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { syncConfig, syncErrors, syncEvents } from "./contract.ts";
 import { createSync, type SyncService } from "./cycle.ts";
 import { opsMissingFrom, opsOf, readTrackedHead, requeue } from "./history.ts";
@@ -27,7 +27,8 @@ const syncOps = {
     input: z.strictObject({}),
     http: { method: "POST", path: "/api/sync" },
     async run(ctx) {
-      if (!ctx.config.hub.remote) throw new DroverError("bad_config", "Cannot sync: the hub is local only (hub.remote is empty)");
+      if (!ctx.config.hub.remote)
+        throw new DroverError("bad_config", "Cannot sync: the hub is local only (hub.remote is empty)");
       const { fetched, pushed, confirmed, rejected, head } = await ctx.services.sync.round({ force: true });
       return { fetched, pushed, confirmed, rejected, head };
     },
@@ -56,7 +57,8 @@ const syncOps = {
   "sync.adopt": defineOp({
     writes: true,
     cliOnly: true,
-    description: "After the remote's hub branch was rewritten: take its history; this machine's ops it lacks go out again",
+    description:
+      "After the remote's hub branch was rewritten: take its history; this machine's ops it lacks go out again",
     input: z.strictObject({}),
     run: (ctx) => _resolve(ctx, "adopt"),
   }),
@@ -95,7 +97,9 @@ export default defineFeature({
     const head = await repo.head();
     if (head && ctx.config.hub.remote && ctx.hub.state("applied_head") === null) {
       const tracked = readTrackedHead(repo);
-      const lost = tracked ? await opsMissingFrom(repo, { local: head, remote: tracked, machineId: ctx.machineId }) : await opsOf(repo, head, ctx.machineId);
+      const lost = tracked
+        ? await opsMissingFrom(repo, { local: head, remote: tracked, machineId: ctx.machineId })
+        : await opsOf(repo, head, ctx.machineId);
       if (lost.length) requeue(ctx.db, lost, head);
     }
   },
@@ -128,7 +132,8 @@ export default defineFeature({
 });
 
 async function _resolve(ctx: Context, choice: "adopt" | "restore") {
-  if (!ctx.config.hub.remote) throw new DroverError("bad_config", `Cannot ${choice}: the hub is local only (hub.remote is empty)`);
+  if (!ctx.config.hub.remote)
+    throw new DroverError("bad_config", `Cannot ${choice}: the hub is local only (hub.remote is empty)`);
   const { fetched, pushed, confirmed, rejected, head } = await ctx.services.sync.resolve(choice);
   return { fetched, pushed, confirmed, rejected, head };
 }

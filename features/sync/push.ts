@@ -22,18 +22,23 @@ export interface HttpPushOptions {
 
 const ZERO = "0".repeat(40);
 /** Reasons receive-pack gives when the ref was not what we expected: someone else pushed first. */
-const LOST_RACE = /stale|fetch first|non-fast-forward|failed to lock|cannot lock|failed to update|already exists|changed/i;
+const LOST_RACE =
+  /stale|fetch first|non-fast-forward|failed to lock|cannot lock|failed to update|already exists|changed/i;
 
 /**
  * Moves the remote branch from `expected` to `oid`; false when the remote was no longer at `expected`, or (with
  * `seen`) holds another machine's confirmed head this push does not build on (a rewind since our fetch).
  */
-export async function pushOverHttp(options: HttpPushOptions, move: { oid: string; expected: string | null; seen?: (confirmed: string) => Promise<boolean> }): Promise<boolean> {
+export async function pushOverHttp(
+  options: HttpPushOptions,
+  move: { oid: string; expected: string | null; seen?: (confirmed: string) => Promise<boolean> },
+): Promise<boolean> {
   const advertised = await _advertised(options);
   if (_advertisedRef(advertised, `refs/heads/${options.branch}`) !== (move.expected ?? null)) return false; // moved since our fetch
   if (move.seen) {
     for (const [ref, confirmed] of _advertisedRefs(advertised)) {
-      if (ref.startsWith("refs/drover/confirmed/") && ref !== options.confirmedRef && !(await move.seen(confirmed))) return false;
+      if (ref.startsWith("refs/drover/confirmed/") && ref !== options.confirmedRef && !(await move.seen(confirmed)))
+        return false;
     }
   }
   const pack = await _packObjects(options.gitdir, move.oid, move.expected);
@@ -46,7 +51,8 @@ export async function pushOverHttp(options: HttpPushOptions, move: { oid: string
   if (/atomic transaction failed/.test(reason)) {
     // atomic: git names no culprit. The branch moved (the usual race), or the server refuses our confirmed-head
     // ref: then the branch goes alone, and a rewind is told by the machines' own confirmed heads only
-    if (_advertisedRef(await _advertised(options), `refs/heads/${options.branch}`) !== (move.expected ?? null)) return false;
+    if (_advertisedRef(await _advertised(options), `refs/heads/${options.branch}`) !== (move.expected ?? null))
+      return false;
     const alone = await _receive(options, { commands: [branch], atomic: false, pack });
     if (alone === null) return true;
     if (LOST_RACE.test(alone)) return false;
@@ -58,7 +64,11 @@ export async function pushOverHttp(options: HttpPushOptions, move: { oid: string
 // --- internal ---
 
 async function _advertised(options: HttpPushOptions): Promise<Buffer> {
-  const res = await _request(`${_plainUrl(options.url)}/info/refs?service=git-receive-pack`, { headers: _auth(options) }, options);
+  const res = await _request(
+    `${_plainUrl(options.url)}/info/refs?service=git-receive-pack`,
+    { headers: _auth(options) },
+    options,
+  );
   return Buffer.from(await res.arrayBuffer());
 }
 
@@ -67,18 +77,39 @@ function _auth(options: HttpPushOptions): Record<string, string> {
 }
 
 /** One receive-pack request; null when the branch moved, else receive-pack's reason for not moving it. */
-async function _receive(options: HttpPushOptions, request: { commands: string[]; atomic: boolean; pack: Buffer }): Promise<string | null> {
+async function _receive(
+  options: HttpPushOptions,
+  request: { commands: string[]; atomic: boolean; pack: Buffer },
+): Promise<string | null> {
   const [first, ...rest] = request.commands;
-  const lines = [`${first}\0report-status${request.atomic ? " atomic" : ""} agent=drover\n`, ...rest.map((c) => c + "\n")];
-  const res = await _request(`${_plainUrl(options.url)}/git-receive-pack`, {
-    method: "POST",
-    headers: { ..._auth(options), "content-type": "application/x-git-receive-pack-request", accept: "application/x-git-receive-pack-result" },
-    body: Buffer.concat([...lines.map(_pktLine), Buffer.from("0000"), request.pack]),
-  }, options);
+  const lines = [
+    `${first}\0report-status${request.atomic ? " atomic" : ""} agent=drover\n`,
+    ...rest.map((c) => c + "\n"),
+  ];
+  const res = await _request(
+    `${_plainUrl(options.url)}/git-receive-pack`,
+    {
+      method: "POST",
+      headers: {
+        ..._auth(options),
+        "content-type": "application/x-git-receive-pack-request",
+        accept: "application/x-git-receive-pack-result",
+      },
+      body: Buffer.concat([...lines.map(_pktLine), Buffer.from("0000"), request.pack]),
+    },
+    options,
+  );
   const report = _pktLines(Buffer.from(await res.arrayBuffer()));
   const unpack = report.find((l) => l.startsWith("unpack "));
-  if (unpack !== "unpack ok") throw new DroverError("offline", `Cannot push to the hub remote: it could not unpack our objects (${unpack ?? "no report"})`);
-  const [status, , ...why] = report.map((l) => l.split(" ")).find(([s, ref]) => (s === "ok" || s === "ng") && ref === `refs/heads/${options.branch}`) ?? [];
+  if (unpack !== "unpack ok")
+    throw new DroverError(
+      "offline",
+      `Cannot push to the hub remote: it could not unpack our objects (${unpack ?? "no report"})`,
+    );
+  const [status, , ...why] =
+    report
+      .map((l) => l.split(" "))
+      .find(([s, ref]) => (s === "ok" || s === "ng") && ref === `refs/heads/${options.branch}`) ?? [];
   return status === "ok" ? null : status ? why.join(" ") : "no report";
 }
 
@@ -93,7 +124,11 @@ function _plainUrl(url: string): string {
 async function _request(url: string, init: RequestInit, options: HttpPushOptions): Promise<Response> {
   // no redirect is followed: the credential and the push go to the remote's own address only
   const res = await fetch(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(options.timeoutMs) });
-  if (res.status >= 300 && res.status < 400) throw new DroverError("forbidden", `Cannot push to the hub remote: it redirects to "${res.headers.get("location")}"`);
+  if (res.status >= 300 && res.status < 400)
+    throw new DroverError(
+      "forbidden",
+      `Cannot push to the hub remote: it redirects to "${res.headers.get("location")}"`,
+    );
   if (!res.ok) throw new DroverError("offline", `Cannot push to the hub remote: HTTP ${res.status}`);
   return res;
 }
@@ -143,14 +178,23 @@ function _advertisedRefs(data: Buffer): Map<string, string> {
 /** A thin pack of the objects `oid` has and `expected` lacks, made by git itself (any tree, any name). */
 function _packObjects(gitdir: string, oid: string, expected: string | null): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    const child = spawn("git", ["--git-dir", gitdir, "pack-objects", "--stdout", "--revs", "--thin", "-q"], { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("git", ["--git-dir", gitdir, "pack-objects", "--stdout", "--revs", "--thin", "-q"], {
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     const chunks: Buffer[] = [];
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => chunks.push(d));
     child.stderr.on("data", (d) => (stderr += d));
     child.on("error", reject);
     child.on("close", (code) =>
-      code === 0 ? resolve(Buffer.concat(chunks)) : reject(new DroverError("internal", `Cannot pack the hub's objects: git pack-objects exited with ${code}: ${stderr.trim()}`)),
+      code === 0
+        ? resolve(Buffer.concat(chunks))
+        : reject(
+            new DroverError(
+              "internal",
+              `Cannot pack the hub's objects: git pack-objects exited with ${code}: ${stderr.trim()}`,
+            ),
+          ),
     );
     child.stdin.end(expected ? `${oid}\n^${expected}\n` : `${oid}\n`);
   });

@@ -4,13 +4,18 @@
  * machine's confirmed history back onto it with a compare-and-swap on the head it saw. The head that leaves the
  * branch is kept under `refs/drover/diverged/`.
  */
-import type { Context } from "../../core/feature.ts";
+
 import { DroverError } from "../../core/errors.ts";
-import { keepHead, movedForward, opsMissingFrom, requeue } from "./history.ts";
+import type { Context } from "../../core/feature.ts";
 import type { Hub } from "../../hub/writer.ts";
+import { keepHead, movedForward, opsMissingFrom, requeue } from "./history.ts";
 import type { Transport } from "./transport.ts";
 
-export async function recover(ctx: Context, hub: Hub, options: { transport: Transport; choice: "adopt" | "restore" }): Promise<void> {
+export async function recover(
+  ctx: Context,
+  hub: Hub,
+  options: { transport: Transport; choice: "adopt" | "restore" },
+): Promise<void> {
   const { transport: t, choice } = options;
   const { head: fetched } = await t.fetch();
   await hub.exclusive(async () => {
@@ -21,7 +26,8 @@ export async function recover(ctx: Context, hub: Hub, options: { transport: Tran
     const [local, remote] = [base!, fetched];
     if (choice === "restore") {
       const kept = keepHead(hub.repo, "remote", remote);
-      if (!(await t.push(local, remote))) throw new DroverError("conflict", "Cannot restore: the remote moved meanwhile; try again");
+      if (!(await t.push(local, remote)))
+        throw new DroverError("conflict", "Cannot restore: the remote moved meanwhile; try again");
       hub.setState("diverged", null);
       ctx.log.warn(`Forced this machine's history back onto the remote; the rewritten head is kept as "${kept}"`);
       ctx.bus.publish("hub_restored", { head: local, remote_was: remote });
@@ -36,6 +42,8 @@ export async function recover(ctx: Context, hub: Hub, options: { transport: Tran
         hub.setState("diverged", null);
       },
     });
-    ctx.log.warn(`Took the remote's rewritten history; ${missing.length} op(s) of this machine go out again; the old head is kept as "${kept}"`);
+    ctx.log.warn(
+      `Took the remote's rewritten history; ${missing.length} op(s) of this machine go out again; the old head is kept as "${kept}"`,
+    );
   });
 }

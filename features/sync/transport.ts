@@ -7,9 +7,9 @@
 import fs from "node:fs";
 import git from "isomorphic-git";
 import { DroverError } from "../../core/errors.ts";
-import { git as gitCli, gitAsync } from "../../core/git.ts";
-import { createHubHttp } from "./http.ts";
+import { gitAsync, git as gitCli } from "../../core/git.ts";
 import { createObjectReader } from "../../hub/packs.ts";
+import { createHubHttp } from "./http.ts";
 import { pushOverHttp } from "./push.ts";
 
 /** What a fetch brings: the hub branch's head, and every machine's last confirmed head, objects included. */
@@ -29,7 +29,11 @@ export interface Transport {
    * also refused (false) when another machine's confirmed head on the remote is one it does not build on: the
    * branch was rewound to `expected` after that machine pushed, and pushing now would fork the history.
    */
-  push(oid: string, expected: string | null, options?: { seen?: (confirmed: string) => Promise<boolean> }): Promise<boolean>;
+  push(
+    oid: string,
+    expected: string | null,
+    options?: { seen?: (confirmed: string) => Promise<boolean> },
+  ): Promise<boolean>;
 }
 
 export interface TransportOptions {
@@ -77,10 +81,12 @@ function _isLocation(remote: string): boolean {
 export function resolveRemoteUrl(root: string, remote: string): string {
   if (remote.startsWith("-")) throw new DroverError("bad_config", `Invalid "hub.remote": "${remote}" starts with "-"`);
   if (_isLocation(remote)) return remote;
-  if (!isRemoteName(remote)) throw new DroverError("bad_config", `Invalid "hub.remote": "${remote}" is neither a remote name nor a URL or path`);
+  if (!isRemoteName(remote))
+    throw new DroverError("bad_config", `Invalid "hub.remote": "${remote}" is neither a remote name nor a URL or path`);
   const { ok, out: url } = gitCli(root, ["config", "--get", `remote.${remote}.url`]);
   if (!ok || !url) throw new DroverError("offline", `Cannot sync: the project has no git remote "${remote}"`);
-  if (url.startsWith("-")) throw new DroverError("bad_config", `Invalid URL of git remote "${remote}": "${url}" starts with "-"`);
+  if (url.startsWith("-"))
+    throw new DroverError("bad_config", `Invalid URL of git remote "${remote}": "${url}" starts with "-"`);
   return url;
 }
 
@@ -90,7 +96,15 @@ const TRACKING = "refs/drover/remote";
 const CONFIRMED = "refs/drover/confirmed/";
 const PEERS = "refs/drover/peers/";
 
-function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes, machineId }: TransportOptions): Transport {
+function _isoTransport({
+  gitdir,
+  url,
+  branch,
+  token,
+  timeoutMs,
+  maxFileBytes,
+  machineId,
+}: TransportOptions): Transport {
   const auth = () => {
     const { username, password } = new URL(url);
     if (token) return { username: decodeURIComponent(username) || "x-access-token", password: token };
@@ -98,7 +112,9 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes, ma
   };
   const authorization = () => {
     const { username, password } = auth();
-    return username === undefined ? undefined : `Basic ${Buffer.from(`${username}:${password ?? ""}`).toString("base64")}`;
+    return username === undefined
+      ? undefined
+      : `Basic ${Buffer.from(`${username}:${password ?? ""}`).toString("base64")}`;
   };
   // isomorphic-git records what it fetched under a named remote, and wants that remote's refspec in config
   let configured: Promise<void> | null = null;
@@ -116,7 +132,10 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes, ma
   // `ref` is also the one "have" isomorphic-git offers: our last fetched remote head is one the remote knows (our
   // own branch head carries unpushed commits, and offering it would fetch the whole history)
   const fetchRef = (ref: string, remoteRef: string) =>
-    git.fetch({ ...{ fs, cache, http: client, gitdir, url, remote: "hub", onAuth: auth }, ...{ ref, remoteRef, singleBranch: true, tags: false } });
+    git.fetch({
+      ...{ fs, cache, http: client, gitdir, url, remote: "hub", onAuth: auth },
+      ...{ ref, remoteRef, singleBranch: true, tags: false },
+    });
   return {
     async fetch() {
       await configure();
@@ -132,14 +151,18 @@ function _isoTransport({ gitdir, url, branch, token, timeoutMs, maxFileBytes, ma
       for (const [ref, oid] of advertised) {
         if (!ref.startsWith(CONFIRMED)) continue;
         // usually the branch's own history; fetched only when it is not (the branch was rewound)
-        if (!reader.has(oid)) await fetchRef(PEERS + ref.slice(CONFIRMED.length), ref).catch((err) => Promise.reject(_offline(url, err)));
+        if (!reader.has(oid))
+          await fetchRef(PEERS + ref.slice(CONFIRMED.length), ref).catch((err) => Promise.reject(_offline(url, err)));
         confirmed.push(oid);
       }
       return { head, confirmed };
     },
     async push(oid, expected, { seen } = {}) {
       try {
-        return await pushOverHttp({ gitdir, url, branch, timeoutMs, authorization: authorization(), confirmedRef: confirmedRef(machineId) }, { oid, expected, seen });
+        return await pushOverHttp(
+          { gitdir, url, branch, timeoutMs, authorization: authorization(), confirmedRef: confirmedRef(machineId) },
+          { oid, expected, seen },
+        );
       } catch (err) {
         if (err instanceof DroverError && err.code !== "offline" && err.code !== "internal") throw err;
         throw _offline(url, err);
@@ -153,7 +176,23 @@ function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId
   // blobs over the limit are streamed by index-pack and unpack-objects, never held whole
   const config = ["-c", "gc.auto=0", "-c", `core.bigFileThreshold=${maxFileBytes}`, "-c", "protocol.ext.allow=never"];
   const fetchRefs = (refspecs: string[]) =>
-    gitAsync(cwd, [...config, "--git-dir", gitdir, "fetch", "-q", "--prune", "--no-tags", "--no-write-fetch-head", "--end-of-options", url, ...refspecs], { timeoutMs });
+    gitAsync(
+      cwd,
+      [
+        ...config,
+        "--git-dir",
+        gitdir,
+        "fetch",
+        "-q",
+        "--prune",
+        "--no-tags",
+        "--no-write-fetch-head",
+        "--end-of-options",
+        url,
+        ...refspecs,
+      ],
+      { timeoutMs },
+    );
   return {
     async fetch() {
       const peers = `+${CONFIRMED}*:${PEERS}*`;
@@ -164,13 +203,19 @@ function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId
         out = await fetchRefs([peers]);
       }
       if (out.code !== 0) throw _offline(url, out.stderr);
-      const head = gone ? null : gitCli(cwd, ["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING]).out || null;
+      const head = gone
+        ? null
+        : gitCli(cwd, ["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING]).out || null;
       const listed = gitCli(cwd, ["--git-dir", gitdir, "for-each-ref", "--format=%(objectname)", PEERS]);
       return { head, confirmed: listed.ok ? listed.out.split("\n").filter(Boolean) : [] };
     },
     async push(oid, expected, { seen } = {}) {
       if (seen) {
-        const listed = await gitAsync(cwd, ["--git-dir", gitdir, "ls-remote", "--end-of-options", url, `${CONFIRMED}*`], { timeoutMs });
+        const listed = await gitAsync(
+          cwd,
+          ["--git-dir", gitdir, "ls-remote", "--end-of-options", url, `${CONFIRMED}*`],
+          { timeoutMs },
+        );
         if (listed.code !== 0) throw _offline(url, listed.stderr);
         for (const line of listed.stdout.split("\n").filter(Boolean)) {
           const [confirmed, ref] = line.split("\t") as [string, string];
@@ -179,7 +224,20 @@ function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId
       }
       const lease = `--force-with-lease=refs/heads/${branch}:${expected ?? ""}`;
       const refspecs = [`${oid}:refs/heads/${branch}`, `+${oid}:${confirmedRef(machineId)}`];
-      const args = ["-c", "protocol.ext.allow=never", "--git-dir", gitdir, "push", "--atomic", "--porcelain", "-q", lease, "--end-of-options", url, ...refspecs];
+      const args = [
+        "-c",
+        "protocol.ext.allow=never",
+        "--git-dir",
+        gitdir,
+        "push",
+        "--atomic",
+        "--porcelain",
+        "-q",
+        lease,
+        "--end-of-options",
+        url,
+        ...refspecs,
+      ];
       const out = await gitAsync(cwd, args, { timeoutMs });
       if (out.code === 0) return true;
       if (/^!/m.test(out.stdout)) return false; // rejected: stale info, or the remote moved

@@ -3,7 +3,10 @@ import { z } from "zod";
 import { defineEvents } from "../../core/events.ts";
 
 export const timerEvents = defineEvents({
-  timer_added: { topic: "timers", schema: z.object({ timer_id: z.string(), label: z.string().nullable(), next_fire_at: z.string().nullable() }) },
+  timer_added: {
+    topic: "timers",
+    schema: z.object({ timer_id: z.string(), label: z.string().nullable(), next_fire_at: z.string().nullable() }),
+  },
   timer_fired: {
     topic: "timers",
     schema: z.object({
@@ -17,7 +20,10 @@ export const timerEvents = defineEvents({
     }),
   },
   timer_cancelled: { topic: "timers", schema: z.object({ timer_id: z.string() }) },
-  timer_interrupted: { topic: "timers", schema: z.object({ timer_id: z.string(), label: z.string().nullable(), due_at: z.string() }) },
+  timer_interrupted: {
+    topic: "timers",
+    schema: z.object({ timer_id: z.string(), label: z.string().nullable(), due_at: z.string() }),
+  },
 });
 
 type _Events = typeof timerEvents;

@@ -4,8 +4,9 @@
  * actions then run off the ticker (a hanging webhook delays nothing else); an occurrence whose action was
  * cut short by a crash is reported at the next start as `timer_interrupted`.
  */
+
+import { type Action, newChainId } from "../../core/actions.ts";
 import { iso } from "../../core/clock.ts";
-import { newChainId, type Action } from "../../core/actions.ts";
 import type { EventCause } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import { dueBetween, nextAfter, type Schedule } from "./schedule.ts";
@@ -37,31 +38,38 @@ interface Firing {
 /** Takes every due occurrence (by the catch-up rule), recorded as fired; returns them to run. */
 export function takeDue(ctx: Context): Firing[] {
   const now = ctx.clock.now();
-  return ctx.db.transaction(() => {
-    const rows = ctx.db
-      .query<TimerRow, [number]>("SELECT * FROM timers WHERE state = 'active' AND next_fire_at <= ? ORDER BY next_fire_at LIMIT 200")
-      .all(now);
-    const firings: Firing[] = [];
-    const insert = ctx.db.query<{ id: number }, [string, number, number]>(
-      "INSERT INTO timer_firings (timer_id, due_at, fired_at, status) VALUES (?, ?, ?, 'running') RETURNING id",
-    );
-    for (const timer of rows) {
-      const schedule = JSON.parse(timer.schedule) as Schedule;
-      const { due } = dueBetween(schedule, timer.next_fire_at!, now, CATCHUP_CAP);
-      const chosen =
-        schedule.kind === "at" || timer.catchup === "all"
-          ? due
-          : timer.catchup === "one"
-            ? due.slice(-1)
-            : due.filter((t) => now - t <= MISSED_MS);
-      for (const due_at of chosen) firings.push({ id: insert.get(timer.id, due_at, now)!.id, timer, due_at, fired_at: now });
-      const next = nextAfter(schedule, now);
-      ctx.db
-        .query("UPDATE timers SET next_fire_at = ?, state = ?, fired_count = fired_count + ?, last_fired_at = COALESCE(?, last_fired_at) WHERE id = ?")
-        .run(next, next === null ? "done" : "active", chosen.length, chosen.length ? iso(now) : null, timer.id);
-    }
-    return firings;
-  }).immediate();
+  return ctx.db
+    .transaction(() => {
+      const rows = ctx.db
+        .query<TimerRow, [number]>(
+          "SELECT * FROM timers WHERE state = 'active' AND next_fire_at <= ? ORDER BY next_fire_at LIMIT 200",
+        )
+        .all(now);
+      const firings: Firing[] = [];
+      const insert = ctx.db.query<{ id: number }, [string, number, number]>(
+        "INSERT INTO timer_firings (timer_id, due_at, fired_at, status) VALUES (?, ?, ?, 'running') RETURNING id",
+      );
+      for (const timer of rows) {
+        const schedule = JSON.parse(timer.schedule) as Schedule;
+        const { due } = dueBetween(schedule, timer.next_fire_at!, now, CATCHUP_CAP);
+        const chosen =
+          schedule.kind === "at" || timer.catchup === "all"
+            ? due
+            : timer.catchup === "one"
+              ? due.slice(-1)
+              : due.filter((t) => now - t <= MISSED_MS);
+        for (const due_at of chosen)
+          firings.push({ id: insert.get(timer.id, due_at, now)!.id, timer, due_at, fired_at: now });
+        const next = nextAfter(schedule, now);
+        ctx.db
+          .query(
+            "UPDATE timers SET next_fire_at = ?, state = ?, fired_count = fired_count + ?, last_fired_at = COALESCE(?, last_fired_at) WHERE id = ?",
+          )
+          .run(next, next === null ? "done" : "active", chosen.length, chosen.length ? iso(now) : null, timer.id);
+      }
+      return firings;
+    })
+    .immediate();
 }
 
 /** Runs the actions, one timer's occurrences in order, without holding up the caller. */
@@ -101,13 +109,17 @@ export function reportInterrupted(ctx: Context): number {
 
 async function _runOne(ctx: Context, f: Firing) {
   const action = JSON.parse(f.timer.action) as Action;
-  const context = { timer: { timer_id: f.timer.id, label: f.timer.label, due_at: iso(f.due_at), fired_at: iso(f.fired_at) } };
+  const context = {
+    timer: { timer_id: f.timer.id, label: f.timer.label, due_at: iso(f.due_at), fired_at: iso(f.fired_at) },
+  };
   // each firing starts its own trigger chain (what its action causes shares one width budget), unless a trigger's
   // action made the timer: then its firings stay in that chain, so a trigger cannot multiply timers past the budget
   const made = f.timer.cause ? (JSON.parse(f.timer.cause) as EventCause) : null;
   const cause = { timer_id: f.timer.id, depth: made?.depth ?? 0, chain: made?.chain ?? newChainId() };
   const outcome = await ctx.services.actions.run(action, context, cause);
-  ctx.db.query("UPDATE timer_firings SET status = ?, error = ?, finished_at = ? WHERE id = ?").run(outcome.result, outcome.error ?? null, ctx.clock.now(), f.id);
+  ctx.db
+    .query("UPDATE timer_firings SET status = ?, error = ?, finished_at = ? WHERE id = ?")
+    .run(outcome.result, outcome.error ?? null, ctx.clock.now(), f.id);
   const fired = {
     timer_id: f.timer.id,
     label: f.timer.label,

@@ -4,8 +4,8 @@
  * catch-up after downtime and never a second firing of one occurrence.
  */
 import { defineFeature } from "../../core/feature.ts";
-import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerEvents } from "./contract.ts";
+import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerOps } from "./ops.ts";
 
 /** Firings whose actions are still running; `stop` waits for them a little, tests wait for them fully. */

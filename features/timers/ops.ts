@@ -22,7 +22,10 @@ export const timerOps = {
       every: z.string().max(20).optional().describe('Repeatedly, this often: "10m"'),
       cron: z.string().max(120).optional().describe('On a cron schedule: "*/5 * * * *"'),
       tz: z.string().max(64).optional().describe("Time zone of the cron schedule (default UTC)"),
-      catchup: z.enum(["one", "all", "skip"]).default("one").describe("After downtime: fire once, every missed one (≤100), or none"),
+      catchup: z
+        .enum(["one", "all", "skip"])
+        .default("one")
+        .describe("After downtime: fire once, every missed one (≤100), or none"),
       ...actionFields,
     }),
     run(ctx, input, call) {
@@ -32,8 +35,19 @@ export const timerOps = {
       const next = schedule.kind === "at" ? schedule.at : nextAfter(schedule, now);
       const id = `tm${randomBase32(8)}`;
       ctx.db
-        .query("INSERT INTO timers (id, label, schedule, action, catchup, next_fire_at, state, created_at, cause) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)")
-        .run(id, input.label ?? null, JSON.stringify(schedule), JSON.stringify(action), input.catchup, next, iso(now), call.cause ? JSON.stringify(call.cause) : null);
+        .query(
+          "INSERT INTO timers (id, label, schedule, action, catchup, next_fire_at, state, created_at, cause) VALUES (?, ?, ?, ?, ?, ?, 'active', ?, ?)",
+        )
+        .run(
+          id,
+          input.label ?? null,
+          JSON.stringify(schedule),
+          JSON.stringify(action),
+          input.catchup,
+          next,
+          iso(now),
+          call.cause ? JSON.stringify(call.cause) : null,
+        );
       const next_fire_at = next === null ? null : iso(next);
       ctx.bus.publish("timer_added", { timer_id: id, label: input.label ?? null, next_fire_at });
       return { id, label: input.label ?? null, next_fire_at };
@@ -47,7 +61,15 @@ export const timerOps = {
     input: z.strictObject({ all: z.boolean().default(false).describe("Also done and cancelled ones") }),
     run(ctx, input) {
       const rows = ctx.db
-        .query<TimerRow & { fired_count: number; last_fired_at: string | null; created_at: string; last_result: string | null }, []>(
+        .query<
+          TimerRow & {
+            fired_count: number;
+            last_fired_at: string | null;
+            created_at: string;
+            last_result: string | null;
+          },
+          []
+        >(
           `SELECT *, (SELECT status FROM timer_firings f WHERE f.timer_id = timers.id ORDER BY f.id DESC LIMIT 1) AS last_result
            FROM timers ${input.all ? "" : "WHERE state = 'active'"} ORDER BY next_fire_at IS NULL, next_fire_at, id`,
         )
@@ -75,7 +97,9 @@ export const timerOps = {
     description: "Cancel a timer",
     input: z.strictObject({ id: timerId }),
     run(ctx, { id }) {
-      const changed = ctx.db.query("UPDATE timers SET state = 'cancelled' WHERE id = ? AND state = 'active'").run(id).changes;
+      const changed = ctx.db
+        .query("UPDATE timers SET state = 'cancelled' WHERE id = ? AND state = 'active'")
+        .run(id).changes;
       if (!changed) throw new DroverError("not_found", `Cannot cancel timer "${id}": no active timer has that id`);
       ctx.bus.publish("timer_cancelled", { timer_id: id });
       return { id, state: "cancelled" };
@@ -92,10 +116,15 @@ export function describeSchedule(s: Schedule): string {
 
 // --- internal ---
 
-function _schedule(input: { at?: string; in?: string; every?: string; cron?: string; tz?: string }, now: number): Schedule {
+function _schedule(
+  input: { at?: string; in?: string; every?: string; cron?: string; tz?: string },
+  now: number,
+): Schedule {
   const given = (["at", "in", "every", "cron"] as const).filter((k) => input[k] !== undefined);
-  if (given.length !== 1) throw new DroverError("invalid_input", 'Invalid schedule: give exactly one of "at", "in", "every" or "cron"');
-  if (input.tz !== undefined && input.cron === undefined) throw new DroverError("invalid_input", 'Invalid "tz": it goes with "cron"');
+  if (given.length !== 1)
+    throw new DroverError("invalid_input", 'Invalid schedule: give exactly one of "at", "in", "every" or "cron"');
+  if (input.tz !== undefined && input.cron === undefined)
+    throw new DroverError("invalid_input", 'Invalid "tz": it goes with "cron"');
   if (input.at !== undefined) {
     const at = Date.parse(input.at);
     if (Number.isNaN(at)) throw new DroverError("invalid_input", `Invalid "at": "${input.at}" is not an ISO time`);
@@ -104,7 +133,8 @@ function _schedule(input: { at?: string; in?: string; every?: string; cron?: str
   if (input.in !== undefined) return { kind: "at", at: now + parseDuration(input.in, "in") };
   if (input.every !== undefined) {
     const every_ms = parseDuration(input.every, "every");
-    if (every_ms < 1000) throw new DroverError("invalid_input", `Invalid "every": "${input.every}" is shorter than the 1 s tick`);
+    if (every_ms < 1000)
+      throw new DroverError("invalid_input", `Invalid "every": "${input.every}" is shorter than the 1 s tick`);
     return { kind: "every", every_ms, anchor: now };
   }
   checkCron(input.cron!, input.tz, now);
@@ -112,6 +142,12 @@ function _schedule(input: { at?: string; in?: string; every?: string; cron?: str
 }
 
 function _human(ms: number): string {
-  for (const [unit, size] of [["d", 86_400_000], ["h", 3_600_000], ["m", 60_000], ["s", 1000]] as const) if (ms % size === 0) return `${ms / size}${unit}`;
+  for (const [unit, size] of [
+    ["d", 86_400_000],
+    ["h", 3_600_000],
+    ["m", 60_000],
+    ["s", 1000],
+  ] as const)
+    if (ms % size === 0) return `${ms / size}${unit}`;
   return `${ms}ms`;
 }

@@ -14,7 +14,8 @@ const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000,
 /** "90s", "15m", "2h", "1d", "500ms" → milliseconds. */
 export function parseDuration(text: string, field: string): number {
   const m = /^(\d{1,9})(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) throw new DroverError("invalid_input", `Invalid "${field}": "${text}" is not a duration like "90s", "15m" or "2h"`);
+  if (!m)
+    throw new DroverError("invalid_input", `Invalid "${field}": "${text}" is not a duration like "90s", "15m" or "2h"`);
   return Number(m[1]) * UNITS[m[2]!]!;
 }
 

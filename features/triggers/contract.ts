@@ -4,7 +4,10 @@ import { defineConfig } from "../../core/config.ts";
 import { defineEvents } from "../../core/events.ts";
 
 export const triggerEvents = defineEvents({
-  trigger_added: { topic: "triggers", schema: z.object({ trigger_id: z.string(), label: z.string().nullable(), event: z.string() }) },
+  trigger_added: {
+    topic: "triggers",
+    schema: z.object({ trigger_id: z.string(), label: z.string().nullable(), event: z.string() }),
+  },
   trigger_fired: {
     topic: "triggers",
     schema: z.object({

@@ -10,9 +10,9 @@ import { actionFields, actionFrom, isChainId, newChainId } from "../../core/acti
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import type { BusEvent, EventCause } from "../../core/events.ts";
-import { defineFeature, defineOp, type Context } from "../../core/feature.ts";
+import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
-import { createChainBudget, type ChainBudget, type HaltReason } from "./chain.ts";
+import { type ChainBudget, createChainBudget, type HaltReason } from "./chain.ts";
 import { triggerConfig, triggerEvents } from "./contract.ts";
 import { createTriggerIndex, predicateSchema, type Trigger, type TriggerIndex } from "./match.ts";
 
@@ -34,7 +34,9 @@ const triggerOps = {
     http: { method: "POST", path: "/api/triggers", status: 201 },
     description: 'When an event matches, run an action; "$event.<field>" in args is the event\'s field',
     input: z.strictObject({
-      on: predicateSchema.default({ event: "transition" }).describe('What to match, as JSON: {event?, item?, from?, to?, labels?, agent?}'),
+      on: predicateSchema
+        .default({ event: "transition" })
+        .describe("What to match, as JSON: {event?, item?, from?, to?, labels?, agent?}"),
       mode: z.enum(["once", "persistent"]).describe("once: removed before its first action runs"),
       label: z.string().max(200).optional(),
       ...actionFields,
@@ -43,11 +45,24 @@ const triggerOps = {
       const action = actionFrom(input, ctx.ops, { placeholders: true });
       const id = `tg${randomBase32(8)}`;
       ctx.db
-        .query("INSERT INTO triggers (id, label, predicate, action, mode, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)")
-        .run(id, input.label ?? null, JSON.stringify(input.on), JSON.stringify(action), input.mode, iso(ctx.clock.now()));
+        .query(
+          "INSERT INTO triggers (id, label, predicate, action, mode, state, created_at) VALUES (?, ?, ?, ?, ?, 'active', ?)",
+        )
+        .run(
+          id,
+          input.label ?? null,
+          JSON.stringify(input.on),
+          JSON.stringify(action),
+          input.mode,
+          iso(ctx.clock.now()),
+        );
       ctx.services.triggers.bump();
       // made by a trigger's action, the event stays in that chain (a trigger on trigger_added would loop otherwise)
-      ctx.bus.publish("trigger_added", { trigger_id: id, label: input.label ?? null, event: input.on.event }, { cause: call.cause });
+      ctx.bus.publish(
+        "trigger_added",
+        { trigger_id: id, label: input.label ?? null, event: input.on.event },
+        { cause: call.cause },
+      );
       return { id, label: input.label ?? null, on: input.on, mode: input.mode, action };
     },
   }),
@@ -72,7 +87,9 @@ const triggerOps = {
     description: "Cancel a trigger",
     input: z.strictObject({ id: triggerId }),
     run(ctx, { id }, call) {
-      const changed = ctx.db.query("UPDATE triggers SET state = 'cancelled' WHERE id = ? AND state = 'active'").run(id).changes;
+      const changed = ctx.db
+        .query("UPDATE triggers SET state = 'cancelled' WHERE id = ? AND state = 'active'")
+        .run(id).changes;
       if (!changed) throw new DroverError("not_found", `Cannot cancel trigger "${id}": no active trigger has that id`);
       ctx.services.triggers.bump();
       ctx.bus.publish("trigger_cancelled", { trigger_id: id }, { cause: call.cause });
@@ -115,7 +132,8 @@ async function onEvent(ctx: Context, event: BusEvent) {
   if (event.type === "trigger_loop_halted") return; // a trigger on it would restart the loop it reports
   const { depth, chain: known } = _causeOf(event);
   const chains = ctx.services.triggerChains;
-  const limit = (chain?: string): HaltReason | null => (depth >= MAX_DEPTH ? "depth" : chain && chains.spent(chain) ? "budget" : null);
+  const limit = (chain?: string): HaltReason | null =>
+    depth >= MAX_DEPTH ? "depth" : chain && chains.spent(chain) ? "budget" : null;
   const atLimit = limit(known);
   if (known && atLimit && chains.reported(known, atLimit)) return; // halted and said so: nothing to match
   const fields = event as unknown as Record<string, unknown>;
@@ -141,7 +159,13 @@ async function onEvent(ctx: Context, event: BusEvent) {
     void ctx.services.actions.run(t.action, { event: fields }, cause).then((outcome) =>
       ctx.bus.publish(
         "trigger_fired",
-        { trigger_id: t.id, event_type: event.type, item_id: itemId, result: outcome.result, ...(outcome.error ? { error: outcome.error } : {}) },
+        {
+          trigger_id: t.id,
+          event_type: event.type,
+          item_id: itemId,
+          result: outcome.result,
+          ...(outcome.error ? { error: outcome.error } : {}),
+        },
         { cause },
       ),
     );
@@ -153,7 +177,8 @@ async function onEvent(ctx: Context, event: BusEvent) {
  * a count is taken as the limit, a chain that is not one of ours as none.
  */
 function _causeOf(event: BusEvent): { depth: number; chain?: string } {
-  const cause: Partial<EventCause> | undefined = event.cause && typeof event.cause === "object" ? event.cause : undefined;
+  const cause: Partial<EventCause> | undefined =
+    event.cause && typeof event.cause === "object" ? event.cause : undefined;
   if (!cause) return { depth: 0 };
   const depth = Number.isSafeInteger(cause.depth) && cause.depth! >= 0 ? cause.depth! : MAX_DEPTH;
   return isChainId(cause.chain) ? { depth, chain: cause.chain } : { depth };
@@ -164,7 +189,9 @@ function _retire(ctx: Context, t: Trigger): boolean {
   const now = iso(ctx.clock.now());
   const state = t.mode === "once" ? "fired" : "active";
   const changed = ctx.db
-    .query("UPDATE triggers SET state = ?, fired_count = fired_count + 1, last_fired_at = ? WHERE id = ? AND state = 'active'")
+    .query(
+      "UPDATE triggers SET state = ?, fired_count = fired_count + 1, last_fired_at = ? WHERE id = ? AND state = 'active'",
+    )
     .run(state, now, t.id).changes;
   if (t.mode === "once") ctx.services.triggers.bump();
   return changed > 0;

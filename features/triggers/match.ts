@@ -4,25 +4,30 @@
  * map lookup plus the predicates of that type's triggers.
  */
 import { z } from "zod";
+import type { Action } from "../../core/actions.ts";
 import { eventDef } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
-import type { Action } from "../../core/actions.ts";
+
 const stageName = z.string().min(1).max(64);
 const stages = z.union([stageName, z.array(stageName).min(1).max(8)]);
 
-export const predicateSchema = z.strictObject({
-  event: z
-    .string()
-    .default("transition")
-    .refine((t) => eventDef(t) !== undefined, { message: "is not an event type" })
-    .refine((t) => t !== "trigger_loop_halted", { message: "is trigger_loop_halted, which no trigger matches (it would feed the loop it reports)" })
-    .describe("Event type"),
-  item: z.string().min(1).max(100).optional().describe("Item id glob"),
-  from: stages.optional().describe("Transition from this stage (or one of these)"),
-  to: stages.optional().describe("Transition to this stage (or one of these)"),
-  labels: z.array(z.string().min(1).max(64)).max(20).optional().describe("The item carries all these labels"),
-  agent: z.string().min(1).max(100).optional().describe("Agent id glob"),
-}).superRefine(_checkStages);
+export const predicateSchema = z
+  .strictObject({
+    event: z
+      .string()
+      .default("transition")
+      .refine((t) => eventDef(t) !== undefined, { message: "is not an event type" })
+      .refine((t) => t !== "trigger_loop_halted", {
+        message: "is trigger_loop_halted, which no trigger matches (it would feed the loop it reports)",
+      })
+      .describe("Event type"),
+    item: z.string().min(1).max(100).optional().describe("Item id glob"),
+    from: stages.optional().describe("Transition from this stage (or one of these)"),
+    to: stages.optional().describe("Transition to this stage (or one of these)"),
+    labels: z.array(z.string().min(1).max(64)).max(20).optional().describe("The item carries all these labels"),
+    agent: z.string().min(1).max(100).optional().describe("Agent id glob"),
+  })
+  .superRefine(_checkStages);
 
 export type Predicate = z.output<typeof predicateSchema>;
 
@@ -115,7 +120,12 @@ function _checkStages(p: { event: string; from?: string | string[]; to?: string 
     const schema = shape[field] as z.ZodType | undefined;
     for (const value of [given].flat()) {
       if (!schema) check.addIssue({ code: "custom", path: [field], message: `is not a field of "${p.event}" events` });
-      else if (!schema.safeParse(value).success) check.addIssue({ code: "custom", path: [field], message: `${JSON.stringify(value)} is not a value of "${p.event}.${field}"` });
+      else if (!schema.safeParse(value).success)
+        check.addIssue({
+          code: "custom",
+          path: [field],
+          message: `${JSON.stringify(value)} is not a value of "${p.event}.${field}"`,
+        });
       if (!schema) break;
     }
   }

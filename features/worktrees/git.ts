@@ -4,7 +4,7 @@
  * out or scanning a project can take seconds: all but the base-branch lookup run without blocking the daemon.
  */
 import { DroverError } from "../../core/errors.ts";
-import { checkBranchName, git, gitAsync, type GitResult } from "../../core/git.ts";
+import { checkBranchName, type GitResult, git, gitAsync } from "../../core/git.ts";
 
 /** `pipeline.base_branch`, else the remote's default branch, else the branch checked out at the root. */
 export function baseBranch(root: string, configured: string): string {
@@ -25,8 +25,17 @@ export async function addWorktree(root: string, path: string, branch: string, ba
   const exists = await _commit(root, `refs/heads/${branch}`);
   const from = exists ? null : await _commit(root, base);
   // git's own words for a repository with no commit yet ("not a valid object name") puzzle a new user
-  if (!exists && !from) throw new DroverError("conflict", `Cannot create the worktree "${path}": the base branch "${base}" has no commit yet`);
-  const r = await _git(root, exists ? ["worktree", "add", "--end-of-options", path, branch] : ["worktree", "add", "-b", branch, "--end-of-options", path, from!]);
+  if (!exists && !from)
+    throw new DroverError(
+      "conflict",
+      `Cannot create the worktree "${path}": the base branch "${base}" has no commit yet`,
+    );
+  const r = await _git(
+    root,
+    exists
+      ? ["worktree", "add", "--end-of-options", path, branch]
+      : ["worktree", "add", "-b", branch, "--end-of-options", path, from!],
+  );
   if (!r.ok) throw new DroverError("conflict", `Cannot create the worktree "${path}": ${r.out.split("\n").at(-1)}`);
 }
 
@@ -36,7 +45,8 @@ export async function keepReason(root: string, path: string, branch: string, bas
   if (!status.ok) return `cannot read its status: ${status.out}`;
   if (status.out) return "uncommitted changes";
   const [tip, merged] = [await _commit(root, `refs/heads/${branch}`), await _commit(root, base)];
-  if (!tip || !merged) return `cannot compare it with "${base}": ${!tip ? `no branch "${branch}"` : `no commit "${base}"`}`;
+  if (!tip || !merged)
+    return `cannot compare it with "${base}": ${!tip ? `no branch "${branch}"` : `no commit "${base}"`}`;
   const ahead = await _git(root, ["rev-list", "--count", tip, "--not", merged, "--remotes"]);
   if (!ahead.ok) return `cannot compare it with "${base}": ${ahead.out}`;
   return Number(ahead.out) > 0 ? `${ahead.out} commit(s) not merged into "${base}" nor pushed` : null;

@@ -8,7 +8,7 @@ import { join } from "node:path";
 import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
-import { defineFeature, defineOp, type Context, type OpResult } from "../../core/feature.ts";
+import { type Context, defineFeature, defineOp, type OpResult } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { worktreeConfig, worktreeEvents } from "./contract.ts";
 import { addWorktree, baseBranch, keepReason, removeWorktree } from "./git.ts";
@@ -35,15 +35,24 @@ declare module "../../core/feature.ts" {
 const itemStart = defineOp({
   writes: true,
   description: "Begin an item: claim it, move it into coding, and make its worktree; answers with the path",
-  input: z.strictObject({ id: itemIdSchema, agent: agentIdSchema, ttl_secs: z.number().int().min(1).max(604_800).optional() }),
+  input: z.strictObject({
+    id: itemIdSchema,
+    agent: agentIdSchema,
+    ttl_secs: z.number().int().min(1).max(604_800).optional(),
+  }),
   async run(ctx, input) {
     const claim = await ctx.ops.call("item.claim", { id: input.id, agent: input.agent, ttl_secs: input.ttl_secs });
     let item = await ctx.ops.call("item.get", { id: input.id });
-    if (item.stage !== "coding") item = await ctx.ops.call("item.move", { id: input.id, to: "coding", agent: input.agent, fence: claim.fence });
+    if (item.stage !== "coding")
+      item = await ctx.ops.call("item.move", { id: input.id, to: "coding", agent: input.agent, fence: claim.fence });
     const row = await ensureWorktree(ctx, item);
     return { item, fence: claim.fence, path: row?.path ?? null, branch: row?.branch ?? null };
   },
-  view: { flags: { "path-only": { description: "Print only the worktree's path (for cd \"$(…)\")", render: (r) => r.path ?? "" } } },
+  view: {
+    flags: {
+      "path-only": { description: 'Print only the worktree\'s path (for cd "$(…)")', render: (r) => r.path ?? "" },
+    },
+  },
 });
 
 export default defineFeature({
@@ -80,11 +89,16 @@ export default defineFeature({
       try {
         if ((await ensureWorktree(ctx, item))?.created) changed++;
       } catch (err) {
-        ctx.log.warnOnce(`worktree:${item.id}:${(err as Error).message}`, `Worktree of item "${item.id}": ${(err as Error).message}`);
+        ctx.log.warnOnce(
+          `worktree:${item.id}:${(err as Error).message}`,
+          `Worktree of item "${item.id}": ${(err as Error).message}`,
+        );
       }
     }
     // only worktrees of items that have ended: a kept one whose reason is unchanged costs its git checks again
-    const open = ctx.db.query<{ item_id: string }, []>("SELECT item_id FROM worktrees WHERE state IN ('active', 'kept')").all();
+    const open = ctx.db
+      .query<{ item_id: string }, []>("SELECT item_id FROM worktrees WHERE state IN ('active', 'kept')")
+      .all();
     for (const { item_id } of open) {
       const item = await ctx.ops.call("item.get", { id: item_id }).catch(() => null);
       if (item && ENDED.has(item.stage) && (await cleanUp(ctx, item_id))) changed++;
@@ -99,15 +113,22 @@ export default defineFeature({
  */
 function ensureWorktree(ctx: Context, item: Item): Promise<{ path: string; branch: string; created: boolean } | null> {
   return _serial(ctx, item.id, async () => {
-    if (!ctx.config.pipeline.worktrees || item.stage !== "coding" || item.claim?.machine_id !== ctx.machineId) return null;
+    if (!ctx.config.pipeline.worktrees || item.stage !== "coding" || item.claim?.machine_id !== ctx.machineId)
+      return null;
     const row = _row(ctx, item.id);
     const path = join(ctx.paths.worktrees, item.id);
     const branch = `drover/item/${item.id}`;
     if (row?.state === "active" && existsSync(path)) return { path, branch, created: false };
-    if (!row && existsSync(path)) throw new DroverError("conflict", `Cannot make the worktree "${path}": the folder exists and drover did not make it`);
+    if (!row && existsSync(path))
+      throw new DroverError(
+        "conflict",
+        `Cannot make the worktree "${path}": the folder exists and drover did not make it`,
+      );
     await addWorktree(ctx.paths.root, path, branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
     ctx.db
-      .query("INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)")
+      .query(
+        "INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)",
+      )
       .run(item.id, path, branch, iso(ctx.clock.now()));
     ctx.bus.publish("worktree_created", { item_id: item.id, path, branch });
     return { path, branch, created: true };
@@ -128,7 +149,12 @@ async function _cleanUp(ctx: Context, itemId: string): Promise<boolean> {
     ctx.db.query("UPDATE worktrees SET state = 'removed' WHERE item_id = ?").run(itemId);
     return true;
   }
-  const reason = await keepReason(ctx.paths.root, row.path, row.branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
+  const reason = await keepReason(
+    ctx.paths.root,
+    row.path,
+    row.branch,
+    baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch),
+  );
   if (reason) {
     if (row.state === "kept" && row.reason === reason) return false;
     ctx.db.query("UPDATE worktrees SET state = 'kept', reason = ? WHERE item_id = ?").run(reason, itemId);
