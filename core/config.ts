@@ -3,6 +3,7 @@
  * An unknown key is reported, not fatal; a bad value is an error naming the key and the file.
  */
 import { z } from "zod";
+import type { ContractConfigPart, ContractSection } from "./contract.ts";
 import { DroverError } from "./errors.ts";
 
 /** A duration setting in whole seconds, 1 s to a year. */
@@ -27,7 +28,7 @@ export function defineConfig<S extends string, T extends z.ZodRawShape>(
   return { section, keys, ...options };
 }
 
-const coreConfig = {
+export const coreConfig = {
   server: defineConfig(
     "server",
     {
@@ -44,14 +45,8 @@ const coreConfig = {
   reconcile: defineConfig("reconcile", { interval_secs: secs.default(30) }),
 };
 
-/** Every config part by owner: the runtime's here, each feature's merged in from its folder. */
-export interface ConfigParts {
-  server: typeof coreConfig.server;
-  reconcile: typeof coreConfig.reconcile;
-}
-
 /** The whole config: one object per section, holding the keys of every part declared in it. */
-export type Config = { [S in _Part["section"]]: _SectionOf<S> };
+export type Config = { [S in ContractConfigPart["section"]]: ContractSection<S> };
 
 /** Adds config parts to the registry (`defineFeature` does it with a feature's); a key is declared once. */
 export function registerConfig(parts: readonly ConfigPart[]): void {
@@ -178,12 +173,6 @@ function _shapeOf(schema: z.ZodType): Record<string, z.ZodType> | undefined {
   }
   return undefined;
 }
-
-type _Part = ConfigParts[keyof ConfigParts];
-type _UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
-type _SectionOf<S extends string> = _UnionToIntersection<
-  _Part extends infer P ? (P extends ConfigPart<S, infer T> ? z.output<z.ZodObject<T>> : never) : never
->;
 
 const _parts: ConfigPart[] = Object.values(coreConfig);
 let _schema: z.ZodObject | undefined;

@@ -1,16 +1,13 @@
 /**
  * @module The one error type of drover. Everything below the top level throws a `DroverError` with a
- * code; only the HTTP layer (`app.onError`), the MCP tool wrapper and the CLI's main turn it into output.
+ * code; only the HTTP layer (`app.onError`), the MCP tool wrapper and the CLI's main turn it into output. A
+ * feature's codes, with the HTTP status each renders as, are declared in its contract (core/contract.ts).
  */
-
-/** Declares error codes with the HTTP status each renders as (identity at the type level). */
-export function defineErrors<T extends Record<string, ErrorStatus>>(codes: T): T {
-  return codes;
-}
+import type { ContractErrors } from "./contract.ts";
 
 export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 500 | 503;
 
-const coreErrors = defineErrors({
+export const coreErrors = {
   invalid_input: 400,
   bad_config: 400,
   unauthorized: 401,
@@ -23,14 +20,10 @@ const coreErrors = defineErrors({
   too_large: 413,
   internal: 500,
   busy: 503,
-});
-type _CoreErrors = typeof coreErrors;
+} as const satisfies Record<string, ErrorStatus>;
 
-/** The runtime's own error codes (every other is a feature's). */
-export const coreErrorCodes: readonly string[] = Object.keys(coreErrors);
-
-/** Every error code with its status: the runtime's here, each feature's merged in from its folder. */
-export interface ErrorCodes extends _CoreErrors {}
+/** Every error code with its status: the runtime's and every feature's contract's. */
+export type ErrorCodes = ContractErrors;
 
 export type ErrorCode = keyof ErrorCodes & string;
 

@@ -1,9 +1,10 @@
 /**
- * @module Event types: each one a zod schema and a WebSocket topic. A feature declares its own in its folder
- * with `defineEvents` and adds them to `EventMap` by declaration merging; `defineFeature` registers them, and
- * `bus.publish` validates the fields against the schema. Core declares only the runtime's own events.
+ * @module Event types: each one a zod schema and a WebSocket topic. A feature declares its own in its contract
+ * (core/contract.ts); `defineFeature` registers them, and `bus.publish` validates the fields against the schema.
+ * Core declares only the runtime's own events.
  */
 import { z } from "zod";
+import type { ContractEvents } from "./contract.ts";
 import { DroverError } from "./errors.ts";
 
 export interface EventDef {
@@ -11,12 +12,7 @@ export interface EventDef {
   schema: z.ZodObject;
 }
 
-/** Declares event types (identity at the type level); `defineFeature` registers a feature's. */
-export function defineEvents<T extends Record<string, EventDef>>(defs: T): T {
-  return defs;
-}
-
-const coreEvents = defineEvents({
+export const coreEvents = {
   gap: { topic: "system", schema: z.object({ dropped: z.number().int() }) },
   reconciled: {
     topic: "system",
@@ -24,14 +20,10 @@ const coreEvents = defineEvents({
   },
   /** Committed config values with effects wait for `drover trust` on this machine. */
   config_untrusted: { topic: "system", schema: z.object({ keys: z.array(z.string()), command: z.string() }) },
-});
-type _CoreEvents = typeof coreEvents;
+} satisfies Record<string, EventDef>;
 
-/** The runtime's own event types (every other is a feature's). */
-export const coreEventTypes: readonly string[] = Object.keys(coreEvents);
-
-/** Every event type by name: the runtime's here, each feature's merged in from its folder. */
-export interface EventMap extends _CoreEvents {}
+/** Every event type by name: the runtime's and every feature's contract's. */
+export type EventMap = ContractEvents;
 
 export type EventType = keyof EventMap & string;
 export type EventFields<T extends EventType> = z.input<EventMap[T]["schema"]>;

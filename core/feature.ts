@@ -10,9 +10,10 @@ import type { Hono } from "hono";
 import type { z } from "zod";
 import type { Bus } from "./bus.ts";
 import type { Clock } from "./clock.ts";
-import { type Config, type ConfigPart, registerConfig } from "./config.ts";
-import { type ErrorStatus, registerErrors } from "./errors.ts";
-import { type BusEvent, type EventCause, type EventDef, type EventType, registerEvents } from "./events.ts";
+import { type Config, registerConfig } from "./config.ts";
+import type { Contract } from "./contract.ts";
+import { registerErrors } from "./errors.ts";
+import { type BusEvent, type EventCause, type EventType, registerEvents } from "./events.ts";
 import type { Logger } from "./logger.ts";
 import type { Paths } from "./paths.ts";
 import type { TrustRule, Untrusted } from "./trust.ts";
@@ -113,14 +114,9 @@ export type EventHandler<T extends EventType = EventType> = (ctx: Context, event
 /** Bus subscriptions by event type, each handler typed by its event; "*" receives every event. */
 export type EventHandlers = { [T in EventType]?: EventHandler<T> } & { "*"?: EventHandler };
 
-export interface Feature {
+/** A feature: its contract (`events`, `errors`, `config`, merged into `Contracts` in its folder), and its parts. */
+export interface Feature extends Contract {
   name: string;
-  /** Its event types (`defineEvents`), merged into `EventMap` in the same folder. */
-  events?: Record<string, EventDef>;
-  /** Its error codes with their HTTP status (`defineErrors`), merged into `ErrorCodes`. */
-  errors?: Record<string, ErrorStatus>;
-  /** Its config keys (`defineConfig`), merged into `ConfigParts`. */
-  config?: readonly ConfigPart[];
   /** SQL run once each, in order; append, never edit. */
   migrations?: readonly string[];
   /** The name its migrations are recorded under when it is not `name` (their history moved with the code). */

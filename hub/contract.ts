@@ -1,32 +1,30 @@
 /** @module What the hub layer adds to the runtime's name spaces: its event and the `[hub]` keys it reads. */
 import { z } from "zod";
 import { defineConfig } from "../core/config.ts";
-import { defineEvents } from "../core/events.ts";
+import { defineContract } from "../core/contract.ts";
 
-export const hubEvents = defineEvents({
-  hub_invalid_file: { topic: "sync", schema: z.object({ path: z.string(), reason: z.string() }) },
+export const hubContract = defineContract({
+  events: {
+    hub_invalid_file: { topic: "sync", schema: z.object({ path: z.string(), reason: z.string() }) },
+  },
+  config: [
+    defineConfig("hub", {
+      /** A remote name or URL; "" = local only (what `init --local` writes). */
+      remote: z.string().default("origin"),
+      branch: z.string().min(1).default("drover/hub"),
+      /** Larger hub files from the remote are skipped (SPEC §12). */
+      max_file_bytes: z
+        .number()
+        .int()
+        .min(1024)
+        .max(64 * 1024 * 1024)
+        .default(1024 * 1024),
+    }),
+  ],
 });
 
-export const hubConfig = defineConfig("hub", {
-  /** A remote name or URL; "" = local only (what `init --local` writes). */
-  remote: z.string().default("origin"),
-  branch: z.string().min(1).default("drover/hub"),
-  /** Larger hub files from the remote are skipped (SPEC §12). */
-  max_file_bytes: z
-    .number()
-    .int()
-    .min(1024)
-    .max(64 * 1024 * 1024)
-    .default(1024 * 1024),
-});
-
-type _Events = typeof hubEvents;
-
-declare module "../core/events.ts" {
-  interface EventMap extends _Events {}
-}
-declare module "../core/config.ts" {
-  interface ConfigParts {
-    hub: typeof hubConfig;
+declare module "../core/contract.ts" {
+  interface Contracts {
+    hub: typeof hubContract;
   }
 }

@@ -8,7 +8,7 @@ import { z } from "zod";
 import { type Context, defineFeature, defineOp } from "../core/feature.ts";
 import { checkBranchName } from "../core/git.ts";
 import { parseCommitMessage } from "./apply.ts";
-import { hubConfig, hubEvents } from "./contract.ts";
+import { hubContract } from "./contract.ts";
 import { createLayout } from "./layout.ts";
 import { defineMutation, isHubOp } from "./op.ts";
 import { openRepo } from "./repo.ts";
@@ -47,8 +47,7 @@ const log = defineOp({
 
 export default defineFeature({
   name: "hub",
-  events: hubEvents,
-  config: [hubConfig],
+  ...hubContract,
   // these tables were made by the feature `sync` before the hub became a layer: their history keeps its name
   migrationsKey: "sync",
   migrations: [

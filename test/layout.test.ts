@@ -8,8 +8,8 @@ import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { configSchema } from "../core/config.ts";
-import { coreErrorCodes } from "../core/errors.ts";
-import { coreEventTypes } from "../core/events.ts";
+import { coreErrors } from "../core/errors.ts";
+import { coreEvents } from "../core/events.ts";
 import type { Feature } from "../core/feature.ts";
 import hub from "../hub/index.ts";
 import { features } from "../runtime.ts";
@@ -80,8 +80,8 @@ describe("core names no feature", () => {
     const names = new Set<string>();
     for (const f of all) {
       for (const op of Object.keys(f.ops ?? {})) names.add(op);
-      for (const type of Object.keys(f.events ?? {})) if (!coreEventTypes.includes(type)) names.add(type);
-      for (const code of Object.keys(f.errors ?? {})) if (!coreErrorCodes.includes(code)) names.add(code);
+      for (const type of Object.keys(f.events ?? {})) if (!Object.hasOwn(coreEvents, type)) names.add(type);
+      for (const code of Object.keys(f.errors ?? {})) if (!Object.hasOwn(coreErrors, code)) names.add(code);
       for (const part of f.config ?? []) if (!coreSections.has(part.section)) names.add(part.section);
     }
     expect(names.size).toBeGreaterThan(40);

@@ -6,7 +6,7 @@ import { basename } from "node:path";
 import { z } from "zod";
 import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { VERSION } from "../../core/version.ts";
-import { gatewayConfig } from "./contract.ts";
+import { gatewayContract } from "./contract.ts";
 import { type Relay, startRelay } from "./relay.ts";
 
 declare module "../../core/feature.ts" {
@@ -37,7 +37,7 @@ declare module "../../core/feature.ts" {
 
 export default defineFeature({
   name: "gateway",
-  config: [gatewayConfig],
+  ...gatewayContract,
   // where the relay sends this project's events (and a token from this machine's environment)
   trust: { "gateway.url": (v) => v !== "" },
   ops: gatewayOps,

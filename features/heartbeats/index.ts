@@ -9,7 +9,7 @@ import { basename, join } from "node:path";
 import type { AsyncSubscription } from "@parcel/watcher";
 import { type Context, defineFeature } from "../../core/feature.ts";
 import { loadWatcher } from "../../core/watcher.ts";
-import { heartbeatConfig, heartbeatEvents } from "./contract.ts";
+import { heartbeatsContract } from "./contract.ts";
 import { parseHeartbeat, type Thresholds } from "./file.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
 import { heartbeatOps } from "./ops.ts";
@@ -35,8 +35,7 @@ declare module "../../core/feature.ts" {
 
 export default defineFeature({
   name: "heartbeats",
-  events: heartbeatEvents,
-  config: [heartbeatConfig],
+  ...heartbeatsContract,
   localOnly: ["agent pauses"],
   migrations: [
     "CREATE TABLE agent_pauses (agent_id TEXT PRIMARY KEY, until TEXT NOT NULL)",

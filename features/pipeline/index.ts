@@ -6,7 +6,7 @@ import { iso } from "../../core/clock.ts";
 import { type Context, defineFeature } from "../../core/feature.ts";
 import { type AutoAssign, createAutoAssign } from "./assign.ts";
 import { agentTakeover, expireClaim, itemClaim, itemNext, itemRelease, itemRenew } from "./claims.ts";
-import { pipelineConfig, pipelineErrors, pipelineEvents } from "./contract.ts";
+import { pipelineContract } from "./contract.ts";
 import type { Item } from "./item.ts";
 import { itemCreate, itemGet, itemsList } from "./items.ts";
 import { archiveDone, itemMove } from "./moves.ts";
@@ -37,9 +37,7 @@ const requestAssign = (ctx: Context) => ctx.services.autoAssign.request();
 
 export default defineFeature({
   name: "pipeline",
-  events: pipelineEvents,
-  errors: pipelineErrors,
-  config: [pipelineConfig],
+  ...pipelineContract,
   migrations: [...viewMigrations, ...usageMigrations, holderMachineMigration],
   localOnly: ["usage reports made on this machine (item totals live in the hub)"],
   setup(ctx) {

@@ -6,7 +6,7 @@
 import { z } from "zod";
 import { DroverError } from "../../core/errors.ts";
 import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
-import { syncConfig, syncErrors, syncEvents } from "./contract.ts";
+import { syncContract } from "./contract.ts";
 import { createSync, type SyncService } from "./cycle.ts";
 import { opsMissingFrom, opsOf, readTrackedHead, requeue } from "./history.ts";
 import { isRemoteName } from "./transport.ts";
@@ -85,9 +85,7 @@ export default defineFeature({
   // a URL or path (not a remote name, which this machine's git config resolves) decides where the hub and
   // DROVER_GIT_TOKEN go
   trust: { "hub.remote": (v) => typeof v === "string" && v !== "" && !isRemoteName(v) },
-  events: syncEvents,
-  errors: syncErrors,
-  config: [syncConfig],
+  ...syncContract,
   async setup(ctx) {
     ctx.services.sync = createSync(ctx);
     ctx.hub.setCarrier(ctx.services.sync);

@@ -4,7 +4,7 @@
  * catch-up after downtime and never a second firing of one occurrence.
  */
 import { defineFeature } from "../../core/feature.ts";
-import { timerEvents } from "./contract.ts";
+import { timersContract } from "./contract.ts";
 import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerOps } from "./ops.ts";
 
@@ -27,7 +27,7 @@ declare module "../../core/feature.ts" {
 
 export default defineFeature({
   name: "timers",
-  events: timerEvents,
+  ...timersContract,
   localOnly: ["timers"],
   migrations: [
     `CREATE TABLE timers (id TEXT PRIMARY KEY, label TEXT, schedule TEXT NOT NULL, action TEXT NOT NULL, catchup TEXT NOT NULL,

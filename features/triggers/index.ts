@@ -13,7 +13,7 @@ import type { BusEvent, EventCause } from "../../core/events.ts";
 import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
 import { type ChainBudget, createChainBudget, type HaltReason } from "./chain.ts";
-import { triggerConfig, triggerEvents } from "./contract.ts";
+import { triggersContract } from "./contract.ts";
 import { createTriggerIndex, predicateSchema, type Trigger, type TriggerIndex } from "./match.ts";
 
 /** Events at this depth of a trigger chain fire no further triggers. */
@@ -108,8 +108,7 @@ declare module "../../core/feature.ts" {
 
 export default defineFeature({
   name: "triggers",
-  events: triggerEvents,
-  config: [triggerConfig],
+  ...triggersContract,
   localOnly: ["triggers"],
   migrations: [
     `CREATE TABLE triggers (id TEXT PRIMARY KEY, label TEXT, predicate TEXT NOT NULL, action TEXT NOT NULL, mode TEXT NOT NULL,

@@ -10,7 +10,7 @@ import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { type Context, defineFeature, defineOp, type OpResult } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
-import { worktreeConfig, worktreeEvents } from "./contract.ts";
+import { worktreesContract } from "./contract.ts";
 import { addWorktree, baseBranch, keepReason, removeWorktree } from "./git.ts";
 
 type Item = OpResult<"item.get">;
@@ -57,8 +57,7 @@ const itemStart = defineOp({
 
 export default defineFeature({
   name: "worktrees",
-  events: worktreeEvents,
-  config: [worktreeConfig],
+  ...worktreesContract,
   localOnly: ["the record of worktrees drover made (they are kept, not removed, from now on)"],
   // the branch whose history decides whether a worktree's commits are merged, hence whether they may be deleted
   trust: { "pipeline.base_branch": (v) => v !== "" },
