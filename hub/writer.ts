@@ -25,6 +25,7 @@ import {
 } from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
 import type { Args, Mutation } from "./op.ts";
+import { createOutbox, type Outbox } from "./outbox.ts";
 import type { Change, FileChanges, HubRepo, InvalidEntry } from "./repo.ts";
 import { blobOid, listWorking, readWorking, writeWorking } from "./working.ts";
 
@@ -60,6 +61,8 @@ export interface Carrier {
 
 export interface Hub {
   repo: HubRepo;
+  /** This machine's ops waiting for the carrier, and its decisions. */
+  outbox: Outbox;
   /** Registers a mutation: `run` applies it now, sync replays it on another machine's tree. */
   // biome-ignore lint/suspicious/noExplicitAny: each mutation has its own args; `apply` takes its own args type
   define(mutation: Mutation<any, unknown>): void;
@@ -107,6 +110,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   const queue: _Pending[] = [];
   let draining = false;
   let carrier: Carrier | undefined;
+  const outbox = createOutbox(db);
 
   function state(key: string): string | null {
     return db.query<{ value: string }, [string]>("SELECT value FROM hub_state WHERE key = ?").get(key)?.value ?? null;
@@ -125,12 +129,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     db.transaction(() => {
       for (const l of listeners) l(set);
       // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
-      if (set.origin === "local" && hasRemote()) {
-        const insert = db.query(
-          "INSERT OR IGNORE INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')",
-        );
-        for (const op of set.ops) insert.run(op.id, op.op, JSON.stringify(op), set.head);
-      }
+      if (set.origin === "local" && hasRemote()) outbox.add(set.ops, set.head);
       if (extra.answers?.length) {
         const now = clock.now();
         db.query("DELETE FROM hub_keys WHERE at < ?").run(now - KEY_TTL_MS);
@@ -339,6 +338,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
 
   const hub: Hub = {
     repo,
+    outbox,
     define(mutation) {
       if (mutations.has(mutation.name))
         throw new DroverError("internal", `Cannot define hub op "${mutation.name}" twice`);

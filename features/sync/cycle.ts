@@ -12,7 +12,7 @@ import { DroverError } from "../../core/errors.ts";
 import type { Context } from "../../core/feature.ts";
 import { formatCommitMessage, type OpRecord, parseCommitMessage } from "../../hub/apply.ts";
 import type { Confirmation } from "../../hub/writer.ts";
-import { keepHead, movedForward, newestConfirmed, opsMissingFrom, requeue, rewoundFork } from "./history.ts";
+import { keepHead, movedForward, newestConfirmed, opsMissingFrom, rewoundFork } from "./history.ts";
 import { recover } from "./recover.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";
 
@@ -55,7 +55,7 @@ const BACKOFF_CAP_MS = 250;
 const HISTORY_SCAN = 2000;
 
 export function createSync(ctx: Context): SyncService {
-  const { db, hub } = ctx;
+  const { hub } = ctx;
   let transport: { remote: string; t: Transport } | null = null;
   let running: Promise<SyncResult> | null = null;
   let queued: Promise<SyncResult> | null = null;
@@ -87,12 +87,7 @@ export function createSync(ctx: Context): SyncService {
     return transport.t;
   }
 
-  function pending(): OpRecord[] {
-    return db
-      .query<{ op: string }, []>("SELECT op FROM outbox WHERE status = 'pending' ORDER BY seq")
-      .all()
-      .map((r) => JSON.parse(r.op) as OpRecord);
-  }
+  const pending = () => hub.outbox.pending();
 
   /** Ids among `wanted` that commits from `head` back to `stop` already carry. */
   async function carried(head: string, stop: string | null, wanted: Set<string>): Promise<Set<string>> {
@@ -137,8 +132,7 @@ export function createSync(ctx: Context): SyncService {
         if (!(await rewoundFork(hub.repo, base!, remote!))) diverge(base!, fetched!);
         // this machine's confirmed ops the branch lost go back in, replayed on it, in this round
         const kept = keepHead(hub.repo, "local", base!);
-        requeue(
-          db,
+        hub.outbox.requeue(
           await opsMissingFrom(hub.repo, { local: base!, remote: remote!, machineId: ctx.machineId }),
           remote!,
         );
@@ -199,15 +193,9 @@ export function createSync(ctx: Context): SyncService {
       const at = iso(ctx.clock.now());
       const changes = await hub.adopt(next, {
         inTransaction() {
-          const confirm = db.query(
-            "UPDATE outbox SET status = 'confirmed', decided_at = ? WHERE op_id = ? AND status = 'pending'",
-          );
-          for (const id of done) confirm.run(at, id);
-          for (const r of kept) confirm.run(at, r.id);
-          const reject = db.query(
-            "UPDATE outbox SET status = 'rejected', code = ?, reason = ?, decided_at = ? WHERE op_id = ?",
-          );
-          for (const r of rejected) reject.run(r.error.code, r.error.message, at, r.record.id);
+          const confirmed = [...done, ...kept.map((r) => r.id)];
+          const refused = rejected.map((r) => ({ opId: r.record.id, code: r.error.code, reason: r.error.message }));
+          hub.outbox.decide({ confirmed, rejected: refused }, at);
           setState("remote_head", next);
           setState("last_sync_at", at);
           setState("last_error", null);
@@ -309,11 +297,7 @@ export function createSync(ctx: Context): SyncService {
       watched.set(opId, {});
       try {
         for (;;) {
-          const row = db
-            .query<{ status: string; code: string | null; reason: string | null }, [string]>(
-              "SELECT status, code, reason FROM outbox WHERE op_id = ?",
-            )
-            .get(opId);
+          const row = hub.outbox.statusOf(opId);
           if (!row || row.status === "confirmed") return { confirmed: true, ...watched.get(opId) };
           if (row.status === "rejected")
             throw new DroverError((row.code ?? "conflict") as never, row.reason ?? "Rejected by the remote");
@@ -330,10 +314,7 @@ export function createSync(ctx: Context): SyncService {
     },
     state,
     retryAt: () => retryAt,
-    pendingCount({ presence = true } = {}) {
-      const sql = `SELECT count(*) AS n FROM outbox WHERE status = 'pending'${presence ? "" : " AND name <> 'hub.sweep'"}`;
-      return db.query<{ n: number }, []>(sql).get()!.n;
-    },
+    pendingCount: (options) => hub.outbox.pendingCount(options),
   };
   return service;
 }

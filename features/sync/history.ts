@@ -8,7 +8,6 @@
  * trace.
  */
 
-import type { Database } from "bun:sqlite";
 import fs from "node:fs";
 import { isDroverCommit, type OpRecord, parseCommitMessage } from "../../hub/apply.ts";
 import type { HubRepo } from "../../hub/repo.ts";
@@ -115,22 +114,4 @@ export function readTrackedHead(repo: HubRepo): string | null {
   } catch {
     return null;
   }
-}
-
-/** Puts ops back in the outbox ahead of the ones already waiting, keeping the order of both. */
-export function requeue(db: Database, ops: OpRecord[], commit: string): void {
-  const again = new Set(ops.map((o) => o.id));
-  const waiting = db
-    .query<{ op_id: string; name: string; op: string; commit_oid: string }, []>(
-      "SELECT op_id, name, op, commit_oid FROM outbox WHERE status = 'pending' ORDER BY seq",
-    )
-    .all()
-    .filter((w) => !again.has(w.op_id));
-  const remove = db.query("DELETE FROM outbox WHERE op_id = ?");
-  const insert = db.query("INSERT INTO outbox (op_id, name, op, commit_oid, status) VALUES (?, ?, ?, ?, 'pending')");
-  // new rows, so the sequence puts the older ops first
-  for (const o of ops) remove.run(o.id);
-  for (const w of waiting) remove.run(w.op_id);
-  for (const o of ops) insert.run(o.id, o.op, JSON.stringify(o), commit);
-  for (const w of waiting) insert.run(w.op_id, w.name, w.op, w.commit_oid);
 }

@@ -8,7 +8,7 @@ import { DroverError } from "../../core/errors.ts";
 import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { syncContract } from "./contract.ts";
 import { createSync, type SyncService } from "./cycle.ts";
-import { opsMissingFrom, opsOf, readTrackedHead, requeue } from "./history.ts";
+import { opsMissingFrom, opsOf, readTrackedHead } from "./history.ts";
 import { isRemoteName } from "./transport.ts";
 
 declare module "../../core/feature.ts" {
@@ -98,7 +98,7 @@ export default defineFeature({
       const lost = tracked
         ? await opsMissingFrom(repo, { local: head, remote: tracked, machineId: ctx.machineId })
         : await opsOf(repo, head, ctx.machineId);
-      if (lost.length) requeue(ctx.db, lost, head);
+      if (lost.length) ctx.hub.outbox.requeue(lost, head);
     }
   },
   ops: syncOps,

@@ -8,7 +8,7 @@
 import { DroverError } from "../../core/errors.ts";
 import type { Context } from "../../core/feature.ts";
 import type { Hub } from "../../hub/writer.ts";
-import { keepHead, movedForward, opsMissingFrom, requeue } from "./history.ts";
+import { keepHead, movedForward, opsMissingFrom } from "./history.ts";
 import type { Transport } from "./transport.ts";
 
 export async function recover(
@@ -37,7 +37,7 @@ export async function recover(
     const missing = await opsMissingFrom(hub.repo, { local, remote, machineId: ctx.machineId });
     await hub.adopt(remote, {
       inTransaction() {
-        requeue(ctx.db, missing, remote);
+        ctx.hub.outbox.requeue(missing, remote);
         hub.setState("remote_head", remote);
         hub.setState("diverged", null);
       },
