@@ -12,7 +12,8 @@ import { hubContract } from "./contract.ts";
 import { createLayout } from "./layout.ts";
 import { defineMutation, isHubOp } from "./op.ts";
 import { openRepo } from "./repo.ts";
-import { createHub, type Hub } from "./writer.ts";
+import type { Hub } from "./types.ts";
+import { createHub } from "./writer.ts";
 
 declare module "../core/feature.ts" {
   interface Context {

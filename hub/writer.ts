@@ -11,11 +11,9 @@ import { iso } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { EventCause } from "../core/events.ts";
 import type { Context } from "../core/feature.ts";
-import { KEY_TTL_MS } from "../core/idempotency.ts";
 import { randomBase32 } from "../core/identity.ts";
 import { currentCall, nextHubOpKey, parseInput } from "../core/ops.ts";
 import {
-  type Applied,
   type Apply,
   type ApplyEntry,
   applyOps,
@@ -24,80 +22,12 @@ import {
   parseCommitMessage,
 } from "./apply.ts";
 import { createFileLock, type FileLock } from "./lock.ts";
-import type { Args, Mutation } from "./op.ts";
-import { createOutbox, type Outbox } from "./outbox.ts";
+import type { Args } from "./op.ts";
+import { createOutbox } from "./outbox.ts";
+import { type Answer, createHubRecords } from "./records.ts";
 import type { Change, FileChanges, HubRepo, InvalidEntry } from "./repo.ts";
+import type { Carrier, ChangeSet, Hub, HubListener, WorkingSource } from "./types.ts";
 import { blobOid, listWorking, readWorking, writeWorking } from "./working.ts";
-
-export interface ChangeSet {
-  changes: Change[];
-  ops: OpRecord[];
-  origin: "local" | "remote";
-  head: string;
-}
-
-/** Called inside the SQLite transaction that records a new head; must not throw for bad file content. */
-export type HubListener = (set: ChangeSet) => void;
-
-/**
- * A folder whose working files are their own source (heartbeats: written in place so events never wait for a
- * commit). Valid changed files are swept into the next commit; a commit never overwrites a newer one.
- */
-export interface WorkingSource {
-  prefix: string;
-  /** Whether a working file may be committed (invalid ones stay local and are reported by their feature). */
-  accept(path: string, content: string): boolean;
-  /** Whether the working file should be kept instead of the committed content (it is newer). */
-  keepWorking(working: string, committed: string): boolean;
-}
-
-/** Whether an op reached the remote; `result` is what it did there when its replay's differed from the first run's. */
-export type Confirmation = { confirmed: false } | { confirmed: true; result?: unknown };
-
-/** What carries ops to a remote (sync): the hub asks it whether an op got there. */
-export interface Carrier {
-  confirm(opId: string, options: { timeoutMs: number }): Promise<Confirmation>;
-}
-
-export interface Hub {
-  repo: HubRepo;
-  /** This machine's ops waiting for the carrier, and its decisions. */
-  outbox: Outbox;
-  /** Registers a mutation: `run` applies it now, sync replays it on another machine's tree. */
-  // biome-ignore lint/suspicious/noExplicitAny: each mutation has its own args; `apply` takes its own args type
-  define(mutation: Mutation<any, unknown>): void;
-  run<A extends Args, R>(mutation: Mutation<A, R>, args: A): Promise<R>;
-  /** Runs a registered mutation by name, and says which op id it was recorded under (to wait for its confirmation). */
-  runTracked<R>(name: string, args: Args): Promise<{ result: R; opId: string }>;
-  /** True when ops wait in the outbox for a carrier to take them to a remote (`hub.remote` is set). */
-  hasRemote(): boolean;
-  setCarrier(carrier: Carrier): void;
-  /** Waits (bounded) until the op reached the remote; throws its refusal if it was rejected there. */
-  confirm(opId: string, options: { timeoutMs: number }): Promise<Confirmation>;
-  trackWorkingSource(source: WorkingSource): void;
-  /** Writes a working file atomically (temp + rename), outside any commit. */
-  writeWorkingFile(path: string, content: string | null): void;
-  /** Commits the working sources' pending changes, if any, as one commit. */
-  sweep(): Promise<void>;
-  onChange(listener: HubListener): void;
-  /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
-  catchUp(): Promise<number>;
-  /** This machine's hub bookkeeping (`hub_state`): applied and remote heads, sync times, the last error. */
-  state(key: string): string | null;
-  setState(key: string, value: string | null): void;
-  /** Inside `exclusive`: the records replayed on `base` plus the working sources' changes; writes nothing. */
-  replay(base: string, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
-  /** Inside `exclusive`: makes `head` the branch head and brings files and indexes to it (`origin: remote`). */
-  adopt(head: string, options?: { inTransaction?: () => void }): Promise<Change[]>;
-  /** Records a hub file that cannot be used; publishes `hub_invalid_file` once per distinct `what` (its content or oid). */
-  reportInvalid(path: string, reason: string, what: string): void;
-  /** Forgets an invalid file once it was fixed or removed. */
-  clearInvalid(path: string): void;
-  invalidFiles(): Array<{ path: string; reason: string; seen_at: string }>;
-  /** Runs `fn` holding the hub lock, after catching up. */
-  exclusive<R>(fn: () => Promise<R>): Promise<R>;
-  close(): void;
-}
 
 export function createHub(repo: HubRepo, ctx: Context): Hub {
   const { db, clock, bus, machineId } = ctx;
@@ -112,41 +42,20 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   let carrier: Carrier | undefined;
   const outbox = createOutbox(db);
 
-  function state(key: string): string | null {
-    return db.query<{ value: string }, [string]>("SELECT value FROM hub_state WHERE key = ?").get(key)?.value ?? null;
-  }
-  function setState(key: string, value: string | null) {
-    if (value === null) db.query("DELETE FROM hub_state WHERE key = ?").run(key);
-    else
-      db.query(
-        "INSERT INTO hub_state (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-      ).run(key, value);
-  }
+  const records = createHubRecords(db);
+  const { state, setState, answered } = records;
   const applied = () => state("applied_head");
 
   /** Records a new head in one transaction: the listeners' indexes, the outbox, the answers of keyed ops. */
-  function record(set: ChangeSet, extra: { inTransaction?: () => void; answers?: _Answer[] } = {}) {
+  function record(set: ChangeSet, extra: { inTransaction?: () => void; answers?: Answer[] } = {}) {
     db.transaction(() => {
       for (const l of listeners) l(set);
       // only ops that sync must carry wait in the outbox; with no remote, the commit is all there is
       if (set.origin === "local" && hasRemote()) outbox.add(set.ops, set.head);
-      if (extra.answers?.length) {
-        const now = clock.now();
-        db.query("DELETE FROM hub_keys WHERE at < ?").run(now - KEY_TTL_MS);
-        const insert = db.query("INSERT OR IGNORE INTO hub_keys (key, op_id, result, at) VALUES (?, ?, ?, ?)");
-        for (const a of extra.answers) insert.run(a.key, a.opId, JSON.stringify(a.result ?? null), now);
-      }
+      records.keepAnswers(extra.answers ?? [], clock.now());
       extra.inTransaction?.();
       setState("applied_head", set.head);
     }).immediate();
-  }
-
-  /** A keyed op's answer kept with its commit, or null. */
-  function answered(key: string): { opId: string; result: unknown } | null {
-    const row = db
-      .query<{ op_id: string; result: string }, [string]>("SELECT op_id, result FROM hub_keys WHERE key = ?")
-      .get(key);
-    return row ? { opId: row.op_id, result: JSON.parse(row.result) } : null;
   }
 
   async function catchUp(): Promise<number> {
@@ -168,7 +77,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   }
 
   /** What the keyed ops of a commit answered, by applying them again on its parent (the `before` of its changes). */
-  function replayAnswers(ops: OpRecord[], changes: Change[]): _Answer[] {
+  function replayAnswers(ops: OpRecord[], changes: Change[]): Answer[] {
     const parent = new Map(changes.map((c) => [c.path, c.before]));
     const keyed = ops
       .filter((o) => o.key && mutations.has(o.op))
@@ -392,28 +301,12 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       return changes;
     },
     reportInvalid(path, reason, what) {
-      const digest = Bun.hash(what).toString(36);
-      const known = db.query<{ digest: string }, [string]>("SELECT digest FROM hub_invalid WHERE path = ?").get(path);
-      if (known?.digest === digest) return;
-      db.query("INSERT OR REPLACE INTO hub_invalid (path, reason, digest, seen_at) VALUES (?, ?, ?, ?)").run(
-        path,
-        reason,
-        digest,
-        iso(clock.now()),
-      );
+      if (!records.markInvalid({ path, reason, seen_at: iso(clock.now()) }, Bun.hash(what).toString(36))) return;
       log.warn(`Skipping hub file "${path}": ${reason}`);
       bus.publish("hub_invalid_file", { path, reason });
     },
-    clearInvalid(path) {
-      db.query("DELETE FROM hub_invalid WHERE path = ?").run(path);
-    },
-    invalidFiles() {
-      return db
-        .query<{ path: string; reason: string; seen_at: string }, []>(
-          "SELECT path, reason, seen_at FROM hub_invalid ORDER BY path",
-        )
-        .all();
-    },
+    clearInvalid: records.clearInvalid,
+    invalidFiles: records.invalidFiles,
     exclusive,
     close: () => lock.close(),
   };
@@ -421,12 +314,6 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
 }
 
 // --- internal ---
-
-interface _Answer {
-  key: string;
-  opId: string;
-  result: unknown;
-}
 
 interface _Pending {
   opId: string;

@@ -7,7 +7,7 @@ import type { Database } from "bun:sqlite";
 import type { EventFields, EventType } from "../../core/events.ts";
 import type { Context } from "../../core/feature.ts";
 import type { OpRecord } from "../../hub/apply.ts";
-import type { ChangeSet } from "../../hub/writer.ts";
+import type { ChangeSet } from "../../hub/types.ts";
 import { claimHeld, type Item, idFromPath, parseItemFile } from "./item.ts";
 import { TERMINAL_STAGES } from "./stages.ts";
 import { NO_USAGE } from "./usage.ts";

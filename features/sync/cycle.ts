@@ -11,7 +11,7 @@ import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import type { Context } from "../../core/feature.ts";
 import { formatCommitMessage, type OpRecord, parseCommitMessage } from "../../hub/apply.ts";
-import type { Confirmation } from "../../hub/writer.ts";
+import type { Confirmation } from "../../hub/types.ts";
 import { keepHead, movedForward, newestConfirmed, opsMissingFrom, rewoundFork } from "./history.ts";
 import { recover } from "./recover.ts";
 import { createTransport, resolveRemoteUrl, type Transport } from "./transport.ts";

@@ -7,7 +7,7 @@
 
 import { DroverError } from "../../core/errors.ts";
 import type { Context } from "../../core/feature.ts";
-import type { Hub } from "../../hub/writer.ts";
+import type { Hub } from "../../hub/types.ts";
 import { keepHead, movedForward, opsMissingFrom } from "./history.ts";
 import type { Transport } from "./transport.ts";
 
