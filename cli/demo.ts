@@ -103,7 +103,11 @@ export const demoAgent = defineCommand({
     for (;;) {
       await Bun.sleep(1500 + Math.random() * 2500);
       if (Date.now() > quietAt) continue; // silent from now on: the watchdog will notice
-      await call(`/api/agents/${args.agent}/heartbeat`, held ? { item: held.id } : {});
+      // a scripted agent listens for its work (it lists what it holds): auto-assign may give it items
+      await call(
+        `/api/agents/${args.agent}/heartbeat`,
+        held ? { item: held.id, accepts_work: true } : { accepts_work: true },
+      );
       if (!held) {
         const assigned = ((await call("/api/ops/items.list", { assignee: args.agent })) as any[]).find((i) =>
           ["coding", "qa"].includes(i.stage),

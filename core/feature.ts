@@ -80,6 +80,10 @@ export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
   writes: boolean;
   /** A choice for a person at the CLI (forcing the team's history): refused over HTTP, MCP and actions. */
   cliOnly?: boolean;
+  /** It may undo others' work or remove what cannot be had back (MCP's `destructiveHint`; default false). */
+  destructive?: boolean;
+  /** Running it again with the same input changes nothing more (MCP's `idempotentHint`; reads always are). */
+  idempotent?: boolean;
   input: S;
   run(ctx: Context, input: z.output<S>, call: ActiveCall): R | Promise<R>;
   /** Its REST route besides `POST /api/ops/<name>`; path parameters (`:id`) fill input fields of that name. */

@@ -45,6 +45,8 @@ export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out> {
   view?: OpView<Out>;
   http?: OpRoute;
   cliOnly?: boolean;
+  destructive?: boolean;
+  idempotent?: boolean;
 }
 
 /** Declares an op whose work is one hub mutation; it always writes, so it takes an idempotency key. */

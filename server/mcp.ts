@@ -4,10 +4,15 @@
  */
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { WebStandardStreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/webStandardStreamableHttp.js";
-import { CallToolRequestSchema, ListToolsRequestSchema } from "@modelcontextprotocol/sdk/types.js";
+import {
+  CallToolRequestSchema,
+  ListToolsRequestSchema,
+  type ToolAnnotations,
+} from "@modelcontextprotocol/sdk/types.js";
 import type { Context as HonoContext } from "hono";
 import { z } from "zod";
 import { toDroverError } from "../core/errors.ts";
+import type { OpDef } from "../core/feature.ts";
 import { inputSchemaOf } from "../core/ops.ts";
 import type { Runtime } from "../runtime.ts";
 
@@ -19,6 +24,7 @@ export function createMcpHandler(rt: Runtime, options: { version: string }) {
       name,
       description: op.description,
       inputSchema: z.toJSONSchema(inputSchemaOf(op), { io: "input", unrepresentable: "any" }) as { type: "object" },
+      annotations: annotationsOf(op),
     }));
 
   return async function mcp(c: HonoContext): Promise<Response> {
@@ -38,6 +44,51 @@ export function createMcpHandler(rt: Runtime, options: { version: string }) {
       enableJsonResponse: true,
     });
     await server.connect(transport);
-    return transport.handleRequest(c.req.raw);
+    const res = await transport.handleRequest(c.req.raw);
+    return c.req.method === "GET" && res.body ? _openedStream(res) : res;
   };
+}
+
+/**
+ * A tool's MCP annotations, from what its op declares (SPEC §9): clients that gate tools by them — Codex's `exec`
+ * refuses a tool with none — call drover's without a person approving each. Every op acts on drover's own state,
+ * never on an open world.
+ */
+export function annotationsOf(op: OpDef): ToolAnnotations {
+  if (!op.writes) return { readOnlyHint: true, idempotentHint: true, openWorldHint: false };
+  return {
+    readOnlyHint: false,
+    destructiveHint: op.destructive ?? false,
+    idempotentHint: op.idempotent ?? false,
+    openWorldHint: false,
+  };
+}
+
+// --- internal ---
+
+/**
+ * A GET stream that says it is open at once: the SDK's first bytes are a keep-alive 15 s later, and until a
+ * body's first chunk nothing — not even the headers — reaches the client.
+ */
+function _openedStream(res: Response): Response {
+  const opened = new TextEncoder().encode(": open\n\n");
+  const body = res.body!;
+  const stream = new ReadableStream<Uint8Array>({
+    async start(controller) {
+      controller.enqueue(opened);
+      const reader = body.getReader();
+      try {
+        for (;;) {
+          const { done, value } = await reader.read();
+          if (done) break;
+          controller.enqueue(value);
+        }
+        controller.close();
+      } catch (err) {
+        controller.error(err);
+      }
+    },
+    cancel: (reason) => body.cancel(reason),
+  });
+  return new Response(stream, { status: res.status, headers: res.headers });
 }

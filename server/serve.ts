@@ -22,6 +22,8 @@ export interface ServeOptions {
   version: string;
   /** Bytes a WebSocket client may have waiting before events are dropped for it (default 1 MiB). */
   wsMaxBuffered?: number;
+  /** Seconds a request may stay silent before the server closes it (Bun's default 10); `/mcp` streams are exempt. */
+  idleTimeoutSecs?: number;
 }
 
 export function startServer(rt: Runtime, options: ServeOptions): RunningServer {
@@ -41,8 +43,12 @@ export function startServer(rt: Runtime, options: ServeOptions): RunningServer {
   const server: Server<WsClient> = Bun.serve<WsClient>({
     hostname: options.host,
     port: options.port,
+    idleTimeout: options.idleTimeoutSecs ?? 10,
     fetch(req, srv) {
-      if (new URL(req.url).pathname === "/ws") {
+      const path = new URL(req.url).pathname;
+      // an MCP client keeps a stream open for as long as its session lasts, quiet most of the time
+      if (path === "/mcp") srv.timeout(req, 0);
+      if (path === "/ws") {
         const refused = checkHost(req);
         if (refused) return errorResponse(refused);
         if (!checkToken(req, options.token, { allowQuery: true }))

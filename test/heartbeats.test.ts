@@ -150,13 +150,13 @@ describe("watchdog", () => {
 });
 
 describe("auto-assign", () => {
-  test("3 active agents and 5 ready items: one distinct item each; a paused agent waits for its time; reconcile adds nothing", async () => {
+  test("3 assignable agents and 5 ready items: one distinct item each; a paused agent waits for its time; reconcile adds nothing", async () => {
     writeFileSync(project.paths.config, '[hub]\nremote = ""\n');
     await rt.close();
     ({ rt, events } = await testRuntime(project.paths, { clock }));
     for (let i = 0; i < 5; i++) await op("item.create", { title: `ready ${i}`, priority: 1 });
     await op("agent.pause", { agent: "a4", until: "10m" });
-    for (const agent of ["a1", "a2", "a3", "a4"]) await op("heartbeat", { agent });
+    for (const agent of ["a1", "a2", "a3", "a4"]) await op("heartbeat", { agent, accepts_work: true });
     await rt.ctx.services.autoAssign.run();
     await rt.ctx.bus.idle();
     const assigned = events.filter((e) => e.type === "assigned") as Array<BusEvent<"assigned">>;
@@ -166,7 +166,7 @@ describe("auto-assign", () => {
     expect(events.filter((e) => e.type === "assigned")).toHaveLength(3);
 
     clock.advance(10 * 60_000);
-    await op("heartbeat", { agent: "a4" });
+    await op("heartbeat", { agent: "a4", accepts_work: true });
     await rt.tick();
     await rt.ctx.services.autoAssign.run();
     await rt.ctx.bus.idle();
@@ -176,6 +176,32 @@ describe("auto-assign", () => {
     expect(events.filter((e) => e.type === "assigned").map((e) => (e as BusEvent<"assigned">).agent_id)).toContain(
       "a4",
     );
+  });
+
+  test("only agents that accept work are given it: a hook's heartbeat, an exiting or a stuck agent get nothing", async () => {
+    writeFileSync(project.paths.config, '[hub]\nremote = ""\n');
+    await rt.close();
+    ({ rt, events } = await testRuntime(project.paths, { clock }));
+    for (let i = 0; i < 4; i++) await op("item.create", { title: `ready ${i}` });
+    await op("heartbeat", { agent: "claude-hook" }); // what `drover hook claude` writes at SessionStart
+    await op("heartbeat", { agent: "leaving", state: "exiting", accepts_work: true });
+    await op("heartbeat", { agent: "wedged", state: "stuck", accepts_work: true });
+    await op("heartbeat", { agent: "listener", accepts_work: true });
+    await rt.ctx.services.autoAssign.run();
+    await rt.ctx.bus.idle();
+    expect(events.filter((e) => e.type === "assigned").map((e) => (e as BusEvent<"assigned">).agent_id)).toEqual([
+      "listener",
+    ]);
+    const rows = await op<AgentRow[]>("agents.list", {});
+    expect(rows.map((r) => [r.agent_id, r.accepts_work])).toEqual([
+      ["claude-hook", false],
+      ["leaving", true],
+      ["listener", true],
+      ["wedged", true],
+    ]);
+    // the same agent heartbeating without the flag (its hooks) is no longer assignable once it holds nothing
+    await op("heartbeat", { agent: "listener" });
+    expect((await op<AgentRow[]>("agents.list", {})).find((r) => r.agent_id === "listener")?.accepts_work).toBe(false);
   });
 });
 

@@ -242,4 +242,71 @@ describe("MCP", () => {
     expect(JSON.parse(bad.content[0].text).error.code).toBe("invalid_input");
     await client.close();
   });
+
+  test("every tool carries annotations from its op: reads are read-only, writes neither destructive nor open-world unless declared", async () => {
+    const client = new Client({ name: "test", version: "1" });
+    await client.connect(
+      new StreamableHTTPClientTransport(new URL(server.url + "/mcp"), {
+        requestInit: { headers: { authorization: `Bearer ${TOKEN}` } },
+      }),
+    );
+    const { tools } = await client.listTools();
+    const byName = new Map(tools.map((t) => [t.name, t.annotations]));
+    for (const { name, op } of ctx.rt.ops.list().filter((o) => !o.op.cliOnly)) {
+      const a = byName.get(name);
+      expect({ name, openWorld: a?.openWorldHint }).toEqual({ name, openWorld: false });
+      if (!op.writes) expect({ name, readOnly: a?.readOnlyHint }).toEqual({ name, readOnly: true });
+      else
+        expect({ name, readOnly: a?.readOnlyHint, destructive: a?.destructiveHint }).toEqual({
+          name,
+          readOnly: false,
+          destructive: op.destructive ?? false,
+        });
+    }
+    // what Codex's exec needs to call a tool with no person there: read-only, or neither destructive nor open-world
+    const callable = tools.filter(
+      (t) =>
+        t.annotations?.readOnlyHint ||
+        (t.annotations?.destructiveHint === false && t.annotations?.openWorldHint === false),
+    );
+    expect(callable.map((t) => t.name)).toEqual(
+      expect.arrayContaining(["item.next", "item.move", "heartbeat", "items.list", "usage.report"]),
+    );
+    expect(byName.get("agent.takeover")?.destructiveHint).toBe(true);
+    await client.close();
+  });
+
+  test("an MCP stream outlives the server's idle timeout", async () => {
+    const short = startServer(ctx.rt, {
+      host: "127.0.0.1",
+      port: 0,
+      token: TOKEN,
+      version: "test",
+      idleTimeoutSecs: 1,
+    });
+    const client = new AbortController();
+    try {
+      const asked = performance.now();
+      const res = await fetch(short.url + "/mcp", {
+        headers: { authorization: `Bearer ${TOKEN}`, accept: "text/event-stream" },
+        signal: client.signal,
+      });
+      expect(res.status).toBe(200);
+      // headers at once, not with the SDK's first keep-alive 15 s later (a client waited that long for its stream)
+      expect(performance.now() - asked).toBeLessThan(1000);
+      const reader = res.body!.getReader();
+      // it was cut at Bun's idle timeout (10 s by default): a client lost its stream between two tool calls
+      const outcome = await Promise.race([
+        (async () => {
+          for (;;) if ((await reader.read()).done) return "closed";
+        })().catch(() => "reset"),
+        Bun.sleep(2500).then(() => "open"),
+      ]);
+      expect(outcome).toBe("open");
+    } finally {
+      client.abort();
+      // the MCP SDK's stream does not end on a client's abort: the server closes it
+      await Promise.race([short.stop(), Bun.sleep(1000)]);
+    }
+  });
 });

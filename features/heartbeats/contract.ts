@@ -17,6 +17,7 @@ export const heartbeatsContract = defineContract({
         active_item_id: z.string().nullable(),
         state: z.string(),
         clock_skew: z.boolean(),
+        accepts_work: z.boolean(),
       }),
     },
     agent_status: { topic: "agents", schema: z.object({ agent_id: agentId, status, previous: status.nullable() }) },

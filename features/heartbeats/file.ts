@@ -24,6 +24,8 @@ export const heartbeatSchema = z.object({
   last_heartbeat: z.iso.datetime({ offset: true }),
   active_item_id: z.string().max(64).nullable(),
   state: z.enum(AGENT_STATES),
+  /** The agent listens for its `assigned` events: auto-assign may give it work (SPEC §5). Absent: it may not. */
+  accepts_work: z.boolean().optional(),
 });
 
 export type Heartbeat = z.output<typeof heartbeatSchema>;
@@ -36,7 +38,7 @@ export interface Thresholds {
 /** The content of a heartbeat file. */
 export function makeHeartbeat(
   agent: string,
-  fields: { machineId: string; now: number; item: string | null; state: string },
+  fields: { machineId: string; now: number; item: string | null; state: string; acceptsWork?: boolean },
 ) {
   return {
     agent_id: agent,
@@ -44,6 +46,7 @@ export function makeHeartbeat(
     last_heartbeat: new Date(fields.now).toISOString(),
     active_item_id: fields.item,
     state: fields.state,
+    ...(fields.acceptsWork ? { accepts_work: true } : {}),
   };
 }
 

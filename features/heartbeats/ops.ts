@@ -18,23 +18,31 @@ export interface AgentRow {
   state: string | null;
   paused_until: string | null;
   clock_skew: boolean;
+  /** Its latest heartbeat said it listens for `assigned`: auto-assign may give it work. */
+  accepts_work: boolean;
   reason?: string;
 }
 
 export const heartbeatOps = {
   heartbeat: defineOp({
     writes: true,
+    idempotent: true,
     description: "Say an agent is alive (and what it works on); the daemon renews the claim on the item it names",
     http: { method: "POST", path: "/api/agents/:agent/heartbeat" },
     input: z.strictObject({
       agent: agentIdSchema,
       item: itemIdSchema.optional().describe("The item the agent works on"),
       state: z.enum(AGENT_STATES).optional().describe("Default: working with an item, idle without"),
+      accepts_work: z
+        .boolean()
+        .default(false)
+        .describe("This agent listens for its assigned events: auto-assign may give it an item"),
     }),
     run(ctx, input) {
       const heartbeat = writeHeartbeat(ctx, input.agent, {
         item: input.item ?? null,
         state: input.state ?? (input.item ? "working" : "idle"),
+        acceptsWork: input.accepts_work,
       });
       if (ctx.mode === "daemon") ctx.services.heartbeats.monitor.scanFiles([`${input.agent}.json`]);
       return heartbeat;
@@ -83,6 +91,7 @@ export const heartbeatOps = {
 
   "agent.resume": defineOp({
     writes: true,
+    idempotent: true,
     description: "End an agent's pause now (its pause timer does this when the time comes)",
     input: z.strictObject({ agent: agentIdSchema }),
     run(ctx, input) {
@@ -140,13 +149,18 @@ export function listAgents(ctx: Context, all: boolean): AgentRow[] {
       state: hb.state,
       paused_until: pauses.get(hb.agent_id) ?? null,
       clock_skew: last - now > SKEW_MS,
+      accepts_work: hb.accepts_work ?? false,
     });
   }
   return rows.sort((a, b) => a.agent_id.localeCompare(b.agent_id));
 }
 
 /** Writes this agent's heartbeat file now: no commit, no lock (one writer per agent); the next round commits it. */
-export function writeHeartbeat(ctx: Context, agent: string, fields: { item: string | null; state: string }) {
+export function writeHeartbeat(
+  ctx: Context,
+  agent: string,
+  fields: { item: string | null; state: string; acceptsWork?: boolean },
+) {
   const heartbeat = makeHeartbeat(agent, { machineId: ctx.machineId, now: ctx.clock.now(), ...fields });
   ctx.hub.writeWorkingFile(heartbeatPath(agent), canonicalJson(heartbeat));
   return heartbeat;
@@ -177,5 +191,6 @@ function _blank(agent: string): AgentRow {
     state: null,
     paused_until: null,
     clock_skew: false,
+    accepts_work: false,
   };
 }

@@ -1,7 +1,10 @@
 /**
- * @module Auto-assign: an active, unpaused agent of this machine that holds nothing gets the best ready item
- * (through `item.next`, so it is atomic), and `assigned` is published. Runs are coalesced: a request while
- * one runs makes one more run after it. Idempotent: an agent that holds something is skipped.
+ * @module Auto-assign: an assignable agent of this machine that holds nothing gets the best ready item (through
+ * `item.next`, so it is atomic), and `assigned` is published. Assignable (SPEC §5): active, unpaused, not
+ * exiting or stuck, and its latest heartbeat says `accepts_work` — it listens for `assigned`. A hook's heartbeat
+ * never says so: an item handed to a session that cannot hear of it stays stuck for its whole lease. Runs are
+ * coalesced: a request while one runs makes one more run after it. Idempotent: an agent that holds something
+ * is skipped.
  */
 import type { Context } from "../../core/feature.ts";
 
@@ -27,7 +30,7 @@ export function createAutoAssign(ctx: Context): AutoAssign {
     let assigned = 0;
     for (const agent of agents) {
       if (agent.machine_id !== ctx.machineId || agent.status !== "active" || agent.paused_until) continue;
-      if (agent.state === "exiting" || agent.state === "stuck") continue;
+      if (!agent.accepts_work || agent.state === "exiting" || agent.state === "stuck") continue;
       const holds = ctx.db.query("SELECT 1 FROM items WHERE holder = ? AND expires_at > ?").get(agent.agent_id, now);
       if (holds) continue;
       const { item } = await ctx.ops.call("item.next", { agent: agent.agent_id });

@@ -92,6 +92,8 @@ export const itemRelease = defineHubOp({
 
 export const agentTakeover = defineHubOp({
   description: "Release every claim an agent holds (the watchdog does this for stale agents)",
+  // it takes work away from another agent
+  destructive: true,
   input: z.strictObject({ agent: agentIdSchema }),
   // the claims this machine saw the agent hold are recorded: a replay releases those, if the agent still holds them
   args: z.strictObject({ agent: agentIdSchema, items: z.array(itemIdSchema).max(10_000) }),

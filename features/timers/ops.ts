@@ -93,6 +93,7 @@ export const timerOps = {
 
   "timer.cancel": defineOp({
     writes: true,
+    destructive: true,
     http: { method: "DELETE", path: "/api/timers/:id" },
     description: "Cancel a timer",
     input: z.strictObject({ id: timerId }),

@@ -83,6 +83,7 @@ const triggerOps = {
   }),
   "trigger.cancel": defineOp({
     writes: true,
+    destructive: true,
     http: { method: "DELETE", path: "/api/triggers/:id" },
     description: "Cancel a trigger",
     input: z.strictObject({ id: triggerId }),

@@ -1,0 +1,32 @@
+/**
+ * @module What the two scripted model APIs share: the recorded request's common fields, SSE framing, and flattening a
+ * content value (a string or a list of blocks) to the text a test asserts on.
+ */
+
+export interface RecordedBase {
+  /** When it arrived (ms since the epoch): tests compare it with hook and MCP timestamps. */
+  at: number;
+  /** Path and query, e.g. `/v1/messages?beta=true`. */
+  path: string;
+  headers: Record<string, string>;
+  /** The parsed JSON body as the client sent it. */
+  body: any;
+}
+
+/** One server-sent event; `event` is omitted when the API names events only in `data.type`. */
+export function sseFrame(event: string | null, data: unknown): string {
+  return (event ? `event: ${event}\n` : "") + `data: ${JSON.stringify(data)}\n\n`;
+}
+
+/**
+ * The text of a content value: a string, or the `text` of each block (`text`, `input_text`, `output_text`), joined
+ * with newlines; other blocks (images) are skipped.
+ */
+export function textOf(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content
+    .map((b) => (typeof b === "string" ? b : typeof b?.text === "string" ? b.text : ""))
+    .filter((t) => t !== "")
+    .join("\n");
+}
