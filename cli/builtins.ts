@@ -225,7 +225,13 @@ const hookClaude = defineCommand({
   },
   async run() {
     _exitSoon();
-    await runHookSafely(async () => parseClaudeHook(await readHookStdin()), { prefix: "claude" });
+    const outcome = await runHookSafely(async () => parseClaudeHook(await readHookStdin()), { prefix: "claude" });
+    // Claude Code puts this into the model's context: who it is in drover, what it holds
+    if (outcome?.context) {
+      console.log(
+        JSON.stringify({ hookSpecificOutput: { hookEventName: "SessionStart", additionalContext: outcome.context } }),
+      );
+    }
   },
 });
 

@@ -5,8 +5,25 @@
  * bounded time, logging any error to `.drover/hooks.log` (kept under 1 MiB, the previous one as `hooks.log.1`).
  * The project is the one that holds the hook's working directory: the `cwd` its input names only picks a
  * worktree inside that project, never another folder to write to.
+ *
+ * One session is one agent: `<prefix>-<8 hex of a hash of the whole session id>` (Codex thread ids are UUIDv7, a
+ * timestamp first: their first characters are shared by every thread of the same minute). A session exists once
+ * it started (Claude's SessionStart, a Codex thread's first finished turn): an event of a session that never
+ * started — `claude mcp list` runs SessionEnd as a probe — makes no agent. SessionStart tells the model which
+ * agent it is and which item it holds, so its tool calls and its hooks name the same agent.
  */
-import { closeSync, constants, fstatSync, openSync, renameSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import { join, relative, sep } from "node:path";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
@@ -27,6 +44,8 @@ export const MAX_HOOK_LOG_BYTES = 1024 * 1024;
 const MAX_LOG_LINE = 1000;
 /** Larger files in the hub or `hooks/` are not what the hook looks for there. */
 const MAX_READ_BYTES = 1024 * 1024;
+/** Records of sessions that never ended (killed) are forgotten after this long. */
+const SESSION_RECORD_MS = 7 * 86_400_000;
 
 /** Claude Code hook events and the state each one means; others are ignored. */
 const CLAUDE_STATES = new Map<string, AgentState>([
@@ -41,6 +60,8 @@ export interface HookInput {
   cwd: string;
   session: string;
   state: AgentState;
+  /** The event begins the session (SessionStart; any Codex turn, which has no start of its own). */
+  starts: boolean;
 }
 
 export interface HookOutcome {
@@ -48,6 +69,8 @@ export interface HookOutcome {
   item: string | null;
   state: AgentState;
   written: boolean;
+  /** For a session's start: what the model is told (its agent id and item), as Claude's `additionalContext`. */
+  context?: string;
 }
 
 /** Reads a Claude Code hook's stdin JSON; null for events that say nothing about liveness. */
@@ -55,14 +78,20 @@ export function parseClaudeHook(text: string): HookInput | null {
   const input = _object(text);
   const state = typeof input.hook_event_name === "string" ? CLAUDE_STATES.get(input.hook_event_name) : undefined;
   if (!state) return null;
-  return { cwd: _string(input.cwd) ?? process.cwd(), session: _string(input.session_id) ?? "", state };
+  const starts = input.hook_event_name === "SessionStart";
+  return { cwd: _string(input.cwd) ?? process.cwd(), session: _string(input.session_id) ?? "", state, starts };
 }
 
 /** Reads Codex's notify argument (JSON); a finished turn means the agent waits for its user. */
 export function parseCodexNotify(text: string): HookInput | null {
   const input = _object(text);
   if (input.type !== "agent-turn-complete") return null;
-  return { cwd: _string(input.cwd) ?? process.cwd(), session: _string(input["thread-id"]) ?? "", state: "idle" };
+  return {
+    cwd: _string(input.cwd) ?? process.cwd(),
+    session: _string(input["thread-id"]) ?? "",
+    state: "idle",
+    starts: true,
+  };
 }
 
 /** Reads a hook's stdin up to MAX_HOOK_INPUT_BYTES; more than that is refused without reading it all. */
@@ -90,6 +119,11 @@ export function recordHook(
 ): HookOutcome {
   const { paths } = options;
   const { agent, item } = identify(paths, input, options);
+  const record = join(paths.dir, "hooks", "sessions", `${sessionKey(input.session)}.json`);
+  if (input.starts) _startSession(record, { agent, now: options.now });
+  else if (!_readJson(record)) return { agent, item, state: input.state, written: false }; // it never started
+  const context = input.starts && input.state !== "exiting" ? sessionContext(paths, { agent, item }) : undefined;
+  if (input.state === "exiting") rmSync(record, { force: true });
   const throttleFile = join(paths.dir, "hooks", `${agent}.json`);
   const last = _readJson(throttleFile) as { at?: unknown; state?: unknown; item?: unknown } | null;
   if (
@@ -99,7 +133,7 @@ export function recordHook(
     typeof last.at === "number" &&
     options.now - last.at < THROTTLE_MS
   ) {
-    return { agent, item, state: input.state, written: false };
+    return { agent, item, state: input.state, written: false, context };
   }
   const heartbeat = makeHeartbeat(agent, {
     machineId: readMachineId(paths),
@@ -109,7 +143,28 @@ export function recordHook(
   });
   writeFileAtomic(join(paths.hub, heartbeatPath(agent)), canonicalJson(heartbeat));
   writeFileAtomic(throttleFile, JSON.stringify({ at: options.now, state: input.state, item }));
-  return { agent, item, state: input.state, written: true };
+  return { agent, item, state: input.state, written: true, context };
+}
+
+/** A session's short key: 8 hex characters of a hash of its whole id ("unknown" without one). */
+export function sessionKey(session: string): string {
+  return session ? new Bun.CryptoHasher("sha256").update(session).digest("hex").slice(0, 8) : "unknown";
+}
+
+/** What a session's model is told at its start: the agent id its hooks speak for, and the item it holds. */
+export function sessionContext(paths: Paths, { agent, item }: { agent: string; item: string | null }): string {
+  const claim = item ? _holder(paths, item) : undefined;
+  const holds =
+    item && claim?.agent_id === agent
+      ? `You work on item "${item}" (this folder is its worktree), claimed for you with fence ${claim.fence}.`
+      : item
+        ? `This folder is the worktree of item "${item}"; claim it with item_claim before you work on it.`
+        : "You hold no item yet: take the best ready one with item_next.";
+  return (
+    `drover: in this session you are agent "${agent}". Pass "${agent}" as the agent of every drover tool call ` +
+    `(item_next, item_move, item_release, heartbeat, usage_report), so your work and this session's heartbeats ` +
+    `are one agent's. ${holds}`
+  );
 }
 
 /**
@@ -124,12 +179,9 @@ export function identify(
   const inside = relative(paths.worktrees, input.cwd);
   const candidate = inside && !inside.startsWith("..") ? inside.split(sep)[0]! : "";
   const item = itemIdSchema.safeParse(candidate).success ? candidate : null;
-  const holder = item
-    ? (_readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: unknown } } | null)?.claim?.agent_id
-    : undefined;
+  const holder = item ? _holder(paths, item)?.agent_id : undefined;
   const fromEnv = options.env.DROVER_AGENT;
-  const session = input.session.replace(/[^A-Za-z0-9]/g, "").slice(0, 8) || "unknown";
-  const agent = [fromEnv, holder, `${options.prefix}-${session}`].find(
+  const agent = [fromEnv, holder, `${options.prefix}-${sessionKey(input.session)}`].find(
     (a) => typeof a === "string" && agentIdSchema.safeParse(a).success,
   ) as string;
   return { agent, item };
@@ -166,6 +218,23 @@ function _object(text: string): Record<string, unknown> {
 
 function _string(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
+}
+
+function _holder(paths: Paths, item: string): { agent_id?: unknown; fence?: unknown } | undefined {
+  const file = _readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: unknown; fence?: unknown } } | null;
+  return file?.claim ?? undefined;
+}
+
+/** Records that a session started (for its later events), forgetting records of sessions long gone. */
+function _startSession(record: string, { agent, now }: { agent: string; now: number }): void {
+  const dir = record.slice(0, record.lastIndexOf("/"));
+  mkdirSync(dir, { recursive: true });
+  for (const name of readdirSync(dir)) {
+    const file = join(dir, name);
+    if (now - (statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? now) > SESSION_RECORD_MS)
+      rmSync(file, { force: true });
+  }
+  writeFileAtomic(record, JSON.stringify({ agent, started_at: new Date(now).toISOString() }));
 }
 
 function _readJson(file: string): unknown {

@@ -26,7 +26,7 @@ import { createServer, type Server } from "node:net";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { MAX_HOOK_INPUT_BYTES, MAX_HOOK_LOG_BYTES, readHookStdin } from "../cli/hook.ts";
+import { MAX_HOOK_INPUT_BYTES, MAX_HOOK_LOG_BYTES, readHookStdin, sessionKey } from "../cli/hook.ts";
 import { processStart } from "../core/daemon-file.ts";
 import { escapeControls } from "../core/escape.ts";
 import { readRegularFile } from "../core/files.ts";
@@ -329,7 +329,7 @@ describe("file modes", () => {
       expect(added.status).toBe(200);
       await api(daemon.url, daemon.token, "/api/ops/heartbeat", { agent: "a1" });
       expect((await run([BUN, CLI, "hook", "claude"], dir, {})).code).toBe(0); // no stdin: hooks.log gets a line
-      const hook = JSON.stringify({ session_id: "s1", cwd: dir, hook_event_name: "Stop" });
+      const hook = JSON.stringify({ session_id: "s1", cwd: dir, hook_event_name: "SessionStart" });
       const proc = Bun.spawn([BUN, CLI, "hook", "claude"], { cwd: dir, stdin: new TextEncoder().encode(hook) });
       expect(await proc.exited).toBe(0);
       const holds = (name: string) => readFileSync(join(paths.dir, name)).includes("webhook-secret-1");
@@ -343,7 +343,8 @@ describe("file modes", () => {
         "daemon.json",
         "hub.lock",
         "hooks.log",
-        "hooks/claude-s1.json",
+        `hooks/claude-${sessionKey("s1")}.json`,
+        `hooks/sessions/${sessionKey("s1")}.json`,
       ]) {
         expect(existsSync(join(paths.dir, name))).toBe(true);
       }
@@ -569,7 +570,8 @@ describe("hook input, generated", () => {
     const heartbeatsDir = join(project.hub, "heartbeats") + "/";
     const allowed = (p: string) =>
       (p.startsWith(heartbeatsDir) && p.endsWith(".json")) ||
-      (p.startsWith(join(project.dir, "hooks") + "/") && p.endsWith(".json")) ||
+      (p.startsWith(join(project.dir, "hooks") + "/") &&
+        (p.endsWith(".json") || p === join(project.dir, "hooks", "sessions"))) ||
       p === join(project.dir, "hooks.log") ||
       p === join(project.dir, "hooks.log.1");
     expect({ label, elsewhere: changed.filter((p) => !allowed(p)) }).toEqual({ label, elsewhere: [] });
@@ -656,7 +658,7 @@ describe("hook input, generated", () => {
 
   test("valid input still works: a held worktree's agent, a fresh session; a FIFO in the log's place is skipped", async () => {
     const stop = (session: string, cwd: string) =>
-      JSON.stringify({ session_id: session, cwd, hook_event_name: "Stop" });
+      JSON.stringify({ session_id: session, cwd, hook_event_name: "SessionStart" });
     expect((await hook(["claude"], stop("fresh001", join(project.worktrees, "k7q2m", "src")), project.root)).code).toBe(
       0,
     );
@@ -665,11 +667,12 @@ describe("hook input, generated", () => {
       state: "idle",
     });
     expect((await hook(["claude"], stop("fresh002", neighbour.root), project.root)).code).toBe(0);
-    expect(JSON.parse(readFileSync(join(project.hub, "heartbeats", "claude-fresh002.json"), "utf8"))).toMatchObject({
+    const fresh = `claude-${sessionKey("fresh002")}.json`;
+    expect(JSON.parse(readFileSync(join(project.hub, "heartbeats", fresh), "utf8"))).toMatchObject({
       state: "idle",
       active_item_id: null,
     });
-    expect(existsSync(join(neighbour.hub, "heartbeats", "claude-fresh002.json"))).toBe(false);
+    expect(existsSync(join(neighbour.hub, "heartbeats", fresh))).toBe(false);
 
     rmSync(join(project.dir, "hooks.log"), { force: true });
     mkfifo(join(project.dir, "hooks.log"));

@@ -1,10 +1,10 @@
 /** Agents plug in: Claude Code and Codex hooks, MCP registration, the agent instructions. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { parseClaudeHook, recordHook, THROTTLE_MS } from "../cli/hook.ts";
+import { parseClaudeHook, recordHook, sessionKey, THROTTLE_MS } from "../cli/hook.ts";
 import { canonicalJson } from "../core/json.ts";
 import { itemPath } from "../features/pipeline/item.ts";
 import { BINARY, cli, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
@@ -21,9 +21,13 @@ const fixture = (event: string, cwd: string) =>
 const beat = (agent: string) =>
   JSON.parse(readFileSync(join(project.paths.hub, "heartbeats", `${agent}.json`), "utf8"));
 
+const SESSION = "8f14e45f-ceea-467f-a8f3-1c7b6d8b9b2a";
+const AGENT = `claude-${sessionKey(SESSION)}`;
+const start = (cwd: string, now: number, env: Record<string, string> = {}) =>
+  recordHook(parseClaudeHook(fixture("SessionStart", cwd))!, { paths: project.paths, prefix: "claude", env, now });
+
 describe("drover hook claude", () => {
   test("each hook event becomes a heartbeat with the right state; other events are ignored", () => {
-    const env = {};
     const expected: Array<[string, string]> = [
       ["SessionStart", "idle"],
       ["PostToolUse", "working"],
@@ -35,22 +39,48 @@ describe("drover hook claude", () => {
       const out = recordHook(parseClaudeHook(fixture(event, project.dir))!, {
         paths: project.paths,
         prefix: "claude",
-        env,
+        env: {},
         now: (now += 1000),
       });
-      expect(out).toEqual({ agent: "claude-8f14e45f", item: null, state: state as never, written: true });
-      expect(beat("claude-8f14e45f")).toMatchObject({
-        state,
-        active_item_id: null,
-        last_heartbeat: new Date(now).toISOString(),
-      });
+      expect(out).toMatchObject({ agent: AGENT, item: null, state: state as never, written: true });
+      expect(beat(AGENT)).toMatchObject({ state, active_item_id: null, last_heartbeat: new Date(now).toISOString() });
+      // a hook speaks for a session, which never listens for assigned work (SPEC §5)
+      expect(beat(AGENT).accepts_work).toBeUndefined();
     }
     expect(parseClaudeHook(fixture("Notification", project.dir))).toBeNull();
   });
 
+  test("SessionStart tells the model its agent id and item; a session that never started makes no agent", () => {
+    const first = start(project.dir, 1000);
+    expect(first.context).toContain(`you are agent "${AGENT}"`);
+    expect(first.context).toContain("take the best ready one with item_next");
+    // `claude mcp list` runs SessionEnd for a session that never started: no heartbeat, no agent
+    const probe = fixture("SessionEnd", project.dir).replace(SESSION, "0199a0b1-0000-7000-8000-000000000001");
+    expect(
+      recordHook(parseClaudeHook(probe)!, { paths: project.paths, prefix: "claude", env: {}, now: 2000 }).written,
+    ).toBe(false);
+    expect(readdirSync(join(project.paths.hub, "heartbeats"))).toEqual([`${AGENT}.json`]);
+    // after its end, a session's late events make nothing either
+    recordHook(parseClaudeHook(fixture("SessionEnd", project.dir))!, {
+      paths: project.paths,
+      prefix: "claude",
+      env: {},
+      now: 3000,
+    });
+    const late = recordHook(parseClaudeHook(fixture("PostToolUse", project.dir))!, {
+      paths: project.paths,
+      prefix: "claude",
+      env: {},
+      now: 4000,
+    });
+    expect(late.written).toBe(false);
+    expect(beat(AGENT).state).toBe("exiting");
+  });
+
   test("a burst of tool calls writes once per 15 s; a change of state is written at once", () => {
-    const input = parseClaudeHook(fixture("PostToolUse", project.dir))!;
     const t0 = Date.parse("2026-09-01T10:00:00Z");
+    start(project.dir, t0 - 60_000);
+    const input = parseClaudeHook(fixture("PostToolUse", project.dir))!;
     const writes = Array.from(
       { length: 50 },
       (_, i) => recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: t0 + i * 200 }).written,
@@ -63,23 +93,30 @@ describe("drover hook claude", () => {
     expect(
       recordHook(stop, { paths: project.paths, prefix: "claude", env: {}, now: t0 + THROTTLE_MS + 10 }).written,
     ).toBe(true);
-    expect(beat("claude-8f14e45f").state).toBe("idle");
+    expect(beat(AGENT).state).toBe("idle");
   });
 
   test("identity: DROVER_AGENT, else the holder of the worktree's item, else the session", () => {
     const worktree = join(project.paths.worktrees, "k7q2m", "src");
     mkdirSync(worktree, { recursive: true });
-    const item = { id: "k7q2m", claim: { agent_id: "agent-7" } };
+    const item = { id: "k7q2m", claim: { agent_id: "agent-7", fence: 3 } };
     mkdirSync(join(project.paths.hub, "items", "k7"), { recursive: true });
     writeFileSync(join(project.paths.hub, itemPath("k7q2m")), canonicalJson(item));
+    expect(start(worktree, 1).context).toContain('you are agent "agent-7"');
+    expect(start(worktree, 1).context).toContain(
+      'You work on item "k7q2m" (this folder is its worktree), claimed for you with fence 3',
+    );
     const input = parseClaudeHook(fixture("PostToolUse", worktree))!;
-    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: 1 })).toMatchObject({
+    expect(recordHook(input, { paths: project.paths, prefix: "claude", env: {}, now: 2 })).toMatchObject({
       agent: "agent-7",
       item: "k7q2m",
     });
     expect(
-      recordHook(input, { paths: project.paths, prefix: "claude", env: { DROVER_AGENT: "named" }, now: 2 }),
+      recordHook(input, { paths: project.paths, prefix: "claude", env: { DROVER_AGENT: "named" }, now: 3 }),
     ).toMatchObject({ agent: "named", item: "k7q2m" });
+    expect(start(worktree, 4, { DROVER_AGENT: "named" }).context).toContain(
+      "claim it with item_claim before you work on it",
+    );
     expect(beat("agent-7").active_item_id).toBe("k7q2m");
   });
 
@@ -93,12 +130,20 @@ describe("drover hook claude", () => {
         stderr: "pipe",
       });
       const code = await proc.exited;
-      return { code, ms: performance.now() - started };
+      return { code, ms: performance.now() - started, stdout: await new Response(proc.stdout).text() };
     };
+    const started = await timed(fixture("SessionStart", project.dir));
+    expect(started.code).toBe(0);
+    // Claude Code reads this from a SessionStart hook's stdout into the model's context
+    expect(JSON.parse(started.stdout).hookSpecificOutput).toMatchObject({
+      hookEventName: "SessionStart",
+      additionalContext: expect.stringContaining(`you are agent "${AGENT}"`),
+    });
     const down = await timed(fixture("PostToolUse", project.dir));
     expect(down.code).toBe(0);
     expect(down.ms).toBeLessThan(500);
-    expect(beat("claude-8f14e45f").state).toBe("working");
+    expect(down.stdout).toBe("");
+    expect(beat(AGENT).state).toBe("working");
 
     const holder = Bun.spawn(
       [
@@ -113,7 +158,7 @@ describe("drover hook claude", () => {
     holder.kill("SIGKILL");
     expect(locked.code).toBe(0);
     expect(locked.ms).toBeLessThan(500);
-    expect(beat("claude-8f14e45f").state).toBe("idle"); // recorded despite the lock
+    expect(beat(AGENT).state).toBe("idle"); // recorded despite the lock
 
     for (const garbage of ["not json", "", '{"hook_event_name": 5}', "x".repeat(1_000_000)]) {
       const r = await timed(garbage);
@@ -123,18 +168,24 @@ describe("drover hook claude", () => {
     expect(readFileSync(join(project.paths.dir, "hooks.log"), "utf8")).toContain("JSON Parse error");
   });
 
-  test("drover hook codex maps a finished turn to idle", async () => {
-    const payload = JSON.stringify({
-      type: "agent-turn-complete",
-      "thread-id": "b5f6c1c2-1111",
-      "turn-id": "12345",
-      cwd: project.dir,
-      "input-messages": ["x"],
-      "last-assistant-message": "done",
-    });
-    const r = await cli(["hook", "codex", payload], project.dir);
-    expect(r.code).toBe(0);
-    expect(beat("codex-b5f6c1c2")).toMatchObject({ state: "idle" });
+  test("drover hook codex maps a finished turn to idle, one agent per thread", async () => {
+    // UUIDv7 thread ids: the same first characters for every thread of the same minute (they were one agent)
+    const threads = ["0199a0b1-5c2e-7a10-8000-0000000000aa", "0199a0b1-5c2e-7b20-9000-0000000000bb"];
+    for (const thread of threads) {
+      const payload = JSON.stringify({
+        type: "agent-turn-complete",
+        "thread-id": thread,
+        "turn-id": "12345",
+        cwd: project.dir,
+        "input-messages": ["x"],
+        "last-assistant-message": "done",
+      });
+      const r = await cli(["hook", "codex", payload], project.dir);
+      expect(r.code).toBe(0);
+    }
+    const agents = threads.map((t) => `codex-${sessionKey(t)}`);
+    expect(new Set(agents).size).toBe(2);
+    for (const agent of agents) expect(beat(agent)).toMatchObject({ state: "idle" });
   });
 });
 
