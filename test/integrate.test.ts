@@ -7,10 +7,16 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { parseClaudeHook, recordHook, sessionKey, THROTTLE_MS } from "../cli/hook.ts";
 import { canonicalJson } from "../core/json.ts";
 import { itemPath } from "../features/pipeline/item.ts";
-import { BINARY, cli, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
+import { BINARY, BUN, CLI, cli, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 beforeEach(async () => (project = await tempProject()));
+/** A Codex home of the test's own: a developer's real ~/.codex must not take part. */
+const codexHome = () => {
+  const dir = join(project.dir, "codex-home");
+  mkdirSync(dir, { recursive: true });
+  return dir;
+};
 afterEach(() => project.cleanup());
 
 const fixture = (event: string, cwd: string) =>
@@ -209,7 +215,7 @@ describe("drover integrate", () => {
     expect(merged.hooks.PostToolUse[0]).toEqual(mine.hooks.PostToolUse[0]);
     expect(merged.hooks.Stop[0]).toEqual(mine.hooks.Stop[0]);
     for (const event of ["SessionStart", "PostToolUse", "Stop", "SessionEnd"]) {
-      const ours = merged.hooks[event].filter((g: any) => g.hooks.some((h: any) => h.command === "drover hook claude"));
+      const ours = merged.hooks[event].filter((g: any) => g.hooks.some((h: any) => h.command.endsWith(" hook claude")));
       expect({ event, n: ours.length }).toEqual({ event, n: 1 });
     }
     expect(merged.hooks.PostToolUse[1].matcher).toBe("*");
@@ -246,8 +252,12 @@ describe("drover integrate", () => {
       await client.connect(new StreamableHTTPClientTransport(new URL(expand(entry.url)), { requestInit: { headers } }));
       expect((await client.listTools()).tools.map((t) => t.name)).toContain("item.next");
       await client.close();
-      const check = await cli(["integrate", "--check"], project.dir, { DROVER_TOKEN: daemon.token });
-      expect(check.stdout).toMatch(/daemon\s+true\s+answers at .* with the token/);
+      const check = await cli(["integrate", "--check"], project.dir, {
+        DROVER_TOKEN: daemon.token,
+        CODEX_HOME: codexHome(),
+      });
+      expect(check.stdout).toMatch(/claude mcp\s+true\s+http:\/\/127\.0\.0\.1:\d+\/mcp answers with the token/);
+      expect(check.code).toBe(0);
     } finally {
       await daemon.stop();
     }
@@ -256,20 +266,83 @@ describe("drover integrate", () => {
   test("codex --write merges into config.toml, keeps the user's keys, and a rerun changes nothing", async () => {
     const file = join(project.dir, "codex.toml");
     writeFileSync(file, 'model = "o4"\n\n[mcp_servers.other]\ncommand = "x"\n');
-    expect((await cli(["integrate", "codex", "--write", file], project.dir)).code).toBe(0);
+    // no drover on PATH (a user running dist/drover by path): notify names this drover by its path, or does nothing
+    const env = { PATH: "/usr/bin:/bin" };
+    expect((await cli(["integrate", "codex", "--write", file], project.dir, env)).code).toBe(0);
     const once = readFileSync(file, "utf8");
     const parsed = Bun.TOML.parse(once) as any;
     expect(parsed.model).toBe("o4");
-    expect(parsed.notify).toEqual(["drover", "hook", "codex"]);
+    expect(parsed.notify).toEqual([BUN, CLI, "hook", "codex"]);
     expect(parsed.mcp_servers.other).toEqual({ command: "x" });
-    expect(parsed.mcp_servers.drover).toMatchObject({ bearer_token_env_var: "DROVER_TOKEN" });
-    expect((await cli(["integrate", "codex", "--write", file], project.dir)).code).toBe(0);
+    expect(parsed.mcp_servers.drover).toEqual({
+      url: "http://127.0.0.1:4317/mcp",
+      bearer_token_env_var: "DROVER_TOKEN",
+    });
+    expect((await cli(["integrate", "codex", "--write", file], project.dir, env)).code).toBe(0);
     expect(readFileSync(file, "utf8")).toBe(once);
+  });
+
+  test("codex --write with the user's own notify: a wrapper runs theirs, then drover's; a rerun changes nothing", async () => {
     const own = join(project.dir, "own-notify.toml");
-    writeFileSync(own, 'notify = ["my-notifier"]\n');
+    const seen = join(project.dir, "seen.txt");
+    const notifier = join(project.dir, "my-notifier.sh");
+    writeFileSync(notifier, `#!/bin/sh\nprintf '%s' "$1" > ${seen}\n`, { mode: 0o755 });
+    writeFileSync(own, `model = "o4"\nnotify = ["${notifier}"]\n`);
     const r = await cli(["integrate", "codex", "--write", own], project.dir);
-    expect(r.stderr).toContain("already sets notify");
-    expect((Bun.TOML.parse(readFileSync(own, "utf8")) as any).notify).toEqual(["my-notifier"]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("now runs from");
+    const once = readFileSync(own, "utf8");
+    const parsed = Bun.TOML.parse(once) as any;
+    expect(parsed.notify).toEqual([join(project.dir, "drover-notify")]);
+    expect(once).toContain(`# drover: moved into drover-notify, which runs it, then drover: notify = ["${notifier}"]`);
+    expect((await cli(["integrate", "codex", "--write", own], project.dir)).code).toBe(0);
+    expect(readFileSync(own, "utf8")).toBe(once);
+    // Codex runs the wrapper with its one JSON argument: both hooks see it
+    const payload = JSON.stringify({ type: "agent-turn-complete", "thread-id": "t-wrapped", cwd: project.dir });
+    const ran = Bun.spawnSync([join(project.dir, "drover-notify"), payload], { cwd: project.dir });
+    expect(ran.exitCode).toBe(0);
+    expect(readFileSync(seen, "utf8")).toBe(payload);
+    expect(beat(`codex-${sessionKey("t-wrapped")}`)).toMatchObject({ state: "idle" });
+  });
+
+  test("the MCP URL written is the stable one; a daemon on port 0 is used and said to be unstable", async () => {
+    writeFileSync(project.paths.config, '[hub]\nremote = ""\n[server]\nport = 4399\n');
+    const stable = await cli(["integrate", "claude"], project.dir);
+    expect(stable.code).toBe(0);
+    const url = () => JSON.parse(readFileSync(join(project.dir, ".mcp.json"), "utf8")).mcpServers.drover.url;
+    expect(url()).toBe("http://127.0.0.1:4399/mcp");
+    const daemon = await startDaemonProcess([BINARY], project.paths); // --port 0
+    try {
+      const r = await cli(["integrate", "claude"], project.dir);
+      expect(r.stderr).toContain("not on server.port");
+      expect(url()).toBe(`${daemon.url}/mcp`);
+    } finally {
+      await daemon.stop();
+    }
+  });
+
+  test("after a daemon restart on a new port, --check fails loudly for Claude and Codex and names the fix", async () => {
+    const codexConfig = join(codexHome(), "config.toml");
+    let daemon = await startDaemonProcess([BINARY], project.paths);
+    try {
+      expect((await cli(["integrate", "claude"], project.dir)).code).toBe(0);
+      expect((await cli(["integrate", "codex", "--write", codexConfig], project.dir)).code).toBe(0);
+      const env = { DROVER_TOKEN: daemon.token, CODEX_HOME: codexHome() };
+      expect((await cli(["integrate", "--check"], project.dir, env)).code).toBe(0);
+      await daemon.stop();
+      daemon = await startDaemonProcess([BINARY], project.paths);
+      const check = await cli(["integrate", "--check"], project.dir, env);
+      expect(check.code).toBe(1);
+      expect(check.stdout).toMatch(/claude mcp\s+false/);
+      expect(check.stdout).toMatch(/codex mcp\s+false/);
+      expect(check.stderr).toMatch(
+        /does not answer; the daemon runs at http:\/\/127\.0\.0\.1:\d+: run "drover integrate claude"/,
+      );
+      expect(check.stderr).toContain(`run "drover integrate codex --write ${codexConfig}"`);
+      expect(check.stderr).toContain("Integration check failed");
+    } finally {
+      await daemon.stop();
+    }
   });
 
   test("agents-md writes the workflow between markers and replaces it on rerun", async () => {

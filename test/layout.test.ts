@@ -1,6 +1,6 @@
 /**
  * The shape of the codebase, checked (CONTRIBUTING.md): layers import downwards only — core imports no layer
- * above it, hub and web only core, a feature only core, hub, web and its own folder (never another feature,
+ * above it, hub, web and clients only core, a feature only core, hub, web, clients and its own folder (never another feature,
  * `server/`, `cli/` or the runtime) — and core names nothing a feature declares: no op, event, error code or
  * config section of a feature appears in core's source.
  */
@@ -25,10 +25,11 @@ const RULES: Array<{ folder: RegExp; may: (target: string, from: string) => bool
     may: (t) => /^(core|web)\//.test(t) || t.endsWith(".html"),
     says: "web imports only core and web",
   },
+  { folder: /^clients\//, may: (t) => /^(core|clients)\//.test(t), says: "clients imports only core and clients" },
   {
     folder: /^(features\/[^/]+|test\/fixtures\/features\/[^/]+)\//,
-    may: (t, from) => /^(core|hub|web)\//.test(t) || t.startsWith(_featureFolder(from)),
-    says: "a feature imports only core, hub, web and its own folder",
+    may: (t, from) => /^(core|hub|web|clients)\//.test(t) || t.startsWith(_featureFolder(from)),
+    says: "a feature imports only core, hub, web, clients and its own folder",
   },
   { folder: /^server\//, may: (t) => !t.startsWith("cli/"), says: "the server imports no CLI code" },
 ];
@@ -41,6 +42,7 @@ describe("imports go downwards", () => {
       "core/",
       "hub/",
       "web/",
+      "clients/",
       "server/",
       "features/pipeline/",
       "features/sync/",

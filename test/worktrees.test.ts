@@ -1,7 +1,7 @@
 /** Worktrees of a real project repository, and what items cost. */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { manualClock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
@@ -51,6 +51,31 @@ describe("worktrees", () => {
     expect(git(project.dir, "worktree", "list")).toContain(started.path);
     await rt.ctx.bus.idle();
     expect(of("worktree_created")).toEqual([expect.objectContaining({ item_id: item.id, path: started.path })]);
+  });
+
+  test("a worktree carries the project's Claude hooks when they were never committed: untracked, ignored by git", async () => {
+    // integrated, not committed: a session started in the worktree ran no hooks (Claude reads settings from its folder)
+    expect((await cli(["integrate", "claude"], project.dir)).code).toBe(0);
+    const hook = JSON.parse(readFileSync(join(project.dir, ".claude", "settings.json"), "utf8")).hooks.SessionStart[0]
+      .hooks[0].command;
+    const item = await op<Item>("item.create", { title: "x" });
+    const { path } = await op("item.start", { id: item.id, agent: "a1" });
+    const local = JSON.parse(readFileSync(join(path, ".claude", "settings.local.json"), "utf8"));
+    for (const event of ["SessionStart", "PostToolUse", "Stop", "SessionEnd"]) {
+      expect({ event, command: local.hooks[event][0].hooks[0].command }).toEqual({ event, command: hook });
+    }
+    expect(git(path, "status", "--porcelain")).toBe("");
+    expect(git(project.dir, "check-ignore", "-q", "--no-index", ".claude/settings.local.json")).toBe("");
+
+    // a worktree made before the project was integrated gets the hooks when `drover integrate claude` runs
+    const other = await op<Item>("item.create", { title: "y" });
+    rmSync(join(project.dir, ".claude"), { recursive: true });
+    const { path: bare } = await op("item.start", { id: other.id, agent: "a2" });
+    expect(existsSync(join(bare, ".claude"))).toBe(false);
+    const again = await cli(["integrate", "claude"], project.dir);
+    expect(again.stdout).toContain("the hooks carried into 1 worktree(s)"); // the first one has them already
+    expect(existsSync(join(bare, ".claude", "settings.local.json"))).toBe(true);
+    expect(git(bare, "status", "--porcelain")).toBe("");
   });
 
   test("a project with no commit yet: item.start says so instead of git's words", async () => {

@@ -1,24 +1,24 @@
 /**
  * @module `drover integrate claude | codex | agents-md` and `drover integrate --check`: one command away from
- * the agents a user already runs. Shared files are merged, never clobbered, and a rerun changes nothing.
+ * the agents a user already runs. Shared files are merged, never clobbered, and a rerun changes nothing. The MCP
+ * URL written is the daemon's stable one (`server.port`); hooks and notify run this drover by a command that
+ * works from the agents' shells (an absolute path when `drover` is not on PATH).
  */
-import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { type CommandDef, defineCommand } from "citty";
+import { mergeClaudeSettings, mergeMcpServers, TOKEN_ENV, updateJsonFile } from "../../clients/claude.ts";
 import { loadConfig } from "../../core/config.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
 import { DroverError } from "../../core/errors.ts";
-import { readToken } from "../../core/identity.ts";
 import { findProject, type Paths } from "../../core/paths.ts";
+import { carryIntegrationToAll } from "../../features/worktrees/integration.ts";
 import { renderResult } from "../output.ts";
-import { mergeClaudeSettings, mergeMcpServers, TOKEN_ENV, updateJsonFile } from "./claude.ts";
-import { readBlock, upsertBlock } from "./text-blocks.ts";
+import { selfArgv, shellLine } from "../self.ts";
+import { codexConfigFile, integrationChecks } from "./checks.ts";
+import { mcpBlock, mergeCodexConfig, notifyLine } from "./codex.ts";
+import { upsertBlock } from "./text-blocks.ts";
 
-const CLAUDE_COMMAND = "drover hook claude";
-const CODEX_NOTIFY = '["drover", "hook", "codex"]';
 const MD = { start: "<!-- drover:start -->", end: "<!-- drover:end -->" };
-const TOML_TOP = { start: "# >>> drover notify (managed by `drover integrate codex`)", end: "# <<< drover notify" };
-const TOML_MCP = { start: "# >>> drover mcp (managed by `drover integrate codex`)", end: "# <<< drover mcp" };
 
 const claude = defineCommand({
   meta: {
@@ -27,26 +27,29 @@ const claude = defineCommand({
   },
   args: {
     local: { type: "boolean", description: "Write .claude/settings.local.json (not committed) instead" },
-    command: { type: "string", description: `The hook command (default "${CLAUDE_COMMAND}")` },
+    command: {
+      type: "string",
+      description: 'The hook command (default "drover hook claude", by path when not on PATH)',
+    },
   },
   async run({ args }) {
     const paths = findProject();
     const settingsFile = join(paths.root, ".claude", args.local ? "settings.local.json" : "settings.json");
     const url = await mcpUrl(paths);
+    const command = args.command ?? shellLine([...selfArgv(), "hook", "claude"]);
     let added: string[] = [];
     const settingsChanged = updateJsonFile(
       settingsFile,
-      (doc) => (added = mergeClaudeSettings(doc, args.command ?? CLAUDE_COMMAND)).length > 0,
+      (doc) => (added = mergeClaudeSettings(doc, command)).length > 0,
     );
-    const mcpChanged = updateJsonFile(join(paths.root, ".mcp.json"), (doc) => mergeMcpServers(doc, url));
+    const mcpFile = join(paths.root, ".mcp.json");
+    const mcpChanged = updateJsonFile(mcpFile, (doc) => mergeMcpServers(doc, url));
     console.log(
       settingsChanged ? `${settingsFile}: hooks added for ${added.join(", ")}` : `${settingsFile}: hooks already there`,
     );
-    console.log(
-      mcpChanged
-        ? `${join(paths.root, ".mcp.json")}: drover MCP server added`
-        : `${join(paths.root, ".mcp.json")}: drover MCP server already there`,
-    );
+    console.log(mcpChanged ? `${mcpFile}: drover MCP server at ${url}` : `${mcpFile}: drover MCP server already there`);
+    const carried = await carryIntegrationToAll(paths.root, paths.worktrees);
+    if (carried) console.log(`${paths.worktrees}: the hooks carried into ${carried} worktree(s), untracked`);
     console.log(`Claude Code reads the token from $${TOKEN_ENV}: export ${TOKEN_ENV}="$(cat ${paths.token})"`);
   },
 });
@@ -56,29 +59,20 @@ const codex = defineCommand({
     name: "codex",
     description: "Codex: drover's MCP server and the notify hook for config.toml (printed, or --write FILE)",
   },
-  args: { write: { type: "string", description: "Merge into this config.toml instead of printing" } },
+  args: { write: { type: "string", description: `Merge into this config.toml (yours: ${codexConfigFile()})` } },
   async run({ args }) {
     const paths = findProject();
-    const mcp = `[mcp_servers.drover]\nurl = "${await mcpUrl(paths)}"\nbearer_token_env_var = "${TOKEN_ENV}"`;
-    const notify = `notify = ${CODEX_NOTIFY}`;
+    const url = await mcpUrl(paths);
+    const hook = [...selfArgv(), "hook", "codex"];
     if (!args.write) {
-      console.log(`# top of ~/.codex/config.toml (a top-level key)\n${notify}\n\n# anywhere after it\n${mcp}`);
+      console.log(
+        `# top of ${codexConfigFile()} (a top-level key)\n${notifyLine(hook)}\n\n# anywhere after it\n${mcpBlock(url)}\n\n` +
+          "# Codex runs one notify command: if yours already sets one, use --write instead, which keeps yours\n" +
+          "# in a small wrapper that runs it, then drover's.",
+      );
       return;
     }
-    const file = args.write;
-    const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
-    const ownsNotify = readBlock(file, TOML_TOP) !== null;
-    const userNotify = !ownsNotify && /^\s*notify\s*=/m.test(existing);
-    const changedTop = userNotify ? false : upsertBlock(file, notify, { ...TOML_TOP, where: "top" });
-    const changedMcp = upsertBlock(file, mcp, { ...TOML_MCP, where: "bottom" });
-    try {
-      Bun.TOML.parse(readFileSync(file, "utf8"));
-    } catch (err) {
-      throw new DroverError("internal", `"${file}" no longer parses after the merge: ${(err as Error).message}`);
-    }
-    if (userNotify)
-      console.error(`drover: "${file}" already sets notify; add "drover hook codex" to it by hand to get heartbeats`);
-    console.log(changedTop || changedMcp ? `${file}: drover added` : `${file}: drover already there`);
+    for (const line of mergeCodexConfig(args.write, { url, hook })) console.log(line);
   },
 });
 
@@ -99,14 +93,22 @@ const agentsMd = defineCommand({
 export const integrate = defineCommand({
   meta: { name: "integrate", description: "Plug drover into Claude Code, Codex and the instructions agents read" },
   args: {
-    check: { type: "boolean", description: "Report what is installed and whether the daemon answers with the token" },
+    check: {
+      type: "boolean",
+      description: "Try what each client will use (its MCP URL, with the token); exit 1 when one would fail",
+    },
+    "codex-config": { type: "string", description: `The Codex config to check (default ${codexConfigFile()})` },
   },
   subCommands: { claude, codex, "agents-md": agentsMd } as Record<string, CommandDef<any>>,
   async run({ args, rawArgs }) {
     if (rawArgs.some((a) => ["claude", "codex", "agents-md"].includes(a))) return; // a subcommand ran
     if (!args.check)
       throw new DroverError("invalid_input", 'Name an agent (claude, codex, agents-md) or pass "--check"');
-    console.log(renderResult(await integrationChecks(findProject())));
+    const checks = await integrationChecks(findProject(), { codexConfig: args["codex-config"] });
+    console.log(renderResult(checks));
+    const failed = checks.filter((c) => !c.ok && c.check !== "agent instructions" && c.check !== "claude hooks");
+    if (failed.length)
+      throw new DroverError("conflict", `Integration check failed: ${failed.map((c) => c.detail).join("; ")}`);
   },
 });
 
@@ -128,77 +130,22 @@ This project coordinates its agents with drover. Use it instead of guessing what
 
 Every command takes \`--json\`; \`drover <command> --help\` lists the flags. The same operations are MCP tools.`;
 
-/** What is installed where, and whether the daemon answers with the token. */
-export async function integrationChecks(paths: Paths): Promise<Array<{ check: string; ok: boolean; detail: string }>> {
-  const settings = ["settings.json", "settings.local.json"]
-    .map((f) => join(paths.root, ".claude", f))
-    .filter((f) => _json(f)?.hooks);
-  const hooked = settings.filter((f) => JSON.stringify(_json(f)?.hooks).includes("drover hook claude"));
-  const mcp = (_json(join(paths.root, ".mcp.json"))?.mcpServers as Record<string, unknown> | undefined)?.drover as
-    | { url?: string }
-    | undefined;
-  const md = ["AGENTS.md", "CLAUDE.md"].filter((f) => readBlock(join(paths.root, f), MD) !== null);
-  const token = process.env[TOKEN_ENV] || _safe(() => readToken(paths));
-  const daemon = readDaemon(paths);
-  let reach = "not running";
-  if (daemon?.url) {
-    const res = await fetch(`${daemon.url}/api/ops`, {
-      headers: { authorization: `Bearer ${token}` },
-      signal: AbortSignal.timeout(2000),
-    }).catch(() => null);
-    reach = res
-      ? res.ok
-        ? `answers at ${daemon.url} with the token`
-        : `answers at ${daemon.url} but refuses the token (HTTP ${res.status})`
-      : `does not answer at ${daemon.url}`;
-  }
-  return [
-    {
-      check: "claude hooks",
-      ok: hooked.length > 0,
-      detail: hooked.length ? hooked.join(", ") : "not installed (drover integrate claude)",
-    },
-    {
-      check: "claude mcp",
-      ok: !!mcp,
-      detail: mcp ? `.mcp.json → ${mcp.url}` : "not registered (drover integrate claude)",
-    },
-    {
-      check: "agent instructions",
-      ok: md.length > 0,
-      detail: md.length ? md.join(", ") : "none (drover integrate agents-md)",
-    },
-    {
-      check: "token env",
-      ok: !!process.env[TOKEN_ENV],
-      detail: process.env[TOKEN_ENV] ? `$${TOKEN_ENV} is set` : `$${TOKEN_ENV} is not set in this shell`,
-    },
-    { check: "daemon", ok: reach.includes("with the token"), detail: reach },
-  ];
-}
-
 // --- internal ---
 
-/** The MCP URL agents should use: the running daemon's, else the configured address. */
+/**
+ * The MCP URL agents should keep: `server.host:server.port`, which a restarted daemon serves again. A daemon
+ * running elsewhere (`--port 0`, a new port at each start) is used, and said to be unstable.
+ */
 async function mcpUrl(paths: Paths): Promise<string> {
-  const running = readDaemon(paths)?.url;
-  if (running) return `${running}/mcp`;
   const { config } = await loadConfig(paths.config);
-  return `http://${config.server.host}:${config.server.port || 4317}/mcp`;
-}
-
-function _json(file: string): Record<string, unknown> | null {
-  try {
-    return JSON.parse(readFileSync(file, "utf8"));
-  } catch {
-    return null;
+  const stable = config.server.port ? `http://${config.server.host}:${config.server.port}` : null;
+  const running = readDaemon(paths)?.url;
+  if (running && running !== stable) {
+    console.error(
+      `drover: the daemon runs at ${running}, not on server.port: clients written now stop working when it restarts ` +
+        "(set server.port in .drover/config.toml, or run drover integrate again after each start)",
+    );
+    return `${running}/mcp`;
   }
-}
-
-function _safe<T>(fn: () => T): T | undefined {
-  try {
-    return fn();
-  } catch {
-    return undefined;
-  }
+  return `${stable ?? "http://127.0.0.1:4317"}/mcp`;
 }

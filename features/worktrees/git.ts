@@ -3,6 +3,8 @@
  * branch, creating a worktree on `drover/item/<id>`, and whether removing one would destroy work. Checking
  * out or scanning a project can take seconds: all but the base-branch lookup run without blocking the daemon.
  */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { DroverError } from "../../core/errors.ts";
 import { checkBranchName, type GitResult, git, gitAsync } from "../../core/git.ts";
 
@@ -37,6 +39,20 @@ export async function addWorktree(root: string, path: string, branch: string, ba
       : ["worktree", "add", "-b", branch, "--end-of-options", path, from!],
   );
   if (!r.ok) throw new DroverError("conflict", `Cannot create the worktree "${path}": ${r.out.split("\n").at(-1)}`);
+}
+
+/**
+ * Adds a pattern to the repository's `info/exclude` (shared by all its worktrees) unless it is there: files
+ * drover puts into a worktree stay out of `git status` and of the agent's commits.
+ */
+export async function excludeFromGit(root: string, pattern: string): Promise<void> {
+  const common = await _git(root, ["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+  if (!common.ok) throw new DroverError("conflict", `Cannot find the git folder of "${root}": ${common.out}`);
+  const file = join(common.out, "info", "exclude");
+  const text = existsSync(file) ? readFileSync(file, "utf8") : "";
+  if (text.split("\n").includes(pattern)) return;
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, text + (text && !text.endsWith("\n") ? "\n" : "") + pattern + "\n");
 }
 
 /** Why the worktree must be kept (uncommitted changes, or commits neither merged into `base` nor pushed), or null. */

@@ -12,6 +12,7 @@ import { type Context, defineFeature, defineOp, type OpResult } from "../../core
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { worktreesContract } from "./contract.ts";
 import { addWorktree, baseBranch, keepReason, removeWorktree } from "./git.ts";
+import { carryIntegration } from "./integration.ts";
 
 type Item = OpResult<"item.get">;
 
@@ -124,6 +125,7 @@ function ensureWorktree(ctx: Context, item: Item): Promise<{ path: string; branc
         `Cannot make the worktree "${path}": the folder exists and drover did not make it`,
       );
     await addWorktree(ctx.paths.root, path, branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
+    await carryIntegration(ctx.paths.root, path);
     ctx.db
       .query(
         "INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)",

@@ -1,0 +1,121 @@
+/**
+ * @module `drover integrate --check`: what each agent client will use, tried as it would use it. The URL Claude
+ * Code reads from `.mcp.json` and the one Codex reads from its config are asked with the token; a URL that does
+ * not answer (the daemon restarted on another port) fails the check and names the command that fixes it.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { droverHookCommand, TOKEN_ENV } from "../../clients/claude.ts";
+import { readDaemon } from "../../core/daemon-file.ts";
+import { readToken } from "../../core/identity.ts";
+import type { Paths } from "../../core/paths.ts";
+import { readCodexConfig } from "./codex.ts";
+import { readBlock } from "./text-blocks.ts";
+
+export interface Check {
+  check: string;
+  ok: boolean;
+  detail: string;
+}
+
+/** The Codex config a user's Codex reads: `$CODEX_HOME/config.toml`, else `~/.codex/config.toml`. */
+export function codexConfigFile(env: Record<string, string | undefined> = process.env): string {
+  return join(env.CODEX_HOME || join(homedir(), ".codex"), "config.toml");
+}
+
+export async function integrationChecks(paths: Paths, options: { codexConfig?: string } = {}): Promise<Check[]> {
+  const token = process.env[TOKEN_ENV] || _safe(() => readToken(paths)) || "";
+  const daemon = readDaemon(paths);
+  const checks: Check[] = [];
+  const hook = droverHookCommand(paths.root);
+  checks.push({
+    check: "claude hooks",
+    ok: hook !== null,
+    detail: hook ? `.claude settings run "${hook}"` : "not installed (drover integrate claude)",
+  });
+  const mcp = (_json(join(paths.root, ".mcp.json"))?.mcpServers as Record<string, { url?: string }> | undefined)
+    ?.drover;
+  checks.push(
+    mcp?.url
+      ? await _tryUrl("claude mcp", mcp.url, {
+          token,
+          daemon: daemon?.url ?? undefined,
+          fix: "drover integrate claude",
+        })
+      : { check: "claude mcp", ok: false, detail: "not registered in .mcp.json (drover integrate claude)" },
+  );
+  const file = options.codexConfig ?? codexConfigFile();
+  const codex = readCodexConfig(file);
+  if (codex?.url || codex?.notify) {
+    const fix = `drover integrate codex --write ${file}`;
+    checks.push(
+      codex.url
+        ? await _tryUrl("codex mcp", codex.url, { token, daemon: daemon?.url ?? undefined, fix })
+        : { check: "codex mcp", ok: false, detail: `${file} has no [mcp_servers.drover] (${fix})` },
+    );
+    const notify = codex.notify ?? [];
+    const ours = notify.join(" ").includes("hook codex") || notify.some((a) => a.endsWith("/drover-notify"));
+    checks.push({
+      check: "codex notify",
+      ok: ours,
+      detail: ours ? `runs ${JSON.stringify(notify)}` : `${file} does not run drover's notify hook (${fix})`,
+    });
+  }
+  const md = ["AGENTS.md", "CLAUDE.md"].filter(
+    (f) => readBlock(join(paths.root, f), { start: "<!-- drover:start -->", end: "<!-- drover:end -->" }) !== null,
+  );
+  checks.push({
+    check: "agent instructions",
+    ok: md.length > 0,
+    detail: md.length ? md.join(", ") : "none (drover integrate agents-md)",
+  });
+  checks.push({
+    check: "token env",
+    ok: true, // the shell running the check is not the agent's: said, not failed
+    detail: process.env[TOKEN_ENV]
+      ? `$${TOKEN_ENV} is set`
+      : `$${TOKEN_ENV} is not set in this shell: agents need it (export ${TOKEN_ENV}="$(cat ${paths.token})")`,
+  });
+  checks.push(
+    daemon?.url
+      ? await _tryUrl("daemon", `${daemon.url}/mcp`, { token, daemon: daemon.url, fix: "drover serve" })
+      : { check: "daemon", ok: false, detail: "not running (drover serve)" },
+  );
+  return checks;
+}
+
+// --- internal ---
+
+/** Asks the drover behind an MCP URL for its ops, with the token, as a client of that URL would reach it. */
+async function _tryUrl(
+  check: string,
+  url: string,
+  options: { token: string; daemon?: string; fix: string },
+): Promise<Check> {
+  const base = url.replace(/\/mcp\/?$/, "");
+  const res = await fetch(`${base}/api/ops`, {
+    headers: { authorization: `Bearer ${options.token}` },
+    signal: AbortSignal.timeout(2000),
+  }).catch(() => null);
+  if (res?.ok) return { check, ok: true, detail: `${url} answers with the token` };
+  const now = options.daemon && options.daemon !== base ? `; the daemon runs at ${options.daemon}` : "";
+  const why = res ? `refuses the token (HTTP ${res.status})` : "does not answer";
+  return { check, ok: false, detail: `${url} ${why}${now}: run "${options.fix}"` };
+}
+
+function _json(file: string): Record<string, unknown> | null {
+  try {
+    return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : null;
+  } catch {
+    return null;
+  }
+}
+
+function _safe<T>(fn: () => T): T | undefined {
+  try {
+    return fn();
+  } catch {
+    return undefined;
+  }
+}
