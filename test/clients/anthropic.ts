@@ -14,6 +14,11 @@ export type AnthropicTurn =
 export interface AnthropicRequest extends RecordedBase {
   /** The system prompt as one text (Claude Code sends it as blocks). */
   system: string;
+  /**
+   * Everything the model reads as text: the system prompt, then every message (Claude Code 2.1 also sends
+   * `role: "system"` messages mid-conversation: environment, hook context), tool results included.
+   */
+  text: string;
   messages: Array<{ role: string; content: unknown }>;
   /** Names of the tools offered, MCP ones as `mcp__<server>__<tool>`. */
   tools: string[];
@@ -34,19 +39,22 @@ export interface AnthropicServer {
   requests: AnthropicRequest[];
   /** The main (non-side) requests: one per model turn of the session. */
   turns(): AnthropicRequest[];
+  /** `METHOD /path` of every other request (HEAD probes, token counts, unknown routes), for debugging. */
+  other: string[];
   stop(): Promise<void>;
 }
 
 /**
- * Starts the server; `script` answers each main request. `sideText` answers side requests (a harmless title).
- * `isSide` overrides how a side request is told apart (default: it offers no tool, or none but the built-ins'
- * absence of `Bash`/MCP tools).
+ * Starts the server; `script` answers each main request. `sideText` answers side requests (a harmless title);
+ * `isSide` overrides how one is told apart (default: it offers neither `Bash` nor an MCP tool). A script that
+ * throws gets a 500 `api_error` sent back, with its message, so the session fails where the test can see why.
  */
 export function startAnthropic(
   script: AnthropicScript,
-  options: { sideText?: string; isSide?: (body: any) => boolean; model?: string } = {},
+  options: { sideText?: string; isSide?: (body: any) => boolean } = {},
 ): AnthropicServer {
   const requests: AnthropicRequest[] = [];
+  const other: string[] = [];
   let seq = 0;
   const server = Bun.serve({
     hostname: "127.0.0.1",
@@ -55,6 +63,7 @@ export function startAnthropic(
     idleTimeout: 120,
     async fetch(req) {
       const url = new URL(req.url);
+      if (url.pathname !== "/v1/messages") other.push(`${req.method} ${url.pathname}${url.search}`);
       if (req.method === "HEAD" || (req.method === "GET" && url.pathname === "/")) return new Response(null);
       if (req.method === "POST" && url.pathname === "/v1/messages/count_tokens") {
         const body = await req.json().catch(() => ({}));
@@ -66,9 +75,12 @@ export function startAnthropic(
       const body = (await req.json()) as any;
       const recorded = _record(req, url, body, options.isSide ?? _isSide);
       requests.push(recorded);
-      const turn: AnthropicTurn = recorded.side
-        ? { type: "text", text: options.sideText ?? "Scripted session" }
-        : await script(recorded);
+      let turn: AnthropicTurn;
+      try {
+        turn = recorded.side ? { type: "text", text: options.sideText ?? "Scripted session" } : await script(recorded);
+      } catch (err) {
+        return _error(500, "api_error", `Scripted model failed: ${(err as Error).message}`);
+      }
       recorded.answer = turn;
       if (turn.type === "rate_limit") {
         const message = turn.message ?? "Number of request tokens has exceeded your rate limit";
@@ -78,7 +90,7 @@ export function startAnthropic(
         });
       }
       const id = `msg_scripted_${++seq}`;
-      const model = String(body.model ?? options.model ?? "claude-scripted");
+      const model = String(body.model ?? "claude-scripted");
       const blocks = _blocks(turn, seq);
       const stopReason = turn.type === "tool_use" ? "tool_use" : "end_turn";
       const headers = { "request-id": `req_scripted_${seq}`, ...turn.headers };
@@ -96,6 +108,7 @@ export function startAnthropic(
   return {
     url: `http://127.0.0.1:${server.port}`,
     requests,
+    other,
     turns: () => requests.filter((r) => !r.side),
     stop: () => server.stop(true),
   };
@@ -130,6 +143,7 @@ function _record(req: Request, url: URL, body: any, isSide: (body: any) => boole
     headers: Object.fromEntries(req.headers),
     body,
     system: textOf(body.system),
+    text: [textOf(body.system), ...messages.map((m: any) => textOf(m?.content))].join("\n"),
     messages,
     tools: Array.isArray(body.tools) ? body.tools.map((t: any) => String(t.name)) : [],
     side: isSide(body),
@@ -138,7 +152,7 @@ function _record(req: Request, url: URL, body: any, isSide: (body: any) => boole
   };
 }
 
-/** Titles, summaries and other helper calls go out with no tools, or without the session's `Bash`. */
+/** Titles, summaries and other helper calls go out without the session's `Bash` and MCP tools. */
 function _isSide(body: any): boolean {
   const tools: any[] = Array.isArray(body.tools) ? body.tools : [];
   return !tools.some((t) => t?.name === "Bash" || String(t?.name).startsWith("mcp__"));
@@ -159,60 +173,25 @@ function _msgTail() {
 }
 
 function _sse(id: string, model: string, blocks: Block[], stopReason: string): string {
-  const tail = _msgTail();
-  const frames = [
-    sseFrame("message_start", {
-      type: "message_start",
-      message: {
-        id,
-        type: "message",
-        role: "assistant",
-        model,
-        content: [],
-        stop_reason: null,
-        stop_sequence: null,
-        usage: { ...tail.usage, output_tokens: 1 },
-      },
-    }),
-  ];
+  // every Messages event repeats its name in `data.type`
+  const ev = (type: string, fields: Record<string, unknown> = {}) => sseFrame(type, { type, ...fields });
+  const { usage, stop_sequence } = _msgTail();
+  const message = { id, type: "message", role: "assistant", model, content: [], stop_reason: null, stop_sequence };
+  const frames = [ev("message_start", { message: { ...message, usage: { ...usage, output_tokens: 1 } } })];
   blocks.forEach((block, index) => {
     if (block.type === "text") {
-      frames.push(
-        sseFrame("content_block_start", {
-          type: "content_block_start",
-          index,
-          content_block: { type: "text", text: "" },
-        }),
-      );
-      frames.push(
-        sseFrame("content_block_delta", {
-          type: "content_block_delta",
-          index,
-          delta: { type: "text_delta", text: block.text },
-        }),
-      );
+      frames.push(ev("content_block_start", { index, content_block: { type: "text", text: "" } }));
+      frames.push(ev("content_block_delta", { index, delta: { type: "text_delta", text: block.text } }));
     } else {
-      const start = { type: "tool_use", id: block.id, name: block.name, input: {} };
-      frames.push(sseFrame("content_block_start", { type: "content_block_start", index, content_block: start }));
-      const partial_json = JSON.stringify(block.input);
-      frames.push(
-        sseFrame("content_block_delta", {
-          type: "content_block_delta",
-          index,
-          delta: { type: "input_json_delta", partial_json },
-        }),
-      );
+      frames.push(ev("content_block_start", { index, content_block: { ...block, input: {} } }));
+      const delta = { type: "input_json_delta", partial_json: JSON.stringify(block.input) };
+      frames.push(ev("content_block_delta", { index, delta }));
     }
-    frames.push(sseFrame("content_block_stop", { type: "content_block_stop", index }));
+    frames.push(ev("content_block_stop", { index }));
   });
-  frames.push(
-    sseFrame("message_delta", {
-      type: "message_delta",
-      delta: { stop_reason: stopReason, stop_sequence: null },
-      usage: { output_tokens: tail.usage.output_tokens },
-    }),
-  );
-  frames.push(sseFrame("message_stop", { type: "message_stop" }));
+  const delta = { stop_reason: stopReason, stop_sequence };
+  frames.push(ev("message_delta", { delta, usage: { output_tokens: usage.output_tokens } }));
+  frames.push(ev("message_stop"));
   return frames.join("");
 }
 

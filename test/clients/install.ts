@@ -65,6 +65,7 @@ async function _ensure(name: ClientName): Promise<string> {
       // another process renamed its copy first (ENOTEMPTY/EEXIST): theirs is as good as ours
       if (!existsSync(join(dir, _COMPLETE))) throw err;
     }
+    if (!existsSync(bin)) throw new Error(`Client cache "${dir}" is damaged (no "${bin}"): remove it to reinstall`);
   } finally {
     rmSync(tmp, { recursive: true, force: true });
   }
@@ -79,9 +80,9 @@ async function _npmInstall(prefix: string, spec: string): Promise<void> {
     await _run("npm", args, { cwd: prefix, maxBuffer: 16 << 20, timeout: 300_000 });
   } catch (err) {
     const e = err as { stderr?: string; stdout?: string; message: string };
-    throw new Error(
-      `Cannot install "${spec}" for the client tests (npm ${args.join(" ")}): ${e.stderr || e.stdout || e.message}`,
-    );
+    // npm's stack frames say nothing about why the registry refused
+    const output = (e.stderr || e.stdout || e.message).replace(/^npm error\s+at .*\n/gm, "");
+    throw new Error(`Cannot install "${spec}" for the client tests (npm ${args.join(" ")}): ${output}`);
   }
 }
 

@@ -47,7 +47,10 @@ export function startMcpServer(tools: McpTool[], options: { name?: string } = {}
     idleTimeout: 0,
     async fetch(req) {
       if (new URL(req.url).pathname !== "/mcp") return new Response("not found", { status: 404 });
-      const mcp = new Server({ name: options.name ?? "drover-test", version: "0.0.0" }, { capabilities: { tools: {} } });
+      const mcp = new Server(
+        { name: options.name ?? "drover-test", version: "0.0.0" },
+        { capabilities: { tools: {} } },
+      );
       mcp.setRequestHandler(ListToolsRequestSchema, () => ({ tools: listed }));
       mcp.setRequestHandler(CallToolRequestSchema, async (r) => {
         const args = (r.params.arguments ?? {}) as Record<string, unknown>;

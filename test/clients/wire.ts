@@ -19,14 +19,18 @@ export function sseFrame(event: string | null, data: unknown): string {
 }
 
 /**
- * The text of a content value: a string, or the `text` of each block (`text`, `input_text`, `output_text`), joined
- * with newlines; other blocks (images) are skipped.
+ * The text of a content value: a string, or each block's `text` (`text`, `input_text`, `output_text`) and nested
+ * `content` (a tool result's), joined with newlines; other blocks (images) are skipped.
  */
 export function textOf(content: unknown): string {
   if (typeof content === "string") return content;
   if (!Array.isArray(content)) return "";
   return content
-    .map((b) => (typeof b === "string" ? b : typeof b?.text === "string" ? b.text : ""))
+    .map((b) => {
+      if (typeof b === "string") return b;
+      if (typeof b?.text === "string") return b.text;
+      return b?.content !== undefined ? textOf(b.content) : "";
+    })
     .filter((t) => t !== "")
     .join("\n");
 }
