@@ -10,7 +10,7 @@ import { TRUST_COMMAND } from "../core/trust.ts";
 import { VERSION } from "../runtime.ts";
 import { demo, demoAgent } from "./demo.ts";
 import { runDoctor } from "./doctor.ts";
-import { parseClaudeHook, parseCodexNotify, readHookStdin, runHookSafely } from "./hook.ts";
+import { type HookOutcome, parseClaudeHook, parseCodexNotify, readHookStdin, runHookSafely } from "./hook.ts";
 import { initProject } from "./init.ts";
 import { integrate } from "./integrate/index.ts";
 import { renderResult } from "./output.ts";
@@ -225,27 +225,34 @@ const hookClaude = defineCommand({
   },
   async run() {
     _exitSoon();
-    const outcome = await runHookSafely(async () => parseClaudeHook(await readHookStdin()), { prefix: "claude" });
-    // Claude Code puts this into the model's context: who it is in drover, what it holds
-    if (outcome?.context) {
-      console.log(
-        JSON.stringify({ hookSpecificOutput: { hookEventName: "SessionStart", additionalContext: outcome.context } }),
-      );
-    }
+    _sayContext(await runHookSafely(async () => parseClaudeHook(await readHookStdin()), { prefix: "claude" }));
   },
 });
-
 const hookCodex = defineCommand({
   meta: {
     name: "codex",
-    description: "Codex notify hook: reads the JSON argument, writes a heartbeat; always exits 0",
+    description:
+      "Codex hook: its notify JSON as the argument, or a hooks.json event on stdin; writes a heartbeat; always exits 0",
   },
   args: { payload: { type: "positional", required: false, description: "The notification JSON Codex passes" } },
   async run({ args }) {
     _exitSoon();
-    await runHookSafely(() => parseCodexNotify(String(args.payload ?? "")), { prefix: "codex" });
+    // notify passes one JSON argument; Codex's hooks.json hooks (Claude Code's format) pass their event on stdin
+    const read =
+      args.payload !== undefined
+        ? () => parseCodexNotify(String(args.payload))
+        : async () => parseClaudeHook(await readHookStdin());
+    _sayContext(await runHookSafely(read, { prefix: "codex" }));
   },
 });
+
+/** A session's start: what its model is told (its agent id, its item), in the hook output both clients read. */
+function _sayContext(outcome: HookOutcome | null): void {
+  if (!outcome?.context) return;
+  console.log(
+    JSON.stringify({ hookSpecificOutput: { hookEventName: "SessionStart", additionalContext: outcome.context } }),
+  );
+}
 
 const hook = defineCommand({
   meta: { name: "hook", description: "Agent hooks that turn lifecycle events into heartbeats (see drover integrate)" },

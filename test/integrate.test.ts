@@ -278,8 +278,14 @@ describe("drover integrate", () => {
       url: "http://127.0.0.1:4317/mcp",
       bearer_token_env_var: "DROVER_TOKEN",
     });
+    // Codex reads hooks.json beside its config: SessionStart there tells the model its agent id
+    const hooksFile = join(project.dir, "hooks.json");
+    const hooks = JSON.parse(readFileSync(hooksFile, "utf8")).hooks;
+    expect(hooks.SessionStart[0].hooks[0].command).toBe(`${BUN} ${CLI} hook codex`);
+    const hooksOnce = readFileSync(hooksFile, "utf8");
     expect((await cli(["integrate", "codex", "--write", file], project.dir, env)).code).toBe(0);
     expect(readFileSync(file, "utf8")).toBe(once);
+    expect(readFileSync(hooksFile, "utf8")).toBe(hooksOnce);
   });
 
   test("codex --write with the user's own notify: a wrapper runs theirs, then drover's; a rerun changes nothing", async () => {

@@ -2,10 +2,12 @@
  * @module Codex's `config.toml`: drover's MCP server and the notify hook, in blocks drover manages. Codex runs one
  * notify command: when the user has their own, drover writes a small wrapper beside the config that runs theirs,
  * then drover's, and points notify at it (their line stays in the file, commented out, saying where it went).
+ * Beside it, `hooks.json` (Claude Code's format, which Codex reads too) gets drover's session hooks: SessionStart
+ * tells the model its agent id, which otherwise it could not know (it is derived from the thread id).
  */
 import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { TOKEN_ENV } from "../../clients/claude.ts";
+import { mergeClaudeSettings, TOKEN_ENV, updateJsonFile } from "../../clients/claude.ts";
 import { DroverError } from "../../core/errors.ts";
 import { writeFileAtomic } from "../../core/files.ts";
 import { shellLine } from "../self.ts";
@@ -42,6 +44,10 @@ export function mergeCodexConfig(file: string, { url, hook }: { url: string; hoo
   } else notify = _managedNotify(file) ?? hook;
   const top = upsertBlock(file, notifyLine(notify), { ...TOML_TOP, where: "top" });
   const mcp = upsertBlock(file, mcpBlock(url), { ...TOML_MCP, where: "bottom" });
+  const hooksFile = join(dirname(file), "hooks.json");
+  const hooks = updateJsonFile(hooksFile, (doc) => mergeClaudeSettings(doc, shellLine(hook)).length > 0);
+  if (hooks)
+    said.push(`${hooksFile}: drover's session hooks added (codex exec runs them with --dangerously-bypass-hook-trust)`);
   try {
     Bun.TOML.parse(readFileSync(file, "utf8"));
   } catch (err) {

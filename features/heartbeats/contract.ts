@@ -17,7 +17,8 @@ export const heartbeatsContract = defineContract({
         active_item_id: z.string().nullable(),
         state: z.string(),
         clock_skew: z.boolean(),
-        accepts_work: z.boolean(),
+        // Optional on the wire: a relay from a daemon older than `accepts_work` still reaches the gateway.
+        accepts_work: z.boolean().default(false),
       }),
     },
     agent_status: { topic: "agents", schema: z.object({ agent_id: agentId, status, previous: status.nullable() }) },
