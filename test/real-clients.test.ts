@@ -116,7 +116,7 @@ describe("Claude Code", () => {
 
     expect(session.exitCode, session.stderr).toBe(0);
     expect(model.agents).toEqual(["claude-wt"]);
-    expect(model.items).toEqual([id]);
+    expect(model.items).toEqual([id!]);
     expect(api.turns()[0]!.text).toMatch(new RegExp(`You work on item "${id}" .* with fence \\d+`));
     expect(api.turns()[1]!.toolResults[0]).toMatchObject({ isError: false });
     expect((await _heldBy("claude-wt")).map((i) => i.id)).toEqual([id!]);
@@ -213,7 +213,7 @@ describe("Codex", () => {
 
     expect(session.exitCode, session.stderr).toBe(0);
     expect(model.agents).toEqual(["codex-wt"]);
-    expect(model.items).toEqual([id]);
+    expect(model.items).toEqual([id!]);
     expect(api.requests[1]!.toolResults[0]!.output).toContain(`"agent_id":"codex-wt"`);
     expect((await _heldBy("codex-wt")).map((i) => i.id)).toEqual([id!]);
     await _heartbeatsAs("codex-wt", { state: ENDED_CODEX, item: id });
@@ -253,7 +253,7 @@ async function _heartbeatsAs(agent: string, expected: { state: string | string[]
   for (;;) {
     const rows = (await api(daemon.url, daemon.token, "/api/agents")).body as Array<Record<string, unknown>>;
     const row = rows.find((a) => a.agent_id === agent);
-    if (states.includes(String(row?.state)) && (expected.item === undefined || row.active_item_id === expected.item))
+    if (states.includes(String(row?.state)) && (expected.item === undefined || row?.active_item_id === expected.item))
       return;
     if (Date.now() > deadline)
       throw new Error(`agent "${agent}" not listed as ${JSON.stringify(expected)}: ${JSON.stringify(row ?? null)}`);
