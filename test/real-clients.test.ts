@@ -101,13 +101,7 @@ describe("Claude Code", () => {
   }, 120_000);
 
   test("in a worktree drover made: told its agent and item, the session is the item's holder", async () => {
-    const [id] = await _createItems(1);
-    const started = await run(
-      [BINARY, "item", "start", "--id", id!, "--agent", "claude-wt", "--path-only"],
-      project.dir,
-    );
-    expect(started.code, started.stderr).toBe(0);
-    const worktree = started.stdout.trim();
+    const { id, worktree } = await _startInWorktree("claude-wt");
     const model = _scriptedModel();
     const api = startAnthropic(model.claude);
     cleanups.push(() => api.stop());
@@ -116,10 +110,10 @@ describe("Claude Code", () => {
 
     expect(session.exitCode, session.stderr).toBe(0);
     expect(model.agents).toEqual(["claude-wt"]);
-    expect(model.items).toEqual([id!]);
+    expect(model.items).toEqual([id]);
     expect(api.turns()[0]!.text).toMatch(new RegExp(`You work on item "${id}" .* with fence \\d+`));
     expect(api.turns()[1]!.toolResults[0]).toMatchObject({ isError: false });
-    expect((await _heldBy("claude-wt")).map((i) => i.id)).toEqual([id!]);
+    expect((await _heldBy("claude-wt")).map((i) => i.id)).toEqual([id]);
     await _heartbeatsAs("claude-wt", { state: "exiting", item: id });
     expect(await _agentIds()).not.toContain(`claude-${sessionKey(session.sessionId!)}`);
   }, 120_000);
@@ -199,23 +193,18 @@ describe("Codex", () => {
   }, 120_000);
 
   test("exec in a worktree drover made: the session is the item's holder", async () => {
-    const [id] = await _createItems(1);
-    const started = await run(
-      [BINARY, "item", "start", "--id", id!, "--agent", "codex-wt", "--path-only"],
-      project.dir,
-    );
-    expect(started.code, started.stderr).toBe(0);
+    const { id, worktree } = await _startInWorktree("codex-wt");
     const model = _scriptedModel();
     const api = startOpenAI(model.codex);
     cleanups.push(() => api.stop());
 
-    const session = await exec(started.stdout.trim(), api.url);
+    const session = await exec(worktree, api.url);
 
     expect(session.exitCode, session.stderr).toBe(0);
     expect(model.agents).toEqual(["codex-wt"]);
-    expect(model.items).toEqual([id!]);
+    expect(model.items).toEqual([id]);
     expect(api.requests[1]!.toolResults[0]!.output).toContain(`"agent_id":"codex-wt"`);
-    expect((await _heldBy("codex-wt")).map((i) => i.id)).toEqual([id!]);
+    expect((await _heldBy("codex-wt")).map((i) => i.id)).toEqual([id]);
     await _heartbeatsAs("codex-wt", { state: ENDED_CODEX, item: id });
     expect(await _agentIds()).not.toContain(`codex-${sessionKey(session.threadId!)}`);
   }, 120_000);
@@ -235,6 +224,14 @@ async function _createItems(n: number): Promise<string[]> {
     ids.push(r.body.id);
   }
   return ids;
+}
+
+/** A new item started for `agent` as the README says (`drover item start`): claimed, in coding, its worktree made. */
+async function _startInWorktree(agent: string): Promise<{ id: string; worktree: string }> {
+  const [id] = await _createItems(1);
+  const started = await run([BINARY, "item", "start", "--id", id!, "--agent", agent, "--path-only"], project.dir);
+  expect(started.code, started.stderr).toBe(0);
+  return { id: id!, worktree: started.stdout.trim() };
 }
 
 async function _heldBy(agent: string): Promise<Array<{ id: string }>> {
