@@ -1,6 +1,6 @@
-import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { afterAll, afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ManualClock, manualClock } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
@@ -9,7 +9,9 @@ import { canonicalJson } from "../core/json.ts";
 import { type Item, itemPath } from "../features/pipeline/item.ts";
 import { formatCommitMessage } from "../hub/apply.ts";
 import type { Runtime } from "../runtime.ts";
+import { bareRepo } from "./git-server.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
+import { type Machine, machine } from "./sync-machines.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
@@ -208,6 +210,96 @@ describe("item.next", () => {
     const ids = results.map((r) => r.item?.id).filter(Boolean);
     expect(ids).toHaveLength(5);
     expect(new Set(ids).size).toBe(5);
+  });
+});
+
+describe("item.next filters", () => {
+  type Next = { item: Item | null };
+  const next = (input: Record<string, unknown>) => op<Next>("item.next", input).then((r) => r.item);
+
+  test("stages: coding takes unclaimed backlog or coding items, qa only qa items; without filters nothing changes", async () => {
+    const backlog = await op("item.create", { title: "backlog", priority: 1 });
+    clock.advance(1000);
+    const coding = await op("item.create", { title: "coding", priority: 0, stage: "coding" });
+    clock.advance(1000);
+    const qa = await op("item.create", { title: "qa", priority: 0, stage: "qa" });
+    clock.advance(1000);
+    const merge = await op("item.create", { title: "merge", priority: 3, stage: "merge" });
+    await op("item.create", { title: "blocked", priority: 0, stage: "blocked" });
+
+    expect(await next({ agent: "q1", stages: ["qa"] })).toMatchObject({
+      id: qa.id,
+      stage: "qa",
+      claim: { agent_id: "q1" },
+    });
+    expect(await next({ agent: "q2", stages: ["qa"] })).toBeNull();
+    expect(await next({ agent: "c1", stages: ["coding"] })).toMatchObject({ id: coding.id, stage: "coding" });
+    expect(await next({ agent: "c2", stages: ["coding"] })).toMatchObject({ id: backlog.id, stage: "coding" });
+    expect(await next({ agent: "c3", stages: ["coding"] })).toBeNull();
+    expect(await next({ agent: "b1", stages: ["blocked", "done"] })).toBeNull();
+    expect(await next({ agent: "m1", stages: ["qa", "merge"] })).toMatchObject({ id: merge.id, stage: "merge" });
+  });
+
+  test("stages: a backlog item is not taken for qa or merge; unfiltered, the best ready item in any stage", async () => {
+    const backlog = await op("item.create", { title: "backlog", priority: 0 });
+    clock.advance(1000);
+    const qa = await op("item.create", { title: "qa", priority: 2, stage: "qa" });
+    expect(await next({ agent: "m1", stages: ["merge"] })).toBeNull();
+    expect(await next({ agent: "a1" })).toMatchObject({ id: backlog.id, stage: "coding" });
+    expect(await next({ agent: "a2" })).toMatchObject({ id: qa.id, stage: "qa" });
+  });
+
+  test("labels: only items carrying all of them", async () => {
+    const plain = await op("item.create", { title: "plain", priority: 0 });
+    const x = await op("item.create", { title: "x", priority: 1, labels: ["x"] });
+    const xy = await op("item.create", { title: "xy", priority: 2, labels: ["y", "x"] });
+    expect(await next({ agent: "a1", labels: ["x", "y"] })).toMatchObject({ id: xy.id });
+    expect(await next({ agent: "a2", labels: ["x", "y"] })).toBeNull();
+    expect(await next({ agent: "a3", labels: ["x"], stages: ["qa"] })).toBeNull();
+    expect(await next({ agent: "a4", labels: ["x"], stages: ["coding"] })).toMatchObject({ id: x.id });
+    expect(await next({ agent: "a5", labels: [] })).toMatchObject({ id: plain.id });
+  });
+
+  test("the filters are recorded with the op; an empty or unknown stage list is invalid input", async () => {
+    await op("item.create", { title: "x", labels: ["ui"] });
+    await next({ agent: "a1", stages: ["coding"], labels: ["ui"] });
+    const git = (...args: string[]) => execFileSync("git", args, { cwd: project.paths.hub, encoding: "utf8" });
+    const recorded = git("log", "-1", "--format=%B", "drover/hub")
+      .split("\n")
+      .filter((l) => l.startsWith("{"))
+      .map((l) => JSON.parse(l));
+    expect(recorded).toMatchObject([{ op: "item.next", args: { agent: "a1", stages: ["coding"], labels: ["ui"] } }]);
+    expect((await refused(next({ agent: "a2", stages: [] }))).code).toBe("invalid_input");
+    expect((await refused(next({ agent: "a2", stages: ["nowhere"] }))).code).toBe("invalid_input");
+    expect((await refused(next({ agent: "a2", labels: ["a,b"] }))).code).toBe("invalid_input");
+  });
+});
+
+describe("item.next filters across machines", () => {
+  const remote = bareRepo();
+  const machines: Machine[] = [];
+  afterAll(async () => {
+    for (const m of machines) await m.cleanup();
+    rmSync(remote.root, { recursive: true, force: true });
+  });
+
+  test("a replay refuses an item that no longer matches the stages it was taken for", async () => {
+    const a = await machine(remote.path);
+    machines.push(a);
+    const b = await machine(remote.path);
+    machines.push(b);
+    const it = await a.op("item.create", { title: "coding work", stage: "coding" });
+    await a.op("sync.now");
+    await b.op("sync.now");
+    await a.op("item.move", { id: it.id, to: "qa" });
+    await a.op("sync.now");
+    // b still sees it in coding and takes it for a coding runner; on the remote it is in qa: refused, not taken
+    const err = await b.op("item.next", { agent: "coder", stages: ["coding"] }).catch((e) => e);
+    expect(err).toMatchObject({
+      code: "claimed",
+      message: `Cannot claim item "${it.id}": it no longer matches the stages or labels asked for (qa)`,
+    });
+    expect(await b.op("item.get", { id: it.id })).toMatchObject({ stage: "qa", claim: null });
   });
 });
 

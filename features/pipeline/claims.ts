@@ -1,7 +1,8 @@
 /**
  * @module Claims: leases with fencing tokens. `item.claim`, `item.next` (the pull model: the best ready item,
- * claimed and moved into coding in one op), `item.renew`, `item.release`, `agent.takeover`, and the expiry of
- * lapsed leases. A grant waits for its push when there is a remote (`pipeline.claim_confirm_secs`).
+ * optionally only in some stages or with some labels, claimed and moved into coding in one op), `item.renew`,
+ * `item.release`, `agent.takeover`, and the expiry of lapsed leases. A grant waits for its push when there is a
+ * remote (`pipeline.claim_confirm_secs`).
  */
 import { z } from "zod";
 import { iso } from "../../core/clock.ts";
@@ -10,9 +11,10 @@ import type { Context } from "../../core/feature.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp, defineMutation } from "../../hub/op.ts";
-import { claimHeld, type Item, mustItem, writeItem } from "./item.ts";
+import { claimHeld, type Item, mustItem, stageSchema, writeItem } from "./item.ts";
+import { labelSchema } from "./items.ts";
 import { checkFence, fenceSchema, moveItem, unmetDeps } from "./moves.ts";
-import { READY_STAGES, TERMINAL_STAGES } from "./stages.ts";
+import { READY_STAGES, STAGES, type Stage, TERMINAL_STAGES } from "./stages.ts";
 
 const ttl = z
   .number()
@@ -20,7 +22,6 @@ const ttl = z
   .min(1)
   .max(7 * 86_400)
   .describe("Claim lifetime in seconds");
-const READY_SQL = [...READY_STAGES].map((s) => `'${s}'`).join(", ");
 /** The lease length a caller left out is this machine's `pipeline.claim_ttl_secs`, recorded with the op. */
 const withTtl = <T extends { ttl_secs?: number }>(ctx: Context, input: T) => ({
   ...input,
@@ -39,16 +40,33 @@ export const itemClaim = defineHubOp({
   answer: (_ctx, { result: item, confirmed }) => ({ claim: item.claim!, fence: item.fence, confirmed }),
 });
 
+/** What `item.next` may take (a runner takes only items in its stages and with its labels). */
+const nextFilters = {
+  stages: z
+    .array(stageSchema)
+    .min(1)
+    .max(STAGES.length)
+    .optional()
+    .describe("Only items ready in one of these stages (a backlog item is taken into coding)"),
+  labels: z.array(labelSchema).max(50).optional().describe("Only items carrying all of these labels"),
+};
+
 export const itemNext = defineHubOp({
   description: "Claim the best ready item for an agent and move it into coding, atomically",
-  input: z.strictObject({ agent: agentIdSchema, ttl_secs: ttl.optional() }),
-  // the item the first run picks (or null: nothing was ready) is recorded, so a replay claims that one or fails
-  args: z.strictObject({ agent: agentIdSchema, ttl_secs: ttl, id: itemIdSchema.nullable().optional() }),
+  input: z.strictObject({ agent: agentIdSchema, ttl_secs: ttl.optional(), ...nextFilters }),
+  // the item the first run picks (or null: nothing was ready) is recorded, so a replay claims that one or fails;
+  // the filters are recorded too, so a replay refuses an item that no longer matches them
+  args: z.strictObject({
+    agent: agentIdSchema,
+    ttl_secs: ttl,
+    ...nextFilters,
+    id: itemIdSchema.nullable().optional(),
+  }),
   record: withTtl,
   http: { method: "POST", path: "/api/next" },
   apply(args, tx, ctx): Item | null {
     if (args.id === null) return null;
-    const ready = args.id === undefined ? _nextReady(ctx, tx) : _stillReady(tx, args.id);
+    const ready = args.id === undefined ? _nextReady(ctx, tx, args) : _stillReady(tx, args.id, args);
     args.id = ready?.id ?? null;
     if (!ready) return null;
     const claimed = claimItem(ctx, tx, ready, args);
@@ -147,29 +165,53 @@ export function claimItem(ctx: Context, tx: HubTx, item: Item, options: { agent:
 
 // --- internal ---
 
-/** The best ready item: in backlog, coding, qa or merge, unclaimed or expired, dependencies met. */
-function _nextReady(ctx: Context, tx: HubTx): Item | null {
+interface NextFilters {
+  stages?: Stage[];
+  labels?: string[];
+}
+
+/** The best ready item: in backlog, coding, qa or merge, unclaimed or expired, dependencies met, filters matched. */
+function _nextReady(ctx: Context, tx: HubTx, filters: NextFilters): Item | null {
+  const stages = [...READY_STAGES].filter((s) => _stageMatches(s, filters.stages));
+  if (!stages.length) return null;
+  const labels = filters.labels ?? [];
   const rows = ctx.db
-    .query<{ id: string }, [number]>(
-      `SELECT id FROM items WHERE stage IN (${READY_SQL}) AND (holder IS NULL OR expires_at <= ?)
+    .query<{ id: string }, Array<string | number>>(
+      `SELECT id FROM items WHERE stage IN (${stages.map(() => "?").join(", ")}) AND (holder IS NULL OR expires_at <= ?)
+       ${labels.map(() => "AND EXISTS (SELECT 1 FROM json_each(labels) WHERE value = ?)").join(" ")}
        ORDER BY priority, created_at, id`,
     )
-    .all(tx.now);
+    .all(...stages, tx.now, ...labels);
   for (const { id } of rows) {
     const item = mustItem(tx, id, "read");
-    if (_isReady(tx, item)) return item;
+    if (_isReady(tx, item, filters)) return item;
   }
   return null;
 }
 
-function _isReady(tx: HubTx, item: Item): boolean {
-  return READY_STAGES.has(item.stage) && !claimHeld(item, tx.now) && unmetDeps(tx, item).length === 0;
+function _isReady(tx: HubTx, item: Item, filters: NextFilters): boolean {
+  return (
+    READY_STAGES.has(item.stage) &&
+    _stageMatches(item.stage, filters.stages) &&
+    (filters.labels ?? []).every((l) => item.labels.includes(l)) &&
+    !claimHeld(item, tx.now) &&
+    unmetDeps(tx, item).length === 0
+  );
 }
 
-function _stillReady(tx: HubTx, id: string): Item {
+/** A stage is taken when it is asked for; a backlog item also when coding is (item.next takes it into coding). */
+function _stageMatches(stage: Stage, stages: Stage[] | undefined): boolean {
+  return !stages || stages.includes(stage) || (stage === "backlog" && stages.includes("coding"));
+}
+
+function _stillReady(tx: HubTx, id: string, filters: NextFilters): Item {
   const item = mustItem(tx, id, "claim");
-  if (!_isReady(tx, item)) {
-    const why = claimHeld(item, tx.now) ? `held by "${item.claim!.agent_id}"` : `it is no longer ready (${item.stage})`;
+  if (!_isReady(tx, item, filters)) {
+    const why = claimHeld(item, tx.now)
+      ? `held by "${item.claim!.agent_id}"`
+      : _isReady(tx, item, {})
+        ? `it no longer matches the stages or labels asked for (${item.stage})`
+        : `it is no longer ready (${item.stage})`;
     throw new DroverError("claimed", `Cannot claim item "${id}": ${why}`);
   }
   return item;

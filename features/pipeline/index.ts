@@ -1,6 +1,6 @@
 /**
  * @module Feature `pipeline`: work items moving through stages, claims with fencing tokens, the pull model
- * (`item.next`), claim expiry and the archiving of done items.
+ * (`item.next`), notes on items, claim expiry and the archiving of done items.
  */
 import { iso } from "../../core/clock.ts";
 import { type Context, defineFeature } from "../../core/feature.ts";
@@ -10,6 +10,7 @@ import { pipelineContract } from "./contract.ts";
 import type { Item } from "./item.ts";
 import { itemCreate, itemGet, itemsList } from "./items.ts";
 import { archiveDone, itemMove } from "./moves.ts";
+import { itemNote } from "./notes.ts";
 import { reconcileWorkingFiles } from "./reconcile.ts";
 import { addItemUsage, usageMigrations, usageOps } from "./usage.ts";
 import { applyItemChanges, holderMachineMigration, viewMigrations } from "./view.ts";
@@ -23,6 +24,7 @@ declare module "../../core/feature.ts" {
     "item.get": typeof itemGet;
     "items.list": typeof itemsList;
     "item.move": typeof itemMove;
+    "item.note": typeof itemNote;
     "item.claim": typeof itemClaim;
     "item.next": typeof itemNext;
     "item.renew": typeof itemRenew;
@@ -67,6 +69,7 @@ export default defineFeature({
     "item.get": itemGet,
     "items.list": itemsList,
     "item.move": itemMove,
+    "item.note": itemNote,
     "item.claim": itemClaim,
     "item.next": itemNext,
     "item.renew": itemRenew,

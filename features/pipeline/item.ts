@@ -29,6 +29,24 @@ export const usageSchema = z.object({
   reports: z.number().int().min(0),
 });
 
+/** A note's text: at most 4 KiB of UTF-8 (SPEC §5), whoever wrote it, here or on another machine. */
+export const NOTE_MAX_BYTES = 4096;
+export const noteTextSchema = z
+  .string()
+  .min(1)
+  .refine((s) => Buffer.byteLength(s, "utf8") <= NOTE_MAX_BYTES, {
+    message: `must be at most ${NOTE_MAX_BYTES} bytes (UTF-8)`,
+  });
+
+/** How many notes an item keeps: the last ones. */
+export const NOTES_KEPT = 50;
+
+export const noteSchema = z.object({
+  at: z.string().max(64),
+  agent_id: agentIdSchema.nullable(),
+  text: noteTextSchema,
+});
+
 export const itemSchema = z.object({
   id: itemIdSchema,
   title: z.string().max(500),
@@ -44,11 +62,14 @@ export const itemSchema = z.object({
   updated_at: z.string(),
   /** What the item's work cost so far (`usage.report`); absent until the first report. */
   usage: usageSchema.optional(),
+  /** What agents wrote about the work (`item.note`), oldest first; absent until the first note. */
+  notes: z.array(noteSchema).max(NOTES_KEPT).optional(),
 });
 
 export type Item = z.output<typeof itemSchema>;
 export type Claim = z.output<typeof claimSchema>;
 export type Usage = z.output<typeof usageSchema>;
+export type Note = z.output<typeof noteSchema>;
 
 /** Where an item lives in the hub. */
 export function itemPath(id: string): string {
