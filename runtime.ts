@@ -30,6 +30,7 @@ import config from "./features/config/index.ts";
 import gateway from "./features/gateway/index.ts";
 import heartbeats from "./features/heartbeats/index.ts";
 import pipeline from "./features/pipeline/index.ts";
+import runners from "./features/runners/index.ts";
 import sync from "./features/sync/index.ts";
 import timers from "./features/timers/index.ts";
 import triggers from "./features/triggers/index.ts";
@@ -37,7 +38,17 @@ import worktrees from "./features/worktrees/index.ts";
 import hub from "./hub/index.ts";
 
 /** Every feature, in start order, after the hub layer (which every feature's setup may use). */
-export const features: readonly Feature[] = [sync, pipeline, heartbeats, timers, triggers, gateway, worktrees, config];
+export const features: readonly Feature[] = [
+  sync,
+  pipeline,
+  heartbeats,
+  timers,
+  triggers,
+  gateway,
+  worktrees,
+  runners,
+  config,
+];
 
 /** What lives only in `state.db` besides what features keep there: lost when a damaged one is rebuilt. */
 const RUNTIME_LOCAL_ONLY = ["idempotency keys", "approvals of the committed config (run drover trust again)"];

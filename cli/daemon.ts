@@ -4,10 +4,11 @@
  * down cleanly.
  */
 import { hostname } from "node:os";
-import { claimDaemon, type DaemonInfo, processStart, releaseDaemon, updateDaemon } from "../core/daemon-file.ts";
+import { claimDaemon, type DaemonInfo, releaseDaemon, updateDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
 import { readToken } from "../core/identity.ts";
 import type { Paths } from "../core/paths.ts";
+import { processStart } from "../core/process.ts";
 import { openRuntime, type Runtime, VERSION } from "../runtime.ts";
 import { type RunningServer, startServer } from "../server/serve.ts";
 

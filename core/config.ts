@@ -13,18 +13,24 @@ export const secs = z.number().int().min(1).max(31_536_000);
  * Keys of one `[section]` of config.toml, with their defaults; `env` names the environment variables that
  * override a key on this machine. Several parts may share a section (a feature adding keys to another's table).
  */
-export interface ConfigPart<S extends string = string, T extends z.ZodRawShape = z.ZodRawShape> {
+export interface ConfigPart<
+  S extends string = string,
+  T extends z.ZodRawShape = z.ZodRawShape,
+  E extends z.ZodType = z.ZodType,
+> {
   section: S;
   keys: T;
   env?: Partial<Record<keyof T & string, string>>;
+  /** Tables named by the user inside the section (`[runners.<name>]`): each name matches `name`, each table `schema`. */
+  entries?: { name: RegExp; schema: E };
 }
 
 /** Declares config keys in a section (identity at the type level); `defineFeature` registers a feature's. */
-export function defineConfig<S extends string, T extends z.ZodRawShape>(
+export function defineConfig<S extends string, T extends z.ZodRawShape, E extends z.ZodType = z.ZodNever>(
   section: S,
   keys: T,
-  options: { env?: Partial<Record<keyof T & string, string>> } = {},
-): ConfigPart<S, T> {
+  options: { env?: Partial<Record<keyof T & string, string>>; entries?: { name: RegExp; schema: E } } = {},
+): ConfigPart<S, T, E> {
   return { section, keys, ...options };
 }
 
@@ -67,7 +73,12 @@ export function configSchema(): z.ZodObject {
   const sections = new Map<string, z.ZodRawShape>();
   for (const part of _parts) sections.set(part.section, { ...sections.get(part.section), ...part.keys });
   return (_schema = z.object(
-    Object.fromEntries([...sections].map(([name, keys]) => [name, z.object(keys).prefault({})])),
+    Object.fromEntries(
+      [...sections].map(([name, keys]) => {
+        const entries = _parts.find((p) => p.section === name && p.entries)?.entries;
+        return [name, (entries ? _withEntries(keys, entries) : z.object(keys)).prefault({})];
+      }),
+    ),
   ));
 }
 
@@ -149,25 +160,41 @@ function _envValue(schema: unknown, name: string, value: string): unknown {
   return n;
 }
 
+/** A section of fixed keys plus tables the user names; a name that does not match is an error naming it. */
+function _withEntries(keys: z.ZodRawShape, entries: { name: RegExp; schema: z.ZodType }): z.ZodType {
+  return z
+    .object(keys)
+    .catchall(entries.schema)
+    .superRefine((table, check) => {
+      for (const name of Object.keys(table)) {
+        if (Object.hasOwn(keys, name) || entries.name.test(name)) continue;
+        check.addIssue({ code: "custom", path: [name], message: `must be a name matching ${entries.name}` });
+      }
+    });
+}
+
 function _unknownKeys(raw: unknown, schema: z.ZodType, prefix: string): string[] {
   if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return [];
-  const shape = _shapeOf(schema);
-  if (!shape) return [];
+  const object = _objectOf(schema);
+  if (!object) return [];
+  const shape = object.shape as Record<string, z.ZodType>;
+  const catchall = object.def.catchall as z.ZodType | undefined;
   const out: string[] = [];
   for (const [key, value] of Object.entries(raw)) {
     const path = prefix ? `${prefix}.${key}` : key;
-    const child = shape[key];
+    const child = shape[key] ?? catchall;
     if (!child) out.push(path);
     else out.push(..._unknownKeys(value, child, path));
   }
   return out;
 }
 
-function _shapeOf(schema: z.ZodType): Record<string, z.ZodType> | undefined {
+function _objectOf(schema: z.ZodType): z.ZodObject | undefined {
   let s: unknown = schema;
   while (s && typeof s === "object") {
-    if (s instanceof z.ZodObject) return s.shape as Record<string, z.ZodType>;
-    const inner = (s as { def?: { innerType?: unknown } }).def?.innerType;
+    if (s instanceof z.ZodObject) return s;
+    const def = (s as { def?: { innerType?: unknown; in?: unknown } }).def;
+    const inner = def?.innerType ?? def?.in; // defaults and prefaults wrap it; a refinement pipes from it
     if (!inner) return undefined;
     s = inner;
   }

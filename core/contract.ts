@@ -41,4 +41,8 @@ export type ContractSection<S extends string> = _UnionToIntersection<_KeysIn<Con
 type _UnionToIntersection<U> = (U extends unknown ? (x: U) => void : never) extends (x: infer I) => void ? I : never;
 /** A field of each contract that has it (distributes over the union of contracts). */
 type _Field<C, K extends keyof Contract> = C extends { [P in K]: infer V } ? V : never;
-type _KeysIn<P, S extends string> = P extends ConfigPart<S, infer T> ? z.output<z.ZodObject<T>> : never;
+type _KeysIn<P, S extends string> =
+  P extends ConfigPart<S, infer T, infer E>
+    ? ([keyof T] extends [never] ? unknown : z.output<z.ZodObject<T>>) &
+        ([E] extends [z.ZodNever] ? unknown : Record<string, z.output<E>>)
+    : never;

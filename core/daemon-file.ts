@@ -9,6 +9,7 @@ import { z } from "zod";
 import { DroverError } from "./errors.ts";
 import { readRegularFile, writeFileAtomic } from "./files.ts";
 import type { Paths } from "./paths.ts";
+import { processAlive } from "./process.ts";
 
 export interface DaemonInfo {
   pid: number;
@@ -68,11 +69,6 @@ export function releaseDaemon(paths: Paths, pid: number = process.pid): void {
   if (_read(paths)?.pid === pid && existsSync(paths.daemon)) unlinkSync(paths.daemon);
 }
 
-/** When a process started (see `DaemonInfo.pid_start`); null when that cannot be told. */
-export function processStart(pid: number): string | null {
-  return _procStat(pid)?.start ?? null;
-}
-
 // --- internal ---
 
 const _infoSchema = z.object({
@@ -98,23 +94,5 @@ function _read(paths: Paths): DaemonInfo | null {
 
 function _alive(info: DaemonInfo): boolean {
   if (info.host !== hostname()) return true; // cannot check another host's process: assume it runs
-  try {
-    process.kill(info.pid, 0);
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === "EPERM";
-  }
-  const stat = _procStat(info.pid);
-  if (!stat) return true; // no /proc here: the pid is all there is to go by
-  if (stat.state === "Z") return false; // a killed but unreaped child still answers kill(0)
-  return info.pid_start === null || info.pid_start === stat.start;
-}
-
-/** The state and start time of a process from `/proc/<pid>/stat`; null when there is no such file. */
-function _procStat(pid: number): { state: string; start: string } | null {
-  const read = readRegularFile(`/proc/${pid}/stat`, { maxBytes: 4096 });
-  if (!read || "error" in read) return null;
-  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so the fields are counted after the last ")"
-  const fields = read.text.slice(read.text.lastIndexOf(")") + 2).split(" ");
-  const [state, start] = [fields[0], fields[19]]; // fields 3 and 22 of proc(5)
-  return state && start ? { state, start } : null;
+  return processAlive(info.pid, info.pid_start);
 }

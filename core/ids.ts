@@ -14,3 +14,6 @@ export const agentIdSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, "must be 1 to 64 of A-Z a-z 0-9 . _ - starting with a letter or digit")
   .describe("Agent id");
+
+/** Item labels (and the labels a runner takes items by). */
+export const labelSchema = z.string().regex(/^[^\s,]{1,64}$/, "must be 1 to 64 characters without spaces or commas");

@@ -27,10 +27,10 @@ import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
 import { MAX_HOOK_INPUT_BYTES, MAX_HOOK_LOG_BYTES, readHookStdin, sessionKey } from "../cli/hook.ts";
-import { processStart } from "../core/daemon-file.ts";
 import { escapeControls } from "../core/escape.ts";
 import { readRegularFile } from "../core/files.ts";
 import { pathsFor, secureProjectDir } from "../core/paths.ts";
+import { processStart } from "../core/process.ts";
 import { parseHeartbeat } from "../features/heartbeats/file.ts";
 import { itemPath } from "../features/pipeline/item.ts";
 import {

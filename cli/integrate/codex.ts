@@ -8,9 +8,9 @@
 import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { mergeClaudeSettings, TOKEN_ENV, updateJsonFile } from "../../clients/claude.ts";
+import { shellLine } from "../../clients/self.ts";
 import { DroverError } from "../../core/errors.ts";
 import { writeFileAtomic } from "../../core/files.ts";
-import { shellLine } from "../self.ts";
 import { readBlock, upsertBlock } from "./text-blocks.ts";
 
 const TOML_TOP = { start: "# >>> drover notify (managed by `drover integrate codex`)", end: "# <<< drover notify" };

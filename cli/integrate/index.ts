@@ -7,13 +7,13 @@
 import { join } from "node:path";
 import { type CommandDef, defineCommand } from "citty";
 import { mergeClaudeSettings, mergeMcpServers, TOKEN_ENV, updateJsonFile } from "../../clients/claude.ts";
+import { selfArgv, shellLine } from "../../clients/self.ts";
 import { loadConfig } from "../../core/config.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
 import { DroverError } from "../../core/errors.ts";
 import { findProject, type Paths } from "../../core/paths.ts";
 import { carryIntegrationToAll } from "../../features/worktrees/integration.ts";
 import { renderResult } from "../output.ts";
-import { selfArgv, shellLine } from "../self.ts";
 import { codexConfigFile, integrationChecks } from "./checks.ts";
 import { mcpBlock, mergeCodexConfig, notifyLine } from "./codex.ts";
 import { upsertBlock } from "./text-blocks.ts";

@@ -8,11 +8,10 @@ import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import type { Context } from "../../core/feature.ts";
-import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
+import { agentIdSchema, itemIdSchema, labelSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp, defineMutation } from "../../hub/op.ts";
 import { claimHeld, type Item, mustItem, stageSchema, writeItem } from "./item.ts";
-import { labelSchema } from "./items.ts";
 import { checkFence, fenceSchema, moveItem, unmetDeps } from "./moves.ts";
 import { READY_STAGES, STAGES, type Stage, TERMINAL_STAGES } from "./stages.ts";
 

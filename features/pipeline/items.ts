@@ -4,13 +4,12 @@ import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { defineOp } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
-import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
+import { agentIdSchema, itemIdSchema, labelSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp } from "../../hub/op.ts";
 import { type Item, itemPath, mustItem, stageSchema } from "./item.ts";
 
 /** Labels name files nowhere, but the CLI prints them comma-separated. */
-export const labelSchema = z.string().regex(/^[^\s,]{1,64}$/, "must be 1 to 64 characters without spaces or commas");
 
 const createInput = z.strictObject({
   title: z.string().trim().min(1).max(500).describe("Short title"),

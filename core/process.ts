@@ -1,0 +1,38 @@
+/**
+ * @module Processes by pid and start time: a pid alone is reused by the OS, so a process drover started (a daemon,
+ * a run) is recognised by the pair — Linux: field 22 of `/proc/<pid>/stat`, clock ticks since boot, kept as text.
+ */
+import { readRegularFile } from "./files.ts";
+
+/** When the process started, as the OS tells it; null where it cannot be read (no such process, no `/proc`). */
+export function processStart(pid: number): string | null {
+  return _procStat(pid)?.start ?? null;
+}
+
+/**
+ * Whether `pid` is still the process that started at `start` (null: unknown, the pid is all there is to go by).
+ * A zombie (killed, not yet reaped) is not alive.
+ */
+export function processAlive(pid: number, start: string | null): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+  const stat = _procStat(pid);
+  if (!stat) return true; // no /proc here
+  if (stat.state === "Z") return false;
+  return start === null || start === stat.start;
+}
+
+// --- internal ---
+
+/** The state and start time of a process from `/proc/<pid>/stat`; null when there is no such file. */
+function _procStat(pid: number): { state: string; start: string } | null {
+  const read = readRegularFile(`/proc/${pid}/stat`, { maxBytes: 4096 });
+  if (!read || "error" in read) return null;
+  // "pid (comm) state ppid …": comm may hold spaces and parentheses, so the fields are counted after the last ")"
+  const fields = read.text.slice(read.text.lastIndexOf(")") + 2).split(" ");
+  const [state, start] = [fields[0], fields[19]]; // fields 3 and 22 of proc(5)
+  return state && start ? { state, start } : null;
+}

@@ -1,0 +1,105 @@
+/**
+ * @module What a run executes: the preset's command (or the runner's own `command`) with `{prompt}` and the other
+ * fields filled in, followed by the client's integration on its command line — drover's MCP server and hooks for
+ * Claude Code, the MCP server and notify for Codex — so the process's hooks, its MCP calls and drover name the
+ * same agent and item without any file written into the worktree. The environment carries the same ids.
+ */
+import { mergeClaudeSettings, mergeMcpServers, TOKEN_ENV } from "../../clients/claude.ts";
+import { selfArgv, shellLine } from "../../clients/self.ts";
+import type { Preset, Runner } from "./contract.ts";
+
+/** The preset's command when the runner gives none. Unattended: Claude may edit files and call drover's tools. */
+const COMMANDS: Record<Preset, string[]> = {
+  claude: [
+    "claude",
+    "-p",
+    "{prompt}",
+    "--output-format",
+    "stream-json",
+    "--verbose",
+    "--permission-mode",
+    "acceptEdits",
+    "--allowedTools",
+    "mcp__drover",
+  ],
+  codex: ["codex", "exec", "--json", "-s", "workspace-write", "{prompt}"],
+  command: [],
+};
+
+export interface RunFields {
+  run: string;
+  agent: string;
+  item: { id: string; title: string; body: string; stage: string };
+  fence: number;
+  worktree: string;
+  prompt: string;
+  /** The daemon's URL and token, for the MCP server the client is given. */
+  url: string;
+  token: string;
+}
+
+/** The argv and environment of one run. */
+export function runCommand(runner: Runner, fields: RunFields): { argv: string[]; env: Record<string, string> } {
+  const base = runner.command.length ? runner.command : COMMANDS[runner.preset];
+  const values: Record<string, string> = {
+    prompt: fields.prompt,
+    id: fields.item.id,
+    title: fields.item.title,
+    body: fields.item.body,
+    stage: fields.item.stage,
+    worktree: fields.worktree,
+    agent: fields.agent,
+    run: fields.run,
+  };
+  // Codex reads no option after its prompt; Claude's variadic --mcp-config would take a prompt after it: last
+  const at = runner.preset === "codex" ? base.findIndex((arg) => arg.includes("{prompt}")) : -1;
+  const split = at < 0 ? base.length : at;
+  const argv = [
+    ...base.slice(0, split).map((arg) => fillTemplate(arg, values)),
+    ..._integration(runner.preset, fields.url),
+    ...base.slice(split).map((arg) => fillTemplate(arg, values)),
+  ];
+  const env = {
+    ...runner.env,
+    DROVER_AGENT: fields.agent,
+    DROVER_ITEM: fields.item.id,
+    DROVER_FENCE: String(fields.fence),
+    DROVER_RUN: fields.run,
+    DROVER_URL: fields.url,
+    [TOKEN_ENV]: fields.token,
+  };
+  return { argv, env };
+}
+
+/** `{name}` replaced by its value; unknown names are left as they are (a literal brace in a command survives). */
+export function fillTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\{([a-z]+)\}/g, (whole, name: string) =>
+    Object.hasOwn(values, name) ? values[name]! : whole,
+  );
+}
+
+// --- internal ---
+
+function _integration(preset: Preset, url: string): string[] {
+  // by absolute path: a run's PATH is the user's, where `drover` may be another version or missing
+  const hook = [...selfArgv({ path: "" }), "hook", preset];
+  const mcpUrl = `${url}/mcp`;
+  if (preset === "claude") {
+    const mcp: Record<string, unknown> = {};
+    mergeMcpServers(mcp, mcpUrl);
+    const settings: Record<string, unknown> = {};
+    mergeClaudeSettings(settings, shellLine(hook));
+    return ["--mcp-config", JSON.stringify(mcp), "--settings", JSON.stringify(settings)];
+  }
+  if (preset === "codex") {
+    return [
+      "-c",
+      `mcp_servers.drover.url=${JSON.stringify(mcpUrl)}`,
+      "-c",
+      `mcp_servers.drover.bearer_token_env_var=${JSON.stringify(TOKEN_ENV)}`,
+      "-c",
+      `notify=${JSON.stringify(hook)}`,
+    ];
+  }
+  return [];
+}

@@ -1,0 +1,133 @@
+/**
+ * @module One run's process: started in its own process group (so stopping it stops what it started), its stdout
+ * and stderr written to a bounded log and handed line by line to the caller, and stopped with SIGTERM, then
+ * SIGKILL. The log keeps its newest part when it outgrows its bound: the end says how the run went.
+ */
+import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+
+/** A run's log is cut back to half of this when it grows past it. */
+export const MAX_LOG_BYTES = 4 * 1024 * 1024;
+
+export interface RunProcess {
+  pid: number;
+  /** Resolves when the process ended and its output was read: its exit code, or the signal that ended it. */
+  exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  signal(name: "SIGTERM" | "SIGKILL"): void;
+}
+
+export function startProcess(options: {
+  argv: string[];
+  cwd: string;
+  env: Record<string, string>;
+  log: string;
+  onLine: (line: string) => void;
+}): RunProcess {
+  const log = _boundedLog(options.log);
+  const proc = Bun.spawn(options.argv, {
+    cwd: options.cwd,
+    env: { ...process.env, ...options.env },
+    stdin: "ignore",
+    stdout: "pipe",
+    stderr: "pipe",
+    detached: true,
+  });
+  const pump = (stream: ReadableStream<Uint8Array>) => _pump(stream, log.write, options.onLine);
+  const exited = Promise.all([pump(proc.stdout), pump(proc.stderr), proc.exited]).then(() => {
+    log.close();
+    return {
+      exitCode: proc.signalCode ? null : proc.exitCode,
+      signal: proc.signalCode ? String(proc.signalCode) : null,
+    };
+  });
+  return {
+    pid: proc.pid,
+    exited,
+    signal(name) {
+      signalGroup(proc.pid, name);
+    },
+  };
+}
+
+/** Signals a run's whole process group (a process drover started detached leads its own group). */
+export function signalGroup(pid: number, name: "SIGTERM" | "SIGKILL"): void {
+  try {
+    process.kill(-pid, name);
+  } catch {
+    try {
+      process.kill(pid, name); // the group is gone but the leader may not be
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** The last `bytes` of a log, as text (for a note, `run.get`). */
+export function logTail(file: string, bytes: number): string {
+  try {
+    const size = statSync(file).size;
+    const fd = openSync(file, "r");
+    try {
+      const length = Math.min(size, bytes);
+      const buffer = Buffer.alloc(length);
+      const read = readSync(fd, buffer, 0, length, size - length);
+      const text = buffer.subarray(0, read).toString("utf8");
+      return size > bytes ? text.slice(text.indexOf("\n") + 1) : text; // from the first whole line
+    } finally {
+      closeSync(fd);
+    }
+  } catch {
+    return "";
+  }
+}
+
+// --- internal ---
+
+async function _pump(
+  stream: ReadableStream<Uint8Array>,
+  write: (chunk: Uint8Array) => void,
+  onLine: (l: string) => void,
+) {
+  const decoder = new TextDecoder();
+  let partial = "";
+  for await (const chunk of stream) {
+    write(chunk);
+    partial += decoder.decode(chunk, { stream: true });
+    let at = partial.indexOf("\n");
+    while (at >= 0) {
+      _safe(onLine, partial.slice(0, at).replace(/\r$/, ""));
+      partial = partial.slice(at + 1);
+      at = partial.indexOf("\n");
+    }
+    if (partial.length > 1024 * 1024) partial = partial.slice(-1024 * 1024); // a line without end is not read whole
+  }
+  if (partial) _safe(onLine, partial);
+}
+
+function _safe(onLine: (l: string) => void, line: string) {
+  try {
+    onLine(line);
+  } catch {
+    // a reader's error must not stop the log
+  }
+}
+
+function _boundedLog(file: string) {
+  let fd = openSync(file, "a", 0o600);
+  let size = 0;
+  return {
+    write(chunk: Uint8Array) {
+      writeSync(fd, chunk);
+      size += chunk.byteLength;
+      if (size <= MAX_LOG_BYTES) return;
+      closeSync(fd);
+      const kept = readFileSync(file).subarray(-MAX_LOG_BYTES / 2);
+      const note = Buffer.from(`[drover: the log passed ${MAX_LOG_BYTES} bytes; older output was dropped]\n`);
+      writeFileSync(file, Buffer.concat([note, kept]), { mode: 0o600 });
+      size = note.byteLength + kept.byteLength;
+      fd = openSync(file, "a", 0o600);
+    },
+    close() {
+      closeSync(fd);
+    },
+  };
+}

@@ -1,0 +1,298 @@
+/**
+ * @module The supervisor: fills this machine's free runner slots with ready items and watches each run until it
+ * ends. A slot is the agent `<runner>-<machine_id>-<n>`; filling one is `item.next` for that agent (atomic, so
+ * two machines never start on the same item), the item's worktree, then the process. While the process lives the
+ * supervisor heartbeats for the slot (renewing the claim); it stops a run past `timeout_mins`, or quiet — no
+ * output and no heartbeat of its own hooks — for `quiet_mins`. Time comes from the injected clock (the 1 s tick).
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { iso } from "../../core/clock.ts";
+import { readDaemon } from "../../core/daemon-file.ts";
+import type { Context } from "../../core/feature.ts";
+import { randomBase32 } from "../../core/identity.ts";
+import { processAlive, processStart } from "../../core/process.ts";
+import type { RunEnding, Runner } from "./contract.ts";
+import { endRunOf, type LiveRun } from "./endings.ts";
+import { createOutputReader } from "./output.ts";
+import { runCommand } from "./presets.ts";
+import { signalGroup, startProcess } from "./process.ts";
+import { renderPrompt } from "./prompt.ts";
+import { forgetLog, insertRun, listRuns, oldLogs, setPid } from "./store.ts";
+
+/** After SIGTERM, a run has this long to end before SIGKILL. */
+export const STOP_GRACE_MS = 10_000;
+/** The supervisor's heartbeat for a running slot (renews the claim; well inside `idle_after_secs`). */
+const BEAT_MS = 30_000;
+/** Logs of ended runs kept on disk (their rows stay). */
+const KEPT_LOGS = 200;
+
+export interface Supervisor {
+  /** Fill free slots soon; many requests make one fill. */
+  request(): void;
+  /** Fill free slots now; resolves with how many runs started. */
+  fill(): Promise<number>;
+  /** Per tick: stop runs past their time or quiet, escalate stops, heartbeat for running slots. */
+  tick(): void;
+  /** A heartbeat for a slot that is not the supervisor's own: the run shows life. */
+  sawHeartbeat(agent: string, lastHeartbeat: string): void;
+  /** Asks a run to stop (SIGTERM, SIGKILL after the grace); false when it is not running here. */
+  stop(run: string, reason: RunEnding): boolean;
+  /** Daemon start: runs a dead daemon left are stopped and their items released. */
+  recover(): Promise<number>;
+  /** Daemon stop: every run stopped, its ending applied. */
+  stopAll(): Promise<void>;
+  live(): LiveRun[];
+  /** Resolves once no fill and no ending is in progress (tests, the daemon's stop). */
+  settled(): Promise<void>;
+}
+
+export function createSupervisor(ctx: Context): Supervisor {
+  const lives = new Map<string, LiveRun>(); // by agent (slot)
+  const pending = new Set<Promise<unknown>>();
+  let filling: Promise<number> | null = null;
+  let again = false;
+  let scheduled = false;
+  let closing = false;
+  let recovered: Promise<number> = Promise.resolve(0);
+
+  const track = <T>(p: Promise<T>): Promise<T> => {
+    pending.add(p);
+    const done = () => void pending.delete(p);
+    p.then(done, done);
+    return p;
+  };
+
+  async function fillOnce(): Promise<number> {
+    await recovered;
+    const runners = Object.entries(ctx.config.runners);
+    if (ctx.mode !== "daemon" || closing || !ctx.config.pipeline.auto_assign || runners.length === 0) return 0;
+    const paused = new Set(
+      (await ctx.ops.call("agents.list", {})).filter((a) => a.paused_until).map((a) => a.agent_id),
+    );
+    let started = 0;
+    for (const [name, runner] of runners) {
+      const slots = Array.from({ length: runner.max }, (_, n) => slotAgent(name, ctx.machineId, n + 1));
+      if (slots.some((s) => paused.has(s))) continue; // a rate limit is the account's: the whole runner waits
+      for (const agent of slots) {
+        if (closing) return started;
+        if (lives.has(agent)) continue;
+        if ((await ctx.ops.call("items.list", { assignee: agent })).length) continue;
+        const next = await ctx.ops.call("item.next", { agent, stages: runner.stages, labels: runner.labels });
+        if (!next.item) break;
+        ctx.bus.publish("assigned", { item_id: next.item.id, agent_id: agent });
+        await start({ name, runner, agent, item: next.item, fence: next.fence ?? next.item.fence });
+        started++;
+      }
+    }
+    return started;
+  }
+
+  async function start(spec: { name: string; runner: Runner; agent: string; item: _Item; fence: number }) {
+    const { name, runner, agent, fence } = spec;
+    let item = spec.item;
+    let cwd = ctx.paths.root;
+    if (item.stage === "coding" && ctx.config.pipeline.worktrees) {
+      const started = await ctx.ops.call("item.start", { id: item.id, agent }).catch(() => null);
+      if (started?.path) cwd = started.path;
+      if (started) item = started.item;
+    } else if (existsSync(join(ctx.paths.worktrees, item.id))) cwd = join(ctx.paths.worktrees, item.id);
+    const run = `run-${randomBase32(8)}`;
+    const logDir = join(ctx.paths.dir, "runs");
+    mkdirSync(logDir, { recursive: true, mode: 0o700 });
+    const log = join(logDir, `${run}.log`);
+    const now = ctx.clock.now();
+    const row = { run, runner: name, agent_id: agent, item_id: item.id, stage: item.stage, fence, cwd, log };
+    insertRun(ctx.db, { ...row, pid: null, pid_start: null, started_at: iso(now) });
+    const reader = createOutputReader();
+    const live: LiveRun = {
+      row,
+      runner,
+      reader,
+      started: now,
+      activity: now,
+      beat: now,
+      ownBeat: null,
+      stopping: null,
+    };
+    lives.set(agent, live);
+    const prompt = renderPrompt(runner.prompt, { item, agent, worktree: cwd });
+    const command = runCommand(runner, { run, agent, item, fence, worktree: cwd, prompt, ..._daemonAddress(ctx) });
+    let exited: Promise<{ exitCode: number | null; signal: string | null }>;
+    try {
+      const proc = startProcess({
+        ...command,
+        cwd,
+        log,
+        onLine(line) {
+          live.activity = ctx.clock.now();
+          reader.line(line);
+        },
+      });
+      live.proc = proc;
+      setPid(ctx.db, run, proc.pid, processStart(proc.pid));
+      exited = proc.exited;
+      ctx.bus.publish("run_started", { run, runner: name, agent_id: agent, item_id: item.id, pid: proc.pid, cwd });
+    } catch (err) {
+      live.startError = (err as Error).message;
+      exited = Promise.resolve({ exitCode: null, signal: null });
+    }
+    await beat(live);
+    track(
+      exited.then(async (result) => {
+        await endRunOf(ctx, live, result);
+        lives.delete(agent);
+        _pruneLogs(ctx);
+        api.request();
+      }),
+    );
+  }
+
+  async function beat(live: LiveRun): Promise<void> {
+    live.beat = ctx.clock.now();
+    const hb = await ctx.ops
+      .call("heartbeat", { agent: live.row.agent_id, item: live.row.item_id, state: "working" })
+      .catch((err: Error) => void ctx.log.warn(`Heartbeat for run "${live.row.run}": ${err.message}`));
+    if (hb) live.ownBeat = hb.last_heartbeat;
+  }
+
+  const api: Supervisor = {
+    request() {
+      if (ctx.mode !== "daemon") return; // a CLI process running an op never starts agents
+      if (filling) again = true;
+      else if (!scheduled) {
+        scheduled = true;
+        setTimeout(() => {
+          scheduled = false;
+          void api.fill();
+        }, 20).unref?.();
+      }
+    },
+    async fill() {
+      if (filling) {
+        again = true;
+        return filling;
+      }
+      filling = track(
+        (async () => {
+          let total = 0;
+          do {
+            again = false;
+            try {
+              total += await fillOnce();
+            } catch (err) {
+              ctx.log.error("Runners could not fill their slots", { error: err as Error });
+            }
+          } while (again && !closing);
+          return total;
+        })(),
+      );
+      try {
+        return await filling;
+      } finally {
+        filling = null;
+      }
+    },
+    tick() {
+      const now = ctx.clock.now();
+      for (const live of lives.values()) {
+        if (live.stopping) {
+          if (!live.stopping.killed && now - live.stopping.at >= STOP_GRACE_MS) {
+            live.stopping.killed = true;
+            live.proc?.signal("SIGKILL");
+          }
+          continue;
+        }
+        if (!live.runner) continue;
+        const { timeout_mins, quiet_mins } = live.runner;
+        if (now - live.started >= timeout_mins * 60_000) api.stop(live.row.run, "timeout");
+        else if (now - live.activity >= quiet_mins * 60_000) api.stop(live.row.run, "stuck");
+        else if (now - live.beat >= BEAT_MS) void track(beat(live));
+      }
+    },
+    sawHeartbeat(agent, lastHeartbeat) {
+      const live = lives.get(agent);
+      if (live && lastHeartbeat !== live.ownBeat) live.activity = ctx.clock.now();
+    },
+    stop(run, reason) {
+      const live = [...lives.values()].find((l) => l.row.run === run);
+      if (!live || live.stopping) return Boolean(live);
+      live.stopping = { reason, at: ctx.clock.now(), killed: false };
+      live.proc?.signal("SIGTERM");
+      return true;
+    },
+    async recover() {
+      recovered = track(_recover(ctx));
+      return recovered;
+    },
+    async stopAll() {
+      closing = true;
+      for (const live of lives.values()) api.stop(live.row.run, "stopped");
+      // the ticker may be stopped already: the grace is measured here
+      const deadline = Date.now() + STOP_GRACE_MS;
+      while (lives.size && Date.now() < deadline) await Bun.sleep(50);
+      for (const live of lives.values()) live.proc?.signal("SIGKILL");
+      await api.settled();
+    },
+    live: () => [...lives.values()],
+    async settled() {
+      while (pending.size) await Promise.allSettled([...pending]);
+    },
+  };
+  return api;
+}
+
+/** The agent id of a runner's slot `n` on a machine: stable across restarts. */
+export function slotAgent(runner: string, machineId: string, n: number): string {
+  return `${runner}-${machineId}-${n}`.slice(0, 64);
+}
+
+// --- internal ---
+
+type _Item = { id: string; title: string; body: string; stage: string; fence: number };
+
+/** Where the run's MCP calls and CLI go: this daemon, as `daemon.json` names it. */
+function _daemonAddress(ctx: Context): { url: string; token: string } {
+  const { host, port } = ctx.config.server;
+  const url = readDaemon(ctx.paths)?.url ?? `http://${host}:${port}`;
+  let token = "";
+  try {
+    token = readFileSync(ctx.paths.token, "utf8").trim();
+  } catch {
+    // no token yet: the run's calls will be refused, and it fails visibly
+  }
+  return { url, token };
+}
+
+/** Runs left `running` by a daemon that died: a live one is stopped (the group), then each is ended and its item released. */
+async function _recover(ctx: Context): Promise<number> {
+  const { clock } = ctx;
+  const left = listRuns(ctx.db, { state: "running", limit: 10_000 });
+  for (const row of left) {
+    if (row.pid && processAlive(row.pid, row.pid_start)) {
+      signalGroup(row.pid, "SIGTERM");
+      const deadline = Date.now() + STOP_GRACE_MS;
+      while (processAlive(row.pid, row.pid_start) && Date.now() < deadline) await Bun.sleep(50);
+      signalGroup(row.pid, "SIGKILL");
+    }
+    const live: LiveRun = {
+      row,
+      runner: ctx.config.runners[row.runner] ?? null,
+      reader: createOutputReader(),
+      started: Date.parse(row.started_at),
+      activity: clock.now(),
+      beat: clock.now(),
+      ownBeat: null,
+      stopping: { reason: "orphaned", at: clock.now(), killed: true },
+    };
+    await endRunOf(ctx, live, { exitCode: null, signal: null });
+  }
+  return left.length;
+}
+
+function _pruneLogs(ctx: Context): void {
+  for (const log of oldLogs(ctx.db, KEPT_LOGS)) {
+    rmSync(log, { force: true });
+    forgetLog(ctx.db, log);
+  }
+}

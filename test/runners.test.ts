@@ -1,0 +1,187 @@
+/**
+ * Runners (SPEC §13) with a scripted agent (`command` preset, test/fixtures/runner-agent.ts): each daemon is a
+ * real process, each run a real process group; time-dependent endings (quiet, timeout, the stop's grace, a rate
+ * limit's reset) are driven by the daemon's injected clock (`DROVER_CLOCK_FILE`), not by waiting.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { processAlive } from "../core/process.ts";
+import { api, BUN, CLI, type DaemonProc, ROOT, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
+
+const AGENT = join(ROOT, "test", "fixtures", "runner-agent.ts");
+const cleanups: Array<() => unknown> = [];
+
+afterAll(async () => {
+  for (const c of cleanups.reverse()) await c();
+});
+
+describe("a runner's endings", () => {
+  const setup = _daemon({ max: 4 });
+
+  test("succeed: running within 1 s of its creation; exit 0 moves it to on_success with its usage; the slot is free", async () => {
+    const { d } = await setup;
+    const id = await _create(d, "succeed once");
+    const [ended] = await _runsOf(d, id, (runs) => runs.some((r) => r.state === "ended"));
+    const item = await _item(d, id);
+    expect(Date.parse(ended!.started_at) - Date.parse(item.created_at)).toBeLessThan(1000);
+    expect(ended).toMatchObject({ reason: "success", exit_code: 0, runner: "scripted" });
+    expect(ended!.agent_id).toMatch(/^scripted-.+-[1-4]$/);
+    expect(item).toMatchObject({ stage: "qa", claim: null });
+    expect(item.usage).toMatchObject({
+      input_tokens: 1200,
+      output_tokens: 340,
+      cache_read_tokens: 5000,
+      cost_usd: 0.0125,
+    });
+    expect(item.notes ?? []).toEqual([]);
+  });
+
+  test("fail: released with a note giving the reason and the log's tail, retried, blocked after max_attempts", async () => {
+    const { d } = await setup;
+    const id = await _create(d, "fail always");
+    await _until(async () => (await _item(d, id)).stage === "blocked");
+    const runs = await _runsOf(d, id, (r) => r.length === 3 && r.every((x) => x.state === "ended"));
+    expect(runs.map((r) => [r.reason, r.exit_code])).toEqual([
+      ["failed", 1],
+      ["failed", 1],
+      ["failed", 1],
+    ]);
+    const item = await _item(d, id);
+    expect(item.notes).toHaveLength(3);
+    expect(item.notes[0].text).toContain("failed (exit 1)");
+    expect(item.notes[0].text).toContain("the tests failed (3 of 12)");
+    expect(item.claim).toBeNull();
+  });
+
+  test("crash: a failure whose note names the signal", async () => {
+    const { d } = await setup;
+    const id = await _create(d, "crash now");
+    const [first] = (await _runsOf(d, id, (r) => r.some((x) => x.state === "ended"))).slice(-1);
+    expect(first).toMatchObject({ reason: "crashed", exit_code: null });
+    await _until(async () => (await _item(d, id)).notes?.length >= 1);
+    expect((await _item(d, id)).notes[0].text).toContain("crashed (signal SIGKILL)");
+    await _until(async () => (await _item(d, id)).stage === "blocked");
+  });
+
+  test("retry: the next run's prompt carries the failed run's note, and it succeeds", async () => {
+    const { d } = await setup;
+    const id = await _create(d, "retry please");
+    await _until(async () => (await _item(d, id)).stage === "qa");
+    const runs = await _runsOf(d, id, (r) => r.length === 2);
+    expect(runs.map((r) => r.reason)).toEqual(["success", "failed"]); // newest first
+  });
+
+  test("move: an agent that moves its item itself ends as moved, and drover moves nothing more", async () => {
+    const { d } = await setup;
+    const id = await _create(d, "move myself");
+    const [ended] = await _runsOf(d, id, (r) => r.some((x) => x.state === "ended"));
+    expect(ended).toMatchObject({ reason: "moved", exit_code: 0 });
+    expect(await _item(d, id)).toMatchObject({ stage: "qa", claim: null });
+  });
+});
+
+describe("a runner's clock", () => {
+  const setup = _daemon({ max: 1 });
+
+  test("quiet for quiet_mins (no output, no heartbeat): stopped as stuck, released with a note, then retried", async () => {
+    const { d, jump } = await setup;
+    const id = await _create(d, "hang-once now");
+    const [running] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
+    await Bun.sleep(300);
+    expect((await _runsOf(d, id, () => true))[0].state).toBe("running");
+    await jump(11 * 60_000);
+    const runs = await _runsOf(d, id, (r) => r.some((x) => x.reason === "stuck"));
+    expect(runs.find((r) => r.run === running!.run)).toMatchObject({ reason: "stuck" });
+    expect(processAlive(running!.pid, running!.pid_start)).toBe(false);
+    await _until(async () => (await _item(d, id)).stage === "qa"); // the second run succeeds
+    expect((await _item(d, id)).notes[0].text).toContain("was quiet too long");
+  });
+
+  test("past timeout_mins, however busy: stopped as timeout", async () => {
+    const { d, jump } = await setup;
+    const id = await _create(d, "chatty-once now");
+    await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
+    await jump(31 * 60_000);
+    await _runsOf(d, id, (r) => r.some((x) => x.reason === "timeout"));
+    await _until(async () => (await _item(d, id)).stage === "qa");
+  });
+
+  test("run.stop: SIGTERM to the group, SIGKILL once the grace has passed; released with a note, not counted", async () => {
+    const { d, jump } = await setup;
+    const id = await _create(d, "stubborn-once now");
+    const [running] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
+    await Bun.sleep(300); // it has set its SIGTERM handler
+    const stopped = await api(d.url, d.token, `/api/runs/${running!.run}/stop`, {});
+    expect(stopped.status).toBe(200);
+    await Bun.sleep(500);
+    expect(processAlive(running!.pid, running!.pid_start)).toBe(true); // it ignores SIGTERM
+    await jump(11_000);
+    await _runsOf(d, id, (r) => r.some((x) => x.reason === "stopped"));
+    expect(processAlive(running!.pid, running!.pid_start)).toBe(false);
+    await _until(async () => (await _item(d, id)).stage === "qa");
+    expect((await _item(d, id)).notes[0].text).toContain("was stopped");
+    expect((await api(d.url, d.token, `/api/runs/${running!.run}/stop`, {})).status).toBe(409);
+  });
+});
+
+// --- internal ---
+
+type Daemon = { d: DaemonProc; dir: string; jump(ms: number): Promise<void> };
+
+let offsets = 0;
+
+/** A trusted project whose runner `scripted` runs the scripted agent, and its daemon with a clock the test moves. */
+function _daemon(options: { max: number; extra?: string }): Promise<Daemon> {
+  return (async () => {
+    const project = await tempProject();
+    cleanups.push(project.cleanup);
+    const clockFile = join(project.dir, `clock-${++offsets}`);
+    writeFileSync(clockFile, "0");
+    const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
+    await Bun.write(
+      project.paths.config,
+      `[hub]\nremote = ""\n\n[runners.scripted]\npreset = "command"\ncommand = ${argv}\nmax = ${options.max}\n` +
+        `timeout_mins = 30\nquiet_mins = 10\nmax_attempts = 3\n[runners.scripted.env]\nDROVER_TEST_DIR = "${project.dir}"\n` +
+        (options.extra ?? ""),
+    );
+    await trustConfig(project.paths);
+    const d = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
+    cleanups.push(() => d.stop());
+    let offset = 0;
+    return {
+      d,
+      dir: project.dir,
+      async jump(ms: number) {
+        offset += ms;
+        writeFileSync(clockFile, String(offset));
+        await Bun.sleep(1300); // re-read within 100 ms, then a tick
+      },
+    };
+  })();
+}
+
+async function _create(d: DaemonProc, title: string): Promise<string> {
+  const r = await api(d.url, d.token, "/api/items", { title });
+  expect(r.status).toBe(201);
+  return r.body.id;
+}
+
+async function _item(d: DaemonProc, id: string) {
+  return (await api(d.url, d.token, `/api/items/${id}`)).body;
+}
+
+/** The item's runs, newest first, once `ready` holds (10 s at most). */
+async function _runsOf(d: DaemonProc, id: string, ready: (runs: any[]) => unknown): Promise<any[]> {
+  let runs: any[] = [];
+  await _until(async () => ready((runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body)));
+  return runs;
+}
+
+async function _until(check: () => Promise<unknown>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await Bun.sleep(50);
+  }
+}
