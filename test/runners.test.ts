@@ -7,7 +7,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processAlive } from "../core/process.ts";
-import { api, BUN, CLI, type DaemonProc, ROOT, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
+import { api, BUN, CLI, type DaemonProc, ROOT, run, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
 
 const AGENT = join(ROOT, "test", "fixtures", "runner-agent.ts");
 const cleanups: Array<() => unknown> = [];
@@ -125,33 +125,112 @@ describe("a runner's clock", () => {
   });
 });
 
+describe("a runner under load and after a crash", () => {
+  test("a rate limit pauses the runner until the provider's reset and releases the item untouched", async () => {
+    const reset = Math.floor(Date.now() / 1000) + 7200;
+    const { d, jump } = await _daemon({ max: 2, env: { DROVER_TEST_RESET: String(reset) } });
+    const limited = await _create(d, "limit-once a");
+    const [ended] = await _runsOf(d, limited, (r) => r.some((x) => x.state === "ended"));
+    expect(ended).toMatchObject({ reason: "rate_limited", exit_code: 1 });
+    await _until(async () => (await _item(d, limited)).claim === null);
+    expect((await _item(d, limited)).notes ?? []).toEqual([]);
+    const agents = (await api(d.url, d.token, "/api/agents")).body;
+    expect(agents.find((a: any) => a.agent_id === ended!.agent_id)?.paused_until).toBe(new Date(reset * 1000).toISOString());
+    const waiting = await _create(d, "succeed b");
+    await Bun.sleep(1000);
+    expect((await api(d.url, d.token, `/api/runs?item=${waiting}`)).body).toEqual([]); // the whole runner waits
+    await jump(7200_000 + 60_000);
+    await _until(async () => (await _item(d, waiting)).stage === "qa");
+    await _until(async () => (await _item(d, limited)).stage === "qa");
+  });
+
+  test("20 runs at once: each item runs once, ends with its usage, and the supervisor keeps up", async () => {
+    const { d } = await _daemon({ max: 20 });
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => _create(d, `slow ${i}`)));
+    let most = 0;
+    await _until(async () => {
+      const runs = (await api(d.url, d.token, "/api/runs?limit=100")).body as any[];
+      most = Math.max(most, runs.filter((r) => r.state === "running").length);
+      return runs.length === 20 && runs.every((r) => r.state === "ended");
+    }, 20_000);
+    expect(most).toBe(20);
+    for (const id of ids) {
+      const item = await _item(d, id);
+      expect(item).toMatchObject({ stage: "qa", claim: null, usage: { input_tokens: 1200, reports: 1 } });
+      expect((await api(d.url, d.token, `/api/runs?item=${id}`)).body).toHaveLength(1);
+    }
+  }, 60_000);
+
+  test("kill -9 of the daemon mid-run: the next start stops the orphan and releases its item; no process works on an unrenewed claim", async () => {
+    const { d, project, clockFile } = await _daemon({ max: 1 });
+    const id = await _create(d, "hang forever");
+    const [orphan] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
+    d.proc.kill("SIGKILL");
+    await d.proc.exited;
+    expect(processAlive(orphan!.pid, orphan!.pid_start)).toBe(true); // its own process group outlived the daemon
+    const again = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
+    cleanups.push(() => again.stop());
+    const runs = await _runsOf(again, id, (r) => r.some((x) => x.reason === "orphaned") && r[0].state === "running");
+    expect(processAlive(orphan!.pid, orphan!.pid_start)).toBe(false);
+    expect((await _item(again, id)).notes[0].text).toContain("left running by a daemon that died");
+    // the item runs again, under a claim the live supervisor renews
+    const [current] = runs;
+    expect((await _item(again, id)).claim).toMatchObject({ agent_id: current.agent_id });
+    await again.stop(); // a daemon stopping stops its runs
+    expect(processAlive(current.pid, current.pid_start)).toBe(false);
+    const after = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
+    cleanups.push(() => after.stop());
+    const ended = (await api(after.url, after.token, `/api/runs?item=${id}`)).body.find((r: any) => r.run === current.run);
+    expect(ended).toMatchObject({ state: "ended", reason: "stopped" });
+  }, 60_000);
+
+  test("a runner in a committed config nobody trusted does not run; drover trust makes it run", async () => {
+    const { d, project } = await _daemon({ max: 1, trusted: false });
+    const id = await _create(d, "succeed later");
+    await Bun.sleep(1500);
+    expect((await api(d.url, d.token, `/api/runs?item=${id}`)).body).toEqual([]);
+    expect((await _item(d, id)).stage).toBe("backlog");
+    const trusted = await run([BUN, CLI, "trust", "--yes"], project.dir);
+    expect(trusted.code, trusted.stderr).toBe(0);
+    await _until(async () => (await _item(d, id)).stage === "qa");
+  });
+});
+
 // --- internal ---
 
-type Daemon = { d: DaemonProc; dir: string; jump(ms: number): Promise<void> };
+type Daemon = {
+  d: DaemonProc;
+  dir: string;
+  project: Awaited<ReturnType<typeof tempProject>>;
+  clockFile: string;
+  jump(ms: number): Promise<void>;
+};
 
 let offsets = 0;
 
 /** A trusted project whose runner `scripted` runs the scripted agent, and its daemon with a clock the test moves. */
-function _daemon(options: { max: number; extra?: string }): Promise<Daemon> {
+function _daemon(options: { max: number; env?: Record<string, string>; trusted?: boolean }): Promise<Daemon> {
   return (async () => {
     const project = await tempProject();
     cleanups.push(project.cleanup);
     const clockFile = join(project.dir, `clock-${++offsets}`);
     writeFileSync(clockFile, "0");
     const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
+    const env = Object.entries({ DROVER_TEST_DIR: project.dir, ...options.env }).map(([k, v]) => `${k} = "${v}"`);
     await Bun.write(
       project.paths.config,
       `[hub]\nremote = ""\n\n[runners.scripted]\npreset = "command"\ncommand = ${argv}\nmax = ${options.max}\n` +
-        `timeout_mins = 30\nquiet_mins = 10\nmax_attempts = 3\n[runners.scripted.env]\nDROVER_TEST_DIR = "${project.dir}"\n` +
-        (options.extra ?? ""),
+        `timeout_mins = 30\nquiet_mins = 10\nmax_attempts = 3\n[runners.scripted.env]\n${env.join("\n")}\n`,
     );
-    await trustConfig(project.paths);
+    if (options.trusted !== false) await trustConfig(project.paths);
     const d = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
     cleanups.push(() => d.stop());
     let offset = 0;
     return {
       d,
       dir: project.dir,
+      project,
+      clockFile,
       async jump(ms: number) {
         offset += ms;
         writeFileSync(clockFile, String(offset));

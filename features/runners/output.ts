@@ -1,8 +1,12 @@
 /**
  * @module What a run's own output says: its token usage and cost, and whether the provider refused it for a rate
  * limit (and until when). Read line by line from Claude Code's stream-json (`result`, `rate_limit_event`) and
- * Codex's `--json` events (`turn.completed` usage, `error`/`turn.failed`); a `command` agent may print either
- * shape. A limit is also recognised in plain text ("usage limit reached", "hit your limit"), as older clients say it.
+ * Codex's `--json` events (`turn.completed` usage, `turn.failed`); a `command` agent may print either shape. As
+ * measured with the real CLIs: Claude gives the reset as `rate_limit_event.resetsAt` (a subscription's limit) or
+ * not at all (an API key's 429: `api_error_status` 429); Codex only in its text, "try again at 11:49 PM" or
+ * "… at Nov 30th, 2026 2:50 AM", in the run's time zone (runs of the codex preset get `TZ=UTC`). A bare Codex
+ * `error` line may be a retry that then succeeds: only `turn.failed` ends a turn. Plain text is never read as a
+ * limit: an agent's own words may well be about rate limits.
  */
 import type { RunUsage } from "./contract.ts";
 
@@ -18,23 +22,23 @@ export interface OutputReader {
   rateLimit(): RateLimit | null;
 }
 
-export function createOutputReader(): OutputReader {
+/** `now` (ms) places a reset time given without its day ("11:49 PM": today, or tomorrow once past). */
+export function createOutputReader(now: () => number = Date.now): OutputReader {
   let claude: RunUsage | null = null; // a result line carries the session's totals: the last one wins
   let codex: RunUsage | null = null; // turn.completed lines carry one turn each: they add up
   let limit: RateLimit | null = null;
 
   return {
     line(text) {
+      // only what the client itself says counts: an agent's own text may well talk about rate limits
       const event = _json(text);
-      if (!event) {
-        if (_LIMIT_TEXT.test(text)) limit ??= { resetsAt: _resetIn(text), message: text.slice(0, 500) };
-        return;
-      }
+      if (!event) return;
       if (event.type === "result") {
         claude = _claudeUsage(event) ?? claude;
         const said = typeof event.result === "string" ? event.result : "";
-        if (event.is_error === true && (event.api_error_status === 429 || _LIMIT_TEXT.test(said)))
-          limit ??= { resetsAt: _resetIn(said), message: said.slice(0, 500) || "HTTP 429" };
+        const refused = event.api_error_status === 429 || event.api_error === "usage_limit_reached";
+        if (event.is_error === true && refused)
+          limit ??= { resetsAt: _resetIn(said, now()), message: said.slice(0, 500) || "HTTP 429" };
       } else if (event.type === "rate_limit_event") {
         const info = _object(event.rate_limit_info);
         if (info && info.status === "rejected") {
@@ -44,10 +48,10 @@ export function createOutputReader(): OutputReader {
       } else if (event.type === "turn.completed") {
         const u = _object(event.usage);
         if (u) codex = _add(codex, _codexUsage(u));
-      } else if (event.type === "error" || event.type === "turn.failed") {
-        const message = String(event.message ?? _object(event.error)?.message ?? "");
+      } else if (event.type === "turn.failed") {
+        const message = String(_object(event.error)?.message ?? "");
         if (_LIMIT_TEXT.test(message) || /\b429\b/.test(message))
-          limit ??= { resetsAt: _resetIn(message), message: message.slice(0, 500) };
+          limit ??= { resetsAt: _resetIn(message, now()), message: message.slice(0, 500) };
       }
     },
     usage: () => claude ?? codex,
@@ -57,7 +61,7 @@ export function createOutputReader(): OutputReader {
 
 // --- internal ---
 
-const _LIMIT_TEXT = /usage limit|rate limit|hit your limit|limit reached|too many requests/i;
+const _LIMIT_TEXT = /usage limit|rate limit|limit reached|too many requests/i;
 
 function _json(text: string): Record<string, unknown> | null {
   if (!text.startsWith("{")) return null;
@@ -111,11 +115,26 @@ function _add(a: RunUsage | null, b: RunUsage): RunUsage {
   };
 }
 
-/** A reset time in the text: `|<epoch s>` (Claude's old result text), or an ISO time. */
-function _resetIn(text: string): number | null {
+/**
+ * A reset time in the text: `|<epoch s>` (Claude's old result text), an ISO time, or Codex's "try again at
+ * [Nov 30th, 2026 ]2:50 AM" (UTC: the codex preset runs with `TZ=UTC`).
+ */
+function _resetIn(text: string, now: number): number | null {
   const epoch = /\|(\d{10})\b/.exec(text)?.[1];
   if (epoch) return Number(epoch) * 1000;
   const isoTime = /\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)/.exec(text)?.[0];
-  const ms = isoTime ? Date.parse(isoTime) : Number.NaN;
-  return Number.isFinite(ms) ? ms : null;
+  if (isoTime && Number.isFinite(Date.parse(isoTime))) return Date.parse(isoTime);
+  const at = /try again at (?:([A-Z][a-z]{2}) (\d{1,2})(?:st|nd|rd|th), (\d{4}) )?(\d{1,2}):(\d\d) ([AP]M)/.exec(text);
+  if (!at) return null;
+  const [, month, day, year, hour, minute, half] = at;
+  const h = (Number(hour) % 12) + (half === "PM" ? 12 : 0);
+  if (month) {
+    const m = _MONTHS.indexOf(month);
+    return m < 0 ? null : Date.UTC(Number(year), m, Number(day), h, Number(minute));
+  }
+  const today = new Date(now);
+  const sameDay = Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate(), h, Number(minute));
+  return sameDay > now ? sameDay : sameDay + 86_400_000;
 }
+
+const _MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

@@ -51,7 +51,7 @@ export function runCommand(runner: Runner, fields: RunFields): { argv: string[];
     agent: fields.agent,
     run: fields.run,
   };
-  // Codex reads no option after its prompt; Claude's variadic --mcp-config would take a prompt after it: last
+  // Codex reads no option after its prompt: before it; Claude's at the end
   const at = runner.preset === "codex" ? base.findIndex((arg) => arg.includes("{prompt}")) : -1;
   const split = at < 0 ? base.length : at;
   const argv = [
@@ -60,6 +60,8 @@ export function runCommand(runner: Runner, fields: RunFields): { argv: string[];
     ...base.slice(split).map((arg) => fillTemplate(arg, values)),
   ];
   const env = {
+    // Codex says a limit's reset time in local time without a zone: in UTC drover can read it
+    ...(runner.preset === "codex" ? { TZ: "UTC" } : {}),
     ...runner.env,
     DROVER_AGENT: fields.agent,
     DROVER_ITEM: fields.item.id,
@@ -89,7 +91,8 @@ function _integration(preset: Preset, url: string): string[] {
     mergeMcpServers(mcp, mcpUrl);
     const settings: Record<string, unknown> = {};
     mergeClaudeSettings(settings, shellLine(hook));
-    return ["--mcp-config", JSON.stringify(mcp), "--settings", JSON.stringify(settings)];
+    // `--mcp-config` takes several values: in one argument it cannot swallow what follows
+    return [`--mcp-config=${JSON.stringify(mcp)}`, `--settings=${JSON.stringify(settings)}`];
   }
   if (preset === "codex") {
     return [

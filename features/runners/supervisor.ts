@@ -55,6 +55,7 @@ export function createSupervisor(ctx: Context): Supervisor {
   let scheduled = false;
   let closing = false;
   let recovered: Promise<number> = Promise.resolve(0);
+  let runnersInForce = ctx.config.runners;
 
   const track = <T>(p: Promise<T>): Promise<T> => {
     pending.add(p);
@@ -104,7 +105,7 @@ export function createSupervisor(ctx: Context): Supervisor {
     const now = ctx.clock.now();
     const row = { run, runner: name, agent_id: agent, item_id: item.id, stage: item.stage, fence, cwd, log };
     insertRun(ctx.db, { ...row, pid: null, pid_start: null, started_at: iso(now) });
-    const reader = createOutputReader();
+    const reader = createOutputReader(() => ctx.clock.now());
     const live: LiveRun = {
       row,
       runner,
@@ -195,6 +196,10 @@ export function createSupervisor(ctx: Context): Supervisor {
     },
     tick() {
       const now = ctx.clock.now();
+      if (ctx.config.runners !== runnersInForce) {
+        runnersInForce = ctx.config.runners; // `drover trust` approved them, or they changed: fill by the new ones
+        api.request();
+      }
       for (const live of lives.values()) {
         if (live.stopping) {
           if (!live.stopping.killed && now - live.stopping.at >= STOP_GRACE_MS) {
