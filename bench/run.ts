@@ -11,6 +11,7 @@ import { gatewayRow } from "./gateway.ts";
 import { heartbeatRows } from "./heartbeats.ts";
 import { BINARY, cleanups, freePort, median, project, ROOT, type Row, renderRows, round, workDir } from "./lib.ts";
 import { opsRows } from "./ops.ts";
+import { runnerRows } from "./runners.ts";
 import { syncRows } from "./sync.ts";
 import { timerRows } from "./timers.ts";
 import { websocketRow } from "./websocket.ts";
@@ -46,6 +47,7 @@ async function localRows() {
   rows.push(...(await timerRows(await project(), { quick })));
   rows.push(await gatewayRow({ quick }));
   rows.push(await websocketRow(await project(), { quick }));
+  rows.push(...(await runnerRows(await project(), await project(), { quick })));
   const big = await project();
   await seedItems(big, quick ? 2000 : 10_000);
   rows.push(await reconcileRow(big, quick ? 2000 : 10_000));

@@ -93,10 +93,17 @@ export function createSupervisor(ctx: Context): Supervisor {
     const { name, runner, agent, fence } = spec;
     let item = spec.item;
     let cwd = ctx.paths.root;
+    let startError: string | undefined;
     if (item.stage === "coding" && ctx.config.pipeline.worktrees) {
-      const started = await ctx.ops.call("item.start", { id: item.id, agent }).catch(() => null);
-      if (started?.path) cwd = started.path;
-      if (started) item = started.item;
+      // never in the user's own checkout instead: without its worktree the run does not start
+      try {
+        const started = await ctx.ops.call("item.start", { id: item.id, agent });
+        item = started.item;
+        if (started.path) cwd = started.path;
+        else startError = `Cannot make the worktree of item "${item.id}": it is not held on this machine`;
+      } catch (err) {
+        startError = (err as Error).message;
+      }
     } else if (existsSync(join(ctx.paths.worktrees, item.id))) cwd = join(ctx.paths.worktrees, item.id);
     const run = `run-${randomBase32(8)}`;
     const logDir = join(ctx.paths.dir, "runs");
@@ -121,6 +128,7 @@ export function createSupervisor(ctx: Context): Supervisor {
     const command = runCommand(runner, { run, agent, item, fence, worktree: cwd, prompt, ..._daemonAddress(ctx) });
     let exited: Promise<{ exitCode: number | null; signal: string | null }>;
     try {
+      if (startError) throw new Error(startError);
       const proc = startProcess({
         ...command,
         cwd,
