@@ -4,6 +4,7 @@
  * limit's reset) are driven by the daemon's injected clock (`DROVER_CLOCK_FILE`), not by waiting.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processAlive } from "../core/process.ts";
@@ -135,7 +136,9 @@ describe("a runner under load and after a crash", () => {
     await _until(async () => (await _item(d, limited)).claim === null);
     expect((await _item(d, limited)).notes ?? []).toEqual([]);
     const agents = (await api(d.url, d.token, "/api/agents")).body;
-    expect(agents.find((a: any) => a.agent_id === ended!.agent_id)?.paused_until).toBe(new Date(reset * 1000).toISOString());
+    expect(agents.find((a: any) => a.agent_id === ended!.agent_id)?.paused_until).toBe(
+      new Date(reset * 1000).toISOString(),
+    );
     const waiting = await _create(d, "succeed b");
     await Bun.sleep(1000);
     expect((await api(d.url, d.token, `/api/runs?item=${waiting}`)).body).toEqual([]); // the whole runner waits
@@ -180,9 +183,24 @@ describe("a runner under load and after a crash", () => {
     expect(processAlive(current.pid, current.pid_start)).toBe(false);
     const after = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
     cleanups.push(() => after.stop());
-    const ended = (await api(after.url, after.token, `/api/runs?item=${id}`)).body.find((r: any) => r.run === current.run);
+    const ended = (await api(after.url, after.token, `/api/runs?item=${id}`)).body.find(
+      (r: any) => r.run === current.run,
+    );
     expect(ended).toMatchObject({ state: "ended", reason: "stopped" });
   }, 60_000);
+
+  test("no worktree, no run: never in the user's checkout; the note says why, and the item ends blocked", async () => {
+    const { d } = await _daemon({ max: 1, commit: false }); // a repository without a commit has no base to branch from
+    const id = await _create(d, "succeed here");
+    await _until(async () => (await _item(d, id)).stage === "blocked");
+    const runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body;
+    expect(runs.map((r: any) => [r.reason, r.pid])).toEqual([
+      ["not_started", null],
+      ["not_started", null],
+      ["not_started", null],
+    ]);
+    expect((await _item(d, id)).notes[0].text).toMatch(/could not be started\. The end of its output:\n.*worktree/is);
+  });
 
   test("a runner in a committed config nobody trusted does not run; drover trust makes it run", async () => {
     const { d, project } = await _daemon({ max: 1, trusted: false });
@@ -209,10 +227,18 @@ type Daemon = {
 let offsets = 0;
 
 /** A trusted project whose runner `scripted` runs the scripted agent, and its daemon with a clock the test moves. */
-function _daemon(options: { max: number; env?: Record<string, string>; trusted?: boolean }): Promise<Daemon> {
+function _daemon(options: {
+  max: number;
+  env?: Record<string, string>;
+  trusted?: boolean;
+  commit?: boolean;
+}): Promise<Daemon> {
   return (async () => {
     const project = await tempProject();
     cleanups.push(project.cleanup);
+    // runs work in worktrees, which branch from a commit
+    const git = ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start"];
+    if (options.commit !== false) execFileSync("git", git, { cwd: project.dir });
     const clockFile = join(project.dir, `clock-${++offsets}`);
     writeFileSync(clockFile, "0");
     const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
