@@ -1,16 +1,29 @@
 /**
  * @module Every op as a CLI command, built from the op's zod schema: `item.claim` is
  * `drover item claim --id … --agent …`, `log` is `drover log`. Commands run the op in this process against the
- * same store as the daemon (no daemon needed), then tell a running daemon to publish the events.
+ * same store as the daemon (no daemon needed), then tell a running daemon to publish the events — except an op
+ * whose work lives in the daemon (`run.stop`: the processes it supervises), which a running daemon runs.
  */
 import type { ArgsDef, CommandDef } from "citty";
+import { readDaemon } from "../core/daemon-file.ts";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
 import type { Feature, OpDef } from "../core/feature.ts";
 import { coerceFields, type Field, fieldsOf } from "../core/fields.ts";
+import { readToken } from "../core/identity.ts";
 import { inputSchemaOf } from "../core/ops.ts";
+import { findProject } from "../core/paths.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
+import { type OpCliOptions, runGroupCommands, runOpOptions } from "./runs.ts";
+
+/** Commands that are not ops but live in an op's group (`drover run log`). */
+const _groupCommands: Record<string, Record<string, CommandDef<any>>> = runGroupCommands;
+/**
+ * Per op: a field its command also takes as its argument (`drover run stop <run>`), and whether it runs in the
+ * daemon when one runs — an op whose work lives there (the processes the daemon supervises).
+ */
+const _opOptions: Record<string, OpCliOptions> = runOpOptions;
 
 /** Commands for every op of the features, grouped by the op name's first segment. */
 export function opCommands(features: readonly Feature[]): Record<string, CommandDef<any>> {
@@ -27,9 +40,12 @@ export function opCommands(features: readonly Feature[]): Record<string, Command
     }
   }
   const out: Record<string, CommandDef<any>> = { ...single };
-  for (const [head, subCommands] of groups) {
+  for (const [head, ops] of groups) {
+    const subCommands = { ...ops, ..._groupCommands[head] };
     out[head] = {
       meta: { name: head, description: `${head} commands: ${Object.keys(subCommands).join(", ")}` },
+      // `drover runs --state running` is `runs list --state running`: the group knows which flags take a value
+      args: subCommands.list?.args,
       subCommands,
       default: subCommands.list ? "list" : undefined, // `drover agents` lists them
     };
@@ -40,6 +56,7 @@ export function opCommands(features: readonly Feature[]): Record<string, Command
 /** One op as a command with a flag per input field, plus `--json`. */
 export function opCommand(name: string, op: OpDef): CommandDef<any> {
   const fields = fieldsOf(inputSchemaOf(op));
+  const { positional, daemon } = _opOptions[name] ?? {};
   const args: ArgsDef = { json: { type: "boolean", description: "Print the result as JSON" } };
   const printers = Object.entries(op.view?.flags ?? {});
   for (const [flag, { description }] of printers) args[flag] = { type: "boolean", description };
@@ -61,7 +78,12 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
       );
       const raw: Record<string, unknown> = {};
       for (const f of fields) if (parsed[f.name] !== undefined) raw[f.name] = parsed[f.name];
-      const result = await withRuntime((rt) => rt.ops.run(name, coerceFields(fields, raw), { via: "cli" }));
+      if (positional && raw[positional] === undefined && parsed._.length) raw[positional] = String(parsed._[0]);
+      const input = coerceFields(fields, raw);
+      const url = daemon ? readDaemon(findProject())?.url : null;
+      const result = url
+        ? await _inDaemon(url, name, input)
+        : await withRuntime((rt) => rt.ops.run(name, input, { via: "cli" }));
       const empty = op.view?.empty?.(result);
       const printer = printers.find(([flag]) => parsed[flag]);
       if (printer) console.log(escapeControls(printer[1].render(result)));
@@ -76,6 +98,22 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
 }
 
 // --- internal ---
+
+/** Runs the op in the running daemon (`POST /api/ops/<name>`); its refusal is this command's. */
+async function _inDaemon(url: string, name: string, input: unknown): Promise<unknown> {
+  const res = await fetch(`${url}/api/ops/${name}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${readToken(findProject())}`, "content-type": "application/json" },
+    body: JSON.stringify(input),
+    signal: AbortSignal.timeout(30_000),
+  }).catch((err: Error) => {
+    throw new DroverError("busy", `Cannot reach the daemon at "${url}": ${err.message}`);
+  });
+  const body = (await res.json().catch(() => null)) as { error?: { code: string; message: string } } | null;
+  if (res.ok) return body;
+  const error = body?.error ?? { code: "internal", message: `The daemon answered ${res.status}` };
+  throw new DroverError(error.code as ConstructorParameters<typeof DroverError>[0], error.message);
+}
 
 function _describe(f: Field): string {
   const parts = [f.description ?? f.name];
