@@ -113,6 +113,44 @@ describe("config.toml values", () => {
   });
 });
 
+describe("runner tables", () => {
+  test("generated names, commands, env and prompts: accepted or one line naming the key; untrusted, nothing runs", async () => {
+    const project = await tempProject();
+    const pwned = () => execFileSync("find", [project.dir, "-name", "PWNED"], { encoding: "utf8" }).trim();
+    const table = fc.record({
+      name: fc.oneof(fc.constantFrom("claude", "codex-2", "a"), hostile),
+      preset: fc.oneof(fc.constantFrom("claude", "codex", "command"), hostile),
+      command: fc.array(hostile, { maxLength: 4 }),
+      env: fc.dictionary(fc.oneof(fc.constantFrom("PATH", "LD_PRELOAD", "A_1"), hostile), hostile, { maxKeys: 3 }),
+      prompt: hostile,
+      max: fc.oneof(fc.integer({ min: -5, max: 100 }), fc.constant(1)),
+    });
+    try {
+      await fc.assert(
+        fc.asyncProperty(table, async (t) => {
+          const env = Object.entries(t.env).map(([k, v]) => `${tomlString(k)} = ${tomlString(v)}`);
+          const text =
+            `[runners.${tomlString(t.name)}]\npreset = ${tomlString(t.preset)}\n` +
+            `command = [${t.command.map(tomlString).join(", ")}]\nprompt = ${tomlString(t.prompt)}\nmax = ${t.max}\n` +
+            `[runners.${tomlString(t.name)}.env]\n${env.join("\n")}\n`;
+          await Bun.write(project.paths.config, text);
+          for (const args of [["status"], ["item", "create", "--title", "t"], ["runs", "list"]]) {
+            const r = await cli(args, project.dir);
+            const label = `${text.slice(0, 300)}\ndrover ${args.join(" ")}`;
+            expect([0, 1, 2], `${label}\n${r.stderr}`).toContain(r.code);
+            if (r.code !== 0) expect(r.stderr.trim().split("\n"), label).toHaveLength(1);
+            expect(r.stderr, label).not.toContain("internal error");
+          }
+          expect(pwned()).toBe("");
+        }),
+        { numRuns: hostileRuns(12) },
+      );
+    } finally {
+      project.cleanup();
+    }
+  }, 300_000);
+});
+
 describe("branch names", () => {
   test("checkBranchName follows git check-ref-format, and refuses a leading dash git would read as an option (and `@`, git's HEAD)", () => {
     const names = fc.oneof(
