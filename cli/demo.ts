@@ -1,31 +1,30 @@
 /**
- * @module `drover demo` (what `npm start` runs): a throwaway project in a temp folder, a daemon, and three
- * scripted agents — separate processes talking to the real HTTP API — that heartbeat, take items with
- * `item.next` and move them through the stages. One goes quiet, so the watchdog shows its work; a timer adds
- * work and a trigger auto-merges. Ctrl-C stops every process it started and removes the folder.
+ * @module `drover demo` (what `npm start` runs): a throwaway project in a temp folder and a daemon whose runners
+ * (SPEC §13) start the agents — `drover demo-agent`, a scripted agent, run with the `command` preset: `coder` takes
+ * backlog items into coding and hands them to qa, `reviewer` takes qa to merge, a trigger moves merge to done and a
+ * timer adds work. Each run heartbeats over the HTTP API, reports its usage and exits; one crashes once, so the
+ * supervisor's note and retry show. The terminal prints each run's start and end. Ctrl-C stops the daemon, which
+ * stops its runs, and removes the folder.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
-import { pathsFor } from "../core/paths.ts";
-import { VERSION } from "../runtime.ts";
+import type { BusEvent } from "../core/events.ts";
+import { type Paths, pathsFor } from "../core/paths.ts";
+import { approve } from "../core/trust.ts";
+import { openRuntime, VERSION } from "../runtime.ts";
+import type { Daemon } from "./daemon.ts";
+import { CRASHING_TITLE } from "./demo-agent.ts";
 import { initProject } from "./init.ts";
 
-/** Short thresholds so a visitor sees idle, stale and a takeover within a minute. */
-const DEMO_CONFIG = `[hub]\nremote = ""\n[heartbeats]\nidle_after_secs = 12\nstale_after_secs = 25\ntakeover_grace_secs = 8\npoll_secs = 5\n[pipeline]\nauto_assign = true\nworktrees = false\n`;
-
-const AGENTS = [
-  { name: "ada", quietAfterSecs: 0 },
-  { name: "grace", quietAfterSecs: 0 },
-  { name: "linus", quietAfterSecs: 20 },
-];
+export { demoAgent } from "./demo-agent.ts";
 
 const WORK = [
   ["Write the README", ["docs"], 1],
   ["Add a login page", ["ui", "auth"], 0],
-  ["Fix the flaky test", ["ci"], 0],
+  [CRASHING_TITLE, ["ci"], 0],
   ["Cache the API responses", ["api"], 2],
   ["Dark mode", ["ui"], 3],
   ["Rate-limit the webhooks", ["api"], 1],
@@ -35,16 +34,88 @@ const WORK = [
 
 export const demo = defineCommand({
   meta: { name: "demo", description: "Agents at work on a throwaway project in a temp folder (what npm start does)" },
-  args: { port: { type: "string", description: "Port (default: any free one)" } },
+  args: {
+    port: { type: "string", description: "Port (default: any free one)" },
+    speed: { type: "string", description: "The agents work this many times faster (default 1)" },
+  },
   async run({ args }) {
     const dir = mkdtempSync(join(tmpdir(), "drover-demo-"));
     execFileSync("git", ["init", "-q", dir]);
     await initProject(dir, { local: true });
     const paths = pathsFor(dir);
-    writeFileSync(paths.config, DEMO_CONFIG);
+    writeFileSync(
+      paths.config,
+      _config([...selfCommand(), "demo-agent", ...(args.speed ? [`--speed=${args.speed}`] : [])]),
+    );
+    await _prepare(paths); // before the daemon: its runners start on the best items first
     const { startDaemon, stopOnSignals } = await import("./daemon.ts");
     const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
-    const run = (name: string, input: unknown) => daemon.rt.ops.run(name, input, { via: "internal" });
+    stopOnSignals(daemon, { after: () => rmSync(dir, { recursive: true, force: true }) });
+    _printRuns(daemon);
+    console.log(
+      [
+        `drover ${VERSION} demo: runners at work on ${dir}`,
+        `  dashboard: ${daemon.server.url}/#token=${daemon.token}`,
+        `  URL:       ${daemon.server.url}`,
+        `  token:     ${daemon.token}`,
+        "  runners:   coder (2 at a time: backlog → coding → qa), reviewer (1: qa → merge); a trigger moves merge",
+        "             to done, a timer adds work every 20 s",
+        `  agents:    each run is "drover demo-agent", a scripted agent: a few seconds of work, heartbeats, its`,
+        `             usage; "${CRASHING_TITLE}" crashes on its first run, and is retried`,
+        `  try:       cd ${dir} && ${selfCommand().join(" ")} runs`,
+        `             (then: run log <run> --follow)`,
+        "Ctrl-C stops everything and removes the folder.",
+      ].join("\n"),
+    );
+    await new Promise(() => undefined);
+  },
+});
+
+/** How to start this drover again: the binary itself, or bun with this source. */
+function selfCommand(): string[] {
+  return Bun.isStandaloneExecutable ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
+}
+
+// --- internal ---
+
+/** The demo's config: two runners starting `agent` with the item's fields; slots show idle soon after a run. */
+function _config(agent: string[]): string {
+  const command = JSON.stringify([...agent, "--title={title}", "--stage={stage}", "--prompt={prompt}"]);
+  return [
+    "[hub]",
+    'remote = ""',
+    "[heartbeats]",
+    "idle_after_secs = 15",
+    "stale_after_secs = 120",
+    "[pipeline]",
+    "auto_assign = true",
+    "worktrees = false",
+    "[runners.coder]",
+    'preset = "command"',
+    `command = ${command}`,
+    "max = 2",
+    'stages = ["coding"]',
+    'on_success = "qa"',
+    "max_attempts = 3",
+    "[runners.reviewer]",
+    'preset = "command"',
+    `command = ${command}`,
+    "max = 1",
+    'stages = ["qa"]',
+    'on_success = "merge"',
+    "",
+  ].join("\n");
+}
+
+/**
+ * The demo wrote this config itself: its runners are approved as `drover trust --yes` does. The work, the timer
+ * and the trigger are there before the daemon starts, as in a project that has been in use.
+ */
+async function _prepare(paths: Paths): Promise<void> {
+  const rt = await openRuntime({ paths, mode: "cli" });
+  try {
+    approve(rt.ctx.db, rt.ctx.untrusted, rt.ctx.clock);
+    const run = (name: string, input: unknown) => rt.ops.run(name, input, { via: "internal" });
     for (const [title, labels, priority] of WORK) await run("item.create", { title, labels: [...labels], priority });
     await run("timer.add", { label: "new work", every: "20s", prompt: "Triage what came in" });
     await run("trigger.add", {
@@ -54,80 +125,52 @@ export const demo = defineCommand({
       op: "item.move",
       args: { id: "$event.item_id", to: "done", reason: "auto-merge" },
     });
-
-    const env = { ...process.env, DROVER_DEMO_URL: daemon.server.url, DROVER_DEMO_TOKEN: daemon.token };
-    const agents = AGENTS.map((a) =>
-      Bun.spawn([...selfCommand(), "demo-agent", "--agent", a.name, "--quiet-after", String(a.quietAfterSecs)], {
-        env,
-        stdout: "ignore",
-        stderr: "ignore",
-      }),
-    );
-    stopOnSignals(daemon, {
-      async before() {
-        for (const a of agents) a.kill("SIGTERM");
-        await Promise.all(agents.map((a) => a.exited));
-      },
-      after: () => rmSync(dir, { recursive: true, force: true }),
-    });
-    console.log(
-      [
-        `drover ${VERSION} demo: three agents at work on ${dir}`,
-        `  dashboard: ${daemon.server.url}/#token=${daemon.token}`,
-        `  URL:       ${daemon.server.url}`,
-        `  token:     ${daemon.token}`,
-        `  agents:    ${AGENTS.map((a, i) => `${a.name} (pid ${agents[i]!.pid})`).join(", ")}; linus goes quiet after ${AGENTS[2]!.quietAfterSecs} s`,
-        `  try:       cd ${dir} && ${selfCommand().join(" ")} items list`,
-        "Ctrl-C stops everything and removes the folder.",
-      ].join("\n"),
-    );
-    await new Promise(() => undefined);
-  },
-});
-
-/** One scripted agent (hidden command): heartbeats, takes work, moves it along, maybe falls silent. */
-export const demoAgent = defineCommand({
-  meta: { name: "demo-agent", description: "A scripted agent for the demo", hidden: true },
-  args: {
-    agent: { type: "string", required: true, description: "Agent id" },
-    "quiet-after": { type: "string", description: "Stop heartbeating after this many seconds (0: never)" },
-  },
-  async run({ args }) {
-    const url = process.env.DROVER_DEMO_URL!;
-    const headers = { authorization: `Bearer ${process.env.DROVER_DEMO_TOKEN}`, "content-type": "application/json" };
-    const call = (path: string, body: unknown) =>
-      fetch(url + path, { method: "POST", headers, body: JSON.stringify(body) }).then((r) => r.json() as Promise<any>);
-    const quietAt = Number(args["quiet-after"] ?? 0) ? Date.now() + Number(args["quiet-after"]) * 1000 : Infinity;
-    process.once("SIGTERM", () => process.exit(0));
-    let held: { id: string; fence: number; stage: string } | null = null;
-    for (;;) {
-      await Bun.sleep(1500 + Math.random() * 2500);
-      if (Date.now() > quietAt) continue; // silent from now on: the watchdog will notice
-      // a scripted agent listens for its work (it lists what it holds): auto-assign may give it items
-      await call(
-        `/api/agents/${args.agent}/heartbeat`,
-        held ? { item: held.id, accepts_work: true } : { accepts_work: true },
-      );
-      if (!held) {
-        const assigned = ((await call("/api/ops/items.list", { assignee: args.agent })) as any[]).find((i) =>
-          ["coding", "qa"].includes(i.stage),
-        );
-        const next = assigned
-          ? { item: assigned, fence: assigned.fence }
-          : await call("/api/next", { agent: args.agent });
-        if (next.item) held = { id: next.item.id, fence: next.fence, stage: next.item.stage };
-        continue;
-      }
-      if (Math.random() < 0.5) continue; // still working on it
-      const to = held.stage === "coding" ? "qa" : "merge";
-      const moved = await call(`/api/items/${held.id}/move`, { to, agent: args.agent, fence: held.fence });
-      if (moved.error || to === "merge") held = null;
-      else held.stage = to;
-    }
-  },
-});
-
-/** How to start this drover again: the binary itself, or bun with this source. */
-function selfCommand(): string[] {
-  return Bun.isStandaloneExecutable ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
+  } finally {
+    await rt.close();
+  }
 }
+
+/**
+ * One line per run started and ended; a failure also shows the note its item got. The daemon's first fill may
+ * start runs before this subscribes: those already running are printed once, after the header.
+ */
+function _printRuns(daemon: Daemon): void {
+  const op = (name: string, input: unknown) => daemon.rt.ops.run(name, input, { via: "internal" });
+  const item = (id: string) => op("item.get", { id }).catch(() => null) as Promise<_Item | null>;
+  const say = (agent: string, what: string) =>
+    console.log(`${new Date().toTimeString().slice(0, 8)}  ${agent.padEnd(20)} ${what}`);
+  const seen = new Set<string>();
+  const started = async (e: { run: string; agent_id: string; item_id: string; pid: number | null }) => {
+    if (seen.has(e.run)) return;
+    seen.add(e.run);
+    const it = await item(e.item_id);
+    say(e.agent_id, `started  "${it?.title ?? e.item_id}" (${it?.stage}): ${e.run}, pid ${e.pid}`);
+  };
+  const { bus } = daemon.rt.ctx;
+  bus.on("run_started", (e) => started(e as BusEvent<"run_started">), { name: "demo-runs-started" });
+  bus.on(
+    "run_ended",
+    async (event) => {
+      const e = event as BusEvent<"run_ended">;
+      const it = await item(e.item_id);
+      const title = `"${it?.title ?? e.item_id}"`;
+      if (e.reason === "success" || e.reason === "moved") {
+        const tokens = e.usage ? `, ${e.usage.input_tokens + e.usage.output_tokens} tokens, $${e.usage.cost_usd}` : "";
+        const how = e.reason === "success" ? "" : ", moved it itself";
+        return say(e.agent_id, `finished ${title}${how} → ${it?.stage}${tokens}`);
+      }
+      if (e.reason === "stopped") return say(e.agent_id, `stopped  ${title}`);
+      const next = it?.stage === "blocked" ? "blocked" : "released, to be retried";
+      say(e.agent_id, `${e.reason.padEnd(8)} ${title}: ${next}, with a note:`);
+      const note = (it?.notes?.at(-1)?.text ?? "").trim().split("\n");
+      for (const line of [note[0], ...note.slice(1).slice(-2)]) if (line) console.log(`            | ${line}`);
+    },
+    { name: "demo-runs-ended" },
+  );
+  void (async () => {
+    const running = (await op("runs.list", { state: "running" }).catch(() => [])) as Parameters<typeof started>[0][];
+    for (const r of running.reverse()) await started(r);
+  })();
+}
+
+type _Item = { title: string; stage: string; notes?: Array<{ text: string }> };
