@@ -56,7 +56,6 @@ export async function endRunOf(
             ? "success"
             : "failed");
   if ((!held || item?.stage !== row.stage) && ["success", "failed", "crashed"].includes(reason)) reason = "moved";
-  endRun(ctx.db, row.run, { at: iso(ctx.clock.now()), exitCode: result.exitCode, reason, usage });
   const step = async (what: string, fn: () => Promise<unknown>) =>
     fn().catch((err: Error) => ctx.log.warn(`Run "${row.run}" (${what}): ${err.message}`));
 
@@ -82,7 +81,7 @@ export async function endRunOf(
       );
     } else if (reason === "rate_limited") {
       const limit = live.reader.rateLimit();
-      const k = rateLimitsInARow(ctx.db, row.agent_id);
+      const k = rateLimitsInARow(ctx.db, row.agent_id) + 1; // this run is not counted as ended yet
       const until = limit?.resetsAt ?? ctx.clock.now() + Math.min(3_600_000, BACKOFF_MS * 2 ** Math.max(0, k - 1));
       await step("pause", () => ctx.ops.call("agent.pause", { agent: row.agent_id, until: iso(until) }));
     } else if (reason !== "moved") {
@@ -90,7 +89,7 @@ export async function endRunOf(
         ctx.ops.call("item.note", { id: row.item_id, agent: row.agent_id, text: _note(live, reason, result) }),
       );
       const attempts = live.runner?.max_attempts ?? Number.POSITIVE_INFINITY;
-      if (FAILURES.has(reason) && failuresInARow(ctx.db, row.item_id) >= attempts) {
+      if (FAILURES.has(reason) && failuresInARow(ctx.db, row.item_id) + 1 >= attempts) {
         await step("block", () =>
           ctx.ops.call("item.move", { ...claim, to: "blocked", reason: `${attempts} runs in a row failed` }),
         );
@@ -99,8 +98,14 @@ export async function endRunOf(
   }
   // whatever happened, the slot lets go of the item (a move to qa or blocked keeps a claim)
   const after = await ctx.ops.call("item.get", { id: row.item_id }).catch(() => null);
-  if (after?.claim?.agent_id === row.agent_id && after.fence === row.fence)
-    await step("release", () => ctx.ops.call("item.release", claim));
+  if (after?.claim?.agent_id === row.agent_id && after.fence === row.fence) {
+    // a trigger may move the item on (merge → done drops the claim) between that read and this release
+    await ctx.ops.call("item.release", claim).catch((err: Error & { code?: string }) => {
+      if (!_GONE.has(err.code ?? "")) ctx.log.warn(`Run "${row.run}" (release): ${err.message}`);
+    });
+  }
+  // ended only now: whoever sees the run ended sees its item where the ending put it
+  endRun(ctx.db, row.run, { at: iso(ctx.clock.now()), exitCode: result.exitCode, reason, usage });
   ctx.bus.publish("run_ended", {
     run: row.run,
     runner: row.runner,
@@ -113,6 +118,9 @@ export async function endRunOf(
 }
 
 // --- internal ---
+
+/** Refusals of a release that mean the claim is gone already: nothing left to let go of. */
+const _GONE = new Set(["not_holder", "stale_fence", "claimed"]);
 
 const _SAID: Record<RunEnding, string> = {
   moved: "moved its item",

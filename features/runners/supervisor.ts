@@ -5,27 +5,13 @@
  * supervisor heartbeats for the slot (renewing the claim); it stops a run past `timeout_mins`, or quiet — no
  * output and no heartbeat of its own hooks — for `quiet_mins`. Time comes from the injected clock (the 1 s tick).
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { join } from "node:path";
-import { iso } from "../../core/clock.ts";
-import { readDaemon } from "../../core/daemon-file.ts";
 import type { Context } from "../../core/feature.ts";
-import { randomBase32 } from "../../core/identity.ts";
-import { processAlive, processStart } from "../../core/process.ts";
-import type { RunEnding, Runner } from "./contract.ts";
+import type { RunEnding } from "./contract.ts";
 import { endRunOf, type LiveRun } from "./endings.ts";
-import { createOutputReader } from "./output.ts";
-import { runCommand } from "./presets.ts";
-import { signalGroup, startProcess } from "./process.ts";
-import { renderPrompt } from "./prompt.ts";
-import { forgetLog, insertRun, listRuns, oldLogs, setPid } from "./store.ts";
+import { launchRun, pruneLogs, type RunSpec, recoverOrphans, STOP_GRACE_MS } from "./launch.ts";
 
-/** After SIGTERM, a run has this long to end before SIGKILL. */
-export const STOP_GRACE_MS = 10_000;
 /** The supervisor's heartbeat for a running slot (renews the claim; well inside `idle_after_secs`). */
 const BEAT_MS = 30_000;
-/** Logs of ended runs kept on disk (their rows stay). */
-const KEPT_LOGS = 200;
 
 export interface Supervisor {
   /** Fill free slots soon; many requests make one fill. */
@@ -82,76 +68,22 @@ export function createSupervisor(ctx: Context): Supervisor {
         const next = await ctx.ops.call("item.next", { agent, stages: runner.stages, labels: runner.labels });
         if (!next.item) break;
         ctx.bus.publish("assigned", { item_id: next.item.id, agent_id: agent });
-        await start({ name, runner, agent, item: next.item, fence: next.fence ?? next.item.fence });
+        await start({ runner: name, spec: runner, agent, item: next.item, fence: next.fence ?? next.item.fence });
         started++;
       }
     }
     return started;
   }
 
-  async function start(spec: { name: string; runner: Runner; agent: string; item: _Item; fence: number }) {
-    const { name, runner, agent, fence } = spec;
-    let item = spec.item;
-    let cwd = ctx.paths.root;
-    let startError: string | undefined;
-    if (item.stage === "coding" && ctx.config.pipeline.worktrees) {
-      // never in the user's own checkout instead: without its worktree the run does not start
-      try {
-        const started = await ctx.ops.call("item.start", { id: item.id, agent });
-        item = started.item;
-        if (started.path) cwd = started.path;
-        else startError = `Cannot make the worktree of item "${item.id}": it is not held on this machine`;
-      } catch (err) {
-        startError = (err as Error).message;
-      }
-    } else if (existsSync(join(ctx.paths.worktrees, item.id))) cwd = join(ctx.paths.worktrees, item.id);
-    const run = `run-${randomBase32(8)}`;
-    const logDir = join(ctx.paths.dir, "runs");
-    mkdirSync(logDir, { recursive: true, mode: 0o700 });
-    const log = join(logDir, `${run}.log`);
-    const now = ctx.clock.now();
-    const row = { run, runner: name, agent_id: agent, item_id: item.id, stage: item.stage, fence, cwd, log };
-    insertRun(ctx.db, { ...row, pid: null, pid_start: null, started_at: iso(now) });
-    const reader = createOutputReader(() => ctx.clock.now());
-    const live: LiveRun = {
-      row,
-      runner,
-      reader,
-      started: now,
-      activity: now,
-      beat: now,
-      ownBeat: null,
-      stopping: null,
-    };
-    lives.set(agent, live);
-    const prompt = renderPrompt(runner.prompt, { item, agent, worktree: cwd });
-    const command = runCommand(runner, { run, agent, item, fence, worktree: cwd, prompt, ..._daemonAddress(ctx) });
-    let exited: Promise<{ exitCode: number | null; signal: string | null }>;
-    try {
-      if (startError) throw new Error(startError);
-      const proc = startProcess({
-        ...command,
-        cwd,
-        log,
-        onLine(line) {
-          live.activity = ctx.clock.now();
-          reader.line(line);
-        },
-      });
-      live.proc = proc;
-      setPid(ctx.db, run, proc.pid, processStart(proc.pid));
-      exited = proc.exited;
-      ctx.bus.publish("run_started", { run, runner: name, agent_id: agent, item_id: item.id, pid: proc.pid, cwd });
-    } catch (err) {
-      live.startError = (err as Error).message;
-      exited = Promise.resolve({ exitCode: null, signal: null });
-    }
+  async function start(spec: RunSpec): Promise<void> {
+    const { live, exited } = await launchRun(ctx, spec);
+    lives.set(spec.agent, live);
     await beat(live);
     track(
       exited.then(async (result) => {
         await endRunOf(ctx, live, result);
-        lives.delete(agent);
-        _pruneLogs(ctx);
+        lives.delete(spec.agent);
+        pruneLogs(ctx);
         api.request();
       }),
     );
@@ -235,7 +167,7 @@ export function createSupervisor(ctx: Context): Supervisor {
       return true;
     },
     async recover() {
-      recovered = track(_recover(ctx));
+      recovered = track(recoverOrphans(ctx));
       return recovered;
     },
     async stopAll() {
@@ -261,51 +193,3 @@ export function slotAgent(runner: string, machineId: string, n: number): string 
 }
 
 // --- internal ---
-
-type _Item = { id: string; title: string; body: string; stage: string; fence: number };
-
-/** Where the run's MCP calls and CLI go: this daemon, as `daemon.json` names it. */
-function _daemonAddress(ctx: Context): { url: string; token: string } {
-  const { host, port } = ctx.config.server;
-  const url = readDaemon(ctx.paths)?.url ?? `http://${host}:${port}`;
-  let token = "";
-  try {
-    token = readFileSync(ctx.paths.token, "utf8").trim();
-  } catch {
-    // no token yet: the run's calls will be refused, and it fails visibly
-  }
-  return { url, token };
-}
-
-/** Runs left `running` by a daemon that died: a live one is stopped (the group), then each is ended and its item released. */
-async function _recover(ctx: Context): Promise<number> {
-  const { clock } = ctx;
-  const left = listRuns(ctx.db, { state: "running", limit: 10_000 });
-  for (const row of left) {
-    if (row.pid && processAlive(row.pid, row.pid_start)) {
-      signalGroup(row.pid, "SIGTERM");
-      const deadline = Date.now() + STOP_GRACE_MS;
-      while (processAlive(row.pid, row.pid_start) && Date.now() < deadline) await Bun.sleep(50);
-      signalGroup(row.pid, "SIGKILL");
-    }
-    const live: LiveRun = {
-      row,
-      runner: ctx.config.runners[row.runner] ?? null,
-      reader: createOutputReader(),
-      started: Date.parse(row.started_at),
-      activity: clock.now(),
-      beat: clock.now(),
-      ownBeat: null,
-      stopping: { reason: "orphaned", at: clock.now(), killed: true },
-    };
-    await endRunOf(ctx, live, { exitCode: null, signal: null });
-  }
-  return left.length;
-}
-
-function _pruneLogs(ctx: Context): void {
-  for (const log of oldLogs(ctx.db, KEPT_LOGS)) {
-    rmSync(log, { force: true });
-    forgetLog(ctx.db, log);
-  }
-}
