@@ -29,6 +29,7 @@ import {
 import config from "./features/config/index.ts";
 import gateway from "./features/gateway/index.ts";
 import heartbeats from "./features/heartbeats/index.ts";
+import merge from "./features/merge/index.ts";
 import pipeline from "./features/pipeline/index.ts";
 import runners from "./features/runners/index.ts";
 import sync from "./features/sync/index.ts";
@@ -46,6 +47,7 @@ export const features: readonly Feature[] = [
   triggers,
   gateway,
   worktrees,
+  merge,
   runners,
   config,
 ];

@@ -57,6 +57,28 @@ export function gitAsync(
   });
 }
 
+/** `pipeline.base_branch`, else the remote's default branch, else the branch checked out at the root. */
+export function baseBranch(root: string, configured: string): string {
+  if (configured) return checkBranchName(configured, "pipeline.base_branch");
+  const remote = git(root, ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"]);
+  if (remote.ok && remote.out) return remote.out.replace(/^origin\//, "");
+  const current = git(root, ["symbolic-ref", "--quiet", "--short", "HEAD"]);
+  if (current.ok && current.out) return current.out;
+  throw new DroverError("conflict", `Cannot find the base branch of "${root}": set pipeline.base_branch`);
+}
+
+/** A local git command that may take a while (a checkout, a merge), run without blocking. */
+export async function gitRun(cwd: string, args: string[]): Promise<GitResult> {
+  const { code, stdout, stderr } = await gitAsync(cwd, args);
+  return { ok: code === 0, out: (code === 0 ? stdout : stderr || stdout).trim() };
+}
+
+/** The commit a name points at, or null. */
+export async function commitOf(root: string, rev: string): Promise<string | null> {
+  const r = await gitRun(root, ["rev-parse", "--verify", "--quiet", "--end-of-options", `${rev}^{commit}`]);
+  return r.ok && /^[0-9a-f]{40}$/.test(r.out) ? r.out : null;
+}
+
 /**
  * A branch name from configuration, checked before it reaches a command line or a path: the rules of
  * `git check-ref-format` for `refs/heads/<name>` (test/config-values.test.ts holds them against git itself), and

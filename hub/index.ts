@@ -5,6 +5,7 @@
  * `[hub]` keys are declared here, and the contract suite checks it like any feature.
  */
 import { z } from "zod";
+import { escapeControls } from "../core/escape.ts";
 import { type Context, defineFeature, defineOp } from "../core/feature.ts";
 import { checkBranchName } from "../core/git.ts";
 import { parseCommitMessage } from "./apply.ts";
@@ -43,7 +44,7 @@ const log = defineOp({
   input: logInput,
   http: { method: "GET", path: "/api/log" },
   run: (ctx, input) => readLog(ctx, input),
-  view: { columns: ["at", "op", "args.id", "machine_id", "commit"] },
+  view: { columns: ["at", "op", "args.id", "summary", "machine_id", "commit"] },
 });
 
 export default defineFeature({
@@ -96,6 +97,8 @@ export interface LogEntry {
   at: string;
   op: string;
   args: Record<string, unknown>;
+  /** What the op did, in a few words, as its definition says (`""` when it says nothing). */
+  summary: string;
   machine_id: string;
 }
 
@@ -107,9 +110,20 @@ async function readLog(ctx: Context, input: z.output<typeof logInput>): Promise<
     const ops = parseCommitMessage(c.message).reverse();
     for (const o of ops) {
       if (input.item && o.args.id !== input.item) continue;
-      out.push({ commit: c.oid, at: o.at, op: o.op, args: o.args, machine_id: o.machine_id });
+      const summary = _summary(ctx, o.op, o.args);
+      out.push({ commit: c.oid, at: o.at, op: o.op, args: o.args, summary, machine_id: o.machine_id });
       if (out.length >= input.limit) return out;
     }
   }
   return out;
+}
+
+/** The op's own summary of its args; recorded args are another machine's words, so a failure is just no summary. */
+function _summary(ctx: Context, name: string, args: Record<string, unknown>): string {
+  const def = ctx.ops.get(name);
+  try {
+    return def && isHubOp(def) && def.summary ? escapeControls(String(def.summary(args))).slice(0, 200) : "";
+  } catch {
+    return "";
+  }
 }

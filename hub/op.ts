@@ -28,6 +28,8 @@ export interface HubOpDef<S extends z.ZodObject = z.ZodObject, A extends Args = 
   extends OpDef<S, Out> {
   /** Named by the op (the registry's key) when the hub layer registers it. */
   mutation: Omit<Mutation<A, R>, "name">;
+  /** How one recorded op reads in `drover log` beside its name (args may come from another machine: any shape). */
+  summary?: (args: A) => string;
 }
 
 export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out> {
@@ -38,6 +40,8 @@ export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out> {
   /** Turns the input into the recorded args, on the first run only (default: the input as it is). */
   record?: (ctx: Context, input: z.output<S>) => A | Promise<A>;
   apply(args: A, tx: HubTx, ctx: Context): R;
+  /** How one recorded op reads in `drover log` beside its name. */
+  summary?: (args: A) => string;
   /** With a remote, wait (bounded by this many seconds) until the op is pushed: a grant is safe only then. */
   confirmSecs?: (ctx: Context) => number;
   /** The op's answer from the mutation's result (default: the result). */

@@ -47,6 +47,14 @@ export const noteSchema = z.object({
   text: noteTextSchema,
 });
 
+/** How an item's work landed on the base branch (the merge feature moves it to done with this). */
+export const mergedSchema = z.object({
+  sha: z.string().regex(/^[0-9a-f]{40}$/, "must be a commit id"),
+  base: z.string().min(1).max(255),
+  strategy: z.enum(["merge", "squash", "rebase"]),
+  at: z.string().max(64),
+});
+
 export const itemSchema = z.object({
   id: itemIdSchema,
   title: z.string().max(500),
@@ -64,6 +72,8 @@ export const itemSchema = z.object({
   usage: usageSchema.optional(),
   /** What agents wrote about the work (`item.note`), oldest first; absent until the first note. */
   notes: z.array(noteSchema).max(NOTES_KEPT).optional(),
+  /** Where and how its work landed; absent until merged. */
+  merged: mergedSchema.optional(),
 });
 
 export type Item = z.output<typeof itemSchema>;

@@ -5,7 +5,7 @@ import { DroverError } from "../../core/errors.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp, defineMutation } from "../../hub/op.ts";
-import { claimHeld, type Item, itemPath, mustItem, stageSchema, writeItem } from "./item.ts";
+import { claimHeld, type Item, itemPath, mergedSchema, mustItem, stageSchema, writeItem } from "./item.ts";
 import { checkMove, MET_STAGES, type Stage, UNCLAIMED_STAGES } from "./stages.ts";
 
 /** Fencing token of the claim the caller holds. */
@@ -20,8 +20,14 @@ export const itemMove = defineHubOp({
     reason: z.string().max(2000).optional(),
     fence: fenceSchema.optional(),
     force: z.boolean().default(false).describe("Move into coding even when dependencies are not done"),
+    merged: mergedSchema
+      .omit({ at: true })
+      .optional()
+      .describe("With to done: the commit on the base branch that landed the item's work"),
   }),
   http: { method: "POST", path: "/api/items/:id/move" },
+  summary: (args) =>
+    `→ ${args.to}${args.merged ? `, merged ${args.merged.sha.slice(0, 10)} into ${args.merged.base} (${args.merged.strategy})` : ""}`,
   apply(args, tx): Item {
     const item = mustItem(tx, args.id, "move");
     checkFence(item, args.fence, "move");
@@ -32,7 +38,10 @@ export const itemMove = defineHubOp({
     }
     checkMove(item.id, item.stage, args.to);
     if (args.to === "coding" && !args.force) _checkDeps(tx, item);
-    return moveItem(tx, item, args.to);
+    if (args.merged && args.to !== "done")
+      throw new DroverError("invalid_input", `Cannot move item "${item.id}" to ${args.to} as merged: only to done`);
+    const merged = args.merged ? { merged: { ...args.merged, at: iso(tx.now) } } : {};
+    return moveItem(tx, { ...item, ...merged }, args.to);
   },
 });
 

@@ -1,38 +1,28 @@
 /**
- * @module The project's own git, through the system binary (isomorphic-git has no worktrees): the base
- * branch, creating a worktree on `drover/item/<id>`, and whether removing one would destroy work. Checking
- * out or scanning a project can take seconds: all but the base-branch lookup run without blocking the daemon.
+ * @module The project's own git for worktrees, through the system binary (isomorphic-git has no worktrees):
+ * creating one on `drover/item/<id>`, and whether removing one would destroy work. Checking out or scanning a
+ * project can take seconds: these run without blocking the daemon.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DroverError } from "../../core/errors.ts";
-import { checkBranchName, type GitResult, git, gitAsync } from "../../core/git.ts";
-
-/** `pipeline.base_branch`, else the remote's default branch, else the branch checked out at the root. */
-export function baseBranch(root: string, configured: string): string {
-  if (configured) return checkBranchName(configured, "pipeline.base_branch");
-  const remote = git(root, ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"]);
-  if (remote.ok && remote.out) return remote.out.replace(/^origin\//, "");
-  const current = git(root, ["symbolic-ref", "--quiet", "--short", "HEAD"]);
-  if (current.ok && current.out) return current.out;
-  throw new DroverError("conflict", `Cannot find the base branch of "${root}": set pipeline.base_branch`);
-}
+import { commitOf, gitRun } from "../../core/git.ts";
 
 /**
  * Adds the worktree, making its branch from `base` unless the branch exists already. Names reach git as commit
  * ids or after `--end-of-options`, never where git could read them as options.
  */
 export async function addWorktree(root: string, path: string, branch: string, base: string): Promise<void> {
-  await _git(root, ["worktree", "prune"]);
-  const exists = await _commit(root, `refs/heads/${branch}`);
-  const from = exists ? null : await _commit(root, base);
+  await gitRun(root, ["worktree", "prune"]);
+  const exists = await commitOf(root, `refs/heads/${branch}`);
+  const from = exists ? null : await commitOf(root, base);
   // git's own words for a repository with no commit yet ("not a valid object name") puzzle a new user
   if (!exists && !from)
     throw new DroverError(
       "conflict",
       `Cannot create the worktree "${path}": the base branch "${base}" has no commit yet`,
     );
-  const r = await _git(
+  const r = await gitRun(
     root,
     exists
       ? ["worktree", "add", "--end-of-options", path, branch]
@@ -46,7 +36,7 @@ export async function addWorktree(root: string, path: string, branch: string, ba
  * drover puts into a worktree stay out of `git status` and of the agent's commits.
  */
 export async function excludeFromGit(root: string, pattern: string): Promise<void> {
-  const common = await _git(root, ["rev-parse", "--path-format=absolute", "--git-common-dir"]);
+  const common = await gitRun(root, ["rev-parse", "--path-format=absolute", "--git-common-dir"]);
   if (!common.ok) throw new DroverError("conflict", `Cannot find the git folder of "${root}": ${common.out}`);
   const file = join(common.out, "info", "exclude");
   const text = existsSync(file) ? readFileSync(file, "utf8") : "";
@@ -57,32 +47,19 @@ export async function excludeFromGit(root: string, pattern: string): Promise<voi
 
 /** Why the worktree must be kept (uncommitted changes, or commits neither merged into `base` nor pushed), or null. */
 export async function keepReason(root: string, path: string, branch: string, base: string): Promise<string | null> {
-  const status = await _git(path, ["status", "--porcelain"]);
+  const status = await gitRun(path, ["status", "--porcelain"]);
   if (!status.ok) return `cannot read its status: ${status.out}`;
   if (status.out) return "uncommitted changes";
-  const [tip, merged] = [await _commit(root, `refs/heads/${branch}`), await _commit(root, base)];
+  const [tip, merged] = [await commitOf(root, `refs/heads/${branch}`), await commitOf(root, base)];
   if (!tip || !merged)
     return `cannot compare it with "${base}": ${!tip ? `no branch "${branch}"` : `no commit "${base}"`}`;
-  const ahead = await _git(root, ["rev-list", "--count", tip, "--not", merged, "--remotes"]);
+  const ahead = await gitRun(root, ["rev-list", "--count", tip, "--not", merged, "--remotes"]);
   if (!ahead.ok) return `cannot compare it with "${base}": ${ahead.out}`;
   return Number(ahead.out) > 0 ? `${ahead.out} commit(s) not merged into "${base}" nor pushed` : null;
 }
 
 export async function removeWorktree(root: string, path: string, branch: string): Promise<void> {
-  const r = await _git(root, ["worktree", "remove", path]);
+  const r = await gitRun(root, ["worktree", "remove", path]);
   if (!r.ok) throw new DroverError("conflict", `Cannot remove the worktree "${path}": ${r.out}`);
-  await _git(root, ["branch", "-D", "--end-of-options", branch]);
-}
-
-// --- internal ---
-
-/** The commit a name points at, or null. */
-async function _commit(root: string, rev: string): Promise<string | null> {
-  const r = await _git(root, ["rev-parse", "--verify", "--quiet", "--end-of-options", `${rev}^{commit}`]);
-  return r.ok && /^[0-9a-f]{40}$/.test(r.out) ? r.out : null;
-}
-
-async function _git(cwd: string, args: string[]): Promise<GitResult> {
-  const { code, stdout, stderr } = await gitAsync(cwd, args);
-  return { ok: code === 0, out: (code === 0 ? stdout : stderr || stdout).trim() };
+  await gitRun(root, ["branch", "-D", "--end-of-options", branch]);
 }

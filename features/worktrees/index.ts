@@ -9,9 +9,10 @@ import { z } from "zod";
 import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { type Context, defineFeature, defineOp, type OpResult } from "../../core/feature.ts";
+import { baseBranch } from "../../core/git.ts";
 import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
 import { worktreesContract } from "./contract.ts";
-import { addWorktree, baseBranch, keepReason, removeWorktree } from "./git.ts";
+import { addWorktree, keepReason, removeWorktree } from "./git.ts";
 import { carryIntegration } from "./integration.ts";
 
 type Item = OpResult<"item.get">;

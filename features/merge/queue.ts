@@ -1,0 +1,201 @@
+/**
+ * @module The merge queue of this machine: items whose branch it holds, landed one at a time in order of arrival
+ * (SPEC §14). Each merge is tried until it lands, fails (a conflict or a red check: back to coding with a note, or
+ * `blocked` after `max_failures` in a row) or has to wait (the checkout has local changes: tried again every few
+ * seconds). The commit about to land is recorded before the base moves, so a restart after a `kill -9` finishes
+ * a merge that landed instead of landing it twice.
+ */
+import { join } from "node:path";
+import { iso } from "../../core/clock.ts";
+import type { Context } from "../../core/feature.ts";
+import { baseBranch, commitOf, git, gitRun } from "../../core/git.ts";
+import { type LandResult, landOnce, onBase } from "./land.ts";
+
+export const queueMigrations = [
+  `CREATE TABLE merge_queue (item_id TEXT PRIMARY KEY, state TEXT NOT NULL, enqueued_at TEXT NOT NULL,
+     landing TEXT, reason TEXT);
+   CREATE TABLE merge_results (id INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL, at TEXT NOT NULL,
+     result TEXT NOT NULL, sha TEXT, detail TEXT);
+   CREATE INDEX merge_results_by_item ON merge_results (item_id, id);`,
+] as const;
+
+/** Attempts of one merge whose base kept moving before it is left waiting. */
+const MAX_RETRIES = 5;
+/** A waiting merge is tried again this often (clock). */
+const WAIT_RETRY_MS = 5_000;
+
+export interface QueueRow {
+  item_id: string;
+  state: "queued" | "running" | "waiting";
+  enqueued_at: string;
+  landing: string | null;
+  reason: string | null;
+}
+
+export interface MergeQueue {
+  /** Adds the item (once); false when it is queued already. */
+  enqueue(itemId: string): boolean;
+  /** Works through the queue; one run at a time per process. */
+  drain(): Promise<void>;
+  /** Per tick: retries waiting merges whose time has come. */
+  tick(): void;
+  rows(): QueueRow[];
+  results(limit: number): Array<{ item_id: string; at: string; result: string; sha: string | null; detail: unknown }>;
+}
+
+export function createMergeQueue(ctx: Context): MergeQueue {
+  let draining: Promise<void> | null = null;
+  let lastWaitRetry = 0;
+
+  async function drainOnce(): Promise<void> {
+    for (;;) {
+      const next = ctx.db
+        .query<QueueRow, []>(
+          "SELECT * FROM merge_queue WHERE state IN ('queued', 'running') ORDER BY enqueued_at, rowid LIMIT 1",
+        )
+        .get();
+      if (!next) return;
+      await _mergeOne(ctx, next).catch((err: Error) => {
+        ctx.log.error(`Merge of item "${next.item_id}" failed`, { error: err });
+        _wait(ctx, next.item_id, err.message);
+      });
+    }
+  }
+
+  return {
+    enqueue(itemId) {
+      const r = ctx.db
+        .query("INSERT OR IGNORE INTO merge_queue (item_id, state, enqueued_at) VALUES (?, 'queued', ?)")
+        .run(itemId, iso(ctx.clock.now()));
+      return r.changes > 0;
+    },
+    async drain() {
+      if (ctx.mode !== "daemon") return; // a CLI process queues; the daemon merges
+      draining ??= drainOnce().finally(() => {
+        draining = null;
+      });
+      return draining;
+    },
+    tick() {
+      const now = ctx.clock.now();
+      if (now - lastWaitRetry < WAIT_RETRY_MS) return;
+      lastWaitRetry = now;
+      const woke = ctx.db.query("UPDATE merge_queue SET state = 'queued' WHERE state = 'waiting'").run();
+      if (woke.changes) void this.drain();
+    },
+    rows() {
+      return ctx.db.query<QueueRow, []>("SELECT * FROM merge_queue ORDER BY enqueued_at, rowid").all();
+    },
+    results(limit) {
+      return ctx.db
+        .query<{ item_id: string; at: string; result: string; sha: string | null; detail: string | null }, [number]>(
+          "SELECT item_id, at, result, sha, detail FROM merge_results ORDER BY id DESC LIMIT ?",
+        )
+        .all(limit)
+        .map((r) => ({ ...r, detail: r.detail ? JSON.parse(r.detail) : null }));
+    },
+  };
+}
+
+// --- internal ---
+
+async function _mergeOne(ctx: Context, row: QueueRow): Promise<void> {
+  const item = await ctx.ops.call("item.get", { id: row.item_id }).catch(() => null);
+  if (item?.stage !== "merge") {
+    _dequeue(ctx, row.item_id); // moved on meanwhile (by hand, or merged elsewhere)
+    return;
+  }
+  const waits = ctx.untrusted.filter((u) => u.key.startsWith("merge.")).map((u) => u.key);
+  if (waits.length)
+    return _wait(ctx, row.item_id, `${waits.join(" and ")} wait for this machine's approval: run "drover trust"`);
+  const { merge, pipeline } = ctx.config;
+  const base = baseBranch(ctx.paths.root, pipeline.base_branch);
+  const branch = `drover/item/${item.id}`;
+  ctx.db.query("UPDATE merge_queue SET state = 'running' WHERE item_id = ?").run(item.id);
+  // a restart after the base moved to the recorded commit: it landed
+  if (row.landing && (await onBase(ctx.paths.root, base, row.landing)))
+    return _landed(ctx, item, { base, sha: row.landing, branch });
+  ctx.bus.publish("merge_started", { item_id: item.id, base, strategy: merge.strategy });
+  let result: LandResult = { kind: "retry", reason: "not tried" };
+  for (let attempt = 0; attempt < MAX_RETRIES && result.kind === "retry"; attempt++) {
+    result = await landOnce({
+      root: ctx.paths.root,
+      base,
+      branch,
+      strategy: merge.strategy,
+      message: merge.strategy === "merge" ? `Merge item ${item.id}: ${item.title}` : `${item.title} (item ${item.id})`,
+      check: merge.check,
+      checkTimeoutMs: merge.check_timeout_mins * 60_000,
+      push: merge.push ? _remoteOf(ctx, base) : null,
+      scratch: join(ctx.paths.dir, "merge", item.id),
+      onLanding: (sha) => ctx.db.query("UPDATE merge_queue SET landing = ? WHERE item_id = ?").run(sha, item.id),
+    });
+  }
+  if (result.kind === "merged") return _landed(ctx, item, { base, sha: result.sha, branch });
+  if (result.kind === "waiting" || result.kind === "retry") return _wait(ctx, item.id, result.reason);
+  await _failed(ctx, item.id, result);
+}
+
+async function _landed(ctx: Context, item: { id: string }, at: { base: string; sha: string; branch: string }) {
+  const { strategy } = ctx.config.merge;
+  // a squash or rebase lands other commits than the branch's: point the branch at them, so it reads as merged
+  // and the worktree rule removes it (a worktree with local changes keeps them, and is kept)
+  const worktree = join(ctx.paths.worktrees, item.id);
+  if (await commitOf(worktree, "HEAD")) await gitRun(worktree, ["reset", "--keep", at.sha]);
+  else await gitRun(ctx.paths.root, ["update-ref", `refs/heads/${at.branch}`, at.sha]);
+  const merged = { sha: at.sha, base: at.base, strategy };
+  await ctx.ops.call("item.move", { id: item.id, to: "done", merged, reason: `merged into ${at.base}` });
+  _record(ctx, item.id, "merged", at.sha, null);
+  _dequeue(ctx, item.id);
+  ctx.bus.publish("merged", { item_id: item.id, ...merged });
+}
+
+async function _failed(ctx: Context, itemId: string, result: Extract<LandResult, { kind: "conflict" | "check" }>) {
+  const detail =
+    result.kind === "conflict" ? { files: result.files } : { exit_code: result.exitCode, tail: result.tail };
+  _record(ctx, itemId, result.kind, null, detail);
+  _dequeue(ctx, itemId);
+  const blocked = _failuresInARow(ctx, itemId) >= ctx.config.merge.max_failures;
+  const text =
+    result.kind === "conflict"
+      ? `Merge into the base failed: conflicts in ${result.files.map((f) => `"${f}"`).join(", ")}. Merge the base into this branch and resolve them.`
+      : `Merge check failed (exit ${result.exitCode ?? "none: it was stopped"}) in the merged tree. The end of its output:\n${result.tail}`;
+  await ctx.ops.call("item.note", { id: itemId, text: text.slice(0, 4000) });
+  await ctx.ops.call("item.move", { id: itemId, to: blocked ? "blocked" : "coding", reason: `merge ${result.kind}` });
+  ctx.bus.publish("merge_failed", { item_id: itemId, kind: result.kind, ...detail, blocked });
+}
+
+function _wait(ctx: Context, itemId: string, reason: string): void {
+  const before = ctx.db
+    .query<{ reason: string | null }, [string]>("SELECT reason FROM merge_queue WHERE item_id = ?")
+    .get(itemId);
+  ctx.db.query("UPDATE merge_queue SET state = 'waiting', reason = ? WHERE item_id = ?").run(reason, itemId);
+  if (before?.reason !== reason) ctx.bus.publish("merge_waiting", { item_id: itemId, reason });
+}
+
+function _dequeue(ctx: Context, itemId: string): void {
+  ctx.db.query("DELETE FROM merge_queue WHERE item_id = ?").run(itemId);
+}
+
+function _record(ctx: Context, itemId: string, result: string, sha: string | null, detail: unknown): void {
+  ctx.db
+    .query("INSERT INTO merge_results (item_id, at, result, sha, detail) VALUES (?, ?, ?, ?, ?)")
+    .run(itemId, iso(ctx.clock.now()), result, sha, detail === null ? null : JSON.stringify(detail));
+}
+
+function _failuresInARow(ctx: Context, itemId: string): number {
+  const results = ctx.db
+    .query<{ result: string }, [string]>(
+      "SELECT result FROM merge_results WHERE item_id = ? ORDER BY id DESC LIMIT 100",
+    )
+    .all(itemId);
+  let n = 0;
+  while (n < results.length && results[n]!.result !== "merged") n++;
+  return n;
+}
+
+/** The remote the base is pushed to: its upstream's, else `origin`. */
+function _remoteOf(ctx: Context, base: string): string {
+  const configured = git(ctx.paths.root, ["config", "--get", `branch.${base}.remote`]);
+  return configured.ok && /^[A-Za-z0-9._-]+$/.test(configured.out) ? configured.out : "origin";
+}
