@@ -1,0 +1,124 @@
+/**
+ * Merge across a daemon's `kill -9` (SPEC §14: the base moves once or not at all): killed mid-check, the base is
+ * unmoved and the restart lands the item; killed after the base moved but before the item was marked, the restart
+ * finds the recorded commit on the base and finishes without merging twice.
+ */
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { execFileSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import {
+  api,
+  BUN,
+  CLI,
+  type DaemonProc,
+  startDaemonProcess,
+  tempProject,
+  testRuntime,
+  trustConfig,
+} from "./helpers.ts";
+
+const ENV = {
+  ...process.env,
+  GIT_AUTHOR_NAME: "t",
+  GIT_AUTHOR_EMAIL: "t@x",
+  GIT_COMMITTER_NAME: "t",
+  GIT_COMMITTER_EMAIL: "t@x",
+};
+const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env: ENV, encoding: "utf8" }).trim();
+
+let project: Awaited<ReturnType<typeof tempProject>>;
+const daemons: DaemonProc[] = [];
+
+beforeEach(async () => {
+  project = await tempProject();
+  git(project.dir, "checkout", "-q", "-b", "main");
+  writeFileSync(join(project.dir, "app.txt"), "one\n");
+  git(project.dir, "add", "app.txt");
+  git(project.dir, "commit", "-q", "-m", "init");
+});
+afterEach(async () => {
+  for (const d of daemons.splice(0)) await d.stop().catch(() => undefined);
+  project.cleanup();
+});
+
+describe("merge and kill -9", () => {
+  test("killed mid-check: the base is unmoved; the restart merges the item once", async () => {
+    const marker = join(project.dir, ".checked-once");
+    const check = `if [ ! -e "${marker}" ]; then touch "${marker}"; sleep 8; fi`;
+    await Bun.write(
+      project.paths.config,
+      `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[merge]\ncheck = ["sh", "-c", ${JSON.stringify(check)}]\n`,
+    );
+    await trustConfig(project.paths);
+    const before = git(project.dir, "rev-parse", "main");
+    let d = await _start();
+    const id = await _itemInMerge(d);
+    await _until(async () => existsSync(marker));
+    d.proc.kill("SIGKILL");
+    await d.proc.exited;
+    expect(git(project.dir, "rev-parse", "main")).toBe(before);
+
+    d = await _start();
+    await _until(async () => (await api(d.url, d.token, `/api/items/${id}`)).body.stage === "done");
+    const item = (await api(d.url, d.token, `/api/items/${id}`)).body;
+    expect(git(project.dir, "rev-parse", "main")).toBe(item.merged.sha);
+    expect(git(project.dir, "rev-parse", `${item.merged.sha}^1`)).toBe(before); // one merge, on the old base
+    expect(git(project.dir, "show", "main:feature.txt")).toBe("feature");
+  }, 60_000);
+
+  test("killed after the base moved, before the item was marked: the restart finishes it without a second merge", async () => {
+    await Bun.write(
+      project.paths.config,
+      `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[merge]\nmode = "manual"\n`,
+    );
+    const { rt } = await testRuntime(project.paths); // daemon mode: it merges
+    const item = (await rt.ops.run("item.create", { title: "Feature" })) as { id: string };
+    const started = (await rt.ops.run("item.start", { id: item.id, agent: "a1" })) as { path: string; fence: number };
+    writeFileSync(join(started.path, "feature.txt"), "feature\n");
+    git(started.path, "add", "feature.txt");
+    git(started.path, "commit", "-q", "-m", "feature");
+    await rt.ops.run("item.move", { id: item.id, to: "merge", agent: "a1", fence: started.fence });
+    // what a daemon killed right after update-ref leaves: the queue row with its landing, the base already moved
+    git(project.dir, "merge", "-q", "--no-ff", "-m", "landed", `drover/item/${item.id}`);
+    const landed = git(project.dir, "rev-parse", "main");
+    rt.ctx.services.merge.enqueue(item.id);
+    rt.ctx.db.query("UPDATE merge_queue SET state = 'running', landing = ? WHERE item_id = ?").run(landed, item.id);
+    await rt.ctx.services.merge.drain();
+    const after = (await rt.ops.run("item.get", { id: item.id })) as any;
+    expect(after).toMatchObject({ stage: "done", merged: { sha: landed, base: "main" } });
+    expect(git(project.dir, "rev-parse", "main")).toBe(landed);
+    await rt.close();
+  });
+});
+
+// --- internal ---
+
+async function _start(): Promise<DaemonProc> {
+  const d = await startDaemonProcess([BUN, CLI], project.paths);
+  daemons.push(d);
+  return d;
+}
+
+async function _itemInMerge(d: DaemonProc): Promise<string> {
+  const { body: item } = await api(d.url, d.token, "/api/items", { title: "Feature" });
+  const { body: started } = await api(d.url, d.token, "/api/ops/item.start", { id: item.id, agent: "a1" });
+  writeFileSync(join(started.path, "feature.txt"), "feature\n");
+  git(started.path, "add", "feature.txt");
+  git(started.path, "commit", "-q", "-m", "feature");
+  const moved = await api(d.url, d.token, `/api/items/${item.id}/move`, {
+    to: "merge",
+    agent: "a1",
+    fence: started.fence,
+  });
+  expect(moved.status).toBe(200);
+  return item.id;
+}
+
+async function _until(check: () => Promise<unknown>, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await Bun.sleep(50);
+  }
+}
