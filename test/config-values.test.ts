@@ -113,8 +113,8 @@ describe("config.toml values", () => {
   });
 });
 
-describe("runner tables", () => {
-  test("generated names, commands, env and prompts: accepted or one line naming the key; untrusted, nothing runs", async () => {
+describe("runner tables and merge checks", () => {
+  test("generated names, commands, env, prompts and checks: accepted or one line naming the key; untrusted, nothing runs", async () => {
     const project = await tempProject();
     const pwned = () => execFileSync("find", [project.dir, "-name", "PWNED"], { encoding: "utf8" }).trim();
     const table = fc.record({
@@ -124,6 +124,8 @@ describe("runner tables", () => {
       env: fc.dictionary(fc.oneof(fc.constantFrom("PATH", "LD_PRELOAD", "A_1"), hostile), hostile, { maxKeys: 3 }),
       prompt: hostile,
       max: fc.oneof(fc.integer({ min: -5, max: 100 }), fc.constant(1)),
+      check: fc.array(hostile, { maxLength: 3 }),
+      strategy: fc.oneof(fc.constantFrom("merge", "squash", "rebase"), hostile),
     });
     try {
       await fc.assert(
@@ -132,7 +134,8 @@ describe("runner tables", () => {
           const text =
             `[runners.${tomlString(t.name)}]\npreset = ${tomlString(t.preset)}\n` +
             `command = [${t.command.map(tomlString).join(", ")}]\nprompt = ${tomlString(t.prompt)}\nmax = ${t.max}\n` +
-            `[runners.${tomlString(t.name)}.env]\n${env.join("\n")}\n`;
+            `[runners.${tomlString(t.name)}.env]\n${env.join("\n")}\n` +
+            `[merge]\ncheck = [${t.check.map(tomlString).join(", ")}]\nstrategy = ${tomlString(t.strategy)}\npush = true\n`;
           await Bun.write(project.paths.config, text);
           for (const args of [["status"], ["item", "create", "--title", "t"], ["runs", "list"]]) {
             const r = await cli(args, project.dir);
