@@ -19,6 +19,8 @@ export const hubContract = defineContract({
         .min(1024)
         .max(64 * 1024 * 1024)
         .default(1024 * 1024),
+      /** Decided ops (confirmed or rejected) are forgotten after this long: `state.db` does not grow with use. */
+      outbox_retention_days: z.number().min(0.001).max(3650).default(7),
     }),
   ],
 });

@@ -5,6 +5,7 @@
  * `[hub]` keys are declared here, and the contract suite checks it like any feature.
  */
 import { z } from "zod";
+import { iso } from "../core/clock.ts";
 import { escapeControls } from "../core/escape.ts";
 import { type Context, defineFeature, defineOp } from "../core/feature.ts";
 import { checkBranchName } from "../core/git.ts";
@@ -85,7 +86,9 @@ export default defineFeature({
   },
   async reconcile(ctx) {
     const files = await ctx.hub.catchUp();
-    return { changed: files, files, invalid_files: ctx.hub.invalidFiles().length };
+    const cutoff = iso(ctx.clock.now() - ctx.config.hub.outbox_retention_days * 86_400_000);
+    const forgotten = ctx.hub.outbox.forget(cutoff);
+    return { changed: files, files, forgotten, invalid_files: ctx.hub.invalidFiles().length };
   },
   stop(ctx) {
     ctx.hub.close();

@@ -24,6 +24,8 @@ export interface Outbox {
   ): void;
   /** Puts ops back ahead of the ones already waiting, keeping the order of both. */
   requeue(ops: readonly OpRecord[], commit: string): void;
+  /** Forgets ops decided before `cutoff` (ISO time); what waits is never forgotten. Returns how many went. */
+  forget(cutoff: string): number;
 }
 
 export function createOutbox(db: Database): Outbox {
@@ -57,6 +59,12 @@ export function createOutbox(db: Database): Outbox {
         "UPDATE outbox SET status = 'rejected', code = ?, reason = ?, decided_at = ? WHERE op_id = ?",
       );
       for (const r of rejected) reject.run(r.code, r.reason, at, r.opId);
+    },
+    forget(cutoff) {
+      // rows of the first format carry no decision time: their creation time stands in
+      return db
+        .query("DELETE FROM outbox WHERE status <> 'pending' AND coalesce(decided_at, created_at) < ?")
+        .run(cutoff).changes;
     },
     requeue(ops, commit) {
       const again = new Set(ops.map((o) => o.id));

@@ -1,5 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseConfig } from "../core/config.ts";
+import "../runtime.ts"; // every feature's config keys, registered as the runtime loads them
 
 describe("config", () => {
   test("every key has the SPEC default", () => {
@@ -13,6 +14,16 @@ describe("config", () => {
       presence_secs: 60,
       network_timeout_secs: 20,
       max_file_bytes: 1024 * 1024,
+      outbox_retention_days: 7,
+    });
+    expect(config.runners).toEqual({});
+    expect(config.merge).toEqual({
+      mode: "auto",
+      strategy: "merge",
+      check: [],
+      check_timeout_mins: 30,
+      push: false,
+      max_failures: 3,
     });
     expect(config.triggers.max_actions_per_event).toBe(100);
     expect(config.heartbeats.idle_after_secs).toBe(300);

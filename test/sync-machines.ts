@@ -31,15 +31,15 @@ export async function joinedProject(remote: string, parent = tmpdir()): Promise<
   return { dir, paths };
 }
 
-/** A joined project with a runtime on it (CLI mode: rounds run only when a test or a claim asks). */
+/** A joined project with a runtime on it (CLI mode by default: rounds run only when a test or a claim asks). */
 export async function machine(
   remote: string,
-  options: { clock?: Clock; config?: string; trusted?: boolean } = {},
+  options: { clock?: Clock; config?: string; trusted?: boolean; mode?: "cli" | "daemon" } = {},
 ): Promise<Machine> {
   const { dir, paths } = await joinedProject(remote);
   if (options.config) await Bun.write(paths.config, options.config);
   if (options.trusted) await trustConfig(paths);
-  const { rt, events } = await testRuntime(paths, { clock: options.clock, mode: "cli" });
+  const { rt, events } = await testRuntime(paths, { clock: options.clock, mode: options.mode ?? "cli" });
   return {
     dir,
     paths,
