@@ -3,14 +3,28 @@
  * runner would start Claude Code. It reaches drover only as a run can — `DROVER_URL`, `DROVER_TOKEN`,
  * `DROVER_AGENT`, `DROVER_ITEM` — heartbeats while it "works" for a few seconds (progress on stdout, which the run's
  * log keeps), ends with a Claude-style `result` line carrying its usage, and exits 0: the runner moves a coded item
- * to qa; a reviewer moves its item to merge itself, over the HTTP API.
- * The coding of `CRASHING_TITLE` crashes the first time (SIGKILL, as the kernel's OOM killer would); the retry finds
- * the crash's note in its prompt and succeeds.
+ * to qa; a reviewer moves its item to merge itself, over the HTTP API, and drover lands it on the base branch.
+ * Coding commits in the run's folder (the item's worktree, on its own branch): a line in `work/<id>.md`, and for the
+ * two `SHARED_EDITS` items the same line of `config.txt` — both start from the first commit, so whichever lands
+ * second conflicts; its next run finds the conflict's note in its prompt, merges the base in keeping its own side,
+ * and the item lands on the second try. The coding of `CRASHING_TITLE` crashes the first time (SIGKILL, as the
+ * kernel's OOM killer would); the retry finds the crash's note in its prompt and succeeds.
  */
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { defineCommand } from "citty";
 
 /** The item whose first run crashes. */
 export const CRASHING_TITLE = "Fix the flaky test";
+/** The demo repository's base branch: where drover lands the work. */
+export const DEMO_BASE = "main";
+/** The file two items edit on the same line, and the line each writes there (the demo's first items). */
+export const SHARED_FILE = "config.txt";
+export const SHARED_EDITS: Readonly<Record<string, string>> = {
+  "Add a login page": "timeout_secs = 60",
+  [CRASHING_TITLE]: "timeout_secs = 120",
+};
+/** `SHARED_FILE` in the first commit. */
+export const SHARED_START = "# the demo app's settings\nport = 8080\ntimeout_secs = 30\nlog_level = info\n";
 
 export const demoAgent = defineCommand({
   meta: { name: "demo-agent", description: "A scripted agent for the demo's runners", hidden: true },
@@ -31,7 +45,7 @@ export const demoAgent = defineCommand({
     const beating = setInterval(() => void beat({ item: _env("DROVER_ITEM"), state: "working" }), 2000 / speed);
     await beat({ item: _env("DROVER_ITEM"), state: "working" });
 
-    const retry = (args.prompt ?? "").includes("Notes on this item");
+    const crashedBefore = (args.prompt ?? "").includes("crashed (signal");
     if (args.stage === "qa") {
       console.log(`reviewing "${args.title}"`);
       await pause(1500);
@@ -43,18 +57,27 @@ export const demoAgent = defineCommand({
       console.log(`approved: moving it to merge (${await _move("merge")})`);
     } else {
       console.log(`working on "${args.title}"`);
-      if (retry) console.log("the notes say an earlier run crashed: running the slow tests one at a time this time");
-      await pause(2000);
-      console.log(`editing ${1 + Math.floor(Math.random() * 6)} files`);
-      await pause(3000);
+      const conflict = /Merge into the base failed: conflicts in ([^\n]*?)\. Merge/.exec(args.prompt ?? "")?.[1];
+      if (conflict) {
+        console.log(`the notes say landing it conflicted in ${conflict}: merging ${DEMO_BASE} into this branch`);
+        await pause(2000);
+        _git(["merge", "--no-edit", "-X", "ours", "-m", `Merge ${DEMO_BASE}, keeping this item's side`, DEMO_BASE]);
+        console.log(`merged ${DEMO_BASE}; the conflicting lines keep this item's side`);
+      } else {
+        if (crashedBefore) console.log("the notes say an earlier run crashed: running the slow tests one at a time");
+        await pause(2000);
+        console.log(`editing ${1 + Math.floor(Math.random() * 6)} files`);
+        await pause(3000);
+      }
       console.log("running the tests");
       await pause(2000);
-      if (args.title === CRASHING_TITLE && !retry) {
+      if (args.title === CRASHING_TITLE && !crashedBefore) {
         console.log("test/flaky.test.ts: retrying for the 40th time");
         console.error("fatal: out of memory (4.0 GB) while running test/flaky.test.ts");
         process.kill(process.pid, "SIGKILL");
         await new Promise(() => undefined);
       }
+      if (!conflict) _commit(args.title);
       console.log("12 of 12 tests pass; committed");
     }
     clearInterval(beating);
@@ -65,6 +88,31 @@ export const demoAgent = defineCommand({
 });
 
 // --- internal ---
+
+/** The run's work, committed on the item's branch (the run's folder is its worktree). */
+function _commit(title: string): void {
+  const file = `work/${_env("DROVER_ITEM")}.md`;
+  mkdirSync("work", { recursive: true });
+  const line = `- ${new Date().toISOString()} ${_env("DROVER_AGENT")}: worked on it\n`;
+  appendFileSync(file, existsSync(file) ? line : `# ${title}\n\n${line}`);
+  const files = [file];
+  const shared = SHARED_EDITS[title];
+  if (shared) {
+    const text = existsSync(SHARED_FILE) ? readFileSync(SHARED_FILE, "utf8") : SHARED_START;
+    writeFileSync(SHARED_FILE, text.replace(/^timeout_secs = .*$/m, shared));
+    files.push(SHARED_FILE);
+  }
+  _git(["add", "--", ...files]);
+  _git(["commit", "-q", "-m", title]);
+}
+
+/** Git in the run's folder as this agent (the demo repository has no identity of its own); throws on failure. */
+function _git(args: string[]): void {
+  const agent = _env("DROVER_AGENT");
+  const who = ["-c", `user.name=${agent}`, "-c", `user.email=${agent}@drover.invalid`, "-c", "commit.gpgsign=false"];
+  const r = Bun.spawnSync(["git", ...who, ...args], { stdout: "pipe", stderr: "pipe" });
+  if (r.exitCode !== 0) throw new Error(`git ${args[0]} failed: ${r.stderr.toString().trim() || r.stdout.toString()}`);
+}
 
 function _env(name: string): string {
   const value = process.env[name];

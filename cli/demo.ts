@@ -1,13 +1,14 @@
 /**
  * @module `drover demo` (what `npm start` runs): a throwaway project in a temp folder and a daemon whose runners
  * (SPEC §13) start the agents — `drover demo-agent`, a scripted agent, run with the `command` preset: `coder` takes
- * backlog items into coding and hands them to qa, `reviewer` takes qa to merge, a trigger moves merge to done and a
- * timer adds work. Each run heartbeats over the HTTP API, reports its usage and exits; one crashes once, so the
- * supervisor's note and retry show. The terminal prints each run's start and end. Ctrl-C stops the daemon, which
- * stops its runs, and removes the folder.
+ * backlog items into coding, commits in the item's worktree and hands it to qa, `reviewer` takes qa to merge, where
+ * drover lands the branch on `main` (SPEC §14), and a timer adds work. Each run heartbeats over the HTTP API,
+ * reports its usage and exits; one crashes once, so the supervisor's note and retry show, and two edit the same line,
+ * so one merge conflicts, goes back to coding and lands on the second try. The terminal prints each run's start and
+ * end and each merge. Ctrl-C stops the daemon, which stops its runs, and removes the folder.
  */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
@@ -16,7 +17,7 @@ import { type Paths, pathsFor } from "../core/paths.ts";
 import { approve } from "../core/trust.ts";
 import { openRuntime, VERSION } from "../runtime.ts";
 import type { Daemon } from "./daemon.ts";
-import { CRASHING_TITLE } from "./demo-agent.ts";
+import { CRASHING_TITLE, DEMO_BASE, SHARED_EDITS, SHARED_FILE, SHARED_START } from "./demo-agent.ts";
 import { initProject } from "./init.ts";
 
 export { demoAgent } from "./demo-agent.ts";
@@ -39,8 +40,8 @@ export const demo = defineCommand({
     speed: { type: "string", description: "The agents work this many times faster (default 1)" },
   },
   async run({ args }) {
-    const dir = mkdtempSync(join(tmpdir(), "drover-demo-"));
-    execFileSync("git", ["init", "-q", dir]);
+    const dir = realpathSync(mkdtempSync(join(tmpdir(), "drover-demo-")));
+    _repo(dir);
     await initProject(dir, { local: true });
     const paths = pathsFor(dir);
     writeFileSync(
@@ -52,16 +53,20 @@ export const demo = defineCommand({
     const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
     stopOnSignals(daemon, { after: () => rmSync(dir, { recursive: true, force: true }) });
     _printRuns(daemon);
+    _printMerges(daemon);
+    const other = Object.keys(SHARED_EDITS).find((t) => t !== CRASHING_TITLE); // the other item editing SHARED_FILE
     console.log(
       [
         `drover ${VERSION} demo: runners at work on ${dir}`,
         `  dashboard: ${daemon.server.url}/#token=${daemon.token}`,
         `  URL:       ${daemon.server.url}`,
         `  token:     ${daemon.token}`,
-        "  runners:   coder (2 at a time: backlog → coding → qa), reviewer (1: qa → merge); a trigger moves merge",
-        "             to done, a timer adds work every 20 s",
-        `  agents:    each run is "drover demo-agent", a scripted agent: a few seconds of work, heartbeats, its`,
-        `             usage; "${CRASHING_TITLE}" crashes on its first run, and is retried`,
+        "  runners:   coder (2 at a time: backlog → coding → qa), reviewer (1: qa → merge); drover merges each",
+        `             item's branch into ${DEMO_BASE}; a timer adds work every 20 s`,
+        `  agents:    each run is "drover demo-agent", a scripted agent: a few seconds of work, a commit in the`,
+        `             item's worktree, heartbeats, its usage; "${CRASHING_TITLE}" crashes on its first run, and is`,
+        `             retried; it and "${other}" change one line of ${SHARED_FILE}: the one to land second`,
+        "             conflicts, goes back to coding, and lands on the second try",
         `  try:       cd ${dir} && ${selfCommand().join(" ")} runs`,
         `             (then: run log <run> --follow)`,
         "Ctrl-C stops everything and removes the folder.",
@@ -89,7 +94,9 @@ function _config(agent: string[]): string {
     "stale_after_secs = 120",
     "[pipeline]",
     "auto_assign = true",
-    "worktrees = false",
+    "[merge]",
+    'mode = "auto"',
+    'strategy = "merge"',
     "[runners.coder]",
     'preset = "command"',
     `command = ${command}`,
@@ -108,8 +115,8 @@ function _config(agent: string[]): string {
 }
 
 /**
- * The demo wrote this config itself: its runners are approved as `drover trust --yes` does. The work, the timer
- * and the trigger are there before the daemon starts, as in a project that has been in use.
+ * The demo wrote this config itself: its runners are approved as `drover trust --yes` does. The work and the timer
+ * are there before the daemon starts, as in a project that has been in use.
  */
 async function _prepare(paths: Paths): Promise<void> {
   const rt = await openRuntime({ paths, mode: "cli" });
@@ -118,13 +125,6 @@ async function _prepare(paths: Paths): Promise<void> {
     const run = (name: string, input: unknown) => rt.ops.run(name, input, { via: "internal" });
     for (const [title, labels, priority] of WORK) await run("item.create", { title, labels: [...labels], priority });
     await run("timer.add", { label: "new work", every: "20s", prompt: "Triage what came in" });
-    await run("trigger.add", {
-      label: "auto-merge",
-      on: { to: "merge" },
-      mode: "persistent",
-      op: "item.move",
-      args: { id: "$event.item_id", to: "done", reason: "auto-merge" },
-    });
   } finally {
     await rt.close();
   }
@@ -137,14 +137,12 @@ async function _prepare(paths: Paths): Promise<void> {
 function _printRuns(daemon: Daemon): void {
   const op = (name: string, input: unknown) => daemon.rt.ops.run(name, input, { via: "internal" });
   const item = (id: string) => op("item.get", { id }).catch(() => null) as Promise<_Item | null>;
-  const say = (agent: string, what: string) =>
-    console.log(`${new Date().toTimeString().slice(0, 8)}  ${agent.padEnd(20)} ${what}`);
   const seen = new Set<string>();
   const started = async (e: { run: string; agent_id: string; item_id: string; pid: number | null }) => {
     if (seen.has(e.run)) return;
     seen.add(e.run);
     const it = await item(e.item_id);
-    say(e.agent_id, `started  "${it?.title ?? e.item_id}" (${it?.stage}): ${e.run}, pid ${e.pid}`);
+    _say(e.agent_id, `started  "${it?.title ?? e.item_id}" (${it?.stage}): ${e.run}, pid ${e.pid}`);
   };
   const { bus } = daemon.rt.ctx;
   bus.on("run_started", (e) => started(e as BusEvent<"run_started">), { name: "demo-runs-started" });
@@ -157,11 +155,11 @@ function _printRuns(daemon: Daemon): void {
       if (e.reason === "success" || e.reason === "moved") {
         const tokens = e.usage ? `, ${e.usage.input_tokens + e.usage.output_tokens} tokens, $${e.usage.cost_usd}` : "";
         const how = e.reason === "success" ? "" : ", moved it itself";
-        return say(e.agent_id, `finished ${title}${how} → ${it?.stage}${tokens}`);
+        return _say(e.agent_id, `finished ${title}${how} → ${it?.stage}${tokens}`);
       }
-      if (e.reason === "stopped") return say(e.agent_id, `stopped  ${title}`);
+      if (e.reason === "stopped") return _say(e.agent_id, `stopped  ${title}`);
       const next = it?.stage === "blocked" ? "blocked" : "released, to be retried";
-      say(e.agent_id, `${e.reason.padEnd(8)} ${title}: ${next}, with a note:`);
+      _say(e.agent_id, `${e.reason.padEnd(8)} ${title}: ${next}, with a note:`);
       const note = (it?.notes?.at(-1)?.text ?? "").trim().split("\n");
       for (const line of [note[0], ...note.slice(1).slice(-2)]) if (line) console.log(`            | ${line}`);
     },
@@ -171,6 +169,62 @@ function _printRuns(daemon: Daemon): void {
     const running = (await op("runs.list", { state: "running" }).catch(() => [])) as Parameters<typeof started>[0][];
     for (const r of running.reverse()) await started(r);
   })();
+}
+
+/** One line per merge: landed (the commit), conflicted (the files), check failed, or waiting (why). */
+function _printMerges(daemon: Daemon): void {
+  const { bus } = daemon.rt.ctx;
+  const title = async (id: string) => {
+    const it = (await daemon.rt.ops.run("item.get", { id }, { via: "internal" }).catch(() => null)) as _Item | null;
+    return `"${it?.title ?? id}"`;
+  };
+  const say = (what: string) => _say("drover merge", what);
+  bus.on(
+    "merged",
+    async (event) => {
+      const e = event as BusEvent<"merged">;
+      say(`landed   ${await title(e.item_id)} on ${e.base}: ${e.sha.slice(0, 7)} (${e.strategy}) → done`);
+    },
+    { name: "demo-merged" },
+  );
+  bus.on(
+    "merge_failed",
+    async (event) => {
+      const e = event as BusEvent<"merge_failed">;
+      const next = e.blocked ? "blocked" : "back to coding, with a note";
+      if (e.kind === "conflict") say(`conflict ${await title(e.item_id)} in ${(e.files ?? []).join(", ")}: ${next}`);
+      else say(`failed   ${await title(e.item_id)}: the check exited ${e.exit_code ?? "(stopped)"}: ${next}`);
+    },
+    { name: "demo-merge-failed" },
+  );
+  bus.on(
+    "merge_waiting",
+    async (event) => {
+      const e = event as BusEvent<"merge_waiting">;
+      say(`waiting  ${await title(e.item_id)}: ${e.reason}`);
+    },
+    { name: "demo-merge-waiting" },
+  );
+}
+
+/**
+ * The throwaway repository: `main` with a first commit (runs work in worktrees, which branch from it), and no
+ * commit signing whatever the user's global git config says (each agent commits as itself).
+ */
+function _repo(dir: string): void {
+  const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { stdio: "pipe" });
+  git("init", "-q");
+  git("symbolic-ref", "HEAD", `refs/heads/${DEMO_BASE}`);
+  git("config", "commit.gpgsign", "false");
+  writeFileSync(join(dir, "README.md"), "# The demo app\n\nA throwaway project: drover's demo agents commit here.\n");
+  writeFileSync(join(dir, SHARED_FILE), SHARED_START);
+  git("add", "README.md", SHARED_FILE);
+  git("-c", "user.name=drover demo", "-c", "user.email=demo@drover.invalid", "commit", "-q", "-m", "A first commit");
+}
+
+/** A line of the demo's log: the time, who, what. */
+function _say(who: string, what: string): void {
+  console.log(`${new Date().toTimeString().slice(0, 8)}  ${who.padEnd(20)} ${what}`);
 }
 
 type _Item = { title: string; stage: string; notes?: Array<{ text: string }> };
