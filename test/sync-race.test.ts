@@ -121,4 +121,30 @@ describe("five machines, one remote", () => {
       answers,
     );
   }, 240_000);
+
+  test("one claim at a time per machine: no machine is starved (its slowest answer within 6× the median; it was 30–50×)", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < ITEMS; i++)
+      ids.push(((await call(nodes[0]!, "/api/items", { title: `fair ${i}` })).body as { id: string }).id);
+    for (const n of nodes) await call(n, "/api/sync", {});
+    const latencies: number[][] = nodes.map(() => []);
+    await Promise.all(
+      nodes.map(async (n, m) => {
+        for (let k = 0; k < 20; k++) {
+          const asked = performance.now();
+          const id = ids[Math.floor(Math.random() * ids.length)]!;
+          const r = await call(n, `/api/items/${id}/claim`, { agent: `fair-m${m}`, ttl_secs: 1 });
+          expect([200, 409]).toContain(r.status);
+          latencies[m]!.push(performance.now() - asked);
+        }
+      }),
+    );
+    const sorted = latencies.flat().sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    const slowest = Math.max(...latencies.map((l) => Math.max(...l)));
+    console.log(
+      `fairness: median ${Math.round(median)} ms, slowest ${Math.round(slowest)} ms (${(slowest / median).toFixed(2)}×)`,
+    );
+    expect(slowest / median).toBeLessThan(6);
+  }, 240_000);
 });

@@ -49,9 +49,13 @@ export interface SyncService {
   retryAt(): number;
 }
 
-const MAX_ATTEMPTS = 20;
-/** Backoff after a lost race: full jitter up to this cap, so a loser is not starved by machines that keep winning. */
-const BACKOFF_CAP_MS = 250;
+const MAX_ATTEMPTS = 50;
+/**
+ * Fairness (SPEC §15): a machine that lost a race goes again within one attempt's time, sooner for each loss in a
+ * row; a machine that keeps winning races others are in steps back before its next round, one attempt's time for
+ * each such win in a row, at most this many — so the losers' retries come first. A machine alone never waits.
+ */
+const WINNER_CAP_ROUNDS = 8;
 const HISTORY_SCAN = 2000;
 
 export function createSync(ctx: Context): SyncService {
@@ -66,6 +70,8 @@ export function createSync(ctx: Context): SyncService {
   const behindRemote = { head: null as string | null, behind: new Set<string>() };
 
   const { state, setState } = hub;
+  /** The remote head the latest attempt fetched. */
+  let lastFetched: string | null = null;
 
   async function getTransport(): Promise<Transport> {
     const remote = ctx.config.hub.remote;
@@ -121,6 +127,7 @@ export function createSync(ctx: Context): SyncService {
     const base = state("remote_head");
     // the fetch waits on the network outside the hub lock, so local ops go on meanwhile
     const { head: fetched, confirmed } = await t.fetch();
+    lastFetched = fetched;
     return hub.exclusive(async () => {
       // another process of this machine synced while we fetched: what we hold may be older than its head
       if (state("remote_head") !== base) return null;
@@ -240,28 +247,45 @@ export function createSync(ctx: Context): SyncService {
   const stats = { rounds: 0, pushes: 0, lost_races: 0 };
   let failures = 0;
   let retryAt = 0;
+  /** Pushes in a row that won a race other machines were in (the remote had moved since this machine's last round). */
+  let contendedWins = 0;
+  /** How long one attempt takes here (fetch, replay, push), smoothed: the unit of a winner's step back. */
+  let attemptMs = 100;
 
   async function fullRound(force: boolean): Promise<SyncResult> {
     stats.rounds++;
+    if (contendedWins > 0)
+      await Bun.sleep(attemptMs * Math.min(WINNER_CAP_ROUNDS, contendedWins) * (0.75 + Math.random() / 2));
     try {
       for (let i = 0; i < MAX_ATTEMPTS; i++) {
+        const before = state("remote_head");
+        const began = performance.now();
         const result = await attempt(force);
+        attemptMs = 0.8 * attemptMs + 0.2 * (performance.now() - began);
         if (result) {
-          if (result.pushed) stats.pushes++;
+          if (result.pushed) {
+            stats.pushes++;
+            contendedWins = lastFetched !== before ? contendedWins + 1 : 0;
+          }
           failures = 0;
           return result;
         }
-        // the remote (or this machine's other process) moved first: back off, jittered so the losers do not
-        // collide again, and go again
+        // the remote (or this machine's other process) moved first: go again soon, on the newer head
         stats.lost_races++;
-        await Bun.sleep(Math.random() * Math.min(BACKOFF_CAP_MS, 10 * 2 ** i));
+        contendedWins = 0;
+        // spread within one attempt's time, narrower for each loss in a row: the longest waiting goes first
+        await Bun.sleep((Math.random() * attemptMs) / (1 + i));
       }
-      throw new DroverError("conflict", `Cannot sync: lost the race to other machines ${MAX_ATTEMPTS} times in a row`);
     } catch (err) {
       setState("last_error", (err as Error).message);
       retryAt = ctx.clock.now() + Math.min(ctx.config.hub.sync_interval_secs * 1000, 1000 * 2 ** failures++);
       throw err;
     }
+    // contention is no fault of the remote: the next round comes soon, not after a growing pause
+    const message = `Cannot sync: lost the race to other machines ${MAX_ATTEMPTS} times in a row`;
+    setState("last_error", message);
+    retryAt = ctx.clock.now() + 100;
+    throw new DroverError("conflict", message);
   }
 
   async function resolve(choice: "adopt" | "restore"): Promise<SyncResult> {
