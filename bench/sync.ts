@@ -9,7 +9,7 @@ import type { Paths } from "../core/paths.ts";
 import { openRuntime } from "../runtime.ts";
 import { bareRepo, startGitServer } from "../test/git-server.ts";
 import { hostileEntry, pushTree } from "../test/intruder.ts";
-import { checkGrants, joinedProject, remoteHistory } from "../test/sync-machines.ts";
+import { checkGrants, joinedProject, remoteGit, remoteHistory } from "../test/sync-machines.ts";
 import { cleanups, median, percentile, type Row, round, startBinary, workDir } from "./lib.ts";
 
 type Transport = "isomorphic-git" | "git";
@@ -26,6 +26,7 @@ export async function syncRows(options: { quick: boolean }): Promise<Row[]> {
     rows.push(await raceRow(transport, { claims: options.quick ? 20 : 60, agents: 1 }));
     rows.push(await bombRow(transport));
   }
+  rows.push(await throughputRow({ windowMs: options.quick ? 5_000 : 15_000 }));
   const ratio = round(race["isomorphic-git"] / race.git, 2);
   rows.push({
     row: "race wall time, isomorphic-git ÷ git transport",
@@ -185,6 +186,63 @@ async function bombRow(transport: Transport): Promise<Row> {
     proc.kill("SIGTERM");
     await remote.stop();
   }
+}
+
+/**
+ * Commits the HTTP remote takes per second from one machine pushing alone, and from 10 machines racing (SPEC §15:
+ * at least 70 % of the one). Each machine keeps 2 agents claiming for the window; commits are counted on the remote.
+ */
+export async function throughputRow({ windowMs }: { windowMs: number }): Promise<Row> {
+  const rate = async (count: number) => {
+    const remote = _remote("isomorphic-git");
+    const machines: Array<{ url: string; token: string; proc: { kill(signal?: number | string): void } }> = [];
+    try {
+      for (let m = 0; m < count; m++) {
+        const paths = await _machine(remote.url);
+        const token = (await Bun.file(paths.token).text()).trim();
+        const { url, proc } = await startBinary(paths);
+        machines.push({ url, token, proc });
+      }
+      const call = (m: (typeof machines)[number], path: string, body?: unknown) =>
+        fetch(m.url + path, {
+          method: body === undefined ? "GET" : "POST",
+          headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" },
+          body: body === undefined ? undefined : JSON.stringify(body),
+        });
+      const ids: string[] = [];
+      for (let i = 0; i < 50; i++)
+        ids.push(((await (await call(machines[0]!, "/api/items", { title: `t ${i}` })).json()) as { id: string }).id);
+      for (const m of machines) await call(m, "/api/sync", {});
+      const before = Number(remoteGit(remote.bare, "rev-list", "--count", "drover/hub"));
+      const until = performance.now() + windowMs;
+      await Promise.all(
+        machines.flatMap((m, i) =>
+          [0, 1].map(async (a) => {
+            while (performance.now() < until) {
+              const id = ids[Math.floor(Math.random() * ids.length)];
+              await call(m, `/api/items/${id}/claim`, { agent: `m${i}-a${a}`, ttl_secs: 1 });
+            }
+          }),
+        ),
+      );
+      const after = Number(remoteGit(remote.bare, "rev-list", "--count", "drover/hub"));
+      return (after - before) / (windowMs / 1000);
+    } finally {
+      for (const m of machines) m.proc.kill("SIGTERM");
+      await remote.stop();
+    }
+  };
+  const alone = await rate(1);
+  const racing = await rate(10);
+  const share = round((100 * racing) / alone, 1);
+  return {
+    row: "remote commits/s: 10 machines racing ÷ one alone (http)",
+    value: share,
+    unit: "%",
+    bar: "≥ 70 %",
+    pass: share >= 70,
+    detail: `one alone ${round(alone, 1)} commits/s, 10 racing ${round(racing, 1)} commits/s; 2 agents claiming per machine, ${windowMs / 1000} s each`,
+  };
 }
 
 /** A bare remote reached over http-backend (isomorphic-git) or by its path (git). */
