@@ -79,24 +79,9 @@ export async function raceRow(
   { claims, agents }: { claims: number; agents: number },
 ): Promise<Row> {
   const remote = _remote(transport);
-  const machines: Array<{ url: string; token: string; proc: { kill(signal?: number | string): void } }> = [];
+  const machines: _Machine[] = [];
   try {
-    for (let m = 0; m < 5; m++) {
-      const paths = await _machine(remote.url);
-      const token = (await Bun.file(paths.token).text()).trim();
-      const { url, proc } = await startBinary(paths);
-      machines.push({ url, token, proc });
-    }
-    const call = (m: (typeof machines)[number], path: string, body?: unknown) =>
-      fetch(m.url + path, {
-        method: body === undefined ? "GET" : "POST",
-        headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" },
-        body: body === undefined ? undefined : JSON.stringify(body),
-      });
-    const ids: string[] = [];
-    for (let i = 0; i < 50; i++)
-      ids.push(((await (await call(machines[0]!, "/api/items", { title: `race ${i}` })).json()) as { id: string }).id);
-    for (const m of machines) await call(m, "/api/sync", {});
+    const ids = await _startMachines(remote.url, 5, machines);
 
     const answers = { confirmed: 0, rejected: 0, unconfirmed: 0 };
     const latencies: number[][] = machines.map(() => []);
@@ -107,7 +92,7 @@ export async function raceRow(
         Array.from({ length: agents }, async (_, a) => {
           for (let k = a; k < claims; k += agents) {
             const asked = performance.now();
-            const res = await call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, {
+            const res = await _call(m, `/api/items/${ids[Math.floor(Math.random() * ids.length)]}/claim`, {
               agent: `m${i}-a${a}`,
               ttl_secs: 1,
             });
@@ -125,8 +110,8 @@ export async function raceRow(
     let lost = 0;
     let waiting = 0;
     for (const m of machines) {
-      await call(m, "/api/sync", {});
-      const { stats, pending_ops } = (await (await call(m, "/api/sync")).json()) as {
+      await _call(m, "/api/sync", {});
+      const { stats, pending_ops } = (await (await _call(m, "/api/sync")).json()) as {
         stats: { pushes: number; lost_races: number };
         pending_ops: number;
       };
@@ -195,24 +180,9 @@ async function bombRow(transport: Transport): Promise<Row> {
 export async function throughputRow({ windowMs }: { windowMs: number }): Promise<Row> {
   const rate = async (count: number) => {
     const remote = _remote("isomorphic-git");
-    const machines: Array<{ url: string; token: string; proc: { kill(signal?: number | string): void } }> = [];
+    const machines: _Machine[] = [];
     try {
-      for (let m = 0; m < count; m++) {
-        const paths = await _machine(remote.url);
-        const token = (await Bun.file(paths.token).text()).trim();
-        const { url, proc } = await startBinary(paths);
-        machines.push({ url, token, proc });
-      }
-      const call = (m: (typeof machines)[number], path: string, body?: unknown) =>
-        fetch(m.url + path, {
-          method: body === undefined ? "GET" : "POST",
-          headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" },
-          body: body === undefined ? undefined : JSON.stringify(body),
-        });
-      const ids: string[] = [];
-      for (let i = 0; i < 50; i++)
-        ids.push(((await (await call(machines[0]!, "/api/items", { title: `t ${i}` })).json()) as { id: string }).id);
-      for (const m of machines) await call(m, "/api/sync", {});
+      const ids = await _startMachines(remote.url, count, machines);
       const before = Number(remoteGit(remote.bare, "rev-list", "--count", "drover/hub"));
       const until = performance.now() + windowMs;
       await Promise.all(
@@ -220,7 +190,7 @@ export async function throughputRow({ windowMs }: { windowMs: number }): Promise
           [0, 1].map(async (a) => {
             while (performance.now() < until) {
               const id = ids[Math.floor(Math.random() * ids.length)];
-              await call(m, `/api/items/${id}/claim`, { agent: `m${i}-a${a}`, ttl_secs: 1 });
+              await _call(m, `/api/items/${id}/claim`, { agent: `m${i}-a${a}`, ttl_secs: 1 });
             }
           }),
         ),
@@ -243,6 +213,32 @@ export async function throughputRow({ windowMs }: { windowMs: number }): Promise
     pass: share >= 70,
     detail: `one alone ${round(alone, 1)} commits/s, 10 racing ${round(racing, 1)} commits/s; 2 agents claiming per machine, ${windowMs / 1000} s each`,
   };
+}
+
+type _Machine = { url: string; token: string; proc: { kill(signal?: number | string): void } };
+
+/** The compiled daemon on `count` clones joined to one remote (pushed into `into`, for the caller to stop), and 50 items. */
+async function _startMachines(remoteUrl: string, count: number, into: _Machine[]): Promise<string[]> {
+  for (let m = 0; m < count; m++) {
+    const paths = await _machine(remoteUrl);
+    const token = (await Bun.file(paths.token).text()).trim();
+    const { url, proc } = await startBinary(paths);
+    into.push({ url, token, proc });
+  }
+  const ids: string[] = [];
+  for (let i = 0; i < 50; i++)
+    ids.push(((await (await _call(into[0]!, "/api/items", { title: `race ${i}` })).json()) as { id: string }).id);
+  for (const m of into) await _call(m, "/api/sync", {});
+  return ids;
+}
+
+/** A daemon's API, with its token. */
+function _call(m: _Machine, path: string, body?: unknown): Promise<Response> {
+  return fetch(m.url + path, {
+    method: body === undefined ? "GET" : "POST",
+    headers: { authorization: `Bearer ${m.token}`, "content-type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 /** A bare remote reached over http-backend (isomorphic-git) or by its path (git). */

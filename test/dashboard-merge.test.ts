@@ -5,24 +5,15 @@
  * panel (merges are each machine's own). Screenshots go to test-artifacts/dashboard/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { createLogger } from "../core/logger.ts";
 import { startGateway } from "../features/gateway/server.ts";
 import { launchChromium } from "./browser.ts";
-import { api, BUN, CLI, type DaemonProc, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
+import { api, BUN, CLI, type DaemonProc, firstCommit, git, ROOT, startDaemonProcess, tempProject } from "./helpers.ts";
 
 const SCREENSHOTS = join(ROOT, "test-artifacts", "dashboard");
-const ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@x",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@x",
-};
-const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env: ENV, encoding: "utf8" }).trim();
 const HOSTILE = "<img src=x onerror=window.pwned=1>.txt";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
@@ -33,10 +24,7 @@ let page: Page;
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
   project = await tempProject();
-  git(project.dir, "checkout", "-q", "-b", "main");
-  writeFileSync(join(project.dir, "app.txt"), "one\ntwo\nthree\n");
-  git(project.dir, "add", "app.txt");
-  git(project.dir, "commit", "-q", "-m", "init");
+  firstCommit(project.dir, { "app.txt": "one\ntwo\nthree\n" });
   await Bun.write(project.paths.config, `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n`);
   daemon = await startDaemonProcess([BUN, CLI], project.paths);
   browser = await launchChromium();

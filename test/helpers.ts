@@ -1,6 +1,6 @@
 /** Shared test helpers: throwaway projects, runtimes with an injected clock, processes, WebSocket clients. */
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, realpathSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initProject } from "../cli/init.ts";
@@ -204,4 +204,35 @@ export async function api(url: string, token: string, path: string, body?: unkno
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   return { status: res.status, body: (await res.json()) as any };
+}
+
+/** The environment for git commands that commit: a test machine may have no identity of its own. */
+export const GIT_ENV: Record<string, string | undefined> = {
+  ...process.env,
+  GIT_AUTHOR_NAME: "t",
+  GIT_AUTHOR_EMAIL: "t@x",
+  GIT_COMMITTER_NAME: "t",
+  GIT_COMMITTER_EMAIL: "t@x",
+};
+
+/** `git <args>` in `cwd` with GIT_ENV, its output trimmed. */
+export function git(cwd: string, ...args: string[]): string {
+  return execFileSync("git", args, { cwd, env: GIT_ENV, encoding: "utf8" }).trim();
+}
+
+/** The project's first commit, on `main`, holding `files`: worktrees branch from it, merges land on it. */
+export function firstCommit(dir: string, files: Record<string, string> = {}): void {
+  git(dir, "checkout", "-q", "-b", "main");
+  for (const [file, text] of Object.entries(files)) writeFileSync(join(dir, file), text);
+  if (Object.keys(files).length) git(dir, "add", "--", ...Object.keys(files));
+  git(dir, "commit", "-q", "--allow-empty", "-m", "init");
+}
+
+/** Polls `check` until it holds; throws after `ms`. */
+export async function until(check: () => unknown | Promise<unknown>, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    await Bun.sleep(50);
+  }
 }

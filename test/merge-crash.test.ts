@@ -4,7 +4,6 @@
  * finds the recorded commit on the base and finishes without merging twice.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import {
@@ -12,30 +11,21 @@ import {
   BUN,
   CLI,
   type DaemonProc,
+  firstCommit,
+  git,
   startDaemonProcess,
   tempProject,
   testRuntime,
   trustConfig,
+  until,
 } from "./helpers.ts";
-
-const ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@x",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@x",
-};
-const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env: ENV, encoding: "utf8" }).trim();
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 const daemons: DaemonProc[] = [];
 
 beforeEach(async () => {
   project = await tempProject();
-  git(project.dir, "checkout", "-q", "-b", "main");
-  writeFileSync(join(project.dir, "app.txt"), "one\n");
-  git(project.dir, "add", "app.txt");
-  git(project.dir, "commit", "-q", "-m", "init");
+  firstCommit(project.dir, { "app.txt": "one\n" });
 });
 afterEach(async () => {
   for (const d of daemons.splice(0)) await d.stop().catch(() => undefined);
@@ -54,13 +44,13 @@ describe("merge and kill -9", () => {
     const before = git(project.dir, "rev-parse", "main");
     let d = await _start();
     const id = await _itemInMerge(d);
-    await _until(async () => existsSync(marker));
+    await until(async () => existsSync(marker));
     d.proc.kill("SIGKILL");
     await d.proc.exited;
     expect(git(project.dir, "rev-parse", "main")).toBe(before);
 
     d = await _start();
-    await _until(async () => (await api(d.url, d.token, `/api/items/${id}`)).body.stage === "done");
+    await until(async () => (await api(d.url, d.token, `/api/items/${id}`)).body.stage === "done", 15_000);
     const item = (await api(d.url, d.token, `/api/items/${id}`)).body;
     expect(git(project.dir, "rev-parse", "main")).toBe(item.merged.sha);
     expect(git(project.dir, "rev-parse", `${item.merged.sha}^1`)).toBe(before); // one merge, on the old base
@@ -113,12 +103,4 @@ async function _itemInMerge(d: DaemonProc): Promise<string> {
   });
   expect(moved.status).toBe(200);
   return item.id;
-}
-
-async function _until(check: () => Promise<unknown>, ms = 15_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await Bun.sleep(50);
-  }
 }

@@ -4,22 +4,12 @@
  * base moved, a dirty checkout never touched, and a check from the shared config that waits for trust.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ManualClock, manualClock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Runtime } from "../runtime.ts";
-import { tempProject, testRuntime, trustConfig } from "./helpers.ts";
-
-const ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@x",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@x",
-};
-const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env: ENV, encoding: "utf8" }).trim();
+import { firstCommit, git, tempProject, testRuntime, trustConfig } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
@@ -37,10 +27,7 @@ async function open(config = "", options: { trusted?: boolean } = { trusted: tru
 
 beforeEach(async () => {
   project = await tempProject();
-  git(project.dir, "checkout", "-q", "-b", "main");
-  writeFileSync(join(project.dir, "app.txt"), "one\ntwo\nthree\n");
-  git(project.dir, "add", "app.txt");
-  git(project.dir, "commit", "-q", "-m", "init");
+  firstCommit(project.dir, { "app.txt": "one\ntwo\nthree\n" });
 });
 afterEach(async () => {
   await rt?.close();
@@ -237,7 +224,7 @@ describe("merges in company", () => {
       expect(git(remote, "show", "main:team.txt")).toBe("t");
       expect(git(remote, "show", "main:feature.txt")).toBe("mine");
     } finally {
-      execFileSync("rm", ["-rf", remote, other]);
+      for (const dir of [remote, other]) rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -6,7 +6,6 @@
  * its hooks heartbeat as, hold nothing else, and never be given work after it ended or was killed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -15,7 +14,16 @@ import { type AnthropicScript, startAnthropic } from "./clients/anthropic.ts";
 import { ensureClient } from "./clients/install.ts";
 import { type OpenAIScript, startOpenAI } from "./clients/openai.ts";
 import { prepareClaude, runClaude, runClaudeCommand, runCodex } from "./clients/run.ts";
-import { api, BINARY, type DaemonProc, freePort, run, startDaemonProcess, tempProject } from "./helpers.ts";
+import {
+  api,
+  BINARY,
+  type DaemonProc,
+  firstCommit,
+  freePort,
+  run,
+  startDaemonProcess,
+  tempProject,
+} from "./helpers.ts";
 
 /** What `drover integrate` sees: no `drover` on PATH, so hooks and notify name the compiled binary by its path. */
 const NO_DROVER_ON_PATH = { PATH: "/usr/bin:/bin" };
@@ -33,9 +41,7 @@ beforeAll(async () => {
   project = await tempProject();
   cleanups.push(project.cleanup);
   // worktrees branch from the base: the project needs a first commit (the integration stays uncommitted)
-  execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start"], {
-    cwd: project.dir,
-  });
+  firstCommit(project.dir);
   const port = await freePort();
   await Bun.write(project.paths.config, `[hub]\nremote = ""\n[server]\nport = ${port}\n`);
   daemon = await startDaemonProcess([BINARY], project.paths, {}, port);

@@ -6,14 +6,22 @@
  * releases the item untouched.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { type AnthropicScript, startAnthropic } from "./clients/anthropic.ts";
 import { ensureClient } from "./clients/install.ts";
 import { type OpenAIScript, startOpenAI } from "./clients/openai.ts";
 import { prepareClaude, prepareCodex } from "./clients/run.ts";
-import { api, BINARY, type DaemonProc, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
+import {
+  api,
+  BINARY,
+  type DaemonProc,
+  firstCommit,
+  startDaemonProcess,
+  tempProject,
+  trustConfig,
+  until,
+} from "./helpers.ts";
 
 const cleanups: Array<() => unknown> = [];
 
@@ -64,7 +72,7 @@ describe("a claude runner", () => {
     const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
 
     expect(run).toMatchObject({ reason: "rate_limited", exit_code: 1 });
-    await _until(async () => (await _item(d, id)).claim === null);
+    await until(async () => (await _item(d, id)).claim === null);
     expect((await _item(d, id)).notes ?? []).toEqual([]);
     const paused = (await api(d.url, d.token, "/api/agents")).body.find((a: any) => a.agent_id === run.agent_id);
     expect(Date.parse(paused.paused_until)).toBeGreaterThan(Date.now() + 60_000); // no reset given: a backoff
@@ -84,7 +92,7 @@ describe("a codex runner", () => {
     expect(run).toMatchObject({ reason: "success", exit_code: 0 });
     expect(model.agents).toEqual([run.agent_id]);
     expect(api_.requests[1]!.toolResults[0]!.output).toContain(`"agent_id":"${run.agent_id}"`);
-    await _until(async () => existsSync(join(paths.dir, "hooks", `${run.agent_id}.json`))); // notify, for the slot
+    await until(async () => existsSync(join(paths.dir, "hooks", `${run.agent_id}.json`))); // notify, for the slot
     expect((await _agents(d)).filter((a) => /^codex-[0-9a-f]{8}$/.test(a))).toEqual([]);
     const turn = _lastLine(run.log, (l) => l.type === "turn.completed");
     const item = await _item(d, id);
@@ -112,7 +120,7 @@ describe("a codex runner", () => {
     const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
 
     expect(run).toMatchObject({ reason: "rate_limited", exit_code: 1 });
-    await _until(async () => (await _item(d, id)).claim === null);
+    await until(async () => (await _item(d, id)).claim === null);
     const paused = (await api(d.url, d.token, "/api/agents")).body.find((a: any) => a.agent_id === run.agent_id);
     // Codex names the minute, not the second
     expect(Date.parse(paused.paused_until)).toBeGreaterThan(reset * 1000 - 60_000);
@@ -128,9 +136,7 @@ async function _project(
 ): Promise<{ d: DaemonProc; paths: Awaited<ReturnType<typeof tempProject>>["paths"] }> {
   const project = await tempProject();
   cleanups.push(project.cleanup);
-  execFileSync("git", ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start"], {
-    cwd: project.dir,
-  });
+  firstCommit(project.dir);
   await Bun.write(project.paths.config, `[hub]\nremote = ""\n\n${runner}`);
   await trustConfig(project.paths);
   const d = await startDaemonProcess([BINARY], project.paths);
@@ -198,7 +204,7 @@ async function _agents(d: DaemonProc): Promise<string[]> {
 
 async function _runs(d: DaemonProc, id: string, ready: (runs: any[]) => unknown): Promise<any[]> {
   let runs: any[] = [];
-  await _until(async () => ready((runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body)), 60_000);
+  await until(async () => ready((runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body)), 60_000);
   return runs;
 }
 
@@ -209,12 +215,4 @@ function _lastLine(log: string, pick: (l: any) => boolean): any {
     .filter((l) => l.startsWith("{"))
     .map((l) => JSON.parse(l));
   return lines.findLast(pick);
-}
-
-async function _until(check: () => Promise<unknown>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await Bun.sleep(100);
-  }
 }

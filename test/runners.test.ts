@@ -4,11 +4,22 @@
  * limit's reset) are driven by the daemon's injected clock (`DROVER_CLOCK_FILE`), not by waiting.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { processAlive } from "../core/process.ts";
-import { api, BUN, CLI, type DaemonProc, ROOT, run, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
+import {
+  api,
+  BUN,
+  CLI,
+  type DaemonProc,
+  firstCommit,
+  ROOT,
+  run,
+  startDaemonProcess,
+  tempProject,
+  trustConfig,
+  until,
+} from "./helpers.ts";
 
 const AGENT = join(ROOT, "test", "fixtures", "runner-agent.ts");
 const cleanups: Array<() => unknown> = [];
@@ -41,7 +52,7 @@ describe("a runner's endings", () => {
   test("fail: released with a note giving the reason and the log's tail, retried, blocked after max_attempts", async () => {
     const { d } = await setup;
     const id = await _create(d, "fail always");
-    await _until(async () => (await _item(d, id)).stage === "blocked");
+    await until(async () => (await _item(d, id)).stage === "blocked");
     const runs = await _runsOf(d, id, (r) => r.length === 3 && r.every((x) => x.state === "ended"));
     expect(runs.map((r) => [r.reason, r.exit_code])).toEqual([
       ["failed", 1],
@@ -60,15 +71,15 @@ describe("a runner's endings", () => {
     const id = await _create(d, "crash now");
     const [first] = (await _runsOf(d, id, (r) => r.some((x) => x.state === "ended"))).slice(-1);
     expect(first).toMatchObject({ reason: "crashed", exit_code: null });
-    await _until(async () => (await _item(d, id)).notes?.length >= 1);
+    await until(async () => (await _item(d, id)).notes?.length >= 1);
     expect((await _item(d, id)).notes[0].text).toContain("crashed (signal SIGKILL)");
-    await _until(async () => (await _item(d, id)).stage === "blocked");
+    await until(async () => (await _item(d, id)).stage === "blocked");
   });
 
   test("retry: the next run's prompt carries the failed run's note, and it succeeds", async () => {
     const { d } = await setup;
     const id = await _create(d, "retry please");
-    await _until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await _item(d, id)).stage === "qa");
     const runs = await _runsOf(d, id, (r) => r.length === 2);
     expect(runs.map((r) => r.reason)).toEqual(["success", "failed"]); // newest first
   });
@@ -95,7 +106,7 @@ describe("a runner's clock", () => {
     const runs = await _runsOf(d, id, (r) => r.some((x) => x.reason === "stuck"));
     expect(runs.find((r) => r.run === running!.run)).toMatchObject({ reason: "stuck" });
     expect(processAlive(running!.pid, running!.pid_start)).toBe(false);
-    await _until(async () => (await _item(d, id)).stage === "qa"); // the second run succeeds
+    await until(async () => (await _item(d, id)).stage === "qa"); // the second run succeeds
     expect((await _item(d, id)).notes[0].text).toContain("was quiet too long");
   });
 
@@ -105,7 +116,7 @@ describe("a runner's clock", () => {
     await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
     await jump(31 * 60_000);
     await _runsOf(d, id, (r) => r.some((x) => x.reason === "timeout"));
-    await _until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await _item(d, id)).stage === "qa");
   });
 
   test("run.stop: SIGTERM to the group, SIGKILL once the grace has passed; released with a note, not counted", async () => {
@@ -120,7 +131,7 @@ describe("a runner's clock", () => {
     await jump(11_000);
     await _runsOf(d, id, (r) => r.some((x) => x.reason === "stopped"));
     expect(processAlive(running!.pid, running!.pid_start)).toBe(false);
-    await _until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await _item(d, id)).stage === "qa");
     expect((await _item(d, id)).notes[0].text).toContain("was stopped");
     expect((await api(d.url, d.token, `/api/runs/${running!.run}/stop`, {})).status).toBe(409);
   });
@@ -133,7 +144,7 @@ describe("a runner under load and after a crash", () => {
     const limited = await _create(d, "limit-once a");
     const [ended] = await _runsOf(d, limited, (r) => r.some((x) => x.state === "ended"));
     expect(ended).toMatchObject({ reason: "rate_limited", exit_code: 1 });
-    await _until(async () => (await _item(d, limited)).claim === null);
+    await until(async () => (await _item(d, limited)).claim === null);
     expect((await _item(d, limited)).notes ?? []).toEqual([]);
     const agents = (await api(d.url, d.token, "/api/agents")).body;
     expect(agents.find((a: any) => a.agent_id === ended!.agent_id)?.paused_until).toBe(
@@ -143,17 +154,17 @@ describe("a runner under load and after a crash", () => {
     await Bun.sleep(1000);
     expect((await api(d.url, d.token, `/api/runs?item=${waiting}`)).body).toEqual([]); // the whole runner waits
     await jump(7200_000 + 60_000);
-    await _until(async () => (await _item(d, waiting)).stage === "qa");
-    await _until(async () => (await _item(d, limited)).stage === "qa");
+    await until(async () => (await _item(d, waiting)).stage === "qa");
+    await until(async () => (await _item(d, limited)).stage === "qa");
   });
 
   test("20 runs at once: each item runs once, ends with its usage, and the supervisor keeps up", async () => {
     const { d, dir } = await _daemon({ max: 20 });
     const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => _create(d, `gate ${i}`)));
     // every run waits at the gate: all 20 must be running at once before any may end
-    await _until(async () => (await api(d.url, d.token, "/api/runs?state=running")).body.length === 20, 20_000);
+    await until(async () => (await api(d.url, d.token, "/api/runs?state=running")).body.length === 20, 20_000);
     writeFileSync(join(dir, "gate"), "");
-    await _until(async () => {
+    await until(async () => {
       const runs = (await api(d.url, d.token, "/api/runs?limit=100")).body as any[];
       return runs.length === 20 && runs.every((r) => r.state === "ended");
     }, 20_000);
@@ -192,7 +203,7 @@ describe("a runner under load and after a crash", () => {
   test("no worktree, no run: never in the user's checkout; the note says why, and the item ends blocked", async () => {
     const { d } = await _daemon({ max: 1, commit: false }); // a repository without a commit has no base to branch from
     const id = await _create(d, "succeed here");
-    await _until(async () => (await _item(d, id)).stage === "blocked");
+    await until(async () => (await _item(d, id)).stage === "blocked");
     const runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body;
     expect(runs.map((r: any) => [r.reason, r.pid])).toEqual([
       ["not_started", null],
@@ -210,7 +221,7 @@ describe("a runner under load and after a crash", () => {
     expect((await _item(d, id)).stage).toBe("backlog");
     const trusted = await run([BUN, CLI, "trust", "--yes"], project.dir);
     expect(trusted.code, trusted.stderr).toBe(0);
-    await _until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await _item(d, id)).stage === "qa");
   });
 });
 
@@ -237,8 +248,7 @@ function _daemon(options: {
     const project = await tempProject();
     cleanups.push(project.cleanup);
     // runs work in worktrees, which branch from a commit
-    const git = ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start"];
-    if (options.commit !== false) execFileSync("git", git, { cwd: project.dir });
+    if (options.commit !== false) firstCommit(project.dir);
     const clockFile = join(project.dir, `clock-${++offsets}`);
     writeFileSync(clockFile, "0");
     const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
@@ -279,14 +289,6 @@ async function _item(d: DaemonProc, id: string) {
 /** The item's runs, newest first, once `ready` holds (10 s at most). */
 async function _runsOf(d: DaemonProc, id: string, ready: (runs: any[]) => unknown): Promise<any[]> {
   let runs: any[] = [];
-  await _until(async () => ready((runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body)));
+  await until(async () => ready((runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body)));
   return runs;
-}
-
-async function _until(check: () => Promise<unknown>, ms = 10_000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await Bun.sleep(50);
-  }
 }

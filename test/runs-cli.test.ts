@@ -4,11 +4,21 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createLogReader } from "../cli/runs.ts";
-import { api, BUN, CLI, cli, type DaemonProc, ROOT, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
+import {
+  api,
+  BUN,
+  CLI,
+  cli,
+  type DaemonProc,
+  firstCommit,
+  ROOT,
+  startDaemonProcess,
+  tempProject,
+  trustConfig,
+} from "./helpers.ts";
 
 const AGENT = join(ROOT, "test", "fixtures", "runner-agent.ts");
 const cleanups: Array<() => unknown> = [];
@@ -159,8 +169,7 @@ async function _project() {
   const project = await tempProject();
   cleanups.push(project.cleanup);
   // runs work in worktrees, which branch from a commit
-  const git = ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "start"];
-  execFileSync("git", git, { cwd: project.dir });
+  firstCommit(project.dir);
   const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
   await Bun.write(
     project.paths.config,

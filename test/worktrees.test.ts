@@ -8,28 +8,17 @@ import type { BusEvent } from "../core/events.ts";
 import type { Item } from "../features/pipeline/item.ts";
 import type { Runtime } from "../runtime.ts";
 import { createApp } from "../server/app.ts";
-import { cli, tempProject, testRuntime } from "./helpers.ts";
+import { cli, firstCommit, GIT_ENV, git, tempProject, testRuntime } from "./helpers.ts";
 
-const ENV = {
-  ...process.env,
-  GIT_AUTHOR_NAME: "t",
-  GIT_AUTHOR_EMAIL: "t@x",
-  GIT_COMMITTER_NAME: "t",
-  GIT_COMMITTER_EMAIL: "t@x",
-};
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
 let events: BusEvent[];
-const git = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, env: ENV, encoding: "utf8" }).trim();
 const op = <T = any>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
 const of = (type: string) => events.filter((e) => e.type === type) as any[];
 
 beforeEach(async () => {
   project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n' });
-  git(project.dir, "checkout", "-q", "-b", "main");
-  writeFileSync(join(project.dir, "README.md"), "# project\n");
-  git(project.dir, "add", "README.md");
-  git(project.dir, "commit", "-q", "-m", "init");
+  firstCommit(project.dir, { "README.md": "# project\n" });
   ({ rt, events } = await testRuntime(project.paths, { clock: manualClock("2026-10-01T09:00:00Z") }));
 });
 afterEach(async () => {
@@ -150,7 +139,7 @@ describe("worktrees", () => {
     const r = await cli(
       ["item", "start", "--id", item.id, "--agent", "a1", "--path-only"],
       project.dir,
-      ENV as Record<string, string>,
+      GIT_ENV as Record<string, string>,
     );
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(join(project.paths.worktrees, item.id) + "\n");

@@ -57,26 +57,19 @@ export const runnerSchema = z.strictObject({
 });
 export type Runner = z.output<typeof runnerSchema>;
 
+/** What names a run in its events. */
+const runIds = { run: z.string(), runner: z.string(), agent_id: z.string(), item_id: z.string() };
+
 export const runnersContract = defineContract({
   events: {
     run_started: {
       topic: "runs",
-      schema: z.object({
-        run: z.string(),
-        runner: z.string(),
-        agent_id: z.string(),
-        item_id: z.string(),
-        pid: z.number().nullable(),
-        cwd: z.string(),
-      }),
+      schema: z.object({ ...runIds, pid: z.number().nullable(), cwd: z.string() }),
     },
     run_ended: {
       topic: "runs",
       schema: z.object({
-        run: z.string(),
-        runner: z.string(),
-        agent_id: z.string(),
-        item_id: z.string(),
+        ...runIds,
         exit_code: z.number().nullable(),
         reason: z.enum(RUN_ENDINGS),
         usage: usage.nullable(),

@@ -6,11 +6,11 @@
  */
 import { z } from "zod";
 import { DroverError } from "../../core/errors.ts";
-import { defineFeature, defineOp } from "../../core/feature.ts";
+import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { itemIdSchema } from "../../core/ids.ts";
 import { runnersContract } from "./contract.ts";
 import { logTail } from "./process.ts";
-import { getRun, listRuns, runMigrations } from "./store.ts";
+import { getRun, listRuns, type RunRow, runMigrations } from "./store.ts";
 import { createSupervisor, type Supervisor } from "./supervisor.ts";
 
 declare module "../../core/feature.ts" {
@@ -53,8 +53,7 @@ const runGet = defineOp({
   http: { method: "GET", path: "/api/runs/:run" },
   input: z.strictObject({ run: runIdSchema }),
   run(ctx, input) {
-    const row = getRun(ctx.db, input.run);
-    if (!row) throw new DroverError("not_found", `Cannot find run "${input.run}" on this machine`);
+    const row = _mustRun(ctx, input.run);
     return { ...row, tail: row.log ? logTail(row.log, TAIL_BYTES) : "" };
   },
 });
@@ -66,8 +65,7 @@ const runStop = defineOp({
   http: { method: "POST", path: "/api/runs/:run/stop" },
   input: z.strictObject({ run: runIdSchema }),
   run(ctx, input) {
-    const row = getRun(ctx.db, input.run);
-    if (!row) throw new DroverError("not_found", `Cannot find run "${input.run}" on this machine`);
+    const row = _mustRun(ctx, input.run);
     if (row.state !== "running" || !ctx.services.runners.stop(input.run, "stopped"))
       throw new DroverError("conflict", `Cannot stop run "${input.run}": it is not running`);
     return { run: input.run, stopping: true };
@@ -108,3 +106,11 @@ export default defineFeature({
     await ctx.services.runners.stopAll();
   },
 });
+
+// --- internal ---
+
+function _mustRun(ctx: Context, run: string): RunRow {
+  const row = getRun(ctx.db, run);
+  if (!row) throw new DroverError("not_found", `Cannot find run "${run}" on this machine`);
+  return row;
+}
