@@ -27,6 +27,11 @@ export async function syncRows(options: { quick: boolean }): Promise<Row[]> {
     rows.push(await bombRow(transport));
   }
   rows.push(await throughputRow({ windowMs: options.quick ? 5_000 : 15_000 }));
+  // closer to a hosted remote: every request to it takes 150 ms more
+  for (const agents of [1, 4])
+    rows.push(
+      await raceRow("isomorphic-git", { claims: options.quick ? 8 : agents === 1 ? 20 : 60, agents, delayMs: 150 }),
+    );
   const ratio = round(race["isomorphic-git"] / race.git, 2);
   rows.push({
     row: "race wall time, isomorphic-git ÷ git transport",
@@ -76,9 +81,9 @@ async function roundRow(transport: Transport, runs: number): Promise<Row> {
  */
 export async function raceRow(
   transport: Transport,
-  { claims, agents }: { claims: number; agents: number },
+  { claims, agents, delayMs = 0 }: { claims: number; agents: number; delayMs?: number },
 ): Promise<Row> {
-  const remote = _remote(transport);
+  const remote = _remote(transport, delayMs);
   const machines: _Machine[] = [];
   try {
     const ids = await _startMachines(remote.url, 5, machines);
@@ -126,7 +131,7 @@ export async function raceRow(
     const fairness = round(Math.max(...p99s) / all, 2);
     const pass = violations.length === 0 && waiting === 0 && fairness <= 3;
     return {
-      row: `5 machines × ${claims} claims on 50 items, ${agents} at a time each (${transport})`,
+      row: `5 machines × ${claims} claims on 50 items, ${agents} at a time each (${transport}${delayMs ? `, +${delayMs} ms per request` : ""})`,
       value: round(wall / 1000, 2),
       unit: "s",
       bar: "all confirmed or rejected, 0 double grants; slowest p99 ≤ 3× median",
@@ -241,10 +246,10 @@ function _call(m: _Machine, path: string, body?: unknown): Promise<Response> {
   });
 }
 
-/** A bare remote reached over http-backend (isomorphic-git) or by its path (git). */
-function _remote(transport: Transport) {
+/** A bare remote reached over http-backend (isomorphic-git; `delayMs` added to each request) or by its path (git). */
+function _remote(transport: Transport, delayMs = 0) {
   const { root, path } = bareRepo();
-  const server = transport === "isomorphic-git" ? startGitServer(root) : null;
+  const server = transport === "isomorphic-git" ? startGitServer(root, { delayMs }) : null;
   cleanups.push(() => rmSync(root, { recursive: true, force: true }));
   return { bare: path, url: server ? server.url("remote.git") : path, stop: async () => void (await server?.stop()) };
 }

@@ -26,11 +26,13 @@ export function bareRepo(name = "remote.git"): { root: string; path: string } {
   return { root, path };
 }
 
-export function startGitServer(root: string, port = 0): GitServer {
+/** `delayMs`: every request waits this long first, as a hosted remote's round trip would. */
+export function startGitServer(root: string, options: { delayMs?: number } = {}): GitServer {
   let server: ReturnType<typeof Bun.serve> | null = null;
+  const delayMs = options.delayMs ?? 0;
   const self: GitServer = {
     root,
-    port,
+    port: 0,
     requests: 0,
     url: (repo) => `http://127.0.0.1:${self.port}/${repo}`,
     async stop() {
@@ -47,7 +49,10 @@ export function startGitServer(root: string, port = 0): GitServer {
             hostname: "127.0.0.1",
             port: self.port,
             reusePort: true,
-            fetch: (req) => _backend(root, req, self),
+            fetch: async (req) => {
+              if (delayMs) await Bun.sleep(delayMs);
+              return _backend(root, req, self);
+            },
           });
           break;
         } catch (err) {
