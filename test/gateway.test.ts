@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, unlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { RELAY_FRAME_BYTES, snapshotFrame, snapshotSchema } from "../features/gateway/frames.ts";
+import { eventFrame, RELAY_FRAME_BYTES, snapshotFrame, snapshotSchema } from "../features/gateway/frames.ts";
 import { backoffMs } from "../features/gateway/relay.ts";
 import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
@@ -243,6 +243,23 @@ describe("gateway", () => {
     expect(text).not.toContain('"body"');
     const small = snapshotFrame(at, { agents: [], items: items.slice(0, 3), timers: 0, triggers: 0 });
     expect(small.summary).toMatchObject({ items: 3, items_left_out: 0 });
+  });
+
+  test("an item's merge result travels to the gateway (its board shows where the work landed); its notes do not", () => {
+    const at = "2026-01-01T00:00:00.000Z";
+    const merged = { sha: "a".repeat(40), base: "main", strategy: "squash", at };
+    const done = { id: "k7q2m", title: "t", stage: "done", created_at: at, updated_at: at, merged };
+    const notes = [{ at, agent_id: null, text: "n".repeat(4000) }];
+    const { text } = snapshotFrame(at, { agents: [], items: [{ ...done, notes }], timers: 0, triggers: 0 });
+    const [item] = snapshotSchema.parse(JSON.parse(text)).items;
+    expect(item).toMatchObject({ id: "k7q2m", merged });
+    expect(text).not.toContain('"notes"');
+    // nor in an event: 50 notes of 4 KiB would pass the frame limit and the event would not travel at all
+    const many = Array.from({ length: 50 }, () => notes[0]);
+    const frame = eventFrame({ type: "item_updated", at, item: { ...done, notes: many } } as never);
+    expect(frame).not.toBeNull();
+    expect(JSON.parse(frame!).event.item).toMatchObject({ merged });
+    expect(frame).not.toContain('"notes"');
   });
 
   test("backoff doubles from 1 s to 60 s with ±10 % jitter", () => {

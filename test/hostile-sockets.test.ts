@@ -757,6 +757,14 @@ function _relayCase(nasty: fc.Arbitrary<unknown>): fc.Arbitrary<RelayCase> {
     created_at: time,
     created_by: fc.string({ maxLength: 10 }),
     updated_at: time,
+    merged: fc.option(
+      fc.record({
+        sha: fc.stringMatching(/^[0-9a-f]{40}$/),
+        base: fc.constantFrom("main", "trunk"),
+        strategy: fc.constantFrom("merge", "squash", "rebase"),
+        at: time,
+      }),
+    ),
   });
   const agents = fc.uniqueArray(agent, { maxLength: 5, selector: (a) => a.agent_id });
   const items = fc.uniqueArray(item, { maxLength: 5, selector: (i) => i.id });

@@ -48,6 +48,11 @@ export const itemViewSchema = z.object({
   created_at: text(64),
   created_by: text(128).default(""),
   updated_at: text(64),
+  /** Where its work landed (merge): small, so it travels; notes and bodies do not. */
+  merged: z
+    .object({ sha: text(64), base: text(255), strategy: text(16), at: text(64) })
+    .nullable()
+    .default(null),
 });
 
 export type AgentView = z.output<typeof agentViewSchema>;
@@ -149,10 +154,11 @@ export function snapshotFrame(
   return { text, summary };
 }
 
-/** The frame relaying `event`: an item without its body; null when it would exceed the frame limit. */
+/** The frame relaying `event`: an item without its body and notes; null when it would exceed the frame limit. */
 export function eventFrame(event: BusEvent): string | null {
   const item = (event as { item?: unknown }).item;
-  const relayed = item && typeof item === "object" ? { ...event, item: { ...item, body: undefined } } : event;
+  const relayed =
+    item && typeof item === "object" ? { ...event, item: { ...item, body: undefined, notes: undefined } } : event;
   const text = JSON.stringify({ type: "event", event: relayed });
   return Buffer.byteLength(text) <= RELAY_FRAME_BYTES ? text : null;
 }
