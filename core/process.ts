@@ -1,6 +1,7 @@
 /**
  * @module Processes by pid and start time: a pid alone is reused by the OS, so a process drover started (a daemon,
  * a run) is recognised by the pair — Linux: field 22 of `/proc/<pid>/stat`, clock ticks since boot, kept as text.
+ * And the environment such a process gets: never drover's own credentials.
  */
 import { readRegularFile } from "./files.ts";
 
@@ -23,6 +24,16 @@ export function processAlive(pid: number, start: string | null): boolean {
   if (!stat) return true; // no /proc here
   if (stat.state === "Z") return false;
   return start === null || start === stat.start;
+}
+
+/** Secrets of this machine's drover that no program it starts (an agent, a merge check) may see. */
+const _SECRETS = ["DROVER_GIT_TOKEN", "DROVER_GATEWAY_TOKEN"];
+
+/** The environment for a program drover starts: this process's, without drover's own secrets, plus `extra`. */
+export function childEnv(extra: Record<string, string> = {}): Record<string, string | undefined> {
+  const env: Record<string, string | undefined> = { ...process.env };
+  for (const name of _SECRETS) delete env[name];
+  return { ...env, ...extra };
 }
 
 // --- internal ---

@@ -110,6 +110,16 @@ describe("a runner's clock", () => {
     expect((await _item(d, id)).notes[0].text).toContain("was quiet too long");
   });
 
+  test("quiet while the supervisor keeps beating for it (every 30 s): still stopped as stuck", async () => {
+    const { d, jump } = await setup;
+    const id = await _create(d, "hang-once again");
+    const [running] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
+    for (let i = 0; i < 4; i++) await jump(3.5 * 60_000); // each step a supervisor beat, none of them the run's
+    const runs = await _runsOf(d, id, (r) => r.some((x) => x.reason === "stuck"));
+    expect(runs.find((r) => r.run === running!.run)).toMatchObject({ reason: "stuck" });
+    await until(async () => (await _item(d, id)).stage === "qa");
+  });
+
   test("past timeout_mins, however busy: stopped as timeout", async () => {
     const { d, jump } = await setup;
     const id = await _create(d, "chatty-once now");
@@ -200,6 +210,17 @@ describe("a runner under load and after a crash", () => {
     expect(ended).toMatchObject({ state: "ended", reason: "stopped" });
   }, 60_000);
 
+  test("a run never sees this machine's hub or gateway credentials", async () => {
+    const { d } = await _daemon({
+      max: 1,
+      daemonEnv: { DROVER_GIT_TOKEN: "hub-secret", DROVER_GATEWAY_TOKEN: "gw-secret" },
+    });
+    const id = await _create(d, "env please");
+    const [ended] = await _runsOf(d, id, (r) => r[0]?.state === "ended");
+    const { tail } = (await api(d.url, d.token, `/api/runs/${ended.run}`)).body;
+    expect(tail).toContain(`env: git token absent, gateway token absent, agent ${ended.agent_id}`);
+  });
+
   test("no worktree, no run: never in the user's checkout; the note says why, and the item ends blocked", async () => {
     const { d } = await _daemon({ max: 1, commit: false }); // a repository without a commit has no base to branch from
     const id = await _create(d, "succeed here");
@@ -243,6 +264,7 @@ function _daemon(options: {
   env?: Record<string, string>;
   trusted?: boolean;
   commit?: boolean;
+  daemonEnv?: Record<string, string>;
 }): Promise<Daemon> {
   return (async () => {
     const project = await tempProject();
@@ -259,7 +281,10 @@ function _daemon(options: {
         `timeout_mins = 30\nquiet_mins = 10\nmax_attempts = 3\n[runners.scripted.env]\n${env.join("\n")}\n`,
     );
     if (options.trusted !== false) await trustConfig(project.paths);
-    const d = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
+    const d = await startDaemonProcess([BUN, CLI], project.paths, {
+      DROVER_CLOCK_FILE: clockFile,
+      ...options.daemonEnv,
+    });
     cleanups.push(() => d.stop());
     let offset = 0;
     return {

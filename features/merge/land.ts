@@ -8,6 +8,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { commitOf, gitRun } from "../../core/git.ts";
+import { childEnv } from "../../core/process.ts";
 import type { Strategy } from "./contract.ts";
 
 export interface LandPlan {
@@ -180,7 +181,7 @@ async function _runCheck(
 ): Promise<{ exitCode: number | null; tail: string }> {
   let proc: ReturnType<typeof Bun.spawn>;
   try {
-    proc = Bun.spawn(argv, { cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true });
+    proc = Bun.spawn(argv, { cwd, env: childEnv(), stdin: "ignore", stdout: "pipe", stderr: "pipe", detached: true });
   } catch (err) {
     return { exitCode: null, tail: `cannot start the check: ${(err as Error).message}` };
   }

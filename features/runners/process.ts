@@ -4,6 +4,7 @@
  * SIGKILL. The log keeps its newest part when it outgrows its bound: the end says how the run went.
  */
 import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { childEnv } from "../../core/process.ts";
 
 /** A run's log is cut back to half of this when it grows past it. */
 export const MAX_LOG_BYTES = 4 * 1024 * 1024;
@@ -25,7 +26,7 @@ export function startProcess(options: {
   const log = _boundedLog(options.log);
   const proc = Bun.spawn(options.argv, {
     cwd: options.cwd,
-    env: { ...process.env, ...options.env },
+    env: childEnv(options.env),
     stdin: "ignore",
     stdout: "pipe",
     stderr: "pipe",

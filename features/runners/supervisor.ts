@@ -13,6 +13,9 @@ import { launchRun, pruneLogs, type RunSpec, recoverOrphans, STOP_GRACE_MS } fro
 /** The supervisor's heartbeat for a running slot (renews the claim; well inside `idle_after_secs`). */
 const BEAT_MS = 30_000;
 
+/** A heartbeat for a slot written this soon after the supervisor began its own is taken to be that one. */
+const OWN_BEAT_MS = 1_000;
+
 export interface Supervisor {
   /** Fill free slots soon; many requests make one fill. */
   request(): void;
@@ -157,7 +160,11 @@ export function createSupervisor(ctx: Context): Supervisor {
     },
     sawHeartbeat(agent, lastHeartbeat) {
       const live = lives.get(agent);
-      if (live && lastHeartbeat !== live.ownBeat) live.activity = ctx.clock.now();
+      if (!live || lastHeartbeat === live.ownBeat) return;
+      // the supervisor's own beat is announced before its call returns: one written just after it began is it
+      const since = Date.parse(lastHeartbeat) - live.beat;
+      if (since >= 0 && since < OWN_BEAT_MS) return;
+      live.activity = ctx.clock.now();
     },
     stop(run, reason) {
       const live = [...lives.values()].find((l) => l.row.run === run);
