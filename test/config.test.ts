@@ -55,4 +55,17 @@ describe("config", () => {
     expect(config.gateway.project).toBe("p");
     expect(() => parseConfig(undefined, { env: { DROVER_PORT: "x" } })).toThrow(/DROVER_PORT/);
   });
+
+  test("a runner whose on_success is one of its own stages is refused: it would run the item again forever", () => {
+    expect(() =>
+      parseConfig('[runners.review]\npreset = "command"\ncommand = ["x"]\nstages = ["qa"]\n', { env: {} }),
+    ).toThrow('Invalid value for "runners.review.on_success"');
+    const ok = parseConfig(
+      '[runners.review]\npreset = "command"\ncommand = ["x"]\nstages = ["qa"]\non_success = "merge"\n',
+      {
+        env: {},
+      },
+    );
+    expect(ok.config.runners.review?.on_success).toBe("merge");
+  });
 });

@@ -185,8 +185,9 @@ describe("merges in company", () => {
     expect(base()).toBe(item.merged.sha);
   });
 
-  test("a dirty root checkout is never modified: the merge waits, then lands once it is clean", async () => {
-    await open();
+  test("a dirty root checkout is never modified: the merge waits (its check not even run), then lands once clean", async () => {
+    const checks = join(project.dir, "..", `${project.dir.split("/").at(-1)}-checks`);
+    await open(`[merge]\ncheck = ["sh", "-c", "echo ran >> '${checks}'"]\n`);
     writeFileSync(join(project.dir, "app.txt"), "one\ntwo\nthree\nmy local edit\n");
     const before = base();
     const id = await itemInMerge("Feature", [["feature.txt", "f\n"]]);
@@ -196,12 +197,38 @@ describe("merges in company", () => {
     expect(of("merge_waiting")).toEqual([
       expect.objectContaining({ item_id: id, reason: expect.stringContaining("local changes") }),
     ]);
+    clock.advance(6_000);
+    await rt.tick();
+    await rt.ctx.services.merge.drain();
+    expect(existsSync(checks)).toBe(false); // waiting costs no check run
     git(project.dir, "checkout", "app.txt");
     clock.advance(6_000);
     await rt.tick();
     await rt.ctx.services.merge.drain();
     expect((await op("item.get", { id })).stage).toBe("done");
     expect(readFileSync(join(project.dir, "feature.txt"), "utf8")).toBe("f\n");
+    expect(readFileSync(checks, "utf8")).toBe("ran\n");
+    rmSync(checks, { force: true });
+  });
+
+  test("squash: a commit made on the branch after it was taken for landing is kept (the branch is not reset over it)", async () => {
+    const late = `cd "${project.paths.worktrees}"/* && [ ! -e late.txt ] && echo late > late.txt && git add late.txt && git -c user.name=o -c user.email=o@x commit -q -m late || true`;
+    await open(`[merge]\nstrategy = "squash"\ncheck = ["sh", "-c", ${JSON.stringify(late)}]\n`);
+    const id = await itemInMerge("Feature", [["feature.txt", "f\n"]]);
+    const item = await op("item.get", { id });
+    expect(item.stage).toBe("done");
+    expect(show("main", "feature.txt")).toBe("f");
+    expect(git(project.dir, "log", "--format=%s", `drover/item/${id}`)).toContain("late"); // still there
+    await rt.ctx.bus.idle();
+    expect(existsSync(join(project.paths.worktrees, id))).toBe(true); // unmerged work: kept
+  });
+
+  test("reopened, an item no longer says where its work landed", async () => {
+    await open();
+    const id = await itemInMerge("Feature", [["feature.txt", "f\n"]]);
+    expect((await op("item.get", { id })).merged).toBeDefined();
+    await op("item.move", { id, to: "coding" });
+    expect((await op("item.get", { id })).merged).toBeUndefined();
   });
 
   test("with push: the remote's base moved meanwhile; it is fetched, the merge redone, pushed fast-forward", async () => {

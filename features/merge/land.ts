@@ -7,7 +7,7 @@
  * base moves once or not at all: an attempt that finds it moved says `retry`.
  */
 import { existsSync, rmSync } from "node:fs";
-import { commitOf, gitRun } from "../../core/git.ts";
+import { commitOf, gitAsync, gitRun } from "../../core/git.ts";
 import { childEnv } from "../../core/process.ts";
 import type { Strategy } from "./contract.ts";
 
@@ -24,12 +24,17 @@ export interface LandPlan {
   push: string | null;
   /** Where the scratch worktree goes (removed after). */
   scratch: string;
+  /** A fetch or push to the remote gives up after this long. */
+  networkTimeoutMs: number;
+  /** Asked right before anything is published: false (the item left merge meanwhile) lands nothing. */
+  proceed(): Promise<boolean>;
   /** Called with the commit about to become the base, before the base moves (a restart finds it there). */
   onLanding(sha: string): void;
 }
 
 export type LandResult =
-  | { kind: "merged"; sha: string }
+  /** `tip`: the branch's commit that was landed (the branch may have moved on since). */
+  | { kind: "merged"; sha: string; tip: string }
   | { kind: "conflict"; files: string[] }
   | { kind: "check"; exitCode: number | null; tail: string }
   | { kind: "waiting"; reason: string }
@@ -41,9 +46,12 @@ export async function landOnce(plan: LandPlan): Promise<LandResult> {
   if (!baseSha) return { kind: "waiting", reason: `the base branch "${base}" has no commit` };
   const tip = await commitOf(root, `refs/heads/${plan.branch}`);
   if (!tip) return { kind: "waiting", reason: `the branch "${plan.branch}" is not on this machine` };
-  const start = plan.push ? await _startFromRemote(root, base, plan.push, baseSha) : { sha: baseSha };
+  // a checkout that cannot take the result waits before any work is done (a check may take minutes)
+  const blocked = await _checkoutBlocks(root, base);
+  if (blocked) return { kind: "waiting", reason: blocked };
+  const start = plan.push ? await _startFromRemote(plan, baseSha) : { sha: baseSha };
   if ("waiting" in start) return { kind: "waiting", reason: start.waiting };
-  if (await _isAncestor(root, tip, start.sha)) return _moveBase(plan, baseSha, start.sha); // nothing left to apply
+  if (await _isAncestor(root, tip, start.sha)) return _landed(await _moveBase(plan, baseSha, start.sha), tip);
   await _removeScratch(root, plan.scratch);
   try {
     const made = await _apply(plan, start.sha, tip);
@@ -52,12 +60,23 @@ export async function landOnce(plan: LandPlan): Promise<LandResult> {
       const check = await _runCheck(plan.check, plan.scratch, plan.checkTimeoutMs);
       if (check.exitCode !== 0) return { kind: "check", ...check };
     }
+    if (!(await plan.proceed())) return { kind: "waiting", reason: "the item left merge" };
+    // nothing is published while the local side could not follow: a dirty checkout, a base moved meanwhile
+    const late = await _checkoutBlocks(root, base);
+    if (late) return { kind: "waiting", reason: late };
+    if ((await commitOf(root, `refs/heads/${base}`)) !== baseSha) return { kind: "retry", reason: `"${base}" moved` };
     plan.onLanding(made.sha);
     if (plan.push) {
-      const pushed = await gitRun(root, ["push", "--porcelain", plan.push, `${made.sha}:refs/heads/${base}`]);
+      const pushed = await _network(plan, [
+        "push",
+        "--porcelain",
+        "--end-of-options",
+        plan.push,
+        `${made.sha}:refs/heads/${base}`,
+      ]);
       if (!pushed.ok) return { kind: "retry", reason: `the remote's "${base}" moved: ${_last(pushed.out)}` };
     }
-    return await _moveBase(plan, baseSha, made.sha);
+    return _landed(await _moveBase(plan, baseSha, made.sha), tip);
   } finally {
     await _removeScratch(root, plan.scratch);
   }
@@ -70,6 +89,26 @@ export async function onBase(root: string, base: string, sha: string): Promise<b
 }
 
 // --- internal ---
+
+type _Moved = { kind: "moved"; sha: string } | Extract<LandResult, { kind: "waiting" | "retry" }>;
+
+function _landed(moved: _Moved, tip: string): LandResult {
+  return moved.kind === "moved" ? { kind: "merged", sha: moved.sha, tip } : moved;
+}
+
+/** Why the checkout that has the base (the root, usually) cannot take a fast-forward now, or null. */
+async function _checkoutBlocks(root: string, base: string): Promise<string | null> {
+  const checkout = await _checkoutOf(root, base);
+  if (!checkout) return null;
+  const dirty = await gitRun(checkout, ["status", "--porcelain", "--untracked-files=no"]);
+  return !dirty.ok || dirty.out ? `"${checkout}" has "${base}" checked out with local changes` : null;
+}
+
+/** A fetch or push: bounded in time, never prompting. */
+async function _network(plan: LandPlan, args: string[]): Promise<{ ok: boolean; out: string }> {
+  const { code, stdout, stderr } = await gitAsync(plan.root, args, { timeoutMs: plan.networkTimeoutMs });
+  return { ok: code === 0, out: (code === 0 ? stdout : stderr || stdout).trim() };
+}
 
 /** The branch applied on `start` in the scratch worktree: the commit made, or the conflict's files. */
 async function _apply(
@@ -111,32 +150,34 @@ async function _apply(
  * Moves the base from `expected` to `sha`: where a worktree has the base checked out, a fast-forward of that
  * checkout when it is clean (else wait); elsewhere `update-ref` with the old value. Moved meanwhile: retry.
  */
-async function _moveBase(plan: LandPlan, expected: string, sha: string): Promise<LandResult> {
+async function _moveBase(plan: LandPlan, expected: string, sha: string): Promise<_Moved> {
   const { root, base } = plan;
-  if (sha === expected) return { kind: "merged", sha };
+  if (sha === expected) return { kind: "moved", sha };
   const checkout = await _checkoutOf(root, base);
   if (checkout) {
-    const dirty = await gitRun(checkout, ["status", "--porcelain", "--untracked-files=no"]);
-    if (!dirty.ok || dirty.out)
-      return { kind: "waiting", reason: `"${checkout}" has "${base}" checked out with local changes` };
+    const blocked = await _checkoutBlocks(root, base);
+    if (blocked) return { kind: "waiting", reason: blocked };
     if ((await commitOf(root, `refs/heads/${base}`)) !== expected) return { kind: "retry", reason: `"${base}" moved` };
     const ff = await gitRun(checkout, ["merge", "--ff-only", "--end-of-options", sha]);
     if (!ff.ok) return { kind: "waiting", reason: `cannot fast-forward "${checkout}": ${_last(ff.out)}` };
-    return { kind: "merged", sha };
+    return { kind: "moved", sha };
   }
   const moved = await gitRun(root, ["update-ref", "-m", "drover: merge", `refs/heads/${base}`, sha, expected]);
-  return moved.ok ? { kind: "merged", sha } : { kind: "retry", reason: `"${base}" moved` };
+  return moved.ok ? { kind: "moved", sha } : { kind: "retry", reason: `"${base}" moved` };
 }
 
 /** With push: the remote's base is where to start, when the local one is behind it (or level, or ahead). */
-async function _startFromRemote(
-  root: string,
-  base: string,
-  remote: string,
-  local: string,
-): Promise<{ sha: string } | { waiting: string }> {
+async function _startFromRemote(plan: LandPlan, local: string): Promise<{ sha: string } | { waiting: string }> {
+  const { root, base } = plan;
+  const remote = plan.push!;
   const tracking = `refs/remotes/${remote}/${base}`;
-  const fetched = await gitRun(root, ["fetch", "--quiet", remote, `+refs/heads/${base}:${tracking}`]);
+  const fetched = await _network(plan, [
+    "fetch",
+    "--quiet",
+    "--end-of-options",
+    remote,
+    `+refs/heads/${base}:${tracking}`,
+  ]);
   if (!fetched.ok) return { waiting: `cannot fetch "${base}" from "${remote}": ${_last(fetched.out)}` };
   const theirs = await commitOf(root, tracking);
   if (!theirs || (await _isAncestor(root, theirs, local))) return { sha: local };

@@ -114,7 +114,7 @@ async function _mergeOne(ctx: Context, row: QueueRow): Promise<void> {
   ctx.db.query("UPDATE merge_queue SET state = 'running' WHERE item_id = ?").run(item.id);
   // a restart after the base moved to the recorded commit: it landed
   if (row.landing && (await onBase(ctx.paths.root, base, row.landing)))
-    return _landed(ctx, item, { base, sha: row.landing, branch });
+    return _landed(ctx, item, { base, sha: row.landing, branch, tip: null });
   ctx.bus.publish("merge_started", { item_id: item.id, base, strategy: merge.strategy });
   let result: LandResult = { kind: "retry", reason: "not tried" };
   for (let attempt = 0; attempt < MAX_RETRIES && result.kind === "retry"; attempt++) {
@@ -128,21 +128,30 @@ async function _mergeOne(ctx: Context, row: QueueRow): Promise<void> {
       checkTimeoutMs: merge.check_timeout_mins * 60_000,
       push: merge.push ? _remoteOf(ctx, base) : null,
       scratch: join(ctx.paths.dir, "merge", item.id),
+      networkTimeoutMs: ctx.config.hub.network_timeout_secs * 1000,
+      proceed: async () => (await ctx.ops.call("item.get", { id: item.id }).catch(() => null))?.stage === "merge",
       onLanding: (sha) => ctx.db.query("UPDATE merge_queue SET landing = ? WHERE item_id = ?").run(sha, item.id),
     });
   }
-  if (result.kind === "merged") return _landed(ctx, item, { base, sha: result.sha, branch });
+  if (result.kind === "merged") return _landed(ctx, item, { base, sha: result.sha, branch, tip: result.tip });
   if (result.kind === "waiting" || result.kind === "retry") return _wait(ctx, item.id, result.reason);
   await _failed(ctx, item.id, result);
 }
 
-async function _landed(ctx: Context, item: { id: string }, at: { base: string; sha: string; branch: string }) {
+async function _landed(
+  ctx: Context,
+  item: { id: string },
+  at: { base: string; sha: string; branch: string; tip: string | null },
+) {
   const { strategy } = ctx.config.merge;
-  // a squash or rebase lands other commits than the branch's: point the branch at them, so it reads as merged
-  // and the worktree rule removes it (a worktree with local changes keeps them, and is kept)
-  const worktree = join(ctx.paths.worktrees, item.id);
-  if (await commitOf(worktree, "HEAD")) await gitRun(worktree, ["reset", "--keep", at.sha]);
-  else await gitRun(ctx.paths.root, ["update-ref", `refs/heads/${at.branch}`, at.sha]);
+  // a squash or rebase lands other commits than the branch's: point the branch at them, so it reads as merged and
+  // the worktree rule removes it — only if it is still where it was landed from (commits made since are kept)
+  if (strategy !== "merge" && at.tip) {
+    const worktree = join(ctx.paths.worktrees, item.id);
+    const head = await commitOf(worktree, "HEAD");
+    if (head === at.tip) await gitRun(worktree, ["reset", "--keep", at.sha]);
+    else if (!head) await gitRun(ctx.paths.root, ["update-ref", `refs/heads/${at.branch}`, at.sha, at.tip]);
+  }
   const merged = { sha: at.sha, base: at.base, strategy };
   await ctx.ops.call("item.move", { id: item.id, to: "done", merged, reason: `merged into ${at.base}` });
   _record(ctx, item.id, "merged", at.sha, null);
@@ -158,7 +167,7 @@ async function _failed(ctx: Context, itemId: string, result: Extract<LandResult,
   const blocked = _failuresInARow(ctx, itemId) >= ctx.config.merge.max_failures;
   const text =
     result.kind === "conflict"
-      ? `Merge into the base failed: conflicts in ${result.files.map((f) => `"${f}"`).join(", ")}. Merge the base into this branch and resolve them.`
+      ? `Merge into the base failed: conflicts in ${result.files.map((f) => `"${f}"`).join(", ")}. ${ctx.config.merge.strategy === "rebase" ? "Rebase this branch onto the base" : "Merge the base into this branch"} and resolve them.`
       : `Merge check failed (exit ${result.exitCode ?? "none: it was stopped"}) in the merged tree. The end of its output:\n${result.tail}`;
   await ctx.ops.call("item.note", { id: itemId, text: text.slice(0, 4000) });
   await ctx.ops.call("item.move", { id: itemId, to: blocked ? "blocked" : "coding", reason: `merge ${result.kind}` });
@@ -197,5 +206,6 @@ function _failuresInARow(ctx: Context, itemId: string): number {
 /** The remote the base is pushed to: its upstream's, else `origin`. */
 function _remoteOf(ctx: Context, base: string): string {
   const configured = git(ctx.paths.root, ["config", "--get", `branch.${base}.remote`]);
-  return configured.ok && /^[A-Za-z0-9._-]+$/.test(configured.out) ? configured.out : "origin";
+  // a name git could read as an option is no remote drover pushes to
+  return configured.ok && /^[A-Za-z0-9._][A-Za-z0-9._-]*$/.test(configured.out) ? configured.out : "origin";
 }

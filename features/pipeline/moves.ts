@@ -40,8 +40,9 @@ export const itemMove = defineHubOp({
     if (args.to === "coding" && !args.force) _checkDeps(tx, item);
     if (args.merged && args.to !== "done")
       throw new DroverError("invalid_input", `Cannot move item "${item.id}" to ${args.to} as merged: only to done`);
-    const merged = args.merged ? { merged: { ...args.merged, at: iso(tx.now) } } : {};
-    return moveItem(tx, { ...item, ...merged }, args.to);
+    // landed now; or reopened, and what landed before is no longer where its work stands
+    const merged = args.merged ? { ...args.merged, at: iso(tx.now) } : item.stage === "done" ? undefined : item.merged;
+    return moveItem(tx, { ...item, merged }, args.to);
   },
 });
 

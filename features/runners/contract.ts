@@ -86,6 +86,13 @@ export const runnersContract = defineContract({
           schema: runnerSchema.superRefine((r, check) => {
             if (r.preset === "command" && r.command.length === 0)
               check.addIssue({ code: "custom", path: ["command"], message: 'the "command" preset needs a command' });
+            // a success that leaves the item where the runner takes items from would run it again, forever
+            if (r.stages.includes(r.on_success as never))
+              check.addIssue({
+                code: "custom",
+                path: ["on_success"],
+                message: "must be a stage the runner does not take items from",
+              });
           }),
         },
       },
