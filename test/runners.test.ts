@@ -6,7 +6,9 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { agentIdSchema } from "../core/ids.ts";
 import { processAlive } from "../core/process.ts";
+import { slotAgent } from "../features/runners/supervisor.ts";
 import {
   api,
   BUN,
@@ -26,6 +28,17 @@ const cleanups: Array<() => unknown> = [];
 
 afterAll(async () => {
   for (const c of cleanups.reverse()) await c();
+});
+
+describe("slots", () => {
+  test("a slot's agent id stays a valid, distinct id however long the runner's name and the machine's id are", () => {
+    const machine = `${"h".repeat(40)}-abcd`;
+    const ids = [1, 2, 3].map((n) => slotAgent("a-very-long-runner-name-of-32-ch", machine, n));
+    const other = slotAgent("a-very-long-runner-name-of-32-ch", `${"h".repeat(40)}-wxyz`, 1);
+    expect(new Set([...ids, other]).size).toBe(4);
+    for (const id of [...ids, other]) expect(agentIdSchema.safeParse(id).success).toBe(true);
+    expect(slotAgent("claude", "vm-3ils", 2)).toBe("claude-vm-3ils-2");
+  });
 });
 
 describe("a runner's endings", () => {

@@ -113,22 +113,31 @@ function _safe(onLine: (l: string) => void, line: string) {
 }
 
 function _boundedLog(file: string) {
-  let fd = openSync(file, "a", 0o600);
+  let fd: number | null = openSync(file, "a", 0o600);
   let size = 0;
   return {
     write(chunk: Uint8Array) {
-      writeSync(fd, chunk);
-      size += chunk.byteLength;
-      if (size <= MAX_LOG_BYTES) return;
-      closeSync(fd);
-      const kept = readFileSync(file).subarray(-MAX_LOG_BYTES / 2);
-      const note = Buffer.from(`[drover: the log passed ${MAX_LOG_BYTES} bytes; older output was dropped]\n`);
-      writeFileSync(file, Buffer.concat([note, kept]), { mode: 0o600 });
-      size = note.byteLength + kept.byteLength;
-      fd = openSync(file, "a", 0o600);
+      if (fd === null) return;
+      try {
+        writeSync(fd, chunk);
+        size += chunk.byteLength;
+        if (size <= MAX_LOG_BYTES) return;
+        closeSync(fd);
+        fd = null;
+        const kept = readFileSync(file).subarray(-MAX_LOG_BYTES / 2);
+        const note = Buffer.from(`[drover: the log passed ${MAX_LOG_BYTES} bytes; older output was dropped]\n`);
+        writeFileSync(file, Buffer.concat([note, kept]), { mode: 0o600 });
+        size = note.byteLength + kept.byteLength;
+        fd = openSync(file, "a", 0o600);
+      } catch {
+        // a full disk: the run goes on unlogged (its output is still read), rather than losing its end
+        if (fd !== null) closeSync(fd);
+        fd = null;
+      }
     },
     close() {
-      closeSync(fd);
+      if (fd !== null) closeSync(fd);
+      fd = null;
     },
   };
 }

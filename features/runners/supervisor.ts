@@ -81,6 +81,7 @@ export function createSupervisor(ctx: Context): Supervisor {
   async function start(spec: RunSpec): Promise<void> {
     const { live, exited } = await launchRun(ctx, spec);
     lives.set(spec.agent, live);
+    if (closing) api.stop(live.row.run, "stopped"); // the daemon began stopping while this run started
     await beat(live);
     track(
       exited.then(async (result) => {
@@ -196,7 +197,11 @@ export function createSupervisor(ctx: Context): Supervisor {
 
 /** The agent id of a runner's slot `n` on a machine: stable across restarts. */
 export function slotAgent(runner: string, machineId: string, n: number): string {
-  return `${runner}-${machineId}-${n}`.slice(0, 64);
+  const id = `${runner}-${machineId}-${n}`;
+  if (id.length <= 64) return id;
+  // too long for an agent id: the machine shortened to a hash, so slots and machines stay apart
+  const machine = new Bun.CryptoHasher("sha256").update(machineId).digest("hex").slice(0, 12);
+  return `${runner}-${machine}-${n}`;
 }
 
 // --- internal ---
