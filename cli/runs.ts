@@ -4,10 +4,11 @@
  * the run has ended; `run.get` and `run.stop` take the run as their argument, and `run.stop` goes to the
  * daemon when one runs, since only the daemon holds the processes it supervises.
  */
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, readSync } from "node:fs";
 import { type CommandDef, defineCommand } from "citty";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
+import { openRegularFile } from "../core/files.ts";
 import { withRuntime } from "./project.ts";
 
 /** How an op's command differs from the rest (see `opCommand`). */
@@ -114,14 +115,12 @@ export function createLogReader(file: string, write: (bytes: Uint8Array) => Prom
     caughtUp: () => lost === 0 && offset >= size,
     /** Prints what was added; false when the file is not there. */
     async read(): Promise<boolean> {
-      let fd: number;
+      // a regular file only: a FIFO or a link planted at the log's path must not hang or redirect the reader
+      const opened = openRegularFile(file);
+      if (opened === null || "error" in opened) return false;
+      const { fd } = opened;
       try {
-        fd = openSync(file, "r");
-      } catch {
-        return false;
-      }
-      try {
-        size = statSync(file).size;
+        size = opened.size;
         if (offset > 0 && !_endsWith(fd, offset, seen)) {
           const found = _find(fd, size, seen);
           if (found !== null) {

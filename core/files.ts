@@ -31,6 +31,28 @@ export type FileRead = { text: string } | { error: string };
  */
 export function readRegularFile(file: string, options: { maxBytes: number }): FileRead | null {
   const { maxBytes } = options;
+  const opened = openRegularFile(file, { maxBytes });
+  if (opened === null || "error" in opened) return opened;
+  const { fd, size } = opened;
+  try {
+    const read = _readAtMost(fd, Math.min(size, maxBytes), maxBytes);
+    return read.length > maxBytes ? { error: _tooLarge(read.length) } : { text: read.toString("utf8") };
+  } catch (err) {
+    return _readFailure(err);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * Opens a regular file for reading as `readRegularFile` does (never a symlink, FIFO, device or folder; checked
+ * before and after opening), for a caller that reads parts of it (a log's tail); the caller closes `fd`.
+ */
+export function openRegularFile(
+  file: string,
+  options: { maxBytes?: number } = {},
+): { fd: number; size: number } | { error: string } | null {
+  const maxBytes = options.maxBytes ?? Number.POSITIVE_INFINITY;
   let fd: number;
   try {
     const problem = _refusal(lstatSync(file), maxBytes);
@@ -42,13 +64,12 @@ export function readRegularFile(file: string, options: { maxBytes: number }): Fi
   try {
     const stat = fstatSync(fd);
     const problem = _refusal(stat, maxBytes);
-    if (problem) return { error: problem };
-    const read = _readAtMost(fd, Math.min(stat.size, maxBytes), maxBytes);
-    return read.length > maxBytes ? { error: _tooLarge(read.length) } : { text: read.toString("utf8") };
-  } catch (err) {
-    return _readFailure(err);
-  } finally {
+    if (!problem) return { fd, size: stat.size };
     closeSync(fd);
+    return { error: problem };
+  } catch (err) {
+    closeSync(fd);
+    return _readFailure(err);
   }
 }
 
@@ -84,7 +105,7 @@ function _tooLarge(size: number): string {
   return `file too large (${size} bytes)`;
 }
 
-function _readFailure(err: unknown): FileRead | null {
+function _readFailure(err: unknown): { error: string } | null {
   const code = (err as NodeJS.ErrnoException).code;
   if (code === "ENOENT" || code === "ENOTDIR") return null;
   if (code === "ELOOP") return { error: "not a regular file: a symlink (not followed)" };

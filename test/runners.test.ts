@@ -4,7 +4,8 @@
  * limit's reset) are driven by the daemon's injected clock (`DROVER_CLOCK_FILE`), not by waiting.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { agentIdSchema } from "../core/ids.ts";
 import { processAlive } from "../core/process.ts";
@@ -103,6 +104,29 @@ describe("a runner's endings", () => {
     const [ended] = await _runsOf(d, id, (r) => r.some((x) => x.state === "ended"));
     expect(ended).toMatchObject({ reason: "moved", exit_code: 0 });
     expect(await _item(d, id)).toMatchObject({ stage: "qa", claim: null });
+  });
+});
+
+describe("a run's log is a file in .drover/", () => {
+  const setup = _daemon({ max: 1 });
+
+  test("replaced by a FIFO or a link to /dev/zero: run.get and run log answer at once, and read nothing of it", async () => {
+    const { d, dir } = await setup;
+    const id = await _create(d, "succeed once");
+    const [ended] = await _runsOf(d, id, (r) => r[0]?.state === "ended");
+    for (const plant of [() => execFileSync("mkfifo", [ended.log]), () => symlinkSync("/dev/zero", ended.log)]) {
+      rmSync(ended.log, { force: true });
+      plant();
+      const started = performance.now();
+      const got = await api(d.url, d.token, `/api/runs/${ended.run}`);
+      expect(got.status).toBe(200);
+      expect(got.body.tail).toBe("");
+      const log = await run([BUN, CLI, "run", "log", ended.run], dir);
+      expect(log.stdout).toBe("");
+      expect(log.stderr.trim().split("\n")).toHaveLength(1);
+      expect(performance.now() - started).toBeLessThan(5000);
+      await api(d.url, d.token, "/health"); // the daemon still answers
+    }
   });
 });
 

@@ -3,7 +3,8 @@
  * and stderr written to a bounded log and handed line by line to the caller, and stopped with SIGTERM, then
  * SIGKILL. The log keeps its newest part when it outgrows its bound: the end says how the run went.
  */
-import { closeSync, openSync, readFileSync, readSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { openRegularFile } from "../../core/files.ts";
 import { childEnv } from "../../core/process.ts";
 
 /** A run's log is cut back to half of this when it grows past it. */
@@ -62,22 +63,21 @@ export function signalGroup(pid: number, name: "SIGTERM" | "SIGKILL"): void {
   }
 }
 
-/** The last `bytes` of a log, as text (for a note, `run.get`). */
+/** The last `bytes` of a log, as text (for a note, `run.get`); "" when it is not a regular file (or gone). */
 export function logTail(file: string, bytes: number): string {
+  const opened = openRegularFile(file);
+  if (opened === null || "error" in opened) return "";
+  const { fd, size } = opened;
   try {
-    const size = statSync(file).size;
-    const fd = openSync(file, "r");
-    try {
-      const length = Math.min(size, bytes);
-      const buffer = Buffer.alloc(length);
-      const read = readSync(fd, buffer, 0, length, size - length);
-      const text = buffer.subarray(0, read).toString("utf8");
-      return size > bytes ? text.slice(text.indexOf("\n") + 1) : text; // from the first whole line
-    } finally {
-      closeSync(fd);
-    }
+    const length = Math.min(size, bytes);
+    const buffer = Buffer.alloc(length);
+    const read = readSync(fd, buffer, 0, length, size - length);
+    const text = buffer.subarray(0, read).toString("utf8");
+    return size > bytes ? text.slice(text.indexOf("\n") + 1) : text; // from the first whole line
   } catch {
     return "";
+  } finally {
+    closeSync(fd);
   }
 }
 
