@@ -4,7 +4,9 @@
  * text only looks like one.
  */
 import { describe, expect, test } from "bun:test";
+import fc from "fast-check";
 import { createOutputReader } from "../features/runners/output.ts";
+import { hostileRuns } from "./helpers.ts";
 
 const NOW = Date.UTC(2026, 10, 29, 21, 0);
 const read = (...lines: unknown[]) => {
@@ -118,5 +120,72 @@ describe("Codex", () => {
     expect(
       read(retry, { type: "turn.completed", usage: { input_tokens: 1, output_tokens: 1 } }).rateLimit(),
     ).toBeNull();
+  });
+});
+
+describe("any output (an agent prints what it likes)", () => {
+  test("generated lines: never a throw; usage is finite and not negative; a reset is a time or null", () => {
+    const number = fc.oneof(
+      fc.double(),
+      fc.integer(),
+      fc.constantFrom(-1, 1e308, Number.NaN),
+      fc.string(),
+      fc.constant(null),
+    );
+    const fields = fc.record(
+      {
+        type: fc.constantFrom("result", "rate_limit_event", "turn.completed", "turn.failed", "error", "system"),
+        usage: fc.oneof(
+          fc.record({
+            input_tokens: number,
+            output_tokens: number,
+            cache_read_input_tokens: number,
+            cached_input_tokens: number,
+          }),
+          fc.anything(),
+        ),
+        total_cost_usd: number,
+        modelUsage: fc.oneof(fc.dictionary(fc.string(), fc.anything()), fc.anything()),
+        is_error: fc.anything(),
+        api_error_status: fc.oneof(fc.constant(429), fc.anything()),
+        result: fc.oneof(fc.string(), fc.anything()),
+        rate_limit_info: fc.oneof(
+          fc.record({ status: fc.constantFrom("rejected", "allowed"), resetsAt: number }),
+          fc.anything(),
+        ),
+        error: fc.oneof(fc.record({ message: fc.string() }), fc.anything()),
+      },
+      { requiredKeys: [] },
+    );
+    const line = fc.oneof(
+      fields.map((f) => JSON.stringify(f)),
+      fc.string({ maxLength: 200 }),
+      fc.string({ unit: "binary", maxLength: 200 }),
+      fc.constantFrom(
+        "{",
+        "{}",
+        "null",
+        "[]",
+        '{"type":"result","usage":null}',
+        '{"type":"turn.completed","usage":{"input_tokens":1e308,"output_tokens":0.5}}',
+        "x".repeat(100_000),
+      ),
+    );
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 20 }), (lines) => {
+        const r = read(...lines);
+        const usage = r.usage();
+        if (usage) {
+          // what usage.report takes: whole tokens up to 10^12, dollars up to 10^9
+          for (const n of [usage.input_tokens, usage.output_tokens, usage.cache_read_tokens]) {
+            expect(Number.isInteger(n) && n >= 0 && n <= 1e12).toBe(true);
+          }
+          expect(Number.isFinite(usage.cost_usd) && usage.cost_usd >= 0 && usage.cost_usd <= 1e9).toBe(true);
+        }
+        const limit = r.rateLimit();
+        if (limit) expect(limit.resetsAt === null || Number.isFinite(limit.resetsAt)).toBe(true);
+      }),
+      { numRuns: hostileRuns(300) },
+    );
   });
 });

@@ -42,7 +42,7 @@ export function createOutputReader(now: () => number = Date.now): OutputReader {
       } else if (event.type === "rate_limit_event") {
         const info = _object(event.rate_limit_info);
         if (info && info.status === "rejected") {
-          const at = typeof info.resetsAt === "number" ? info.resetsAt * 1000 : null;
+          const at = typeof info.resetsAt === "number" ? _plausible(info.resetsAt * 1000, now()) : null;
           limit = { resetsAt: at, message: `Rate limit ${String(info.rateLimitType ?? "")} reached`.trim() };
         }
       } else if (event.type === "turn.completed") {
@@ -76,8 +76,16 @@ function _object(v: unknown): Record<string, unknown> | null {
   return v !== null && typeof v === "object" && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
 }
 
+/** What `usage.report` takes: whole tokens up to 10^12 (an agent's output may say anything). */
+const _MAX_TOKENS = 1e12;
+
 function _n(v: unknown): number {
-  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? v : 0;
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(Math.floor(v), _MAX_TOKENS) : 0;
+}
+
+/** Dollars up to 10^9, as `usage.report` takes them. */
+function _usd(v: unknown): number {
+  return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(v, 1e9) : 0;
 }
 
 function _claudeUsage(event: Record<string, unknown>): RunUsage | null {
@@ -88,7 +96,7 @@ function _claudeUsage(event: Record<string, unknown>): RunUsage | null {
     input_tokens: _n(u.input_tokens) + _n(u.cache_creation_input_tokens),
     output_tokens: _n(u.output_tokens),
     cache_read_tokens: _n(u.cache_read_input_tokens),
-    cost_usd: _n(event.total_cost_usd),
+    cost_usd: _usd(event.total_cost_usd),
     model: models[0] ?? null,
   };
 }
@@ -106,11 +114,12 @@ function _codexUsage(u: Record<string, unknown>): RunUsage {
 
 function _add(a: RunUsage | null, b: RunUsage): RunUsage {
   if (!a) return b;
+  const sum = (x: number, y: number) => Math.min(x + y, _MAX_TOKENS);
   return {
-    input_tokens: a.input_tokens + b.input_tokens,
-    output_tokens: a.output_tokens + b.output_tokens,
-    cache_read_tokens: a.cache_read_tokens + b.cache_read_tokens,
-    cost_usd: a.cost_usd + b.cost_usd,
+    input_tokens: sum(a.input_tokens, b.input_tokens),
+    output_tokens: sum(a.output_tokens, b.output_tokens),
+    cache_read_tokens: sum(a.cache_read_tokens, b.cache_read_tokens),
+    cost_usd: _usd(a.cost_usd + b.cost_usd),
     model: a.model ?? b.model,
   };
 }
@@ -120,6 +129,16 @@ function _add(a: RunUsage | null, b: RunUsage): RunUsage {
  * [Nov 30th, 2026 ]2:50 AM" (UTC: the codex preset runs with `TZ=UTC`).
  */
 function _resetIn(text: string, now: number): number | null {
+  const at = _resetTime(text, now);
+  return at === null ? null : _plausible(at, now);
+}
+
+/** A reset time drover will wait for: within a month from now (else it backs off instead). */
+function _plausible(ms: number, now: number): number | null {
+  return Number.isFinite(ms) && ms > now - 86_400_000 && ms < now + 31 * 86_400_000 ? ms : null;
+}
+
+function _resetTime(text: string, now: number): number | null {
   const epoch = /\|(\d{10})\b/.exec(text)?.[1];
   if (epoch) return Number(epoch) * 1000;
   const isoTime = /\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)/.exec(text)?.[0];
