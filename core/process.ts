@@ -36,6 +36,19 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
   return { ...env, ...extra };
 }
 
+/** Signals a whole process group (a process drover started detached leads its own: a run, a merge check). */
+export function signalGroup(pid: number, name: "SIGTERM" | "SIGKILL"): void {
+  try {
+    process.kill(-pid, name);
+  } catch {
+    try {
+      process.kill(pid, name); // the group is gone but the leader may not be
+    } catch {
+      // already gone
+    }
+  }
+}
+
 // --- internal ---
 
 /** The state and start time of a process from `/proc/<pid>/stat`; null when there is no such file. */

@@ -8,7 +8,7 @@
  */
 import { existsSync, rmSync } from "node:fs";
 import { commitOf, gitAsync, gitRun } from "../../core/git.ts";
-import { childEnv } from "../../core/process.ts";
+import { childEnv, signalGroup } from "../../core/process.ts";
 import type { Strategy } from "./contract.ts";
 
 export interface LandPlan {
@@ -229,11 +229,7 @@ async function _runCheck(
   let timedOut = false;
   const timer = setTimeout(() => {
     timedOut = true;
-    try {
-      process.kill(-proc.pid, "SIGKILL");
-    } catch {
-      // gone
-    }
+    signalGroup(proc.pid, "SIGKILL");
   }, timeoutMs);
   const [out, err] = await Promise.all([
     new Response(proc.stdout as ReadableStream).text(),

@@ -9,12 +9,12 @@ import { iso } from "../../core/clock.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
 import type { Context } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
-import { processAlive, processStart } from "../../core/process.ts";
+import { processAlive, processStart, signalGroup } from "../../core/process.ts";
 import type { Runner } from "./contract.ts";
 import { endRunOf, type LiveRun } from "./endings.ts";
 import { createOutputReader } from "./output.ts";
 import { runCommand } from "./presets.ts";
-import { signalGroup, startProcess } from "./process.ts";
+import { startProcess } from "./process.ts";
 import { renderPrompt } from "./prompt.ts";
 import { forgetLog, insertRun, listRuns, oldLogs, setPid } from "./store.ts";
 

@@ -5,7 +5,7 @@
  */
 import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
 import { openRegularFile } from "../../core/files.ts";
-import { childEnv } from "../../core/process.ts";
+import { childEnv, signalGroup } from "../../core/process.ts";
 
 /** A run's log is cut back to half of this when it grows past it. */
 export const MAX_LOG_BYTES = 4 * 1024 * 1024;
@@ -48,19 +48,6 @@ export function startProcess(options: {
       signalGroup(proc.pid, name);
     },
   };
-}
-
-/** Signals a run's whole process group (a process drover started detached leads its own group). */
-export function signalGroup(pid: number, name: "SIGTERM" | "SIGKILL"): void {
-  try {
-    process.kill(-pid, name);
-  } catch {
-    try {
-      process.kill(pid, name); // the group is gone but the leader may not be
-    } catch {
-      // already gone
-    }
-  }
 }
 
 /** The last `bytes` of a log, as text (for a note, `run.get`); "" when it is not a regular file (or gone). */
