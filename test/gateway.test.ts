@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventFrame, RELAY_FRAME_BYTES, snapshotFrame, snapshotSchema } from "../features/gateway/frames.ts";
 import { backoffMs } from "../features/gateway/relay.ts";
-import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
+import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject, upgrade, wsClient } from "./helpers.ts";
 
 const READER = "reader-token-0123456789";
 const TOKENS = { alpha: "alpha-token-0123456789", beta: "beta-token-0123456789" };
@@ -133,16 +133,7 @@ describe("gateway", () => {
   }, 40_000);
 
   test("wrong token, unknown or missing project are refused at the upgrade; malformed and oversized frames are dropped or closed; the others are served", async () => {
-    const upgrade = (headers: Record<string, string>) =>
-      fetch(url() + "/relay", {
-        headers: {
-          upgrade: "websocket",
-          connection: "Upgrade",
-          "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-          "sec-websocket-version": "13",
-          ...headers,
-        },
-      });
+    const upgradeRelay = (headers: Record<string, string>) => upgrade(url() + "/relay", headers);
     const relay = (project: string, token: string) =>
       new WebSocket(url().replace("http", "ws") + "/relay", {
         headers: { authorization: `Bearer ${token}`, "x-drover-project": project },
@@ -165,7 +156,7 @@ describe("gateway", () => {
         'Missing the "x-drover-project" header naming the relay\'s project',
       ],
     ] as const) {
-      const res = await upgrade(headers);
+      const res = await upgradeRelay(headers);
       expect({ status: res.status, body: await res.json() }).toMatchObject({ status, body: { error: { message } } });
     }
 

@@ -236,3 +236,28 @@ export async function until(check: () => unknown | Promise<unknown>, ms = 10_000
     await Bun.sleep(50);
   }
 }
+
+/** A WebSocket upgrade request as fetch sends it: the HTTP answer of a refused upgrade can be read. */
+export function upgrade(url: string, headers: Record<string, string>) {
+  return fetch(url, {
+    headers: {
+      upgrade: "websocket",
+      connection: "Upgrade",
+      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
+      "sec-websocket-version": "13",
+      ...headers,
+    },
+  });
+}
+
+/** Creates an item through a daemon's API; its id. */
+export async function createItem(d: { url: string; token: string }, title: string): Promise<string> {
+  const r = await api(d.url, d.token, "/api/items", { title });
+  if (r.status !== 201) throw new Error(`item.create answered ${r.status}: ${JSON.stringify(r.body)}`);
+  return r.body.id;
+}
+
+/** An item as a daemon's API gives it. */
+export async function getItem(d: { url: string; token: string }, id: string): Promise<any> {
+  return (await api(d.url, d.token, `/api/items/${id}`)).body;
+}

@@ -22,6 +22,7 @@ import {
   startDaemonProcess,
   tempProject,
   testRuntime,
+  upgrade,
   waitHealthy,
   wsClient,
 } from "./helpers.ts";
@@ -656,19 +657,6 @@ async function gatewayAlive() {
   await gatewayReader.waitFor((f) => f.type === "heartbeat" && f.agent_id === agent && f.project === "alpha");
   observerRelay.ws.send(gone(agent));
   expect(rssMb(gw.pid) - baseline.gateway).toBeLessThan(RSS_BOUND_MB);
-}
-
-/** A WebSocket upgrade request as fetch sends it: the HTTP answer of a refused upgrade can be read. */
-function upgrade(url: string, headers: Record<string, string>) {
-  return fetch(url, {
-    headers: {
-      upgrade: "websocket",
-      connection: "Upgrade",
-      "sec-websocket-key": "dGhlIHNhbXBsZSBub25jZQ==",
-      "sec-websocket-version": "13",
-      ...headers,
-    },
-  });
 }
 
 /** A TCP proxy to the gateway that can stop reading from its clients, as a gateway that stops reading would. */

@@ -15,8 +15,10 @@ import { prepareClaude, prepareCodex } from "./clients/run.ts";
 import {
   api,
   BINARY,
+  createItem,
   type DaemonProc,
   firstCommit,
+  getItem,
   startDaemonProcess,
   tempProject,
   trustConfig,
@@ -39,7 +41,7 @@ describe("a claude runner", () => {
     const api_ = startAnthropic(model.claude);
     cleanups.push(() => api_.stop());
     const { d, paths } = await _project(await _claudeRunner(api_.url));
-    const id = await _create(d, "Add a greeting");
+    const id = await createItem(d, "Add a greeting");
 
     const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
 
@@ -50,7 +52,7 @@ describe("a claude runner", () => {
     expect(existsSync(join(paths.dir, "hooks", `${run.agent_id}.json`))).toBe(true); // its hooks wrote for the slot
     expect((await _agents(d)).filter((a) => /^claude-[0-9a-f]{8}$/.test(a))).toEqual([]);
     const result = _lastLine(run.log, (l) => l.type === "result");
-    const item = await _item(d, id);
+    const item = await getItem(d, id);
     expect(item).toMatchObject({ stage: "qa", claim: null });
     expect(item.usage).toMatchObject({
       input_tokens: result.usage.input_tokens + (result.usage.cache_creation_input_tokens ?? 0),
@@ -67,13 +69,13 @@ describe("a claude runner", () => {
     }));
     cleanups.push(() => api_.stop());
     const { d } = await _project(await _claudeRunner(api_.url));
-    const id = await _create(d, "Add a farewell");
+    const id = await createItem(d, "Add a farewell");
 
     const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
 
     expect(run).toMatchObject({ reason: "rate_limited", exit_code: 1 });
-    await until(async () => (await _item(d, id)).claim === null);
-    expect((await _item(d, id)).notes ?? []).toEqual([]);
+    await until(async () => (await getItem(d, id)).claim === null);
+    expect((await getItem(d, id)).notes ?? []).toEqual([]);
     const paused = (await api(d.url, d.token, "/api/agents")).body.find((a: any) => a.agent_id === run.agent_id);
     expect(Date.parse(paused.paused_until)).toBeGreaterThan(Date.now() + 60_000); // no reset given: a backoff
   }, 120_000);
@@ -85,7 +87,7 @@ describe("a codex runner", () => {
     const api_ = startOpenAI(model.codex);
     cleanups.push(() => api_.stop());
     const { d, paths } = await _project(await _codexRunner(api_.url));
-    const id = await _create(d, "Add a greeting");
+    const id = await createItem(d, "Add a greeting");
 
     const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
 
@@ -95,7 +97,7 @@ describe("a codex runner", () => {
     await until(async () => existsSync(join(paths.dir, "hooks", `${run.agent_id}.json`))); // notify, for the slot
     expect((await _agents(d)).filter((a) => /^codex-[0-9a-f]{8}$/.test(a))).toEqual([]);
     const turn = _lastLine(run.log, (l) => l.type === "turn.completed");
-    const item = await _item(d, id);
+    const item = await getItem(d, id);
     expect(item).toMatchObject({ stage: "qa", claim: null });
     expect(item.usage).toMatchObject({
       input_tokens: turn.usage.input_tokens - turn.usage.cached_input_tokens,
@@ -115,12 +117,12 @@ describe("a codex runner", () => {
     }));
     cleanups.push(() => api_.stop());
     const { d } = await _project(await _codexRunner(api_.url));
-    const id = await _create(d, "Add a farewell");
+    const id = await createItem(d, "Add a farewell");
 
     const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
 
     expect(run).toMatchObject({ reason: "rate_limited", exit_code: 1 });
-    await until(async () => (await _item(d, id)).claim === null);
+    await until(async () => (await getItem(d, id)).claim === null);
     const paused = (await api(d.url, d.token, "/api/agents")).body.find((a: any) => a.agent_id === run.agent_id);
     // Codex names the minute, not the second
     expect(Date.parse(paused.paused_until)).toBeGreaterThan(reset * 1000 - 60_000);
@@ -186,16 +188,6 @@ function _model() {
       ? { type: "function_call", name: "mcp__drover__item_renew", arguments: first(req.text) }
       : { type: "text", text: "Done." };
   return { agents, claude, codex };
-}
-
-async function _create(d: DaemonProc, title: string): Promise<string> {
-  const r = await api(d.url, d.token, "/api/items", { title });
-  expect(r.status).toBe(201);
-  return r.body.id;
-}
-
-async function _item(d: DaemonProc, id: string) {
-  return (await api(d.url, d.token, `/api/items/${id}`)).body;
 }
 
 async function _agents(d: DaemonProc): Promise<string[]> {

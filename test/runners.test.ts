@@ -14,8 +14,10 @@ import {
   api,
   BUN,
   CLI,
+  createItem,
   type DaemonProc,
   firstCommit,
+  getItem,
   ROOT,
   run,
   startDaemonProcess,
@@ -47,9 +49,9 @@ describe("a runner's endings", () => {
 
   test("succeed: running within 1 s of its creation; exit 0 moves it to on_success with its usage; the slot is free", async () => {
     const { d } = await setup;
-    const id = await _create(d, "succeed once");
+    const id = await createItem(d, "succeed once");
     const [ended] = await _runsOf(d, id, (runs) => runs.some((r) => r.state === "ended"));
-    const item = await _item(d, id);
+    const item = await getItem(d, id);
     expect(Date.parse(ended!.started_at) - Date.parse(item.created_at)).toBeLessThan(1000);
     expect(ended).toMatchObject({ reason: "success", exit_code: 0, runner: "scripted" });
     expect(ended!.agent_id).toMatch(/^scripted-.+-[1-4]$/);
@@ -65,15 +67,15 @@ describe("a runner's endings", () => {
 
   test("fail: released with a note giving the reason and the log's tail, retried, blocked after max_attempts", async () => {
     const { d } = await setup;
-    const id = await _create(d, "fail always");
-    await until(async () => (await _item(d, id)).stage === "blocked");
+    const id = await createItem(d, "fail always");
+    await until(async () => (await getItem(d, id)).stage === "blocked");
     const runs = await _runsOf(d, id, (r) => r.length === 3 && r.every((x) => x.state === "ended"));
     expect(runs.map((r) => [r.reason, r.exit_code])).toEqual([
       ["failed", 1],
       ["failed", 1],
       ["failed", 1],
     ]);
-    const item = await _item(d, id);
+    const item = await getItem(d, id);
     expect(item.notes).toHaveLength(3);
     expect(item.notes[0].text).toContain("failed (exit 1)");
     expect(item.notes[0].text).toContain("the tests failed (3 of 12)");
@@ -82,28 +84,28 @@ describe("a runner's endings", () => {
 
   test("crash: a failure whose note names the signal", async () => {
     const { d } = await setup;
-    const id = await _create(d, "crash now");
+    const id = await createItem(d, "crash now");
     const [first] = (await _runsOf(d, id, (r) => r.some((x) => x.state === "ended"))).slice(-1);
     expect(first).toMatchObject({ reason: "crashed", exit_code: null });
-    await until(async () => (await _item(d, id)).notes?.length >= 1);
-    expect((await _item(d, id)).notes[0].text).toContain("crashed (signal SIGKILL)");
-    await until(async () => (await _item(d, id)).stage === "blocked");
+    await until(async () => (await getItem(d, id)).notes?.length >= 1);
+    expect((await getItem(d, id)).notes[0].text).toContain("crashed (signal SIGKILL)");
+    await until(async () => (await getItem(d, id)).stage === "blocked");
   });
 
   test("retry: the next run's prompt carries the failed run's note, and it succeeds", async () => {
     const { d } = await setup;
-    const id = await _create(d, "retry please");
-    await until(async () => (await _item(d, id)).stage === "qa");
+    const id = await createItem(d, "retry please");
+    await until(async () => (await getItem(d, id)).stage === "qa");
     const runs = await _runsOf(d, id, (r) => r.length === 2);
     expect(runs.map((r) => r.reason)).toEqual(["success", "failed"]); // newest first
   });
 
   test("move: an agent that moves its item itself ends as moved, and drover moves nothing more", async () => {
     const { d } = await setup;
-    const id = await _create(d, "move myself");
+    const id = await createItem(d, "move myself");
     const [ended] = await _runsOf(d, id, (r) => r.some((x) => x.state === "ended"));
     expect(ended).toMatchObject({ reason: "moved", exit_code: 0 });
-    expect(await _item(d, id)).toMatchObject({ stage: "qa", claim: null });
+    expect(await getItem(d, id)).toMatchObject({ stage: "qa", claim: null });
   });
 });
 
@@ -112,7 +114,7 @@ describe("a run's log is a file in .drover/", () => {
 
   test("replaced by a FIFO or a link to /dev/zero: run.get and run log answer at once, and read nothing of it", async () => {
     const { d, dir } = await setup;
-    const id = await _create(d, "succeed once");
+    const id = await createItem(d, "succeed once");
     const [ended] = await _runsOf(d, id, (r) => r[0]?.state === "ended");
     for (const plant of [() => execFileSync("mkfifo", [ended.log]), () => symlinkSync("/dev/zero", ended.log)]) {
       rmSync(ended.log, { force: true });
@@ -135,7 +137,7 @@ describe("a runner's clock", () => {
 
   test("quiet for quiet_mins (no output, no heartbeat): stopped as stuck, released with a note, then retried", async () => {
     const { d, jump } = await setup;
-    const id = await _create(d, "hang-once now");
+    const id = await createItem(d, "hang-once now");
     const [running] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
     await Bun.sleep(300);
     expect((await _runsOf(d, id, () => true))[0].state).toBe("running");
@@ -143,32 +145,32 @@ describe("a runner's clock", () => {
     const runs = await _runsOf(d, id, (r) => r.some((x) => x.reason === "stuck"));
     expect(runs.find((r) => r.run === running!.run)).toMatchObject({ reason: "stuck" });
     expect(processAlive(running!.pid, running!.pid_start)).toBe(false);
-    await until(async () => (await _item(d, id)).stage === "qa"); // the second run succeeds
-    expect((await _item(d, id)).notes[0].text).toContain("was quiet too long");
+    await until(async () => (await getItem(d, id)).stage === "qa"); // the second run succeeds
+    expect((await getItem(d, id)).notes[0].text).toContain("was quiet too long");
   });
 
   test("quiet while the supervisor keeps beating for it (every 30 s): still stopped as stuck", async () => {
     const { d, jump } = await setup;
-    const id = await _create(d, "hang-once again");
+    const id = await createItem(d, "hang-once again");
     const [running] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
     for (let i = 0; i < 4; i++) await jump(3.5 * 60_000); // each step a supervisor beat, none of them the run's
     const runs = await _runsOf(d, id, (r) => r.some((x) => x.reason === "stuck"));
     expect(runs.find((r) => r.run === running!.run)).toMatchObject({ reason: "stuck" });
-    await until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await getItem(d, id)).stage === "qa");
   });
 
   test("past timeout_mins, however busy: stopped as timeout", async () => {
     const { d, jump } = await setup;
-    const id = await _create(d, "chatty-once now");
+    const id = await createItem(d, "chatty-once now");
     await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
     await jump(31 * 60_000);
     await _runsOf(d, id, (r) => r.some((x) => x.reason === "timeout"));
-    await until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await getItem(d, id)).stage === "qa");
   });
 
   test("run.stop: SIGTERM to the group, SIGKILL once the grace has passed; released with a note, not counted", async () => {
     const { d, jump } = await setup;
-    const id = await _create(d, "stubborn-once now");
+    const id = await createItem(d, "stubborn-once now");
     const [running] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
     await Bun.sleep(300); // it has set its SIGTERM handler
     const stopped = await api(d.url, d.token, `/api/runs/${running!.run}/stop`, {});
@@ -178,8 +180,8 @@ describe("a runner's clock", () => {
     await jump(11_000);
     await _runsOf(d, id, (r) => r.some((x) => x.reason === "stopped"));
     expect(processAlive(running!.pid, running!.pid_start)).toBe(false);
-    await until(async () => (await _item(d, id)).stage === "qa");
-    expect((await _item(d, id)).notes[0].text).toContain("was stopped");
+    await until(async () => (await getItem(d, id)).stage === "qa");
+    expect((await getItem(d, id)).notes[0].text).toContain("was stopped");
     expect((await api(d.url, d.token, `/api/runs/${running!.run}/stop`, {})).status).toBe(409);
   });
 });
@@ -188,26 +190,26 @@ describe("a runner under load and after a crash", () => {
   test("a rate limit pauses the runner until the provider's reset and releases the item untouched", async () => {
     const reset = Math.floor(Date.now() / 1000) + 7200;
     const { d, jump } = await _daemon({ max: 2, env: { DROVER_TEST_RESET: String(reset) } });
-    const limited = await _create(d, "limit-once a");
+    const limited = await createItem(d, "limit-once a");
     const [ended] = await _runsOf(d, limited, (r) => r.some((x) => x.state === "ended"));
     expect(ended).toMatchObject({ reason: "rate_limited", exit_code: 1 });
-    await until(async () => (await _item(d, limited)).claim === null);
-    expect((await _item(d, limited)).notes ?? []).toEqual([]);
+    await until(async () => (await getItem(d, limited)).claim === null);
+    expect((await getItem(d, limited)).notes ?? []).toEqual([]);
     const agents = (await api(d.url, d.token, "/api/agents")).body;
     expect(agents.find((a: any) => a.agent_id === ended!.agent_id)?.paused_until).toBe(
       new Date(reset * 1000).toISOString(),
     );
-    const waiting = await _create(d, "succeed b");
+    const waiting = await createItem(d, "succeed b");
     await Bun.sleep(1000);
     expect((await api(d.url, d.token, `/api/runs?item=${waiting}`)).body).toEqual([]); // the whole runner waits
     await jump(7200_000 + 60_000);
-    await until(async () => (await _item(d, waiting)).stage === "qa");
-    await until(async () => (await _item(d, limited)).stage === "qa");
+    await until(async () => (await getItem(d, waiting)).stage === "qa");
+    await until(async () => (await getItem(d, limited)).stage === "qa");
   });
 
   test("20 runs at once: each item runs once, ends with its usage, and the supervisor keeps up", async () => {
     const { d, dir } = await _daemon({ max: 20 });
-    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => _create(d, `gate ${i}`)));
+    const ids = await Promise.all(Array.from({ length: 20 }, (_, i) => createItem(d, `gate ${i}`)));
     // every run waits at the gate: all 20 must be running at once before any may end
     await until(async () => (await api(d.url, d.token, "/api/runs?state=running")).body.length === 20, 20_000);
     writeFileSync(join(dir, "gate"), "");
@@ -216,7 +218,7 @@ describe("a runner under load and after a crash", () => {
       return runs.length === 20 && runs.every((r) => r.state === "ended");
     }, 20_000);
     for (const id of ids) {
-      const item = await _item(d, id);
+      const item = await getItem(d, id);
       expect(item).toMatchObject({ stage: "qa", claim: null, usage: { input_tokens: 1200, reports: 1 } });
       expect((await api(d.url, d.token, `/api/runs?item=${id}`)).body).toHaveLength(1);
     }
@@ -224,7 +226,7 @@ describe("a runner under load and after a crash", () => {
 
   test("kill -9 of the daemon mid-run: the next start stops the orphan and releases its item; no process works on an unrenewed claim", async () => {
     const { d, project, clockFile } = await _daemon({ max: 1 });
-    const id = await _create(d, "hang forever");
+    const id = await createItem(d, "hang forever");
     const [orphan] = await _runsOf(d, id, (r) => r.length === 1 && r[0].pid);
     d.proc.kill("SIGKILL");
     await d.proc.exited;
@@ -233,10 +235,10 @@ describe("a runner under load and after a crash", () => {
     cleanups.push(() => again.stop());
     const runs = await _runsOf(again, id, (r) => r.some((x) => x.reason === "orphaned") && r[0].state === "running");
     expect(processAlive(orphan!.pid, orphan!.pid_start)).toBe(false);
-    expect((await _item(again, id)).notes[0].text).toContain("left running by a daemon that died");
+    expect((await getItem(again, id)).notes[0].text).toContain("left running by a daemon that died");
     // the item runs again, under a claim the live supervisor renews
     const [current] = runs;
-    expect((await _item(again, id)).claim).toMatchObject({ agent_id: current.agent_id });
+    expect((await getItem(again, id)).claim).toMatchObject({ agent_id: current.agent_id });
     await again.stop(); // a daemon stopping stops its runs
     expect(processAlive(current.pid, current.pid_start)).toBe(false);
     const after = await startDaemonProcess([BUN, CLI], project.paths, { DROVER_CLOCK_FILE: clockFile });
@@ -252,7 +254,7 @@ describe("a runner under load and after a crash", () => {
       max: 1,
       daemonEnv: { DROVER_GIT_TOKEN: "hub-secret", DROVER_GATEWAY_TOKEN: "gw-secret" },
     });
-    const id = await _create(d, "env please");
+    const id = await createItem(d, "env please");
     const [ended] = await _runsOf(d, id, (r) => r[0]?.state === "ended");
     const { tail } = (await api(d.url, d.token, `/api/runs/${ended.run}`)).body;
     expect(tail).toContain(`env: git token absent, gateway token absent, agent ${ended.agent_id}`);
@@ -260,26 +262,26 @@ describe("a runner under load and after a crash", () => {
 
   test("no worktree, no run: never in the user's checkout; the note says why, and the item ends blocked", async () => {
     const { d } = await _daemon({ max: 1, commit: false }); // a repository without a commit has no base to branch from
-    const id = await _create(d, "succeed here");
-    await until(async () => (await _item(d, id)).stage === "blocked");
+    const id = await createItem(d, "succeed here");
+    await until(async () => (await getItem(d, id)).stage === "blocked");
     const runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body;
     expect(runs.map((r: any) => [r.reason, r.pid])).toEqual([
       ["not_started", null],
       ["not_started", null],
       ["not_started", null],
     ]);
-    expect((await _item(d, id)).notes[0].text).toMatch(/could not be started\. The end of its output:\n.*worktree/is);
+    expect((await getItem(d, id)).notes[0].text).toMatch(/could not be started\. The end of its output:\n.*worktree/is);
   });
 
   test("a runner in a committed config nobody trusted does not run; drover trust makes it run", async () => {
     const { d, project } = await _daemon({ max: 1, trusted: false });
-    const id = await _create(d, "succeed later");
+    const id = await createItem(d, "succeed later");
     await Bun.sleep(1500);
     expect((await api(d.url, d.token, `/api/runs?item=${id}`)).body).toEqual([]);
-    expect((await _item(d, id)).stage).toBe("backlog");
+    expect((await getItem(d, id)).stage).toBe("backlog");
     const trusted = await run([BUN, CLI, "trust", "--yes"], project.dir);
     expect(trusted.code, trusted.stderr).toBe(0);
-    await until(async () => (await _item(d, id)).stage === "qa");
+    await until(async () => (await getItem(d, id)).stage === "qa");
   });
 });
 
@@ -336,16 +338,6 @@ function _daemon(options: {
       },
     };
   })();
-}
-
-async function _create(d: DaemonProc, title: string): Promise<string> {
-  const r = await api(d.url, d.token, "/api/items", { title });
-  expect(r.status).toBe(201);
-  return r.body.id;
-}
-
-async function _item(d: DaemonProc, id: string) {
-  return (await api(d.url, d.token, `/api/items/${id}`)).body;
 }
 
 /** The item's runs, newest first, once `ready` holds (10 s at most). */
