@@ -61,9 +61,8 @@ const serve = defineCommand({
     if (port !== undefined && !(Number.isInteger(port) && port >= 0 && port <= 65_535)) {
       throw new DroverError("invalid_input", `Invalid "--port": "${args.port}" is not a port number`);
     }
-    const { startDaemon, stopOnSignals } = await import("./daemon.ts"); // the server stays out of every other command
-    const daemon = await startDaemon(findProject(), { host: args.host, port });
-    stopOnSignals(daemon);
+    const { serveDaemon } = await import("./daemon.ts"); // the server stays out of every other command
+    const daemon = await serveDaemon(findProject(), { host: args.host, port });
     console.log(`drover ${VERSION} serving "${daemon.rt.ctx.paths.root}" at ${daemon.server.url} (pid ${process.pid})`);
     await new Promise(() => undefined);
   },

@@ -24,8 +24,31 @@ export interface DaemonOptions {
   port?: number;
 }
 
-/** Starts the daemon for a project and returns once it answers; call `stopOnSignals` right after. */
-export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Promise<Daemon> {
+/**
+ * Starts the daemon and stops it on SIGINT/SIGTERM/SIGHUP, then exits; `after` runs once it stopped (the demo:
+ * its folder). The handlers go in before anything is published: a signal sent as soon as
+ * `daemon.json` names the URL would otherwise meet the default action and leave that file behind.
+ */
+export async function serveDaemon(paths: Paths, options: DaemonOptions & { after?: () => void } = {}): Promise<Daemon> {
+  const starting = _startDaemon(paths, options);
+  const onSignal = (signal: string) => {
+    void (async () => {
+      const daemon = await starting.catch(() => undefined);
+      if (!daemon) return; // the start failed: its caller reports that and exits
+      daemon.rt.ctx.log.info(`Received ${signal}: shutting down`);
+      await daemon.stop();
+      options.after?.();
+      process.exit(0);
+    })().catch(() => process.exit(3));
+  };
+  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => onSignal(signal));
+  return starting;
+}
+
+// --- internal ---
+
+/** Starts the daemon for a project and returns once it answers. */
+async function _startDaemon(paths: Paths, options: DaemonOptions = {}): Promise<Daemon> {
   const info: DaemonInfo = {
     pid: process.pid,
     pid_start: processStart(process.pid),
@@ -69,27 +92,6 @@ export async function startDaemon(paths: Paths, options: DaemonOptions = {}): Pr
     throw err;
   }
 }
-
-/** Stops the daemon on SIGINT/SIGTERM/SIGHUP, then exits; `before` and `after` run around that stop (the demo: its agents, its folder). */
-export function stopOnSignals(
-  daemon: Daemon,
-  options: { before?: () => Promise<void>; after?: () => void } = {},
-): void {
-  const onSignal = (signal: string) => {
-    daemon.rt.ctx.log.info(`Received ${signal}: shutting down`);
-    void (async () => {
-      await options.before?.();
-      await daemon.stop();
-      options.after?.();
-    })().then(
-      () => process.exit(0),
-      () => process.exit(3),
-    );
-  };
-  for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"] as const) process.once(signal, () => onSignal(signal));
-}
-
-// --- internal ---
 
 /** Starts the server; a host or port it cannot listen on is a clear refusal, not an internal error. */
 function _listen(rt: Runtime, options: Parameters<typeof startServer>[1]): RunningServer {

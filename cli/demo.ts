@@ -49,9 +49,11 @@ export const demo = defineCommand({
       _config([...selfCommand(), "demo-agent", ...(args.speed ? [`--speed=${args.speed}`] : [])]),
     );
     await _prepare(paths); // before the daemon: its runners start on the best items first
-    const { startDaemon, stopOnSignals } = await import("./daemon.ts");
-    const daemon = await startDaemon(paths, { port: args.port ? Number(args.port) : 0 });
-    stopOnSignals(daemon, { after: () => rmSync(dir, { recursive: true, force: true }) });
+    const { serveDaemon } = await import("./daemon.ts");
+    const daemon = await serveDaemon(paths, {
+      port: args.port ? Number(args.port) : 0,
+      after: () => rmSync(dir, { recursive: true, force: true }),
+    });
     _printRuns(daemon);
     _printMerges(daemon);
     const other = Object.keys(SHARED_EDITS).find((t) => t !== CRASHING_TITLE); // the other item editing SHARED_FILE

@@ -287,13 +287,16 @@ describe("daemon.json naming a live pid that is not the daemon", () => {
 });
 
 describe("signals", () => {
+  // sent as soon as daemon.json names the URL: a loaded CI machine once delivered it before the handler was in
   test("SIGHUP stops the daemon cleanly: exit 0, daemon.json removed", async () => {
     const project = await tempProject({ config: '[hub]\nremote = ""\n' });
     try {
-      const daemon = await startDaemonProcess([BUN, CLI], project.paths);
-      daemon.proc.kill("SIGHUP");
-      expect(await daemon.proc.exited).toBe(0);
-      expect(existsSync(project.paths.daemon)).toBe(false);
+      for (let round = 0; round < 5; round++) {
+        const daemon = await startDaemonProcess([BUN, CLI], project.paths);
+        daemon.proc.kill("SIGHUP");
+        expect([round, await daemon.proc.exited, daemon.proc.signalCode]).toEqual([round, 0, null]);
+        expect(existsSync(project.paths.daemon)).toBe(false);
+      }
     } finally {
       project.cleanup();
     }
