@@ -7,6 +7,7 @@ import { Database } from "bun:sqlite";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { CryptoHasher } from "bun";
+import { BINARY } from "../test/helpers.ts";
 import { checkGrants, grantLog, itemHistory, remoteGit, remoteHistory } from "../test/sync-machines.ts";
 import type { Ledger } from "./agents.ts";
 import { restart } from "./faults.ts";
@@ -61,6 +62,10 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
 
   // P1 (nothing left waiting), P3 (every hub tree equals the remote's), crashes, timers and triggers per machine
   const remoteTree = _remoteTree(world.remote.path, head);
+  // an upgraded machine also holds what every machine's presence ref carries (heartbeats, SPEC §15); an older one
+  // only the shared branch, where it and its like still put theirs
+  const presence = _presenceTree(world.remote.path);
+  const upgraded = new Map([...remoteTree, ...presence.files]);
   let firings = 0;
   for (const m of world.machines) {
     const status = await _api(m, "/api/sync").catch(() => null);
@@ -74,7 +79,9 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
     // what a teammate pushed that no drover writes is listed by the machine, and never on its disk
     const invalid = ((status?.invalid_files ?? []) as Array<{ path: string }>).map((f) => f.path);
     const readable = new Map(
-      [...remoteTree].filter(([path]) => !invalid.some((p) => path === p || path.startsWith(p + "/"))),
+      [...(m.binary === BINARY ? upgraded : remoteTree)].filter(
+        ([path]) => !invalid.some((p) => path === p || path.startsWith(p + "/")),
+      ),
     );
     const diff = _treeDiff(readable, _workingTree(m.paths.hub));
     if (diff.length)
@@ -88,6 +95,10 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
     violations,
     figures: {
       commits,
+      presence_refs: presence.refs,
+      // the agents' own (hostile pushes put other things under heartbeats/)
+      heartbeats_on_shared_branch: [...remoteTree.keys()].filter((p) => /^heartbeats\/m\d+-agent\d+\.json$/.test(p))
+        .length,
       grants,
       grants_confirmed_to_agents: ledger.grants.length,
       items_created: ledger.created.size,
@@ -180,6 +191,16 @@ function _remoteTree(bare: string, head: string): Map<string, string> {
     out.set(path!, meta!.split(" ")[2]!);
   }
   return out;
+}
+
+/** The files of every machine's presence ref, and how many refs there are. */
+function _presenceTree(bare: string): { files: Map<string, string>; refs: number } {
+  const refs = remoteGit(bare, "for-each-ref", "--format=%(refname)", "refs/heads/drover/presence/")
+    .split("\n")
+    .filter(Boolean);
+  const files = new Map<string, string>();
+  for (const ref of refs) for (const [path, oid] of _remoteTree(bare, ref)) files.set(path, oid);
+  return { files, refs: refs.length };
 }
 
 function _workingTree(hub: string): Map<string, string> {

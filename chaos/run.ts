@@ -1,5 +1,5 @@
 /**
- * `npm run chaos [-- --minutes N --machines N --agents N --seed N --keep]`: drover under faults. Builds a world
+ * `npm run chaos [-- --minutes N --machines N --older N --agents N --seed N --keep]`: drover under faults. Builds a world
  * (chaos/world.ts), runs scripted agents against it while faults strike, settles, checks, prints a summary;
  * exits 1 when any check failed. `test/chaos.test.ts` runs a short one.
  */
@@ -14,6 +14,8 @@ import { createWorld } from "./world.ts";
 export interface ChaosOptions {
   minutes: number;
   machines?: number;
+  /** How many of the machines run the drover from before presence refs (a team not all upgraded). */
+  older?: number;
   agents?: number;
   seed?: number;
   /** Keep the world's folder (logs, clones, remote) after the run. */
@@ -34,7 +36,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   const random = _random(seed);
   const log = options.log ?? (() => undefined);
   const started = performance.now();
-  const world = await createWorld({ machines: options.machines ?? 4 });
+  const world = await createWorld({ machines: options.machines ?? 4, older: options.older });
   log(`world in ${world.dir}, seed ${seed}`);
   try {
     const ledger = createLedger();
@@ -116,6 +118,7 @@ if (import.meta.main) {
   const report = await runChaos({
     minutes: Number(arg("minutes") ?? 2),
     machines: arg("machines") ? Number(arg("machines")) : undefined,
+    older: arg("older") ? Number(arg("older")) : undefined,
     agents: arg("agents") ? Number(arg("agents")) : undefined,
     seed: arg("seed") ? Number(arg("seed")) : undefined,
     keep: process.argv.includes("--keep"),

@@ -12,6 +12,7 @@ import type { Paths } from "../core/paths.ts";
 import { bareRepo, type GitServer, startGitServer } from "../test/git-server.ts";
 import { BINARY, freePort, waitHealthy } from "../test/helpers.ts";
 import { joinedProject } from "../test/sync-machines.ts";
+import { olderDrover } from "./older.ts";
 
 const PROJECT = "chaos";
 const GATEWAY_TOKEN = "chaos-reader-token-0000";
@@ -26,6 +27,8 @@ export interface ChaosMachine {
   proc: ReturnType<typeof Bun.spawn> | null;
   /** Exits nobody asked for (a crash), with the exit code. */
   crashes: number[];
+  /** The drover it runs: this one, or an older one (a team not all upgraded). */
+  binary: string;
 }
 
 /** A webhook delivery the sink received: which path, and the JSON body. */
@@ -49,7 +52,8 @@ export interface World {
   close(options?: { keep?: boolean }): Promise<void>;
 }
 
-export async function createWorld(options: { machines: number; parent?: string }): Promise<World> {
+/** `older`: how many machines (the first ones) run the drover from before presence refs. */
+export async function createWorld(options: { machines: number; older?: number; parent?: string }): Promise<World> {
   const dir = realpathSync(mkdtempSync(join(options.parent ?? tmpdir(), "drover-chaos-")));
   const { root, path } = bareRepo();
   const server = startGitServer(root);
@@ -95,7 +99,7 @@ export async function createWorld(options: { machines: number; parent?: string }
     },
     async start(m) {
       const log = openSync(join(dir, `machine-${m.index}.log`), "a");
-      const proc = Bun.spawn([BINARY, "serve", "--port", new URL(m.url).port], {
+      const proc = Bun.spawn([m.binary, "serve", "--port", new URL(m.url).port], {
         cwd: m.paths.root,
         env: { ...process.env, ...env },
         stdout: log,
@@ -160,7 +164,8 @@ export async function createWorld(options: { machines: number; parent?: string }
     await Bun.write(paths.config, `[pipeline]\nclaim_ttl_secs = 30\n\n[heartbeats]\ntakeover_grace_secs = 20\n`);
     const port = await freePort();
     const token = (await Bun.file(paths.token).text()).trim();
-    const m: ChaosMachine = { index, paths, url: `http://127.0.0.1:${port}`, token, proc: null, crashes: [] };
+    const binary = index < (options.older ?? 0) ? olderDrover() : BINARY;
+    const m: ChaosMachine = { index, paths, url: `http://127.0.0.1:${port}`, token, proc: null, crashes: [], binary };
     machines.push(m);
     await world.start(m);
   }

@@ -11,8 +11,8 @@ export interface Outbox {
   add(ops: readonly OpRecord[], commit: string): void;
   /** What waits, oldest first. */
   pending(): OpRecord[];
-  /** Pending ops; without `presence`, not counting sweeps (heartbeats only). */
-  pendingCount(options?: { presence?: boolean }): number;
+  /** Ops waiting to be carried. */
+  pendingCount(): number;
   /** Where an op stands, or null when this machine has no record of it. */
   statusOf(
     opId: string,
@@ -42,9 +42,8 @@ export function createOutbox(db: Database): Outbox {
         .all()
         .map((r) => JSON.parse(r.op) as OpRecord);
     },
-    pendingCount({ presence = true } = {}) {
-      const sql = `SELECT count(*) AS n FROM outbox WHERE status = 'pending'${presence ? "" : " AND name <> 'hub.sweep'"}`;
-      return db.query<{ n: number }, []>(sql).get()!.n;
+    pendingCount() {
+      return db.query<{ n: number }, []>("SELECT count(*) AS n FROM outbox WHERE status = 'pending'").get()!.n;
     },
     statusOf(opId) {
       type Row = { status: "pending" | "confirmed" | "rejected"; code: string | null; reason: string | null };

@@ -61,6 +61,10 @@ export interface HubRepo {
   isAncestor(ancestor: string, descendant: string): Promise<boolean>;
   /** Moves the branch to a commit whose objects are already here (a fetched remote head). */
   setHead(oid: string): Promise<void>;
+  /** Any ref of the hub's repository (`refs/drover/…`), null when absent. */
+  readRef(ref: string): Promise<string | null>;
+  /** Points a ref at a commit whose objects are here. */
+  writeRef(ref: string, oid: string): Promise<void>;
 }
 
 export interface RepoOptions {
@@ -173,14 +177,7 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
     gitdir,
     branch,
     layout,
-    async head() {
-      try {
-        return fs.readFileSync(`${gitdir}/${ref}`, "utf8").trim();
-      } catch {
-        // packed by someone's `git gc`, or no commit yet
-        return git.resolveRef({ fs, gitdir, ref }).catch(() => null);
-      }
-    },
+    head: () => repo.readRef(ref),
     async commit(changes, { parent, message, time, detached = false }) {
       const tree = writeTree(treeOf(parent), changes) ?? objects.writeTree([]);
       const oid = objects.writeCommit({ tree, parents: parent ? [parent] : [], message, time });
@@ -188,12 +185,21 @@ export async function openRepo(dir: string, branch: string, options: RepoOptions
       if (!detached) await repo.setHead(oid);
       return oid;
     },
-    async setHead(oid) {
-      const file = `${gitdir}/${ref}`;
+    setHead: (oid) => repo.writeRef(ref, oid),
+    async readRef(name) {
+      try {
+        return fs.readFileSync(`${gitdir}/${name}`, "utf8").trim();
+      } catch {
+        // packed by someone's `git gc`, or no commit yet
+        return git.resolveRef({ fs, gitdir, ref: name }).catch(() => null);
+      }
+    },
+    async writeRef(name, oid) {
+      const file = `${gitdir}/${name}`;
       try {
         fs.writeFileSync(`${file}.lock`, oid + "\n");
       } catch {
-        fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true }); // the branch's first commit
+        fs.mkdirSync(file.slice(0, file.lastIndexOf("/")), { recursive: true }); // the ref's first commit
         fs.writeFileSync(`${file}.lock`, oid + "\n");
       }
       fs.renameSync(`${file}.lock`, file);

@@ -1,10 +1,11 @@
 /**
  * @module What the hub layer offers the features (`ctx.hub`) and sync: the writer's interface, change sets and
- * their listeners, working sources, and the carrier that takes ops to a remote.
+ * their listeners, presence sources, and the carrier that takes ops to a remote.
  */
 import type { Applied, OpRecord } from "./apply.ts";
 import type { Args, Mutation } from "./op.ts";
 import type { Outbox } from "./outbox.ts";
+import type { Presence } from "./presence.ts";
 import type { InvalidFile } from "./records.ts";
 import type { Change, FileChanges, HubRepo } from "./repo.ts";
 
@@ -20,14 +21,18 @@ export type HubListener = (set: ChangeSet) => void;
 
 /**
  * A folder whose working files are their own source (heartbeats: written in place so events never wait for a
- * commit). Valid changed files are swept into the next commit; a commit never overwrites a newer one.
+ * commit). They travel on each machine's presence ref (`drover/presence/<machine>`), never on the shared branch;
+ * a file from elsewhere never overwrites a newer one.
  */
-export interface WorkingSource {
+export interface PresenceSource {
   prefix: string;
-  /** Whether a working file may be committed (invalid ones stay local and are reported by their feature). */
-  accept(path: string, content: string): boolean;
-  /** Whether the working file should be kept instead of the committed content (it is newer). */
-  keepWorking(working: string, committed: string): boolean;
+  /**
+   * Whether a file belongs on `machine`'s presence ref: valid, and that machine's own (invalid ones stay local and
+   * are reported by their feature; one on another machine's ref is refused).
+   */
+  belongs(path: string, content: string, machine: string): boolean;
+  /** Whether the working file should be kept instead of the incoming content (it is newer). */
+  keepWorking(working: string, incoming: string): boolean;
 }
 
 /** Whether an op reached the remote; `result` is what it did there when its replay's differed from the first run's. */
@@ -53,10 +58,12 @@ export interface Hub {
   setCarrier(carrier: Carrier): void;
   /** Waits (bounded) until the op reached the remote; throws its refusal if it was rejected there. */
   confirm(opId: string, options: { timeoutMs: number }): Promise<Confirmation>;
-  trackWorkingSource(source: WorkingSource): void;
+  trackPresenceSource(source: PresenceSource): void;
+  /** This machine's presence ref and the ones fetched from other machines. */
+  presence: Presence;
   /** Writes a working file atomically (temp + rename), outside any commit. */
   writeWorkingFile(path: string, content: string | null): void;
-  /** Commits the working sources' pending changes, if any, as one commit. */
+  /** An op that takes this machine's presence files off the shared branch, where older drovers put them. */
   sweep(): Promise<void>;
   onChange(listener: HubListener): void;
   /** Brings working files and indexes up to the branch head (crash repair); returns files applied. */
@@ -64,7 +71,7 @@ export interface Hub {
   /** This machine's hub bookkeeping (`hub_state`): applied and remote heads, sync times, the last error. */
   state(key: string): string | null;
   setState(key: string, value: string | null): void;
-  /** Inside `exclusive`: the records replayed on `base` plus the working sources' changes; writes nothing. */
+  /** Inside `exclusive`: the records replayed on `base`, this machine's presence files off it; writes nothing. */
   replay(base: string, records: OpRecord[]): Promise<{ changes: FileChanges; results: Applied["results"] }>;
   /** Inside `exclusive`: makes `head` the branch head and brings files and indexes to it (`origin: remote`). */
   adopt(head: string, options?: { inTransaction?: () => void }): Promise<Change[]>;

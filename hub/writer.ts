@@ -6,7 +6,6 @@
  * replays the tree diff from `applied_head` to the branch head (and re-queues the ops of a commit whose
  * outbox rows were lost). Sync uses `replay` and `adopt` to rebuild the branch on a remote head.
  */
-import { join } from "node:path";
 import { iso } from "../core/clock.ts";
 import { DroverError } from "../core/errors.ts";
 import type { EventCause } from "../core/events.ts";
@@ -24,10 +23,11 @@ import {
 import { createFileLock, type FileLock } from "./lock.ts";
 import type { Args } from "./op.ts";
 import { createOutbox } from "./outbox.ts";
+import { createPresence, PRESENCE_REPORTS } from "./presence.ts";
 import { type Answer, createHubRecords } from "./records.ts";
 import type { Change, FileChanges, HubRepo, InvalidEntry } from "./repo.ts";
-import type { Carrier, ChangeSet, Hub, HubListener, WorkingSource } from "./types.ts";
-import { blobOid, listWorking, readWorking, writeWorking } from "./working.ts";
+import type { Carrier, ChangeSet, Hub, HubListener, PresenceSource } from "./types.ts";
+import { readWorking, writeWorking } from "./working.ts";
 
 export function createHub(repo: HubRepo, ctx: Context): Hub {
   const { db, clock, bus, machineId } = ctx;
@@ -35,7 +35,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   const hasRemote = () => ctx.config.hub.remote !== "";
   const lock: FileLock = createFileLock(ctx.paths.lock);
   const listeners: HubListener[] = [];
-  const sources: WorkingSource[] = [];
+  const sources: PresenceSource[] = [];
   const mutations = new Map<string, Apply>();
   const queue: _Pending[] = [];
   let draining = false;
@@ -45,6 +45,16 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
   const records = createHubRecords(db);
   const { state, setState, answered } = records;
   const applied = () => state("applied_head");
+  const presence = createPresence({
+    repo,
+    sources,
+    machineId,
+    state,
+    setState,
+    write: (path, content) => writeUnlessNewer(path, content),
+    reportInvalid: (path, reason, what) => hub.reportInvalid(path, reason, what),
+    clearInvalid: (path) => hub.clearInvalid(path),
+  });
 
   /** Records a new head in one transaction: the listeners' indexes, the outbox, the answers of keyed ops. */
   function record(set: ChangeSet, extra: { inTransaction?: () => void; answers?: Answer[] } = {}) {
@@ -113,6 +123,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     if (!forget) return changes;
     const changed = new Set(changes.filter((c) => c.after !== null).map((c) => c.path));
     for (const { path } of hub.invalidFiles()) {
+      if (path.startsWith(PRESENCE_REPORTS)) continue; // another machine's presence ref: its own adoption clears them
       if (changed.has(path) || (await repo.entryAt(to, path)) === null) hub.clearInvalid(path);
     }
     return changes;
@@ -136,25 +147,12 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     }
   }
 
-  /** Working-source files that differ from `head`: added or changed (accepted ones), or removed. */
-  async function sweepChanges(head: string | null, before: Map<string, string | null>, overlay: FileChanges) {
-    for (const source of sources) {
-      const committed = new Map(head ? (await repo.files(head, source.prefix)).map((f) => [f.path, f.oid]) : []);
-      for (const name of listWorking(join(repo.dir, source.prefix))) {
-        const path = source.prefix + name;
-        const content = readWorking(repo.dir, path);
-        const oid = committed.get(path);
-        committed.delete(path);
-        if (content === null || overlay.has(path) || (oid && blobOid(content) === oid)) continue;
-        if (!source.accept(path, content)) continue;
-        before.set(path, oid ? await repo.readBlob(oid) : null);
-        overlay.set(path, content);
-      }
-      for (const path of committed.keys()) {
-        if (overlay.has(path)) continue;
-        before.set(path, await repo.readBlob(committed.get(path)!));
-        overlay.set(path, null);
-      }
+  /** This machine's presence files an older drover left on the branch at `base`, taken off in the same changes. */
+  async function leaveBranch(base: string, before: Map<string, string | null>, overlay: FileChanges) {
+    for (const { path, content } of await presence.onBranch(base)) {
+      if (overlay.has(path)) continue;
+      before.set(path, content);
+      overlay.set(path, null);
     }
   }
 
@@ -182,7 +180,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       }));
       const { overlay, before, results } = applyOps(entries, (path) => readWorking(repo.dir, path));
       const parent = await repo.head();
-      await sweepChanges(parent, before, overlay);
+      if (parent) await leaveBranch(parent, before, overlay);
       const changes: Change[] = [];
       for (const [path, after] of overlay)
         if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });
@@ -273,7 +271,8 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     confirm: (opId, options) =>
       carrier && hasRemote() ? carrier.confirm(opId, options) : Promise.resolve({ confirmed: true }),
     onChange: (listener) => void listeners.push(listener),
-    trackWorkingSource: (source) => void sources.push(source),
+    trackPresenceSource: (source) => void sources.push(source),
+    presence,
     writeWorkingFile: (path, content) => writeFile(path, content, true),
     sweep: () => enqueue("hub.sweep", {}, () => undefined).then(() => undefined),
     catchUp: () => locked(catchUp),
@@ -283,12 +282,12 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       const local = await repo.head();
       const remoteFiles = new Map((await validDiff(local, base, { forget: false })).map((c) => [c.path, c.after]));
       const read = (path: string) => (remoteFiles.has(path) ? remoteFiles.get(path)! : readWorking(repo.dir, path));
-      // ops with no replay (sweeps) carry nothing but what the working sources hold, swept again below
+      // ops with no replay (sweeps) carry nothing themselves: this machine's presence files leave the branch below
       const entries = records
         .filter((r) => mutations.has(r.op))
         .map((record) => ({ record, apply: mutations.get(record.op)! }));
       const { overlay, before, results } = applyOps(entries, read);
-      await sweepChanges(base, before, overlay);
+      await leaveBranch(base, before, overlay);
       for (const [path, after] of overlay) if (before.get(path) === after) overlay.delete(path);
       return { changes: overlay, results };
     },

@@ -18,4 +18,17 @@ test("chaos: 40 s of kill -9, remote outages and clock jumps leave every promise
   expect(report.figures.one_shot_timers).toBeGreaterThanOrEqual(3);
   expect(report.figures.timer_firings).toBeGreaterThan(0);
   expect(report.figures.trigger_deliveries).toBeGreaterThan(0);
+  // heartbeats travel on every machine's presence ref, none on the shared branch
+  expect(report.figures.presence_refs).toBe(3);
+  expect(report.figures.heartbeats_on_shared_branch).toBe(0);
 }, 240_000);
+
+test("chaos with a team not all upgraded: one machine runs the drover from before presence refs", async () => {
+  const report = await runChaos({ minutes: 40 / 60, machines: 3, older: 1 });
+  console.log(renderReport(report));
+  expect(report.violations).toEqual([]);
+  expect(report.figures.grants).toBeGreaterThan(20);
+  // the upgraded two publish on their own refs; the older one still on the shared branch, and it is read there
+  expect(report.figures.presence_refs).toBe(2);
+  expect(report.figures.heartbeats_on_shared_branch).toBeGreaterThan(0);
+}, 300_000);

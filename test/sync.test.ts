@@ -200,7 +200,7 @@ for (const transport of TRANSPORTS) {
       }
     });
 
-    test("P6 coalescing: a burst of ops and heartbeats leaves one commit on the remote", async () => {
+    test("P6 coalescing: a burst of ops and heartbeats leaves one commit on the remote's shared branch", async () => {
       const [a] = machines as [Machine];
       await a.op("sync.now");
       const before = Number(remoteGit(remote.path, "rev-list", "--count", "drover/hub"));
@@ -208,14 +208,14 @@ for (const transport of TRANSPORTS) {
         ...Array.from({ length: 20 }, (_, i) => a.op("item.create", { title: `burst ${i}` })),
         ...Array.from({ length: 5 }, (_, i) => a.op("heartbeat", { agent: `beater-${i}` })),
       ]);
-      await a.rt.ctx.hub.sweep();
       await a.op("sync.now");
       expect(Number(remoteGit(remote.path, "rev-list", "--count", "drover/hub"))).toBe(before + 1);
       const message = remoteGit(remote.path, "log", "-1", "--format=%B", "drover/hub");
       expect(message.split("\n").filter((l) => l.includes('"item.create"')).length).toBe(20);
-      expect(remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")).toContain(
-        "heartbeats/beater-4.json",
-      );
+      // heartbeats travel on the machine's own presence ref, never on the shared branch
+      expect(remoteGit(remote.path, "ls-tree", "-r", "--name-only", "drover/hub")).not.toContain("heartbeats/");
+      const presence = `drover/presence/${a.rt.ctx.hub.presence.machine}`;
+      expect(remoteGit(remote.path, "ls-tree", "-r", "--name-only", presence)).toContain("heartbeats/beater-4.json");
     });
 
     test("usage reported on two machines adds up on both; heartbeats arrive as files", async () => {

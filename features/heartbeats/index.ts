@@ -9,6 +9,7 @@ import { basename, join } from "node:path";
 import type { AsyncSubscription } from "@parcel/watcher";
 import { type Context, defineFeature } from "../../core/feature.ts";
 import { loadWatcher } from "../../core/watcher.ts";
+import { presenceName } from "../../hub/presence.ts";
 import { heartbeatsContract } from "./contract.ts";
 import { parseHeartbeat, type Thresholds } from "./file.ts";
 import { createMonitor, type Monitor } from "./monitor.ts";
@@ -45,12 +46,15 @@ export default defineFeature({
     mkdirSync(join(ctx.paths.hub, "heartbeats"), { recursive: true });
     ctx.services.heartbeats = { monitor: createMonitor(ctx, () => _thresholds(ctx)), lastPoll: 0 };
     ctx.hub.repo.layout.add("heartbeats/*");
-    ctx.hub.trackWorkingSource({
+    ctx.hub.trackPresenceSource({
       prefix: "heartbeats/",
-      accept: (path, content) => "heartbeat" in parseHeartbeat(path.slice("heartbeats/".length), content),
-      keepWorking(working, committed) {
+      belongs(path, content, machine) {
+        const parsed = parseHeartbeat(path.slice("heartbeats/".length), content);
+        return "heartbeat" in parsed && presenceName(parsed.heartbeat.machine_id) === machine;
+      },
+      keepWorking(working, incoming) {
         const w = parseHeartbeat("x.json", working);
-        const c = parseHeartbeat("x.json", committed);
+        const c = parseHeartbeat("x.json", incoming);
         return (
           "heartbeat" in w &&
           "heartbeat" in c &&

@@ -26,7 +26,7 @@ export interface SyncResult {
 }
 
 export interface SyncService {
-  /** One sync round (joined with a running one); `force` pushes heartbeats even inside `presence_secs`. */
+  /** One sync round (joined with a running one); `force` pushes this machine's presence even inside `presence_secs`. */
   round(options?: { force?: boolean }): Promise<SyncResult>;
   /**
    * Waits (bounded) until the op is pushed; throws if it was rejected. `result` is what the op did on the
@@ -40,9 +40,7 @@ export interface SyncService {
    * `restore` forces this machine's confirmed history back onto it. Then a round runs.
    */
   resolve(choice: "adopt" | "restore"): Promise<SyncResult>;
-  pendingCount(options?: { presence?: boolean }): number;
-  /** When the working sources were last swept into a commit (clock ms). */
-  sweptAt: number;
+  pendingCount(): number;
   /** Since this process started: rounds run, pushes made, races lost to another machine's push. */
   stats: { rounds: number; pushes: number; lost_races: number };
   /** After failed rounds, when the daemon's tick may try again (clock ms; 1 s doubling, at most the sync interval). */
@@ -72,6 +70,8 @@ export function createSync(ctx: Context): SyncService {
   const { state, setState } = hub;
   /** The remote head the latest attempt fetched. */
   let lastFetched: string | null = null;
+  /** This machine's presence commit on the remote, as the latest fetch (or push) left it. */
+  let ownPresence: string | null = null;
 
   async function getTransport(): Promise<Transport> {
     const remote = ctx.config.hub.remote;
@@ -122,11 +122,33 @@ export function createSync(ctx: Context): SyncService {
     );
   }
 
-  async function attempt(force: boolean): Promise<SyncResult | null> {
+  /** Other machines' presence commits that changed since the last round, into the working folders. */
+  async function adoptPresence(presence: Map<string, string>) {
+    for (const [machine, oid] of presence) {
+      if (machine === hub.presence.machine) ownPresence = oid;
+      else await hub.presence.adopt(machine, oid);
+    }
+  }
+
+  /** This machine's presence, when it changed and `presence_secs` passed (or `force`): never contended, one push. */
+  async function publishPresence(force: boolean, head: string | null) {
+    const now = ctx.clock.now();
+    const last = Date.parse(state("last_presence_at") ?? "") || 0;
+    if (!force && now - last < ctx.config.hub.presence_secs * 1000) return;
+    const oid = await hub.exclusive(() => hub.presence.build(now));
+    if (oid && oid !== ownPresence && !(await (await getTransport()).pushPresence(oid, ownPresence))) return;
+    ownPresence = oid;
+    setState("last_presence_at", iso(now));
+    // an older drover of this machine left its heartbeats on the shared branch: an op takes them off
+    if (head && (await hub.presence.onBranch(head)).length && !pending().some((r) => r.op === "hub.sweep"))
+      await hub.sweep();
+  }
+
+  async function attempt(): Promise<SyncResult | null> {
     const t = await getTransport();
     const base = state("remote_head");
     // the fetch waits on the network outside the hub lock, so local ops go on meanwhile
-    const { head: fetched, confirmed } = await t.fetch();
+    const { head: fetched, confirmed, presence } = await t.fetch();
     lastFetched = fetched;
     return hub.exclusive(async () => {
       // another process of this machine synced while we fetched: what we hold may be older than its head
@@ -149,15 +171,13 @@ export function createSync(ctx: Context): SyncService {
         );
       }
       if (state("diverged")) setState("diverged", null); // someone put the history back meanwhile
+      await adoptPresence(presence);
       const records = pending();
       const done =
         remote && remote !== base && records.length
           ? await carried(remote, base, new Set(records.map((r) => r.id)))
           : new Set<string>();
-      let todo = records.filter((r) => !done.has(r.id));
-      const presenceOnly = todo.every((r) => r.op === "hub.sweep");
-      const lastPush = Date.parse(state("last_push_at") ?? "") || 0;
-      if (!force && presenceOnly && ctx.clock.now() - lastPush < ctx.config.hub.presence_secs * 1000) todo = [];
+      const todo = records.filter((r) => !done.has(r.id));
 
       let next = remote;
       const rejected: Array<{ record: OpRecord; error: DroverError }> = [];
@@ -260,7 +280,7 @@ export function createSync(ctx: Context): SyncService {
       for (let i = 0; i < MAX_ATTEMPTS; i++) {
         const before = state("remote_head");
         const began = performance.now();
-        const result = await attempt(force);
+        const result = await attempt();
         attemptMs = 0.8 * attemptMs + 0.2 * (performance.now() - began);
         if (result) {
           if (result.pushed) {
@@ -268,6 +288,9 @@ export function createSync(ctx: Context): SyncService {
             contendedWins = lastFetched !== before ? contendedWins + 1 : 0;
           }
           failures = 0;
+          await publishPresence(force, result.head).catch((err) =>
+            ctx.log.warnOnce("presence", `Cannot publish this machine's presence: ${(err as Error).message}`),
+          );
           return result;
         }
         // the remote (or this machine's other process) moved first: go again soon, on the newer head
@@ -297,7 +320,6 @@ export function createSync(ctx: Context): SyncService {
   const service: SyncService = {
     resolve,
     stats,
-    sweptAt: 0,
     round({ force = false } = {}) {
       if (!running) {
         running = fullRound(force).finally(() => (running = null));
@@ -338,7 +360,7 @@ export function createSync(ctx: Context): SyncService {
     },
     state,
     retryAt: () => retryAt,
-    pendingCount: (options) => hub.outbox.pendingCount(options),
+    pendingCount: () => hub.outbox.pendingCount(),
   };
   return service;
 }

@@ -107,7 +107,7 @@ export default defineFeature({
     let timer: ReturnType<typeof setTimeout> | undefined;
     // ops made in this process go out at once; a CLI's ops are seen by the next tick
     ctx.hub.onChange((set) => {
-      if (set.origin !== "local" || !set.ops.some((o) => o.op !== "hub.sweep") || timer) return;
+      if (set.origin !== "local" || timer) return;
       timer = setTimeout(() => {
         timer = undefined;
         _round(ctx);
@@ -116,16 +116,11 @@ export default defineFeature({
   },
   async tick(ctx) {
     const sync = ctx.services.sync;
-    // working files (heartbeats) go into a commit at the sync interval, for a round to carry
-    if (ctx.clock.now() - sync.sweptAt >= ctx.config.hub.sync_interval_secs * 1000) {
-      sync.sweptAt = ctx.clock.now();
-      await ctx.hub.sweep();
-    }
     // a remote that is away is asked again after a growing pause, not every second
     if (ctx.mode !== "daemon" || !ctx.config.hub.remote || ctx.clock.now() < sync.retryAt()) return;
     const last = Date.parse(sync.state("last_sync_at") ?? "") || 0;
     const due = ctx.clock.now() - last >= ctx.config.hub.sync_interval_secs * 1000;
-    if (due || sync.pendingCount({ presence: false }) > 0) _round(ctx);
+    if (due || sync.pendingCount() > 0) _round(ctx);
   },
 });
 

@@ -45,7 +45,8 @@ export async function pushOverHttp(
   const atomic = _capabilities(advertised).includes("atomic");
   const branch = `${move.expected ?? ZERO} ${move.oid} refs/heads/${options.branch}`;
   const confirmed = `${_advertisedRef(advertised, options.confirmedRef) ?? ZERO} ${move.oid} ${options.confirmedRef}`;
-  const reason = await _receive(options, { commands: [branch, confirmed], atomic, pack });
+  const ref = `refs/heads/${options.branch}`;
+  const reason = await _receive(options, { commands: [branch, confirmed], atomic, pack, ref });
   if (reason === null) return true;
   if (LOST_RACE.test(reason)) return false;
   if (/atomic transaction failed/.test(reason)) {
@@ -53,7 +54,7 @@ export async function pushOverHttp(
     // ref: then the branch goes alone, and a rewind is told by the machines' own confirmed heads only
     if (_advertisedRef(await _advertised(options), `refs/heads/${options.branch}`) !== (move.expected ?? null))
       return false;
-    const alone = await _receive(options, { commands: [branch], atomic: false, pack });
+    const alone = await _receive(options, { commands: [branch], atomic: false, pack, ref });
     if (alone === null) return true;
     if (LOST_RACE.test(alone)) return false;
     throw new DroverError("offline", `Cannot push to the hub remote: it refused the update (${alone})`);
@@ -61,7 +62,25 @@ export async function pushOverHttp(
   throw new DroverError("offline", `Cannot push to the hub remote: it refused the update (${reason})`);
 }
 
+/**
+ * Points `ref` at `oid` if it still is `expected`, fast-forward or not (a presence ref, which only this machine
+ * writes); false when it held something else.
+ */
+export async function replaceRefOverHttp(
+  options: Omit<HttpPushOptions, "branch" | "confirmedRef">,
+  move: { ref: string; oid: string; expected: string | null },
+): Promise<boolean> {
+  const pack = await _packObjects(options.gitdir, move.oid, null);
+  const command = `${move.expected ?? ZERO} ${move.oid} ${move.ref}`;
+  const reason = await _receive(options, { commands: [command], atomic: false, pack, ref: move.ref });
+  if (reason === null) return true;
+  if (LOST_RACE.test(reason)) return false;
+  throw new DroverError("offline", `Cannot push to the hub remote: it refused "${move.ref}" (${reason})`);
+}
+
 // --- internal ---
+
+type _Remote = Pick<HttpPushOptions, "url" | "timeoutMs" | "authorization">;
 
 async function _advertised(options: HttpPushOptions): Promise<Buffer> {
   const res = await _request(
@@ -72,14 +91,14 @@ async function _advertised(options: HttpPushOptions): Promise<Buffer> {
   return Buffer.from(await res.arrayBuffer());
 }
 
-function _auth(options: HttpPushOptions): Record<string, string> {
+function _auth(options: _Remote): Record<string, string> {
   return options.authorization ? { authorization: options.authorization } : {};
 }
 
-/** One receive-pack request; null when the branch moved, else receive-pack's reason for not moving it. */
+/** One receive-pack request; null when `ref` moved, else receive-pack's reason for not moving it. */
 async function _receive(
-  options: HttpPushOptions,
-  request: { commands: string[]; atomic: boolean; pack: Buffer },
+  options: _Remote,
+  request: { commands: string[]; atomic: boolean; pack: Buffer; ref: string },
 ): Promise<string | null> {
   const [first, ...rest] = request.commands;
   const lines = [
@@ -107,9 +126,7 @@ async function _receive(
       `Cannot push to the hub remote: it could not unpack our objects (${unpack ?? "no report"})`,
     );
   const [status, , ...why] =
-    report
-      .map((l) => l.split(" "))
-      .find(([s, ref]) => (s === "ok" || s === "ng") && ref === `refs/heads/${options.branch}`) ?? [];
+    report.map((l) => l.split(" ")).find(([s, ref]) => (s === "ok" || s === "ng") && ref === request.ref) ?? [];
   return status === "ok" ? null : status ? why.join(" ") : "no report";
 }
 
@@ -121,7 +138,7 @@ function _plainUrl(url: string): string {
   return u.href.replace(/\/+$/, "");
 }
 
-async function _request(url: string, init: RequestInit, options: HttpPushOptions): Promise<Response> {
+async function _request(url: string, init: RequestInit, options: _Remote): Promise<Response> {
   // no redirect is followed: the credential and the push go to the remote's own address only
   const res = await fetch(url, { ...init, redirect: "manual", signal: AbortSignal.timeout(options.timeoutMs) });
   if (res.status >= 300 && res.status < 400)

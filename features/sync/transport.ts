@@ -9,8 +9,9 @@ import git from "isomorphic-git";
 import { DroverError } from "../../core/errors.ts";
 import { gitAsync, git as gitCli } from "../../core/git.ts";
 import { createObjectReader } from "../../hub/packs.ts";
+import { PRESENCE_BRANCHES, PRESENCE_TRACKING, presenceName } from "../../hub/presence.ts";
 import { createHubHttp } from "./http.ts";
-import { pushOverHttp } from "./push.ts";
+import { pushOverHttp, replaceRefOverHttp } from "./push.ts";
 
 /** What a fetch brings: the hub branch's head, and every machine's last confirmed head, objects included. */
 export interface Fetched {
@@ -18,6 +19,8 @@ export interface Fetched {
   head: string | null;
   /** `refs/drover/confirmed/<machine>` of every machine that ever pushed: the newest tells a rewound branch. */
   confirmed: string[];
+  /** Every machine's presence commit (`drover/presence/<machine>`, this one's included), objects fetched. */
+  presence: Map<string, string>;
 }
 
 export interface Transport {
@@ -34,6 +37,11 @@ export interface Transport {
     expected: string | null,
     options?: { seen?: (confirmed: string) => Promise<boolean> },
   ): Promise<boolean>;
+  /**
+   * Points this machine's presence ref at `oid`, replacing what it held (`expected`, from the last fetch; only this
+   * machine writes it). False when it held something else (an older process of this machine pushed meanwhile).
+   */
+  pushPresence(oid: string, expected: string | null): Promise<boolean>;
 }
 
 export interface TransportOptions {
@@ -155,13 +163,34 @@ function _isoTransport({
           await fetchRef(PEERS + ref.slice(CONFIRMED.length), ref).catch((err) => Promise.reject(_offline(url, err)));
         confirmed.push(oid);
       }
-      return { head, confirmed };
+      const presence = new Map<string, string>();
+      for (const [ref, oid] of advertised) {
+        const name = ref.slice(PRESENCE_BRANCHES.length);
+        if (!ref.startsWith(PRESENCE_BRANCHES) || presenceName(name) !== name) continue;
+        // a machine's presence changes about once a minute: fetched only then
+        if (!reader.has(oid))
+          await fetchRef(PRESENCE_TRACKING + name, ref).catch((err) => Promise.reject(_offline(url, err)));
+        presence.set(name, oid);
+      }
+      return { head, confirmed, presence };
     },
     async push(oid, expected, { seen } = {}) {
       try {
         return await pushOverHttp(
           { gitdir, url, branch, timeoutMs, authorization: authorization(), confirmedRef: confirmedRef(machineId) },
           { oid, expected, seen },
+        );
+      } catch (err) {
+        if (err instanceof DroverError && err.code !== "offline" && err.code !== "internal") throw err;
+        throw _offline(url, err);
+      }
+    },
+    async pushPresence(oid, expected) {
+      const ref = PRESENCE_BRANCHES + presenceName(machineId);
+      try {
+        return await replaceRefOverHttp(
+          { gitdir, url, timeoutMs, authorization: authorization() },
+          { ref, oid, expected },
         );
       } catch (err) {
         if (err instanceof DroverError && err.code !== "offline" && err.code !== "internal") throw err;
@@ -195,19 +224,26 @@ function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId
     );
   return {
     async fetch() {
-      const peers = `+${CONFIRMED}*:${PEERS}*`;
-      let out = await fetchRefs([`+refs/heads/${branch}:${TRACKING}`, peers]);
+      const others = [`+${CONFIRMED}*:${PEERS}*`, `+${PRESENCE_BRANCHES}*:${PRESENCE_TRACKING}*`];
+      let out = await fetchRefs([`+refs/heads/${branch}:${TRACKING}`, ...others]);
       let gone = false;
       if (out.code !== 0 && /couldn't find remote ref/i.test(out.stderr)) {
         gone = true; // the branch was deleted: the machines' confirmed heads tell what it held
-        out = await fetchRefs([peers]);
+        out = await fetchRefs(others);
       }
       if (out.code !== 0) throw _offline(url, out.stderr);
-      const head = gone
-        ? null
-        : gitCli(cwd, ["--git-dir", gitdir, "rev-parse", "--verify", "-q", TRACKING]).out || null;
-      const listed = gitCli(cwd, ["--git-dir", gitdir, "for-each-ref", "--format=%(objectname)", PEERS]);
-      return { head, confirmed: listed.ok ? listed.out.split("\n").filter(Boolean) : [] };
+      const listed = gitCli(cwd, [
+        ...["--git-dir", gitdir, "for-each-ref", "--format=%(objectname) %(refname)"],
+        ...[TRACKING, PEERS, PRESENCE_TRACKING],
+      ]);
+      const fetched: Fetched = { head: null, confirmed: [], presence: new Map() };
+      for (const line of listed.ok ? listed.out.split("\n") : []) {
+        const [oid, ref] = line.split(" ") as [string, string | undefined];
+        if (ref === TRACKING) fetched.head = gone ? null : oid;
+        else if (ref?.startsWith(PEERS)) fetched.confirmed.push(oid);
+        else if (ref?.startsWith(PRESENCE_TRACKING)) fetched.presence.set(ref.slice(PRESENCE_TRACKING.length), oid);
+      }
+      return fetched;
     },
     async push(oid, expected, { seen } = {}) {
       if (seen) {
@@ -241,6 +277,18 @@ function _gitTransport({ gitdir, url, branch, timeoutMs, maxFileBytes, machineId
       const out = await gitAsync(cwd, args, { timeoutMs });
       if (out.code === 0) return true;
       if (/^!/m.test(out.stdout)) return false; // rejected: stale info, or the remote moved
+      throw _offline(url, out.stderr || out.stdout);
+    },
+    async pushPresence(oid, expected) {
+      const ref = PRESENCE_BRANCHES + presenceName(machineId);
+      const args = [
+        ...["-c", "protocol.ext.allow=never", "--git-dir", gitdir, "push", "--porcelain", "-q"],
+        `--force-with-lease=${ref}:${expected ?? ""}`,
+        ...["--end-of-options", url, `+${oid}:${ref}`],
+      ];
+      const out = await gitAsync(cwd, args, { timeoutMs });
+      if (out.code === 0) return true;
+      if (/^!.*stale info/m.test(out.stdout)) return false;
       throw _offline(url, out.stderr || out.stdout);
     },
   };
