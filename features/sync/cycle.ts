@@ -72,6 +72,8 @@ export function createSync(ctx: Context): SyncService {
   let lastFetched: string | null = null;
   /** This machine's presence commit on the remote, as the latest fetch (or push) left it. */
   let ownPresence: string | null = null;
+  /** Presence publications, one at a time. */
+  let presenceQueue: Promise<void> = Promise.resolve();
 
   async function getTransport(): Promise<Transport> {
     const remote = ctx.config.hub.remote;
@@ -288,9 +290,13 @@ export function createSync(ctx: Context): SyncService {
             contendedWins = lastFetched !== before ? contendedWins + 1 : 0;
           }
           failures = 0;
-          await publishPresence(force, result.head).catch((err) =>
-            ctx.log.warnOnce("presence", `Cannot publish this machine's presence: ${(err as Error).message}`),
-          );
+          // off the path of the ops waiting on this round, unless asked for (`sync now`)
+          const publishing = (presenceQueue = presenceQueue.then(() =>
+            publishPresence(force, result.head).catch((err) =>
+              ctx.log.warnOnce("presence", `Cannot publish this machine's presence: ${(err as Error).message}`),
+            ),
+          ));
+          if (force) await publishing;
           return result;
         }
         // the remote (or this machine's other process) moved first: go again soon, on the newer head
