@@ -3,7 +3,7 @@
  * the real earlier binary, not an imitation of it. The build is kept under `dist/older/<commit>`.
  */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, renameSync, rmSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { ROOT } from "../test/helpers.ts";
 
@@ -26,7 +26,7 @@ export function olderDrover(commit: string = BEFORE_PRESENCE): string {
   symlinkSync(join(ROOT, "node_modules"), join(tree, "node_modules"));
   execFileSync(process.execPath, [join(tree, "scripts", "build.ts")], { cwd: tree, stdio: "pipe" });
   mkdirSync(join(ROOT, "dist", "older", sha), { recursive: true });
-  execFileSync("mv", [join(tree, "dist", "drover"), binary]);
+  renameSync(join(tree, "dist", "drover"), binary);
   rmSync(tree, { recursive: true, force: true });
   return binary;
 }

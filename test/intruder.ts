@@ -103,19 +103,17 @@ export function pushTree(bare: string, mutations: Mutation[], message = "a teamm
   const head = git(bare, ["rev-parse", BRANCH]);
   let tree = git(bare, ["rev-parse", `${head}^{tree}`]);
   for (const m of mutations) tree = _setEntry(bare, tree, m.path.split("/"), m.entry);
-  const commit = git(bare, [
-    "-c",
-    "user.name=intruder",
-    "-c",
-    "user.email=i@x",
-    "commit-tree",
-    tree,
-    "-p",
-    head,
-    "-m",
-    message,
-  ]);
+  const commit = _commit(bare, tree, [head], message);
   git(bare, ["update-ref", BRANCH, commit, head]);
+  return commit;
+}
+
+/** Puts a parentless commit of the mutations on `machine`'s presence ref (what that machine, or one posing as it, pushes). */
+export function pushPresence(bare: string, machine: string, mutations: Mutation[]): string {
+  let tree: string | null = null;
+  for (const m of mutations) tree = _setEntry(bare, tree, m.path.split("/"), m.entry);
+  const commit = _commit(bare, tree ?? git(bare, ["mktree"], ""), [], "presence");
+  git(bare, ["update-ref", `refs/heads/drover/presence/${machine}`, commit]);
   return commit;
 }
 
@@ -138,23 +136,17 @@ export function rewrite(
   for (const [path, text] of Object.entries(options.files ?? { "heartbeats/rewriter.json": "{}\n" })) {
     tree = _setEntry(bare, tree, path.split("/"), { mode: "100644", type: "blob", oid: blob(bare, text) });
   }
-  const to = git(bare, [
-    "-c",
-    "user.name=intruder",
-    "-c",
-    "user.email=i@x",
-    "commit-tree",
-    tree,
-    "-p",
-    base,
-    "-m",
-    "rewritten",
-  ]);
+  const to = _commit(bare, tree, [base], "rewritten");
   git(bare, ["update-ref", BRANCH, to, from]);
   return { from, to };
 }
 
 // --- internal ---
+
+function _commit(bare: string, tree: string, parents: string[], message: string): string {
+  const args = ["-c", "user.name=intruder", "-c", "user.email=i@x", "commit-tree", tree];
+  return git(bare, [...args, ...parents.flatMap((p) => ["-p", p]), "-m", message]);
+}
 
 function _entries(bare: string, tree: string | null): Map<string, Entry> {
   const out = new Map<string, Entry>();
