@@ -14,7 +14,7 @@ import { blobOid, listWorking, readWorking } from "./working.ts";
 /** The remote branches presence travels on: `drover/presence/<machine>`. */
 export const PRESENCE_BRANCHES = "refs/heads/drover/presence/";
 /** How files refused on a presence ref are named in the hub's invalid files: `drover/presence/<machine>:<path>`. */
-export const PRESENCE_REPORTS = "drover/presence/";
+export const PRESENCE_REPORTS = PRESENCE_BRANCHES.slice("refs/heads/".length);
 /** Where a fetch puts every machine's presence commit, this one's included. */
 export const PRESENCE_TRACKING = "refs/drover/presence/";
 /** This machine's latest presence commit, pushed or not. */
@@ -41,6 +41,7 @@ export interface PresenceOptions {
   write(path: string, content: string | null): void;
   reportInvalid(path: string, reason: string, what: string): void;
   clearInvalid(path: string): void;
+  invalidFiles(): Array<{ path: string }>;
 }
 
 /** A machine id as a ref name: what git allows in one segment. */
@@ -81,30 +82,32 @@ export function createPresence(options: PresenceOptions): Presence {
       const before = state(key);
       if (before === oid) return 0;
       const where = (path: string) => `${PRESENCE_REPORTS}${from}:${path}`;
-      const report = (path: string, reason: string, what: string) => options.reportInvalid(where(path), reason, what);
-      const diff = (base: string | null) => repo.diff(base, oid, { onInvalid: (e) => report(e.path, e.reason, e.oid) });
-      // the commit adopted before may be gone (a repository rebuilt): then every file is looked at again
-      const changes = await diff(before).catch(() => diff(null));
+      const listed = new Set<string>();
+      const report = (path: string, reason: string, what: string) => {
+        listed.add(where(path));
+        options.reportInvalid(where(path), reason, what);
+      };
+      // a presence tree is a few files, so each new commit is read whole: what it no longer holds is no longer listed
+      const now = await repo.diff(null, oid, { onInvalid: (e) => report(e.path, e.reason, e.oid) });
+      // the commit adopted before may be gone (a repository rebuilt): then every file counts as new
+      const had = new Map((before ? await repo.diff(null, before).catch(() => []) : []).map((c) => [c.path, c.after]));
       let written = 0;
-      for (const c of changes) {
-        options.clearInvalid(where(c.path)); // looked at again below
-        const source = sourceOf(c.path);
-        if (!source) {
-          if (c.after !== null) report(c.path, "it is not a presence file", c.after);
-          continue;
+      for (const { path, after } of now) {
+        const was = had.get(path);
+        had.delete(path);
+        const source = sourceOf(path);
+        if (!source) report(path, "it is not a presence file", after!);
+        else if (!source.belongs(path, after!, from)) report(path, `it is not machine "${from}"'s own file`, after!);
+        else if (after !== was) {
+          options.write(path, after);
+          written++;
         }
-        if (c.after === null) {
-          // gone from that machine's ref: removed here unless it came from elsewhere since
-          if (readWorking(repo.dir, c.path) === c.before) options.write(c.path, null);
-          continue;
-        }
-        if (!source.belongs(c.path, c.after, from)) {
-          report(c.path, `it is not machine "${from}"'s own file`, c.after);
-          continue;
-        }
-        options.write(c.path, c.after);
-        written++;
       }
+      // gone from that machine's ref: removed here unless it came from elsewhere since
+      for (const [path, content] of had)
+        if (sourceOf(path) && readWorking(repo.dir, path) === content) options.write(path, null);
+      for (const { path } of options.invalidFiles())
+        if (path.startsWith(where("")) && !listed.has(path)) options.clearInvalid(path);
       setState(key, oid);
       return written;
     },

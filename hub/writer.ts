@@ -54,6 +54,7 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
     write: (path, content) => writeUnlessNewer(path, content),
     reportInvalid: (path, reason, what) => hub.reportInvalid(path, reason, what),
     clearInvalid: (path) => hub.clearInvalid(path),
+    invalidFiles: () => hub.invalidFiles(),
   });
 
   /** Records a new head in one transaction: the listeners' indexes, the outbox, the answers of keyed ops. */
@@ -180,7 +181,8 @@ export function createHub(repo: HubRepo, ctx: Context): Hub {
       }));
       const { overlay, before, results } = applyOps(entries, (path) => readWorking(repo.dir, path));
       const parent = await repo.head();
-      if (parent) await leaveBranch(parent, before, overlay);
+      // only a sweep looks: a round's replay takes them off the remote's tree with any op
+      if (parent && batch.some((p) => p.name === "hub.sweep")) await leaveBranch(parent, before, overlay);
       const changes: Change[] = [];
       for (const [path, after] of overlay)
         if (before.get(path) !== after) changes.push({ path, before: before.get(path)!, after });

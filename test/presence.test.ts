@@ -4,10 +4,13 @@
  * taken off it; what another machine's ref carries is input like any tree from the remote. Both transports.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { lstatSync, readdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import fc from "fast-check";
 import { readWorking } from "../hub/working.ts";
 import { bareRepo, type GitServer, startGitServer } from "./git-server.ts";
-import { blob, type Entry, git, pushTree } from "./intruder.ts";
+import { hostileRuns } from "./helpers.ts";
+import { blob, type Entry, git, HOSTILE, hostileEntry, hubPaths, pushPresence, pushTree } from "./intruder.ts";
 import { type Machine, machine, remoteGit } from "./sync-machines.ts";
 
 const TRANSPORTS = ["isomorphic-git (http)", "git (path)"] as const;
@@ -23,6 +26,11 @@ for (const transport of TRANSPORTS) {
     const presenceOf = (m: Machine) => `drover/presence/${m.rt.ctx.hub.presence.machine}`;
     const beat = (m: Machine, agent: string) => m.op("heartbeat", { agent });
     const working = (m: Machine, agent: string) => readWorking(m.paths.hub, `heartbeats/${agent}.json`);
+    /** What the machine lists as refused from the intruder's presence ref. */
+    const refused = async (m: Machine) =>
+      ((await m.op("sync.status")).invalid_files as Array<{ path: string; reason: string }>).filter((f) =>
+        f.path.startsWith(`drover/presence/${INTRUDER}:`),
+      );
 
     beforeAll(async () => {
       remote = bareRepo();
@@ -98,51 +106,109 @@ for (const transport of TRANSPORTS) {
     });
 
     test("another machine's ref is input: files naming someone else, paths that are not presence, links are refused", async () => {
-      const intruder = "intruder-0000";
-      const hb = (agent: string, machineId: string) =>
-        JSON.stringify({
-          agent_id: agent,
-          machine_id: machineId,
-          last_heartbeat: new Date().toISOString(),
-          active_item_id: null,
-          state: "working",
-        });
-      const tree = _tree(remote.path, {
-        "intruder-agent.json": { mode: "100644", oid: blob(remote.path, hb("intruder-agent", intruder)) },
-        // a heartbeat of a's own agent, newer than a's: that would let one machine speak for another
-        "a-agent.json": { mode: "100644", oid: blob(remote.path, hb("a-agent", a.rt.ctx.machineId)) },
-        "linked.json": { mode: "120000", oid: blob(remote.path, "/etc/passwd") },
-      });
-      const items = git(
-        remote.path,
-        ["mktree"],
-        `040000 tree ${tree}\theartbeats\n100644 blob ${blob(remote.path, "{}")}\tmeta.json\n`,
-      );
-      const commit = git(remote.path, ["-c", "user.name=i", "-c", "user.email=i@x", "commit-tree", items, "-m", "p"]);
-      git(remote.path, ["update-ref", `refs/heads/drover/presence/${intruder}`, commit]);
+      const file = (content: string) => _file(remote.path, content);
+      pushPresence(remote.path, INTRUDER, [
+        {
+          label: "its own",
+          path: "heartbeats/intruder-agent.json",
+          entry: file(_heartbeat("intruder-agent", INTRUDER)),
+        },
+        // a heartbeat of a's agent, newer than a's: that would let one machine speak for another
+        { label: "a's", path: "heartbeats/a-agent.json", entry: file(_heartbeat("a-agent", a.rt.ctx.machineId)) },
+        { label: "link", path: "heartbeats/linked.json", entry: hostileEntry(remote.path, "symlink") },
+        { label: "not presence", path: "meta.json", entry: file("{}") },
+      ]);
       const before = working(b, "a-agent");
       await b.op("sync.now");
-      expect(JSON.parse(working(b, "intruder-agent")!).machine_id).toBe(intruder);
+      expect(JSON.parse(working(b, "intruder-agent")!).machine_id).toBe(INTRUDER);
       expect(working(b, "a-agent")).toBe(before);
       expect(working(b, "linked")).toBeNull();
-      const invalid = ((await b.op("sync.status")).invalid_files as Array<{ path: string; reason: string }>).filter(
-        (f) => f.path.startsWith(`drover/presence/${intruder}:`),
-      );
-      expect(invalid.map((f) => [f.path.split(":")[1], f.reason]).sort()).toEqual([
-        ["heartbeats/a-agent.json", `it is not machine "${intruder}"'s own file`],
+      expect((await refused(b)).map((f) => [f.path.split(":")[1], f.reason]).sort()).toEqual([
+        ["heartbeats/a-agent.json", `it is not machine "${INTRUDER}"'s own file`],
         ["heartbeats/linked.json", "a symbolic link where a regular file belongs"],
         ["meta.json", "it is not a presence file"],
       ]);
       expect(readWorking(b.paths.hub, "meta.json")).not.toBe("{}");
     });
+
+    test("generated hostile presence refs: refused and listed, never on disk, never speaking for another machine; sync goes on", async () => {
+      await beat(b, "b-agent");
+      await b.op("sync.now");
+      const paths = [...hubPaths([]), "heartbeats/b-agent.json", "heartbeats/x.json", "heartbeats/..json"];
+      const kinds = [...HOSTILE, "foreign", "own", null] as const;
+      const mutation = fc.record({ path: fc.constantFrom(...paths), kind: fc.constantFrom(...kinds) });
+      await fc.assert(
+        fc.asyncProperty(
+          fc.uniqueArray(mutation, { minLength: 1, maxLength: 5, selector: (m) => m.path }),
+          async (picked) => {
+            const mutations = picked.map((p) => ({
+              path: p.path,
+              label: p.kind ?? "removed",
+              entry:
+                p.kind === "foreign" || p.kind === "own"
+                  ? _file(remote.path, _heartbeat(_agentOf(p.path), p.kind === "own" ? INTRUDER : b.rt.ctx.machineId))
+                  : p.kind
+                    ? hostileEntry(remote.path, p.kind, { bombBytes: 32 * 1024 * 1024 })
+                    : null,
+            }));
+            const label = mutations.map((m) => `${m.path}=${m.label}`).join(", ");
+            const own = working(b, "b-agent");
+            const rss = process.memoryUsage().rss;
+            const pushed = pushPresence(remote.path, INTRUDER, mutations);
+            // a later mutation may have replaced an earlier one's folder
+            const there = (path: string, oid?: string) =>
+              oid !== undefined && git(remote.path, ["ls-tree", pushed, "--", path]).includes(oid);
+            expect((await b.op("sync.now")).head, label).toBe(remoteGit(remote.path, "rev-parse", "drover/hub"));
+            expect(working(b, "b-agent"), label).toBe(own);
+            for (const name of readdirSync(join(b.paths.hub, "heartbeats"))) {
+              const stat = lstatSync(join(b.paths.hub, "heartbeats", name));
+              expect(stat.isFile() && stat.size < 16 * 1024, `${name} (${label})`).toBe(true);
+            }
+            const hubRoot = [".git", "heartbeats", "items", "meta.json"];
+            expect(
+              readdirSync(b.paths.hub).filter((n) => !hubRoot.includes(n)),
+              label,
+            ).toEqual([]);
+            const listed = (await refused(b)).map((f) => f.path.split(":")[1]!);
+            for (const m of mutations.filter((m) => m.label !== "own" && there(m.path, m.entry?.oid))) {
+              const related = (p: string) => p === m.path || p.startsWith(m.path + "/") || m.path.startsWith(p + "/");
+              expect(listed.some(related), `${m.path}=${m.label} listed (${label}): ${listed.join(", ")}`).toBe(true);
+            }
+            // and nothing that an earlier commit of that ref held and this one no longer does
+            for (const path of listed)
+              expect(git(remote.path, ["ls-tree", pushed, "--", path]), `${path} still listed (${label})`).not.toBe("");
+            const valid = /^heartbeats\/[a-z][a-z0-9-]*\.json$/;
+            for (const m of mutations.filter(
+              (m) => m.label === "own" && valid.test(m.path) && there(m.path, m.entry?.oid),
+            ))
+              expect(JSON.parse(working(b, _agentOf(m.path))!).machine_id, label).toBe(INTRUDER);
+            expect(process.memoryUsage().rss - rss, `memory after ${label}`).toBeLessThan(256 * 1024 * 1024);
+          },
+        ),
+        { numRuns: hostileRuns(transport.startsWith("isomorphic") ? 6 : 10), endOnFailure: true },
+      );
+    }, 300_000);
   });
+}
+
+const INTRUDER = "intruder-0000";
+
+function _heartbeat(agent: string, machineId: string): string {
+  const at = new Date().toISOString();
+  return JSON.stringify({
+    agent_id: agent,
+    machine_id: machineId,
+    last_heartbeat: at,
+    active_item_id: null,
+    state: "working",
+  });
+}
+
+/** The agent a heartbeat path names. */
+function _agentOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1).replace(/\.json$/, "");
 }
 
 function _file(bare: string, content: string): Entry {
   return { mode: "100644", type: "blob", oid: blob(bare, content) };
-}
-
-function _tree(bare: string, entries: Record<string, { mode: string; oid: string }>): string {
-  const lines = Object.entries(entries).map(([name, e]) => `${e.mode} blob ${e.oid}\t${name}\n`);
-  return git(bare, ["mktree"], lines.join(""));
 }
