@@ -9,6 +9,7 @@ import { spawn } from "node:child_process";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
 import http from "isomorphic-git/http/web";
 import { DroverError } from "../../core/errors.ts";
+import { advertisedRefs, FLUSH, packets, pktLine, readPacket } from "./pkt.ts";
 
 export interface HubHttpOptions {
   /** The hub repository, where fetched packs are indexed. */
@@ -92,26 +93,19 @@ async function* _once(chunk: Uint8Array): AsyncIterableIterator<Uint8Array> {
  * advertises none: such an advertisement gets a `HEAD` line naming our branch.
  */
 function _advertisement(body: Buffer, options: HubHttpOptions): Buffer {
-  const { branch } = options;
-  const lines: string[] = [];
-  for (let p = 0; p + 4 <= body.length; ) {
-    const len = Number.parseInt(body.toString("latin1", p, p + 4), 16);
-    if (!Number.isInteger(len) || (len > 0 && len < 4)) return body; // not pkt-lines: isomorphic-git will say so
-    lines.push(len === 0 ? "" : body.toString("latin1", p + 4, p + len));
-    p += len === 0 ? 4 : len;
+  let lines: Array<Buffer | null>;
+  try {
+    lines = packets(body);
+  } catch {
+    return body; // not pkt-lines: isomorphic-git will say so
   }
-  const refs = lines.slice(2, -1);
-  const named = refs
-    .map((l) => l.split("\0")[0]!.trim().split(" ") as [string, string])
-    .filter(([oid, name]) => /^[0-9a-f]{40}$/.test(oid) && name);
-  options.onRefs?.(new Map(named.map(([oid, name]) => [name, oid])));
-  const ours = named.find(([, name]) => name === `refs/heads/${branch}`);
-  if (named.some(([, name]) => name === "HEAD") || !ours) return body;
-  lines.splice(3, 0, `${ours[0]} HEAD\n`);
-  return Buffer.from(
-    lines.map((l) => (l === "" ? "0000" : (l.length + 4).toString(16).padStart(4, "0") + l)).join(""),
-    "latin1",
-  );
+  const refs = advertisedRefs(lines);
+  options.onRefs?.(refs);
+  const ours = refs.get(`refs/heads/${options.branch}`);
+  if (refs.has("HEAD") || !ours) return body;
+  // after the service line, its flush and the first ref (which carries the capabilities)
+  lines.splice(3, 0, Buffer.from(`${ours} HEAD\n`));
+  return Buffer.concat(lines.map((l) => (l === null ? Buffer.from(FLUSH) : pktLine(l))));
 }
 
 /**
@@ -124,31 +118,17 @@ async function _indexPack(body: AsyncIterableIterator<Uint8Array>, options: HubH
   let pending = Buffer.alloc(0);
   for await (const chunk of body) {
     pending = pending.length ? Buffer.concat([pending, chunk]) : Buffer.from(chunk);
-    let p = 0;
-    while (p + 4 <= pending.length) {
-      const len = Number.parseInt(pending.toString("latin1", p, p + 4), 16);
-      if (len === 0) {
-        kept.push(pending.subarray(p, p + 4));
-        p += 4;
-        continue;
-      }
-      if (!Number.isInteger(len) || len < 5)
-        throw new DroverError("offline", "Cannot read the hub remote's answer: it is not a packet stream");
-      if (p + len > pending.length) break;
-      const line = pending.subarray(p, p + len);
-      if (line[4] === 1) await indexer.write(line.subarray(5));
-      else kept.push(Buffer.from(line));
-      p += len;
+    let at = 0;
+    for (let p = readPacket(pending, at); p; at = p.next, p = readPacket(pending, at)) {
+      if (p.payload === null) kept.push(Buffer.from(FLUSH));
+      else if (p.payload[0] === 1) await indexer.write(p.payload.subarray(1));
+      else kept.push(pktLine(p.payload));
     }
-    pending = pending.subarray(p);
+    pending = pending.subarray(at);
   }
   await indexer.end();
-  const empty = Buffer.concat([
-    Buffer.from((EMPTY_PACK.length + 5).toString(16).padStart(4, "0")),
-    Buffer.from([1]),
-    EMPTY_PACK,
-  ]);
-  const flush = kept.length && kept.at(-1)!.toString() === "0000" ? [kept.pop()!] : [];
+  const empty = pktLine(Buffer.concat([Buffer.from([1]), EMPTY_PACK]));
+  const flush = kept.length && kept.at(-1)!.toString() === FLUSH ? [kept.pop()!] : [];
   return Buffer.concat([...kept, empty, ...flush]);
 }
 

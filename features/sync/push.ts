@@ -8,6 +8,7 @@
  */
 import { spawn } from "node:child_process";
 import { DroverError } from "../../core/errors.ts";
+import { advertisedRefs, FLUSH, packets, pktLine, ZERO_ID } from "./pkt.ts";
 
 export interface HttpPushOptions {
   gitdir: string;
@@ -20,7 +21,6 @@ export interface HttpPushOptions {
   confirmedRef: string;
 }
 
-const ZERO = "0".repeat(40);
 /** Reasons receive-pack gives when the ref was not what we expected: someone else pushed first. */
 const LOST_RACE =
   /stale|fetch first|non-fast-forward|failed to lock|cannot lock|failed to update|already exists|changed/i;
@@ -36,15 +36,15 @@ export async function pushOverHttp(
   const advertised = await _advertised(options);
   if (_advertisedRef(advertised, `refs/heads/${options.branch}`) !== (move.expected ?? null)) return false; // moved since our fetch
   if (move.seen) {
-    for (const [ref, confirmed] of _advertisedRefs(advertised)) {
+    for (const [ref, confirmed] of advertisedRefs(packets(advertised))) {
       if (ref.startsWith("refs/drover/confirmed/") && ref !== options.confirmedRef && !(await move.seen(confirmed)))
         return false;
     }
   }
   const pack = await _packObjects(options.gitdir, move.oid, move.expected);
   const atomic = _capabilities(advertised).includes("atomic");
-  const branch = `${move.expected ?? ZERO} ${move.oid} refs/heads/${options.branch}`;
-  const confirmed = `${_advertisedRef(advertised, options.confirmedRef) ?? ZERO} ${move.oid} ${options.confirmedRef}`;
+  const branch = `${move.expected ?? ZERO_ID} ${move.oid} refs/heads/${options.branch}`;
+  const confirmed = `${_advertisedRef(advertised, options.confirmedRef) ?? ZERO_ID} ${move.oid} ${options.confirmedRef}`;
   const ref = `refs/heads/${options.branch}`;
   const reason = await _receive(options, { commands: [branch, confirmed], atomic, pack, ref });
   if (reason === null) return true;
@@ -71,7 +71,7 @@ export async function replaceRefOverHttp(
   move: { ref: string; oid: string; expected: string | null },
 ): Promise<boolean> {
   const pack = await _packObjects(options.gitdir, move.oid, null);
-  const command = `${move.expected ?? ZERO} ${move.oid} ${move.ref}`;
+  const command = `${move.expected ?? ZERO_ID} ${move.oid} ${move.ref}`;
   const reason = await _receive(options, { commands: [command], atomic: false, pack, ref: move.ref });
   if (reason === null) return true;
   if (LOST_RACE.test(reason)) return false;
@@ -114,11 +114,11 @@ async function _receive(
         "content-type": "application/x-git-receive-pack-request",
         accept: "application/x-git-receive-pack-result",
       },
-      body: Buffer.concat([...lines.map(_pktLine), Buffer.from("0000"), request.pack]),
+      body: Buffer.concat([...lines.map((l) => pktLine(l)), Buffer.from(FLUSH), request.pack]),
     },
     options,
   );
-  const report = _pktLines(Buffer.from(await res.arrayBuffer()));
+  const report = _texts(Buffer.from(await res.arrayBuffer()));
   const unpack = report.find((l) => l.startsWith("unpack "));
   if (unpack !== "unpack ok")
     throw new DroverError(
@@ -150,46 +150,22 @@ async function _request(url: string, init: RequestInit, options: _Remote): Promi
   return res;
 }
 
-function _pktLine(text: string): Buffer {
-  const body = Buffer.from(text);
-  return Buffer.concat([Buffer.from((body.length + 4).toString(16).padStart(4, "0")), body]);
-}
-
-/** The text of every pkt-line (side band 1 unwrapped when the server used it), flushes left out. */
-function _pktLines(data: Buffer): string[] {
-  const out: string[] = [];
-  for (let p = 0; p + 4 <= data.length; ) {
-    const len = Number.parseInt(data.toString("latin1", p, p + 4), 16);
-    if (!Number.isInteger(len)) break;
-    if (len === 0) {
-      p += 4;
-      continue;
-    }
-    const line = data.subarray(p + 4, p + len);
-    if (line[0] === 1) out.push(..._pktLines(line.subarray(1)));
-    else if (line[0] !== 2 && line[0] !== 3) out.push(line.toString("utf8").replace(/\n$/, ""));
-    p += len;
-  }
-  return out;
+/** The text of every packet (side band 1 unwrapped when the server used it; progress and flushes left out). */
+function _texts(data: Buffer): string[] {
+  return packets(data).flatMap((line) => {
+    if (!line || line[0] === 2 || line[0] === 3) return [];
+    return line[0] === 1 ? _texts(line.subarray(1)) : [line.toString("utf8").replace(/\n$/, "")];
+  });
 }
 
 /** The capabilities on the first advertised ref's line. */
 function _capabilities(data: Buffer): string[] {
-  const first = _pktLines(data).find((l) => l.includes("\0"));
+  const first = _texts(data).find((l) => l.includes("\0"));
   return first ? first.split("\0")[1]!.split(" ") : [];
 }
 
 function _advertisedRef(data: Buffer, ref: string): string | null {
-  return _advertisedRefs(data).get(ref) ?? null;
-}
-
-function _advertisedRefs(data: Buffer): Map<string, string> {
-  const refs = new Map<string, string>();
-  for (const line of _pktLines(data)) {
-    const [oid, name] = line.split("\0")[0]!.split(" ");
-    if (name && oid && /^[0-9a-f]{40}$/.test(oid) && oid !== ZERO) refs.set(name, oid);
-  }
-  return refs;
+  return advertisedRefs(packets(data)).get(ref) ?? null;
 }
 
 /** A thin pack of the objects `oid` has and `expected` lacks, made by git itself (any tree, any name). */
