@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { execFileSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { type ManualClock, manualClock } from "../core/clock.ts";
+import { iso, type ManualClock, manualClock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
-import { statusAt } from "../features/heartbeats/file.ts";
+import { parseHeartbeat, statusAt } from "../features/heartbeats/file.ts";
 import type { AgentRow } from "../features/heartbeats/ops.ts";
 import type { Item } from "../features/pipeline/item.ts";
 import type { Runtime } from "../runtime.ts";
@@ -202,6 +202,21 @@ describe("auto-assign", () => {
     // the same agent heartbeating without the flag (its hooks) is no longer assignable once it holds nothing
     await op("heartbeat", { agent: "listener" });
     expect((await op<AgentRow[]>("agents.list", {})).find((r) => r.agent_id === "listener")?.accepts_work).toBe(false);
+  });
+
+  test("a heartbeat without accepts_work means false everywhere it is read; a file is written without it", async () => {
+    const file = join(project.paths.hub, "heartbeats", "hook.json");
+    const beat = { agent_id: "hook", machine_id: "m", last_heartbeat: iso(clock.now()), active_item_id: null };
+    writeFileSync(file, JSON.stringify({ ...beat, state: "idle" }));
+    expect(parseHeartbeat("hook.json", readFileSync(file, "utf8"))).toEqual({
+      heartbeat: { ...beat, state: "idle", accepts_work: false },
+    });
+    await rt.tick();
+    await rt.ctx.bus.idle();
+    expect(events.find((e) => e.type === "heartbeat")).toMatchObject({ agent_id: "hook", accepts_work: false });
+    expect((await op<AgentRow[]>("agents.list", {}))[0]).toMatchObject({ agent_id: "hook", accepts_work: false });
+    await op("heartbeat", { agent: "hook" });
+    expect(JSON.parse(readFileSync(file, "utf8"))).not.toHaveProperty("accepts_work");
   });
 });
 

@@ -2,6 +2,7 @@
 import { z } from "zod";
 import { defineConfig, secs } from "../../core/config.ts";
 import { defineContract } from "../../core/contract.ts";
+import { heartbeatSchema } from "./file.ts";
 
 const agentId = z.string();
 const status = z.enum(["active", "idle", "stale"]);
@@ -17,8 +18,8 @@ export const heartbeatsContract = defineContract({
         active_item_id: z.string().nullable(),
         state: z.string(),
         clock_skew: z.boolean(),
-        // Optional on the wire: a relay from a daemon older than `accepts_work` still reaches the gateway.
-        accepts_work: z.boolean().default(false),
+        // optional on the wire: a relay from a daemon older than `accepts_work` still reaches the gateway
+        accepts_work: heartbeatSchema.shape.accepts_work,
       }),
     },
     agent_status: { topic: "agents", schema: z.object({ agent_id: agentId, status, previous: status.nullable() }) },

@@ -24,8 +24,11 @@ export const heartbeatSchema = z.object({
   last_heartbeat: z.iso.datetime({ offset: true }),
   active_item_id: z.string().max(64).nullable(),
   state: z.enum(AGENT_STATES),
-  /** The agent listens for its `assigned` events: auto-assign may give it work (SPEC §5). Absent: it may not. */
-  accepts_work: z.boolean().optional(),
+  /**
+   * The agent listens for its `assigned` events: auto-assign may give it work (SPEC §5). Absent (a file written
+   * without it, a relayed event from an older drover): it may not.
+   */
+  accepts_work: z.boolean().default(false),
 });
 
 export type Heartbeat = z.output<typeof heartbeatSchema>;

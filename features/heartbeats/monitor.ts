@@ -83,7 +83,7 @@ export function createMonitor(ctx: Context, thresholds: () => Thresholds): Monit
     seen.set(agent, entry);
     ctx.bus.publish(
       "heartbeat",
-      { ...heartbeat, clock_skew: lastMs - now > SKEW_MS, accepts_work: heartbeat.accepts_work ?? false },
+      { ...heartbeat, clock_skew: lastMs - now > SKEW_MS },
       { origin: _origin(ctx, heartbeat) },
     );
     const status = statusAt(lastMs, now, thresholds());

@@ -149,7 +149,7 @@ export function listAgents(ctx: Context, all: boolean): AgentRow[] {
       state: hb.state,
       paused_until: pauses.get(hb.agent_id) ?? null,
       clock_skew: last - now > SKEW_MS,
-      accepts_work: hb.accepts_work ?? false,
+      accepts_work: hb.accepts_work,
     });
   }
   return rows.sort((a, b) => a.agent_id.localeCompare(b.agent_id));
