@@ -69,6 +69,8 @@ export default defineFeature({
     // a keyed op's answer, recorded with its commit (core/idempotency.ts)
     `CREATE TABLE hub_keys (key TEXT PRIMARY KEY, op_id TEXT NOT NULL, result TEXT NOT NULL, at INTEGER NOT NULL);
      CREATE INDEX hub_keys_at ON hub_keys (at);`,
+    // the retention sweep at every reconcile finds the old decided ops through it, not by reading every row
+    "CREATE INDEX outbox_decided ON outbox (coalesce(decided_at, created_at)) WHERE status <> 'pending'",
   ],
   async setup(ctx) {
     const repo = await openRepo(ctx.paths.hub, checkBranchName(ctx.config.hub.branch, "hub.branch"), {

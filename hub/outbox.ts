@@ -60,7 +60,8 @@ export function createOutbox(db: Database): Outbox {
       for (const r of rejected) reject.run(r.code, r.reason, at, r.opId);
     },
     forget(cutoff) {
-      // rows of the first format carry no decision time: their creation time stands in
+      // rows of the first format carry no decision time: their creation time stands in (the index
+      // `outbox_decided` holds this very expression and condition, so the sweep reads only what it deletes)
       return db
         .query("DELETE FROM outbox WHERE status <> 'pending' AND coalesce(decided_at, created_at) < ?")
         .run(cutoff).changes;

@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { manualClock } from "../core/clock.ts";
 import { RELAY_KEPT, relayEvent } from "../core/relay.ts";
+import { tempProject, testRuntime } from "./helpers.ts";
 import { type Machine, machine } from "./sync-machines.ts";
 
 const dirs: string[] = [];
@@ -73,6 +74,34 @@ describe("outbox retention", () => {
     await offline.rt.reconcile();
     expect(rows(offline, "pending")).toBe(1);
   }, 120_000);
+
+  test("forgetting searches an index of the decided ops, not every row (it runs at every reconcile)", async () => {
+    const project = await tempProject({ config: '[hub]\nremote = ""\n' });
+    dirs.push(project.dir);
+    const { rt } = await testRuntime(project.paths);
+    const { db } = rt.ctx;
+    const statements: string[] = [];
+    const query = db.query.bind(db);
+    db.query = ((sql: string) => {
+      statements.push(sql);
+      return query(sql);
+    }) as typeof db.query;
+    try {
+      rt.ctx.hub.outbox.forget("2026-10-01T09:00:00Z");
+    } finally {
+      db.query = query;
+    }
+    expect(statements).toHaveLength(1);
+    const [sql] = statements as [string];
+    const plan = db.query<{ detail: string }, string[]>(`EXPLAIN QUERY PLAN ${sql}`).all(
+      ...sql
+        .split("?")
+        .slice(1)
+        .map(() => ""),
+    );
+    expect(plan.map((p) => p.detail)).toEqual([expect.stringMatching(/^SEARCH outbox USING INDEX /)]);
+    await rt.close();
+  });
 
   test("the CLI without a daemon: the events relayed for it stay bounded (the newest are kept)", async () => {
     const m = await machine(bareRemote(), { config: '[hub]\nremote = ""\n' });
