@@ -5,6 +5,7 @@
 import { z } from "zod";
 import type { ContractConfigPart, ContractSection } from "./contract.ts";
 import { DroverError } from "./errors.ts";
+import { coerceFields, fieldsOf } from "./fields.ts";
 
 /** A duration setting in whole seconds, 1 s to a year. */
 export const secs = z.number().int().min(1).max(31_536_000);
@@ -148,16 +149,17 @@ function _applyEnv(raw: Record<string, unknown>, env: Record<string, string | un
   return set;
 }
 
-/** An environment variable's text as the key's type: numbers for number keys, the text otherwise. */
-function _envValue(schema: unknown, name: string, value: string): unknown {
-  let base: unknown = schema;
-  while ((base as { def?: { innerType?: unknown } }).def?.innerType)
-    base = (base as { def: { innerType: unknown } }).def.innerType;
-  if (!(base instanceof z.ZodNumber)) return value;
-  const n = Number(value);
-  if (value.trim() === "" || !Number.isFinite(n))
-    throw new DroverError("bad_config", `Invalid value for "${name}": "${value}" is not a number`);
-  return n;
+/** An environment variable's text as the key's type, read as a CLI flag is (core/fields.ts); a bad one is named. */
+function _envValue(schema: z.core.$ZodType, name: string, value: string): unknown {
+  const field = fieldsOf(z.object({ [name]: schema }));
+  const typed = coerceFields(field, { [name]: value })[name];
+  const checked = z.safeParse(schema, typed);
+  if (!checked.success)
+    throw new DroverError(
+      "bad_config",
+      `Invalid value for "${name}": ${JSON.stringify(value.slice(0, 100))}: ${checked.error.issues[0]!.message}`,
+    );
+  return typed;
 }
 
 /** A section of fixed keys plus tables the user names; a name that does not match is an error naming it. */

@@ -1,6 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { parseConfig } from "../core/config.ts";
-import "../runtime.ts"; // every feature's config keys, registered as the runtime loads them
+import fc from "fast-check";
+import { z } from "zod";
+import { coreConfig, parseConfig } from "../core/config.ts";
+import { DroverError } from "../core/errors.ts";
+import { allFeatures } from "../runtime.ts"; // every feature's config keys, registered as the runtime loads them
+import { hostileRuns } from "./helpers.ts";
 
 describe("config", () => {
   test("every key has the SPEC default", () => {
@@ -54,6 +58,47 @@ describe("config", () => {
     expect(config.server).toMatchObject({ host: "0.0.0.0", port: 6000 });
     expect(config.gateway.project).toBe("p");
     expect(() => parseConfig(undefined, { env: { DROVER_PORT: "x" } })).toThrow(/DROVER_PORT/);
+  });
+
+  test("any text in any declared environment variable: the key's value, or one bad_config line naming the variable", () => {
+    const vars = [...Object.values(coreConfig), ...allFeatures.flatMap((f) => f.config ?? [])].flatMap((part) =>
+      Object.entries(part.env ?? {}).map(([key, name]) => ({
+        section: part.section,
+        key,
+        name: name!,
+        schema: (part.keys as z.ZodRawShape)[key]!,
+      })),
+    );
+    expect(vars.map((v) => v.name)).toContain("DROVER_PORT");
+    const text = fc.oneof(
+      fc.string({ maxLength: 30 }),
+      fc.string({ unit: "binary", maxLength: 30 }),
+      fc.integer().map(String),
+      fc.double().map(String),
+      fc.jsonValue().map((v) => JSON.stringify(v)),
+      fc.constantFrom(" ", "0", "-1", "65536", "1e3", "1.5", "0x10", "Infinity", "NaN", "a,b", "[1]", "__proto__"),
+      fc.constant("9".repeat(5000)),
+    );
+    fc.assert(
+      fc.property(fc.constantFrom(...vars.map((v) => v.name)), text, (name, value) => {
+        const { section, key, schema } = vars.find((v) => v.name === name)!;
+        let config: Record<string, Record<string, unknown>>;
+        try {
+          config = parseConfig(undefined, { env: { [name]: value } }).config as never;
+        } catch (err) {
+          expect(err).toBeInstanceOf(DroverError);
+          expect((err as DroverError).code).toBe("bad_config");
+          expect((err as DroverError).message).toStartWith(`Invalid value for "${name}": `);
+          expect((err as DroverError).message).not.toContain("\n");
+          return;
+        }
+        const got = config[section]![key];
+        expect(z.safeParse(schema, got).success).toBe(true);
+        // an empty variable is no setting: the default stands
+        if (value !== "") expect(got).toEqual(typeof got === "number" ? Number(value) : value);
+      }),
+      { numRuns: hostileRuns(500) },
+    );
   });
 
   test("a runner whose on_success is one of its own stages is refused: it would run the item again forever", () => {
