@@ -144,6 +144,13 @@ export interface Dispatcher {
     context: { event?: Record<string, unknown>; timer?: Record<string, unknown> },
     cause: EventCause,
   ): Promise<ActionResult>;
+  /**
+   * Holds `settle` until `work` ends too: what a caller does with an action's result (a timer records the firing,
+   * a trigger says it fired) ends after the action, and a caller may run several in turn.
+   */
+  track(work: Promise<unknown>): void;
+  /** Resolves once every action, and all work tracked, has ended: what started meanwhile too. */
+  settle(): Promise<void>;
   options: DispatchOptions;
   /** Set by the feature that takes prompts; without one, a prompt action fails with a clear error. */
   prompts?: PromptHandler;
@@ -153,25 +160,21 @@ export function createDispatcher(
   ctx: Context,
   options: DispatchOptions = { timeoutMs: 10_000, backoffMs: [1000, 2000] },
 ): Dispatcher {
+  const running = new Set<Promise<void>>();
   const dispatcher: Dispatcher = {
     options,
-    async run(action, context, cause) {
-      const event = context.event ?? {};
-      try {
-        if ("op" in action) {
-          const output = await ctx.ops.run(action.op, substitute(action.args, event), { via: "action", cause });
-          return { result: "ok", output };
-        }
-        if ("prompt" in action) {
-          if (!dispatcher.prompts)
-            throw new DroverError("not_found", "Cannot run a prompt action: no feature takes prompts");
-          const { op, args } = dispatcher.prompts(action.prompt);
-          return { result: "ok", output: await ctx.ops.run(op, args, { via: "action", cause }) };
-        }
-        return await _webhook(action.webhook, substitute(action.webhook.body ?? context, event), dispatcher.options);
-      } catch (err) {
-        return { result: "error", error: err instanceof Error ? err.message : String(err) };
-      }
+    run(action, context, cause) {
+      const result = _run(ctx, dispatcher, action, context, cause);
+      dispatcher.track(result);
+      return result;
+    },
+    track(work) {
+      // settled either way: a failure is its caller's to report, settle only waits
+      const tracked: Promise<void> = work.then(_nothing, _nothing).then(() => void running.delete(tracked));
+      running.add(tracked);
+    },
+    async settle() {
+      while (running.size) await Promise.all(running);
     },
   };
   return dispatcher;
@@ -203,6 +206,33 @@ export function isChainId(value: unknown): value is string {
 }
 
 // --- internal ---
+
+function _nothing(): void {}
+
+async function _run(
+  ctx: Context,
+  dispatcher: Dispatcher,
+  action: Action,
+  context: { event?: Record<string, unknown>; timer?: Record<string, unknown> },
+  cause: EventCause,
+): Promise<ActionResult> {
+  const event = context.event ?? {};
+  try {
+    if ("op" in action) {
+      const output = await ctx.ops.run(action.op, substitute(action.args, event), { via: "action", cause });
+      return { result: "ok", output };
+    }
+    if ("prompt" in action) {
+      if (!dispatcher.prompts)
+        throw new DroverError("not_found", "Cannot run a prompt action: no feature takes prompts");
+      const { op, args } = dispatcher.prompts(action.prompt);
+      return { result: "ok", output: await ctx.ops.run(op, args, { via: "action", cause }) };
+    }
+    return await _webhook(action.webhook, substitute(action.webhook.body ?? context, event), dispatcher.options);
+  } catch (err) {
+    return { result: "error", error: err instanceof Error ? err.message : String(err) };
+  }
+}
 
 function _checkOp(action: { op: string; args: Record<string, unknown> }, ops: OpRunner, placeholders: boolean) {
   const op = ops.get(action.op);

@@ -6,8 +6,10 @@
 import { Database } from "bun:sqlite";
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import fc from "fast-check";
-import { eventTypeNames } from "../core/events.ts";
 import { STAGES } from "../features/pipeline/stages.ts";
+import { allFeatures } from "../runtime.ts";
+import { declaredEvents } from "./contract.ts";
+import { PING_PONG } from "./fixtures/ping-pong.ts";
 import { api, BUN, CLI, type DaemonProc, hostileRuns, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
 const BUDGET = 20;
@@ -87,16 +89,7 @@ describe("a trigger on trigger_loop_halted", () => {
       ).run(JSON.stringify({ event: "trigger_loop_halted" }), JSON.stringify({ op: "items.list", args: {} }));
       db.query("UPDATE trigger_meta SET version = version + 1").run();
       db.close();
-      const pingPong = [
-        { on: { to: "qa" }, mode: "persistent", op: "item.move", args: { id: "$event.item_id", to: "coding" } },
-        {
-          on: { from: "qa", to: "coding" },
-          mode: "persistent",
-          op: "item.move",
-          args: { id: "$event.item_id", to: "qa" },
-        },
-      ];
-      for (const t of pingPong) expect((await api(daemon.url, daemon.token, "/api/triggers", t)).status).toBe(201);
+      for (const t of PING_PONG) expect((await api(daemon.url, daemon.token, "/api/triggers", t)).status).toBe(201);
       const item = (await api(daemon.url, daemon.token, "/api/items", { title: "ping-pong" })).body;
       const probe = healthProbe(daemon.url);
       for (const to of ["coding", "qa"])
@@ -167,7 +160,7 @@ describe("generated triggers", () => {
       fc.oneof(
         { weight: 4, arbitrary: fc.constant("item_created") },
         { weight: 4, arbitrary: fc.constantFrom("transition", "item_updated", "claimed", "trigger_fired") },
-        { weight: 1, arbitrary: fc.constantFrom(...eventTypeNames()) },
+        { weight: 1, arbitrary: fc.constantFrom(...Object.keys(declaredEvents(allFeatures))) },
       ),
       fc.oneof(
         { weight: 8, arbitrary: fc.constant({}) },

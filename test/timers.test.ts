@@ -29,7 +29,7 @@ async function run(seconds: number): Promise<Array<BusEvent<"timer_fired"> & { t
     clock.advance(1000);
     const n = events.length;
     await rt.tick();
-    await rt.ctx.services.timers.settle();
+    await rt.ctx.services.actions.settle();
     await rt.ctx.bus.idle();
     for (const e of events.slice(n))
       if (e.type === "timer_fired")
@@ -189,7 +189,7 @@ describe("webhook actions", () => {
       );
     }
     expect(steady).toEqual([0, 0, 0]);
-    await rt.ctx.services.timers.settle();
+    await rt.ctx.services.actions.settle();
     await rt.ctx.bus.idle();
     const hung = events.find(
       (e) => e.type === "timer_fired" && (e as BusEvent<"timer_fired">).label === "hangs",

@@ -8,9 +8,8 @@ import { timersContract } from "./contract.ts";
 import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerOps } from "./ops.ts";
 
-/** Firings whose actions are still running; `stop` waits for them a little, tests wait for them fully. */
+/** For callers that wait on timers: the action dispatcher tracks every action, a firing's too (`actions.settle`). */
 export interface TimerService {
-  inFlight: Set<Promise<void>>;
   settle(): Promise<void>;
 }
 
@@ -40,21 +39,15 @@ export default defineFeature({
     "ALTER TABLE timers ADD COLUMN cause TEXT",
   ],
   setup(ctx) {
-    const inFlight = new Set<Promise<void>>();
-    ctx.services.timers = { inFlight, settle: async () => void (await Promise.all([...inFlight])) };
+    ctx.services.timers = { settle: () => ctx.services.actions.settle() };
   },
   ops: timerOps,
   start(ctx) {
     reportInterrupted(ctx);
   },
-  async stop(ctx) {
-    await Promise.race([ctx.services.timers.settle(), Bun.sleep(2000)]);
-  },
   tick(ctx) {
     const firings = takeDue(ctx);
-    if (!firings.length) return;
-    const { inFlight } = ctx.services.timers;
-    const running = runFirings(ctx, firings).finally(() => inFlight.delete(running));
-    inFlight.add(running);
+    // off the ticker; tracked with the actions, so waiting for them (`settle`, a closing runtime) waits for this too
+    if (firings.length) ctx.services.actions.track(runFirings(ctx, firings));
   },
 });

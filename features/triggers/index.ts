@@ -156,20 +156,30 @@ async function onEvent(ctx: Context, event: BusEvent) {
     if (!_retire(ctx, t)) continue; // a `once` trigger someone else fired first
     chains.spend(chain);
     const cause = { trigger_id: t.id, depth: depth + 1, chain };
-    void ctx.services.actions.run(t.action, { event: fields }, cause).then((outcome) =>
-      ctx.bus.publish(
-        "trigger_fired",
-        {
-          trigger_id: t.id,
-          event_type: event.type,
-          item_id: itemId,
-          result: outcome.result,
-          ...(outcome.error ? { error: outcome.error } : {}),
-        },
-        { cause },
-      ),
-    );
+    // not awaited: the next event waits for no action (tracked, so waiting for the actions waits for this too)
+    ctx.services.actions.track(_fire(ctx, t, { event, itemId, cause }));
   }
+}
+
+/** Runs the trigger's action and says how it went. */
+async function _fire(ctx: Context, t: Trigger, fired: { event: BusEvent; itemId: string | null; cause: EventCause }) {
+  const { event, itemId, cause } = fired;
+  const outcome = await ctx.services.actions.run(
+    t.action,
+    { event: event as unknown as Record<string, unknown> },
+    cause,
+  );
+  ctx.bus.publish(
+    "trigger_fired",
+    {
+      trigger_id: t.id,
+      event_type: event.type,
+      item_id: itemId,
+      result: outcome.result,
+      ...(outcome.error ? { error: outcome.error } : {}),
+    },
+    { cause },
+  );
 }
 
 /**

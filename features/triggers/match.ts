@@ -118,15 +118,17 @@ function _checkStages(p: { event: string; from?: string | string[]; to?: string 
     const given = p[field];
     if (given === undefined) continue;
     const schema = shape[field] as z.ZodType | undefined;
+    if (!schema) {
+      check.addIssue({ code: "custom", path: [field], message: `is not a field of "${p.event}" events` });
+      continue;
+    }
     for (const value of [given].flat()) {
-      if (!schema) check.addIssue({ code: "custom", path: [field], message: `is not a field of "${p.event}" events` });
-      else if (!schema.safeParse(value).success)
+      if (!schema.safeParse(value).success)
         check.addIssue({
           code: "custom",
           path: [field],
           message: `${JSON.stringify(value)} is not a value of "${p.event}.${field}"`,
         });
-      if (!schema) break;
     }
   }
 }
