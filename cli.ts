@@ -11,9 +11,9 @@ import { opCommands } from "./cli/ops.ts";
 import { DroverError } from "./core/errors.ts";
 import { escapeControls } from "./core/escape.ts";
 import { isStoreDamage } from "./core/store.ts";
-import { features, VERSION } from "./runtime.ts";
+import { allFeatures, VERSION } from "./runtime.ts";
 
-const _ops = opCommands(features);
+const _ops = opCommands(allFeatures);
 for (const name of Object.keys(builtinCommands)) {
   if (name in _ops) throw new Error(`Command "${name}" is both a built-in and an op group`);
 }

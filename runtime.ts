@@ -8,11 +8,11 @@ import { createBus } from "./core/bus.ts";
 import { type Clock, processClock } from "./core/clock.ts";
 import { defaultConfig, loadConfig } from "./core/config.ts";
 import type { EventType } from "./core/events.ts";
-import type { Context, EventHandler, Feature, ReconcileReport, Services } from "./core/feature.ts";
+import type { Context, EventHandler, Feature, OpRunner, ReconcileReport, Services } from "./core/feature.ts";
 import { idempotencyMigrations } from "./core/idempotency.ts";
 import { readMachineId } from "./core/identity.ts";
 import { createLogger, type Logger } from "./core/logger.ts";
-import { createOpRegistry, type OpRegistry } from "./core/ops.ts";
+import { createOpRegistry } from "./core/ops.ts";
 import { findProject, type Paths, secureProjectDir } from "./core/paths.ts";
 import { relayEvent, relayMigrations, takeRelayedEvents } from "./core/relay.ts";
 import { migrate, openCheckedStore, type StoreDamage } from "./core/store.ts";
@@ -38,7 +38,7 @@ import triggers from "./features/triggers/index.ts";
 import worktrees from "./features/worktrees/index.ts";
 import hub from "./hub/index.ts";
 
-/** Every feature, in start order, after the hub layer (which every feature's setup may use). */
+/** Every feature, in start order; the runtime runs them after the hub layer (`allFeatures`). */
 export const features: readonly Feature[] = [
   sync,
   pipeline,
@@ -52,6 +52,15 @@ export const features: readonly Feature[] = [
   config,
 ];
 
+/**
+ * What a runtime is made of: the hub layer first (every feature's setup may use it), then the features. Whatever
+ * lists the ops — the CLI's commands, the tests of every op — takes this list, so the hub's ops are among them.
+ */
+export const allFeatures: readonly Feature[] = [hub, ...features];
+
+/** How long a closing daemon waits for actions still running (a timer's, a trigger's) to end and be recorded. */
+const ACTIONS_GRACE_MS = 2000;
+
 /** What lives only in `state.db` besides what features keep there: lost when a damaged one is rebuilt. */
 const RUNTIME_LOCAL_ONLY = ["idempotency keys", "approvals of the committed config (run drover trust again)"];
 
@@ -63,6 +72,7 @@ export interface RuntimeOptions {
   mode?: "daemon" | "cli";
   clock?: Clock;
   log?: Logger;
+  /** The hub layer and the features, in start order (default `allFeatures`). */
   features?: readonly Feature[];
   /** Check every page of `state.db` (`PRAGMA quick_check`) before using it: the daemon does, and doctor. */
   deepCheck?: boolean;
@@ -71,7 +81,7 @@ export interface RuntimeOptions {
 export interface Runtime {
   ctx: Context;
   features: readonly Feature[];
-  ops: OpRegistry;
+  ops: OpRunner;
   /** Config warnings (unknown keys), for the caller to show. */
   warnings: string[];
   /** Set when `state.db` was found damaged on opening: set aside and rebuilt from the hub. */
@@ -92,7 +102,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
   const mode = options.mode ?? "cli";
   const clock = options.clock ?? processClock();
   const log = options.log ?? createLogger(mode === "daemon" ? "drover" : "drover-cli");
-  const list: readonly Feature[] = [hub, ...(options.features ?? features)];
+  const list = options.features ?? allFeatures;
   // a .drover from an older drover, a clone or a hand may be readable by others: 0700, its files 0600
   secureProjectDir(paths);
   const { config, warnings, fromEnv } = await loadConfig(paths.config);
@@ -137,7 +147,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     machineId: readMachineId(paths),
     mode,
     untrusted,
-    ops: undefined as unknown as OpRegistry,
+    ops: undefined as unknown as OpRunner,
     hub: undefined as unknown as Context["hub"],
     services: {} as Services,
   };
@@ -227,7 +237,10 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
       ticker?.stop();
       clearInterval(reconcileTimer);
       await reconciling;
-      if (mode === "daemon") for (const f of [...list].reverse()) await f.stop?.(ctx);
+      if (mode === "daemon") {
+        await Promise.race([ctx.services.actions.settle(), Bun.sleep(ACTIONS_GRACE_MS)]);
+        for (const f of [...list].reverse()) await f.stop?.(ctx);
+      }
       for (const u of unsubscribe) u();
       await bus.idle();
       db.close();

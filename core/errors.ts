@@ -22,10 +22,8 @@ export const coreErrors = {
   busy: 503,
 } as const satisfies Record<string, ErrorStatus>;
 
-/** Every error code with its status: the runtime's and every feature's contract's. */
-export type ErrorCodes = ContractErrors;
-
-export type ErrorCode = keyof ErrorCodes & string;
+/** Every error code: the runtime's and every feature's contract's. */
+export type ErrorCode = keyof ContractErrors & string;
 
 /** Adds error codes to the registry (`defineFeature` does it with a feature's); a code keeps its first status. */
 export function registerErrors(codes: Record<string, ErrorStatus>): void {

@@ -23,10 +23,8 @@ export const coreEvents = {
 } satisfies Record<string, EventDef>;
 
 /** Every event type by name: the runtime's and every feature's contract's. */
-export type EventMap = ContractEvents;
-
-export type EventType = keyof EventMap & string;
-export type EventFields<T extends EventType> = z.input<EventMap[T]["schema"]>;
+export type EventType = keyof ContractEvents & string;
+export type EventFields<T extends EventType> = z.input<ContractEvents[T]["schema"]>;
 
 /** What caused an event: set when a timer or trigger action led to it, so trigger chains can be bounded. */
 export interface EventCause {

@@ -6,10 +6,9 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { z } from "zod";
 import { DroverError, toDroverError } from "./errors.ts";
+import { escapeControls } from "./escape.ts";
 import type { ActiveCall, Context, Feature, OpCall, OpDef, OpRunner } from "./feature.ts";
 import { createKeyStore, type KeyStore, keyField } from "./idempotency.ts";
-
-export type OpRegistry = OpRunner;
 
 /** The input an op's callers give: its schema, plus `idempotency_key` for a mutating op (made once per op). */
 export function inputSchemaOf(op: OpDef): z.ZodType {
@@ -23,7 +22,7 @@ export function inputSchemaOf(op: OpDef): z.ZodType {
   return schema;
 }
 
-export function createOpRegistry(features: readonly Feature[], getContext: () => Context): OpRegistry {
+export function createOpRegistry(features: readonly Feature[], getContext: () => Context): OpRunner {
   const ops = new Map<string, { feature: string; op: OpDef }>();
   for (const feature of features) {
     for (const [name, op] of Object.entries(feature.ops ?? {})) {
@@ -67,7 +66,7 @@ export function createOpRegistry(features: readonly Feature[], getContext: () =>
     }
   }
 
-  const registry: OpRegistry = {
+  const registry: OpRunner = {
     list: () => [...ops].map(([name, v]) => ({ name, ...v })).sort((a, b) => a.name.localeCompare(b.name)),
     get: (name) => ops.get(name)?.op,
     call: (name, input, call) => registry.run(name, input, call) as never,
@@ -123,7 +122,10 @@ export function parseInput<S extends z.ZodType>(schema: S, input: unknown): z.ou
   const first = issues[0]!;
   const where = first.path.length ? `"${first.path.join(".")}"` : "input";
   const more = issues.length > 1 ? ` (and ${issues.length - 1} more)` : "";
-  throw new DroverError("invalid_input", `Invalid ${where}: ${first.message}${more}`, { details: issues });
+  // one line whatever the input: zod quotes unknown keys as they are, a newline included
+  throw new DroverError("invalid_input", escapeControls(`Invalid ${where}: ${first.message}${more}`), {
+    details: issues,
+  });
 }
 
 // --- internal ---

@@ -6,7 +6,7 @@
  * hub op's mutation with the writer; a feature registers its internal mutations (`ctx.hub.define`) itself.
  */
 import type { z } from "zod";
-import type { Context, OpDef, OpRoute, OpView } from "../core/feature.ts";
+import type { Context, OpDef } from "../core/feature.ts";
 import type { HubTx } from "./apply.ts";
 
 export type Args = Record<string, unknown>;
@@ -32,9 +32,9 @@ export interface HubOpDef<S extends z.ZodObject = z.ZodObject, A extends Args = 
   summary?: (args: A) => string;
 }
 
-export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out> {
-  description: string;
-  input: S;
+/** An op's own fields (it always writes; its `run` is made from the rest), and its mutation's. */
+export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out>
+  extends Omit<OpDef<S, Out>, "run" | "writes"> {
   /** The args recorded with the op, when they are more than its input (defaults taken from config, choices). */
   args?: z.ZodType<A>;
   /** Turns the input into the recorded args, on the first run only (default: the input as it is). */
@@ -46,11 +46,6 @@ export interface HubOpSpec<S extends z.ZodObject, A extends Args, R, Out> {
   confirmSecs?: (ctx: Context) => number;
   /** The op's answer from the mutation's result (default: the result). */
   answer?: (ctx: Context, ran: { result: R; confirmed: boolean }) => Out;
-  view?: OpView<Out>;
-  http?: OpRoute;
-  cliOnly?: boolean;
-  destructive?: boolean;
-  idempotent?: boolean;
 }
 
 /** Declares an op whose work is one hub mutation; it always writes, so it takes an idempotency key. */

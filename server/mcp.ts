@@ -24,7 +24,7 @@ export function createMcpHandler(rt: Runtime, options: { version: string }) {
       name,
       description: op.description,
       inputSchema: z.toJSONSchema(inputSchemaOf(op), { io: "input", unrepresentable: "any" }) as { type: "object" },
-      annotations: annotationsOf(op),
+      annotations: _annotationsOf(op),
     }));
 
   return async function mcp(c: HonoContext): Promise<Response> {
@@ -49,12 +49,14 @@ export function createMcpHandler(rt: Runtime, options: { version: string }) {
   };
 }
 
+// --- internal ---
+
 /**
  * A tool's MCP annotations, from what its op declares (SPEC §9): clients that gate tools by them — Codex's `exec`
  * refuses a tool with none — call drover's without a person approving each. Every op acts on drover's own state,
  * never on an open world.
  */
-export function annotationsOf(op: OpDef): ToolAnnotations {
+function _annotationsOf(op: OpDef): ToolAnnotations {
   if (!op.writes) return { readOnlyHint: true, idempotentHint: true, openWorldHint: false };
   return {
     readOnlyHint: false,
@@ -63,8 +65,6 @@ export function annotationsOf(op: OpDef): ToolAnnotations {
     openWorldHint: false,
   };
 }
-
-// --- internal ---
 
 /**
  * A GET stream that says it is open at once: the SDK's first bytes are a keep-alive 15 s later, and until a

@@ -1,5 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cli, tempProject } from "./helpers.ts";
+import type { CommandDef } from "citty";
+import { main } from "../cli.ts";
+import { cli, tempProject, testRuntime } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 beforeAll(async () => (project = await tempProject()));
@@ -18,6 +20,23 @@ describe("cli", () => {
     expect(table.code).toBe(0);
     expect(table.stdout.split("\n")[0]).toMatch(/^ID\s+STAGE\s+PRIORITY/);
     expect(table.stdout).toContain(item.id);
+  });
+
+  test("every op a runtime has is a command, the hub layer's `drover log` included", async () => {
+    const { rt } = await testRuntime(project.paths, { mode: "cli" });
+    const names = rt.ops.list().map((o) => o.name);
+    await rt.close();
+    const commands = main.subCommands as Record<string, CommandDef<any>>;
+    const missing = names.filter((name) => {
+      const [head, ...rest] = name.split(".");
+      const command = commands[head!];
+      return !command || (rest.length > 0 && !(command.subCommands as Record<string, unknown>)[rest.join("-")]);
+    });
+    expect(missing).toEqual([]);
+    expect(names).toContain("log");
+    const log = await cli(["log", "--json"], project.dir);
+    expect(log.code).toBe(0);
+    expect(JSON.parse(log.stdout)).toEqual(expect.arrayContaining([expect.objectContaining({ op: "item.create" })]));
   });
 
   test("exit codes: 1 refused, 2 bad input or usage, each with one readable line", async () => {

@@ -4,13 +4,13 @@
  */
 import { describe, expect, test } from "bun:test";
 import { manualClock } from "../core/clock.ts";
-import { defineFeature, type Feature } from "../core/feature.ts";
+import { defineFeature } from "../core/feature.ts";
 import hub from "../hub/index.ts";
-import { features } from "../runtime.ts";
+import { allFeatures, features } from "../runtime.ts";
 import { featureContract } from "./contract.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
-for (const feature of [hub, ...features]) featureContract(feature, features);
+for (const feature of allFeatures) featureContract(feature, allFeatures);
 
 describe("runtime isolation", () => {
   test("a throwing `on` handler does not stop other subscribers", async () => {
@@ -25,7 +25,7 @@ describe("runtime isolation", () => {
       },
     });
     const recorder = defineFeature({ name: "recorder", on: { transition: (_c, e) => void seen.push(e.type) } });
-    const { rt } = await testRuntime(project.paths, { features: [...features, thrower, recorder] });
+    const { rt } = await testRuntime(project.paths, { features: [...allFeatures, thrower, recorder] });
     const item = (await rt.ops.run("item.create", { title: "x" })) as { id: string };
     await rt.ops.run("item.move", { id: item.id, to: "coding" });
     await rt.ops.run("item.move", { id: item.id, to: "qa" });
@@ -44,7 +44,7 @@ describe("runtime isolation", () => {
         throw new Error("tick failed");
       },
     });
-    const { rt, events } = await testRuntime(project.paths, { clock, features: [broken, ...features] as Feature[] });
+    const { rt, events } = await testRuntime(project.paths, { clock, features: [hub, broken, ...features] });
     const item = (await rt.ops.run("item.create", { title: "x" })) as { id: string };
     await rt.ops.run("item.claim", { id: item.id, agent: "a1", ttl_secs: 5 });
     clock.advance(6000);

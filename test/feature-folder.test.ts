@@ -8,13 +8,13 @@ import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DroverError } from "../core/errors.ts";
-import { features } from "../runtime.ts";
+import { allFeatures } from "../runtime.ts";
 import { createApp } from "../server/app.ts";
 import { featureContract } from "./contract.ts";
 import notes from "./fixtures/features/notes/index.ts";
 import { tempProject, testRuntime } from "./helpers.ts";
 
-const withNotes = [...features, notes];
+const withNotes = [...allFeatures, notes];
 const TOKEN = "t0k3n";
 const auth = { authorization: `Bearer ${TOKEN}` };
 
@@ -68,7 +68,7 @@ describe("a feature from its folder alone", () => {
     });
     await rt.ops.call("note.add", { text: "ping" });
     await rt.ctx.bus.idle();
-    await Bun.sleep(10);
+    await rt.ctx.services.actions.settle();
     expect((await rt.ops.call("notes.list", {})).map((n) => n.text)).toEqual(["buy milk", "ping", "echo"]);
     expect(rt.ops.list().find((o) => o.name === "note.add")?.feature).toBe("notes");
     await rt.close();

@@ -5,7 +5,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { eventFrame, RELAY_FRAME_BYTES, snapshotFrame, snapshotSchema } from "../features/gateway/frames.ts";
 import { backoffMs } from "../features/gateway/relay.ts";
-import { api, BINARY, type DaemonProc, run, startDaemonProcess, tempProject, upgrade, wsClient } from "./helpers.ts";
+import {
+  api,
+  BINARY,
+  type DaemonProc,
+  run,
+  startDaemonProcess,
+  tempProject,
+  until,
+  upgrade,
+  waitHealthy,
+  wsClient,
+} from "./helpers.ts";
 
 const READER = "reader-token-0123456789";
 const TOKENS = { alpha: "alpha-token-0123456789", beta: "beta-token-0123456789" };
@@ -21,26 +32,9 @@ async function startGatewayProcess() {
     stdout: "pipe",
     stderr: "pipe",
   });
-  for (let i = 0; i < 200; i++) {
-    if (
-      await fetch(url() + "/health").then(
-        (r) => r.ok,
-        () => false,
-      )
-    )
-      return;
-    await Bun.sleep(25);
-  }
-  throw new Error("gateway did not start");
+  await waitHealthy(url(), () => gateway.exitCode === null);
 }
 const view = () => api(url(), READER, "/api/projects").then((r) => r.body as Array<Record<string, any>>);
-async function until(check: () => Promise<boolean>, ms = 10_000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms: ${JSON.stringify(await view())}`);
-    await Bun.sleep(100);
-  }
-}
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "drover-gw-"));
@@ -87,7 +81,7 @@ describe("gateway", () => {
       const v = await view();
       const alpha = v.find((p) => p.name === "alpha")!;
       return alpha.agents.active === 3 && alpha.items.backlog === 2 && alpha.items.coding === 1;
-    });
+    }, 10_000);
     const v = await view();
     expect(v.find((p) => p.name === "alpha")).toMatchObject({
       online: true,

@@ -11,7 +11,8 @@ import { connect, createServer, type Server as NetServer, type Socket } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import fc from "fast-check";
-import { topics } from "../core/events.ts";
+import { allFeatures } from "../runtime.ts";
+import { declaredEvents } from "./contract.ts";
 import {
   api,
   BUN,
@@ -22,6 +23,7 @@ import {
   startDaemonProcess,
   tempProject,
   testRuntime,
+  until,
   upgrade,
   waitHealthy,
   wsClient,
@@ -79,7 +81,7 @@ describe("the defects", () => {
       hostile.ws.send(frame);
     hostile.ws.send(new Uint8Array([1, 2, 3]));
     const errors = () => hostile.frames.filter((f) => f.type === "error");
-    await until(() => errors().length >= 8);
+    await until(() => errors().length >= 8, 5000);
     expect(errors()).toHaveLength(8);
     expect(errors()[0]).toMatchObject({ type: "error", message: "Invalid message: expected a JSON object" });
     expect(errors()[7]).toMatchObject({ type: "error", message: "Invalid message: expected a text frame with JSON" });
@@ -95,7 +97,7 @@ describe("the defects", () => {
     await barrier(intruder, "gamma");
     const reader = await recorded(gw.url.replace("http", "ws") + "/ws", { authorization: `Bearer ${READER}` });
     reader.ws.send("null");
-    await until(() => reader.frames.some((f) => f.type === "error"));
+    await until(() => reader.frames.some((f) => f.type === "error"), 5000);
     expect(normal(await gatewayView(), { machines: false })).toEqual(normal(before, { machines: false }));
     intruder.ws.close();
     reader.ws.close();
@@ -112,7 +114,7 @@ describe("the defects", () => {
     const status = async () => (await rt.ops.run("relay.status", {}, { via: "internal" })) as Record<string, any>;
     try {
       await rt.start();
-      await until(async () => (await status()).connected === true);
+      await until(async () => (await status()).connected === true, 5000);
       proxy.stall();
       Bun.gc(true);
       const before = process.memoryUsage.rss();
@@ -144,7 +146,7 @@ describe("the defects", () => {
           (await api(gw.url, READER, "/api/projects/beta/items")).body.some((i: { id: string }) => i.id === made.id),
         15_000,
       );
-      await until(async () => (await status()).buffered_bytes === 0);
+      await until(async () => (await status()).buffered_bytes === 0, 5000);
       expect(await status()).toMatchObject({ connected: true, paused: false, queued: 0, last_error: null });
     } finally {
       await rt.close();
@@ -273,7 +275,7 @@ describe("the defects", () => {
 });
 
 describe("generated hostile frames", () => {
-  const known = topics();
+  const known = [...new Set(Object.values(declaredEvents(allFeatures)).map((e) => e.topic))];
   const protoJson = fc.constantFrom(
     '{"__proto__":{"type":"subscribe"}}',
     '{"type":"subscribe","__proto__":{"topics":["nope"]}}',
@@ -326,6 +328,16 @@ describe("generated hostile frames", () => {
       ? "subscribed"
       : "error";
   }
+
+  test("the topics the frames are judged by are the daemon's: subscribing to all of them is answered", async () => {
+    const client = await recorded(daemon.url.replace("http", "ws") + "/ws", {
+      authorization: `Bearer ${daemon.token}`,
+    });
+    client.ws.send(JSON.stringify({ type: "subscribe", topics: known }));
+    await until(() => client.frames.length > 0, 5000);
+    expect(client.frames[0]).toMatchObject({ type: "subscribed", topics: known });
+    client.ws.close();
+  });
 
   /** Sends the burst on a fresh client socket; every frame is answered in order, seq counting from 1, until a close. */
   async function clientBurst(url: string, token: string, frames: Array<[Frame, number]>) {
@@ -408,10 +420,12 @@ describe("generated hostile frames", () => {
         hostile.ws.send(frame.bytes ?? frame.text!);
         const hello = _validHello(frame);
         if (hello) {
-          await until(async () =>
-            (await gatewayView())
-              .find((p) => p.name === "gamma")!
-              .machines.some((m: any) => m.machine_id === hello && m.connected),
+          await until(
+            async () =>
+              (await gatewayView())
+                .find((p) => p.name === "gamma")!
+                .machines.some((m: any) => m.machine_id === hello && m.connected),
+            5000,
           );
           const after = normal(await gatewayView());
           expect(after.map((p) => ({ ...p, machines: [] }))).toEqual(before.map((p) => ({ ...p, machines: [] })));
@@ -537,14 +551,6 @@ function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1]) / 1024;
 }
 
-async function until(check: () => boolean | Promise<boolean>, ms = 5000) {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
-    await Bun.sleep(10);
-  }
-}
-
 /** A WebSocket that records its JSON frames and its close. */
 async function recorded(url: string, headers: Record<string, string>) {
   const ws = new WebSocket(url, { headers } as never);
@@ -592,10 +598,12 @@ function heartbeat(agent: string, machine: string): string {
 async function barrier(r: Recorded, project: string) {
   const marker = `marker-${++seen}`;
   r.ws.send(heartbeat(marker, "marker"));
-  await until(async () =>
-    (await api(gw.url, READER, `/api/projects/${project}/agents`)).body.some(
-      (a: { agent_id: string }) => a.agent_id === marker,
-    ),
+  await until(
+    async () =>
+      (await api(gw.url, READER, `/api/projects/${project}/agents`)).body.some(
+        (a: { agent_id: string }) => a.agent_id === marker,
+      ),
+    5000,
   );
   r.ws.send(gone(marker));
 }
@@ -819,6 +827,13 @@ function _relayCase(nasty: fc.Arbitrary<unknown>): fc.Arbitrary<RelayCase> {
         labels: fc.oneof(notString, fc.constant(Array(51).fill("l"))),
         stage: fc.oneof(notString, fc.constant("")),
         updated_at: notString,
+        // null is a valid `merged` (not merged yet)
+        merged: fc.oneof(
+          notString.filter((x) => x !== null),
+          time.map((at) => ({ sha: "a".repeat(65), base: "main", strategy: "merge", at })),
+          time.map((at) => ({ sha: "a".repeat(40), base: "main", strategy: "s".repeat(17), at })),
+          time.map((at) => ({ sha: "a".repeat(40), base: 5, strategy: "merge", at })),
+        ),
       });
       if (where === "agent")
         return fc.oneof(badAgent, nasty).map((bad) => ({

@@ -134,8 +134,8 @@ describe("drover trust", () => {
   });
 
   test("approving is not an op: nothing a token holder can call over HTTP or MCP approves", async () => {
-    const { features } = await import("../runtime.ts");
-    const ops = features.flatMap((f) => Object.keys(f.ops ?? {}));
+    const { allFeatures } = await import("../runtime.ts");
+    const ops = allFeatures.flatMap((f) => Object.keys(f.ops ?? {}));
     expect(ops.filter((n) => /trust|approve/.test(n))).toEqual([]);
   });
 });

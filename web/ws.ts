@@ -12,7 +12,7 @@ import type { Bus } from "../core/bus.ts";
 import { DroverError } from "../core/errors.ts";
 import { type BusEvent, eventDef, topics } from "../core/events.ts";
 import type { Logger } from "../core/logger.ts";
-import { errorResponse } from "../web/guard.ts";
+import { errorResponse } from "./guard.ts";
 
 /** Client frames are subscribe messages of a few dozen bytes; a bigger one closes the socket (1009). */
 export const CLIENT_FRAME_BYTES = 4096;
@@ -87,6 +87,8 @@ export function createWsHub(bus: Bus, options: WsHubOptions): WsHub {
   const { log, limit } = options;
   const maxBuffered = options.maxBuffered ?? 1024 * 1024;
   const clients = new Set<ServerWebSocket<WsClient>>();
+  // every feature declared its events when it was loaded, before any server starts
+  const known = topics();
 
   function send(ws: ServerWebSocket<WsClient>, frame: Record<string, unknown> | string) {
     const c = ws.data;
@@ -147,7 +149,7 @@ export function createWsHub(bus: Bus, options: WsHubOptions): WsHub {
           // the gateway serves relays' bigger frames on the same server, so the size is checked here too
           if ((typeof raw === "string" ? Buffer.byteLength(raw) : raw.byteLength) > CLIENT_FRAME_BYTES)
             return ws.close(1009, "Frame too large");
-          const frame = _clientFrame(raw);
+          const frame = _clientFrame(raw, known);
           if ("error" in frame) return send(ws, { type: "error", message: frame.error });
           ws.data.topics = frame.topics.length ? new Set(frame.topics) : null;
           send(ws, { type: "subscribed", topics: frame.topics });
@@ -165,7 +167,7 @@ const _subscribeSchema = z.object({
 });
 
 /** A client frame: the topics of a valid subscribe message, or what is wrong with it. */
-function _clientFrame(raw: string | Buffer): { topics: string[] } | { error: string } {
+function _clientFrame(raw: string | Buffer, known: readonly string[]): { topics: string[] } | { error: string } {
   if (typeof raw !== "string") return { error: "Invalid message: expected a text frame with JSON" };
   let value: unknown;
   try {
@@ -185,7 +187,6 @@ function _clientFrame(raw: string | Buffer): { topics: string[] } | { error: str
     return { error: `Invalid message: "topics" must be a list of at most 64 topic names` };
   }
   const wanted = parsed.data.topics ?? [];
-  const known = topics();
   const unknown = wanted.find((t) => !known.includes(t));
   if (unknown !== undefined)
     return { error: `Unknown topic ${JSON.stringify(unknown)}: known are ${known.join(", ")}` };
