@@ -32,7 +32,7 @@ async function fire(webhook: Record<string, unknown>): Promise<BusEvent<"timer_f
   await op("timer.add", { in: "1s", action: { webhook } });
   clock.advance(1000);
   await rt.tick();
-  await rt.ctx.services.timers.settle();
+  await rt.ctx.services.actions.settle();
   await rt.ctx.bus.idle();
   return events.findLast((e) => e.type === "timer_fired") as BusEvent<"timer_fired">;
 }

@@ -8,15 +8,7 @@ import { timersContract } from "./contract.ts";
 import { reportInterrupted, runFirings, takeDue } from "./fire.ts";
 import { timerOps } from "./ops.ts";
 
-/** For callers that wait on timers: the action dispatcher tracks every action, a firing's too (`actions.settle`). */
-export interface TimerService {
-  settle(): Promise<void>;
-}
-
 declare module "../../core/feature.ts" {
-  interface Services {
-    timers: TimerService;
-  }
   interface OpMap {
     "timer.add": (typeof timerOps)["timer.add"];
     "timer.list": (typeof timerOps)["timer.list"];
@@ -38,9 +30,6 @@ export default defineFeature({
     // the cause of the call that made the timer (a trigger's action): its firings stay in that chain
     "ALTER TABLE timers ADD COLUMN cause TEXT",
   ],
-  setup(ctx) {
-    ctx.services.timers = { settle: () => ctx.services.actions.settle() };
-  },
   ops: timerOps,
   start(ctx) {
     reportInterrupted(ctx);
