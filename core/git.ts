@@ -1,9 +1,11 @@
 /**
- * @module The system `git` binary: short local commands run synchronously, network ones (fetch, push)
- * asynchronously so a daemon keeps serving while they wait.
+ * @module The system `git` binary: short local commands run synchronously, longer and network ones (a merge, a
+ * fetch, a push) asynchronously so a daemon keeps serving while they wait. Commands in the project's repository
+ * run its hooks, which get none of drover's secrets.
  */
 import { execFileSync, spawn } from "node:child_process";
 import { DroverError } from "./errors.ts";
+import { childEnv } from "./process.ts";
 
 export interface GitResult {
   ok: boolean;
@@ -24,19 +26,23 @@ export function git(cwd: string, args: string[]): GitResult {
   }
 }
 
-/**
- * A git command that may wait on the network; never prompts for credentials. Both streams are kept. With
- * `timeoutMs` a command still running then is killed and answers code 124, saying so on stderr.
- */
+export interface GitOptions {
+  /** A command still running then is killed and answers code 124, saying so on stderr. */
+  timeoutMs?: number;
+  /** The environment git and what it runs (hooks, credential helpers) get: by default this process's. */
+  env?: Record<string, string | undefined>;
+}
+
+/** A git command that may wait on the network; never prompts for credentials. Both streams are kept. */
 export function gitAsync(
   cwd: string,
   args: string[],
-  options: { timeoutMs?: number } = {},
+  options: GitOptions = {},
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn("git", args, {
       cwd,
-      env: { ...process.env, GIT_TERMINAL_PROMPT: "0" },
+      env: { ...(options.env ?? process.env), GIT_TERMINAL_PROMPT: "0" },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let stdout = "";
@@ -57,20 +63,36 @@ export function gitAsync(
   });
 }
 
-/** `pipeline.base_branch`, else the remote's default branch, else the branch checked out at the root. */
-export function baseBranch(root: string, configured: string): string {
-  if (configured) return checkBranchName(configured, "pipeline.base_branch");
+/**
+ * The branch work lands on: the configured one (`setting`, the config key that names it and its value, "" for
+ * none), else the remote's default branch, else the branch checked out at the root.
+ */
+export function baseBranch(root: string, setting: { key: string; value: string }): string {
+  if (setting.value) return checkBranchName(setting.value, setting.key);
   const remote = git(root, ["symbolic-ref", "--quiet", "--short", "refs/remotes/origin/HEAD"]);
   if (remote.ok && remote.out) return remote.out.replace(/^origin\//, "");
   const current = git(root, ["symbolic-ref", "--quiet", "--short", "HEAD"]);
   if (current.ok && current.out) return current.out;
-  throw new DroverError("conflict", `Cannot find the base branch of "${root}": set pipeline.base_branch`);
+  throw new DroverError("conflict", `Cannot find the base branch of "${root}": set ${setting.key}`);
 }
 
-/** A local git command that may take a while (a checkout, a merge), run without blocking. */
-export async function gitRun(cwd: string, args: string[]): Promise<GitResult> {
-  const { code, stdout, stderr } = await gitAsync(cwd, args);
-  return { ok: code === 0, out: (code === 0 ? stdout : stderr || stdout).trim() };
+/**
+ * A git command in the project's repository that may take a while (a checkout, a merge, a push), run without
+ * blocking. The repository's hooks run with it: by default they get the environment of a program drover starts,
+ * without drover's own secrets. Both streams are kept beside `out` (a push's verdicts are on stdout).
+ */
+export async function gitRun(
+  cwd: string,
+  args: string[],
+  options: GitOptions = {},
+): Promise<GitResult & { stdout: string; stderr: string }> {
+  const { code, stdout, stderr } = await gitAsync(cwd, args, { ...options, env: options.env ?? childEnv() });
+  return { ok: code === 0, out: (code === 0 ? stdout : stderr || stdout).trim(), stdout, stderr };
+}
+
+/** The last line of a command's output: where git says what went wrong. */
+export function lastLine(text: string): string {
+  return text.trim().split("\n").at(-1) ?? "";
 }
 
 /** The commit a name points at, or null. */

@@ -1,7 +1,7 @@
 /**
  * @module Processes by pid and start time: a pid alone is reused by the OS, so a process drover started (a daemon,
  * a run) is recognised by the pair — Linux: field 22 of `/proc/<pid>/stat`, clock ticks since boot, kept as text.
- * And the environment such a process gets: never drover's own credentials.
+ * And the environment such a process gets (never drover's own credentials), and the end of what it writes.
  */
 import { readRegularFile } from "./files.ts";
 
@@ -49,7 +49,38 @@ export function signalGroup(pid: number, name: "SIGTERM" | "SIGKILL"): void {
   }
 }
 
+/**
+ * The end of what a process writes: its streams read as they come, interleaved in the order chunks arrive, and at
+ * most the last `maxBytes` kept — a program that prints gigabytes costs no more memory than that. Resolves once
+ * every stream ended; a character cut in two where the tail begins is dropped.
+ */
+export async function outputTail(streams: ReadableStream<Uint8Array>[], maxBytes: number): Promise<string> {
+  let chunks: Uint8Array[] = [];
+  let kept = 0;
+  let seen = 0;
+  await Promise.all(
+    streams.map(async (stream) => {
+      for await (const chunk of stream) {
+        chunks.push(chunk);
+        kept += chunk.byteLength;
+        seen += chunk.byteLength;
+        // pieces pile up to twice the bound: the tail is copied out once in a while, not at every chunk
+        if (kept <= 2 * maxBytes) continue;
+        chunks = [_lastBytes(chunks, maxBytes)];
+        kept = maxBytes;
+      }
+    }),
+  );
+  const text = new TextDecoder().decode(_lastBytes(chunks, maxBytes));
+  return seen > maxBytes ? text.replace(/^\uFFFD{1,3}/, "") : text;
+}
+
 // --- internal ---
+
+function _lastBytes(chunks: Uint8Array[], maxBytes: number): Uint8Array {
+  const all = Buffer.concat(chunks);
+  return all.subarray(Math.max(0, all.byteLength - maxBytes));
+}
 
 /** The state and start time of a process from `/proc/<pid>/stat`; null when there is no such file. */
 function _procStat(pid: number): { state: string; start: string } | null {

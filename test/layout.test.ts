@@ -1,8 +1,8 @@
 /**
  * The shape of the codebase, checked (CONTRIBUTING.md): layers import downwards only — core imports no layer
  * above it, hub, web and clients only core, a feature only core, hub, web, clients and its own folder (never another feature,
- * `server/`, `cli/` or the runtime) — and core names nothing a feature declares: no op, event, error code or
- * config section of a feature appears in core's source.
+ * `server/`, `cli/` or the runtime) — and core names nothing a feature declares: no op, event, error code,
+ * config section or key of a feature appears in core's source.
  */
 import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
@@ -90,6 +90,13 @@ describe("core names no feature", () => {
     expect(
       [...names].filter((n) => core.includes(`"${n}"`) || core.includes(`'${n}'`) || core.includes(`\`${n}\``)),
     ).toEqual([]);
+  });
+
+  test("no key of a feature's config section is quoted in core: a feature passes its keys in", () => {
+    const sections = all.flatMap((f) => (f.config ?? []).map((p) => p.section)).filter((s) => !coreSections.has(s));
+    expect(sections.length).toBeGreaterThan(5);
+    const quoted = [...new Set(sections)].filter((s) => ['"', "'", "`"].some((q) => core.includes(`${q}${s}.`)));
+    expect(quoted).toEqual([]);
   });
 
   test("every config section but the runtime's own comes from a feature or the hub layer", () => {
