@@ -13,13 +13,15 @@ import { cli, firstCommit, GIT_ENV, git, tempProject, testRuntime } from "./help
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
 let events: BusEvent[];
+let logLines: string[];
 const op = <T = any>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
 const of = (type: string) => events.filter((e) => e.type === type) as any[];
 
 beforeEach(async () => {
   project = await tempProject({ config: '[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n' });
   firstCommit(project.dir, { "README.md": "# project\n" });
-  ({ rt, events } = await testRuntime(project.paths, { clock: manualClock("2026-10-01T09:00:00Z") }));
+  logLines = [];
+  ({ rt, events } = await testRuntime(project.paths, { clock: manualClock("2026-10-01T09:00:00Z"), logLines }));
 });
 afterEach(async () => {
   await rt.close();
@@ -65,6 +67,23 @@ describe("worktrees", () => {
     expect(again.stdout).toContain("the hooks carried into 1 worktree(s)"); // the first one has them already
     expect(existsSync(join(bare, ".claude", "settings.local.json"))).toBe(true);
     expect(git(bare, "status", "--porcelain")).toBe("");
+  });
+
+  test("the hooks cannot be carried into a new worktree: that is reported, and the worktree is drover's all the same", async () => {
+    // integrated, not committed: drover carries the hooks in and tells git to ignore them, in a file of `.git/info`
+    const hooks = { SessionStart: [{ hooks: [{ type: "command", command: "drover hook claude" }] }] };
+    mkdirSync(join(project.dir, ".claude"));
+    writeFileSync(join(project.dir, ".claude", "settings.json"), JSON.stringify({ hooks }));
+    rmSync(join(project.dir, ".git", "info"), { recursive: true, force: true });
+    writeFileSync(join(project.dir, ".git", "info"), "a file where git's folder was\n"); // git does without it
+    const item = await op<Item>("item.create", { title: "x" });
+    const started = await op("item.start", { id: item.id, agent: "a1" });
+    expect(started.path).toBe(join(project.paths.worktrees, item.id));
+    expect(logLines.filter((l) => l.includes(`Cannot carry the hooks into "${started.path}"`))).toHaveLength(1);
+    // the folder is drover's: later rounds neither refuse it nor make it again
+    expect(await rt.reconcile()).toMatchObject({ worktrees: { changed: 0 } });
+    expect(await op("item.start", { id: item.id, agent: "a1" })).toMatchObject({ path: started.path });
+    expect(logLines.filter((l) => l.includes("drover did not make it"))).toEqual([]);
   });
 
   test("a project with no commit yet: item.start says so instead of git's words", async () => {

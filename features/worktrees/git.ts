@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { DroverError } from "../../core/errors.ts";
-import { commitOf, gitRun } from "../../core/git.ts";
+import { commitOf, gitRun, lastLine } from "../../core/git.ts";
 
 /**
  * Adds the worktree, making its branch from `base` unless the branch exists already. Names reach git as commit
@@ -28,7 +28,7 @@ export async function addWorktree(root: string, path: string, branch: string, ba
       ? ["worktree", "add", "--end-of-options", path, branch]
       : ["worktree", "add", "-b", branch, "--end-of-options", path, from!],
   );
-  if (!r.ok) throw new DroverError("conflict", `Cannot create the worktree "${path}": ${r.out.split("\n").at(-1)}`);
+  if (!r.ok) throw new DroverError("conflict", `Cannot create the worktree "${path}": ${lastLine(r.out)}`);
 }
 
 /**

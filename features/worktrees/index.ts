@@ -10,7 +10,7 @@ import { iso } from "../../core/clock.ts";
 import { DroverError } from "../../core/errors.ts";
 import { type Context, defineFeature, defineOp, type OpResult } from "../../core/feature.ts";
 import { baseBranch } from "../../core/git.ts";
-import { agentIdSchema, itemIdSchema } from "../../core/ids.ts";
+import { agentIdSchema, itemBranch, itemIdSchema } from "../../core/ids.ts";
 import { worktreesContract } from "./contract.ts";
 import { addWorktree, keepReason, removeWorktree } from "./git.ts";
 import { carryIntegration } from "./integration.ts";
@@ -96,10 +96,13 @@ export default defineFeature({
         );
       }
     }
-    // only worktrees of items that have ended: a kept one whose reason is unchanged costs its git checks again
+    // the other worktrees go once their item has ended; a kept one costs its git checks again each round (its
+    // work may have been merged or pushed since)
+    const inCoding = new Set(coding.map((item) => item.id));
     const open = ctx.db
       .query<{ item_id: string }, []>("SELECT item_id FROM worktrees WHERE state IN ('active', 'kept')")
-      .all();
+      .all()
+      .filter((row) => !inCoding.has(row.item_id));
     for (const { item_id } of open) {
       const item = await ctx.ops.call("item.get", { id: item_id }).catch(() => null);
       if (item && ENDED.has(item.stage) && (await cleanUp(ctx, item_id))) changed++;
@@ -118,20 +121,26 @@ function ensureWorktree(ctx: Context, item: Item): Promise<{ path: string; branc
       return null;
     const row = _row(ctx, item.id);
     const path = join(ctx.paths.worktrees, item.id);
-    const branch = `drover/item/${item.id}`;
+    const branch = itemBranch(item.id);
     if (row?.state === "active" && existsSync(path)) return { path, branch, created: false };
     if (!row && existsSync(path))
       throw new DroverError(
         "conflict",
         `Cannot make the worktree "${path}": the folder exists and drover did not make it`,
       );
-    await addWorktree(ctx.paths.root, path, branch, baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch));
-    await carryIntegration(ctx.paths.root, path);
+    await addWorktree(ctx.paths.root, path, branch, _base(ctx));
+    // recorded at once: whatever fails after, the folder is drover's (else every later call would refuse it)
     ctx.db
       .query(
         "INSERT OR REPLACE INTO worktrees (item_id, path, branch, state, reason, created_at) VALUES (?, ?, ?, 'active', NULL, ?)",
       )
       .run(item.id, path, branch, iso(ctx.clock.now()));
+    try {
+      await carryIntegration(ctx.paths.root, path);
+    } catch (err) {
+      // the worktree works without the hooks (an agent's session there reports nothing to drover)
+      ctx.log.warn(`Cannot carry the hooks into "${path}": ${(err as Error).message}`);
+    }
     ctx.bus.publish("worktree_created", { item_id: item.id, path, branch });
     return { path, branch, created: true };
   });
@@ -151,12 +160,7 @@ async function _cleanUp(ctx: Context, itemId: string): Promise<boolean> {
     ctx.db.query("UPDATE worktrees SET state = 'removed' WHERE item_id = ?").run(itemId);
     return true;
   }
-  const reason = await keepReason(
-    ctx.paths.root,
-    row.path,
-    row.branch,
-    baseBranch(ctx.paths.root, ctx.config.pipeline.base_branch),
-  );
+  const reason = await keepReason(ctx.paths.root, row.path, row.branch, _base(ctx));
   if (reason) {
     if (row.state === "kept" && row.reason === reason) return false;
     ctx.db.query("UPDATE worktrees SET state = 'kept', reason = ? WHERE item_id = ?").run(reason, itemId);
@@ -167,6 +171,10 @@ async function _cleanUp(ctx: Context, itemId: string): Promise<boolean> {
   ctx.db.query("UPDATE worktrees SET state = 'removed', reason = NULL WHERE item_id = ?").run(itemId);
   ctx.bus.publish("worktree_removed", { item_id: itemId, path: row.path });
   return true;
+}
+
+function _base(ctx: Context): string {
+  return baseBranch(ctx.paths.root, { key: "pipeline.base_branch", value: ctx.config.pipeline.base_branch });
 }
 
 function _row(ctx: Context, itemId: string): Row | null {
