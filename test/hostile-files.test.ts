@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import fc from "fast-check";
+import { itemSchema } from "../features/pipeline/item.ts";
 import { bareRepo } from "./git-server.ts";
 import { type Machine, machine } from "./sync-machines.ts";
 
@@ -57,8 +58,20 @@ const broken = (valid: Record<string, unknown>) =>
     .map(([k, v]) => JSON.stringify({ ...valid, [k]: v }));
 
 const itemName = fc.stringMatching(/^[a-z2-7]{5,8}$/);
+
+/** The witness with every optional field an item file may hold, so that the cases make each of them hostile too. */
+function fullItem(): Record<string, unknown> {
+  const at = "2026-01-01T00:00:00.000Z";
+  return {
+    ...(witness.item as Record<string, unknown>),
+    usage: { input_tokens: 10, output_tokens: 2, cache_read_tokens: 0, cost_usd: 0.01, reports: 1 },
+    notes: [{ at, agent_id: "keeper", text: "tried the obvious" }],
+    merged: { sha: "0".repeat(40), base: "main", strategy: "squash", at },
+  };
+}
+
 function files(): fc.Arbitrary<Array<[string, string]>> {
-  const validItem = witness.item as Record<string, unknown>;
+  const validItem = fullItem();
   const validHeartbeat = { agent_id: "x", machine_id: "m", last_heartbeat: new Date().toISOString(), state: "working" };
   const item = fc
     .tuple(itemName, fc.oneof(nastyText, broken(validItem)))
@@ -102,6 +115,11 @@ async function stillWhole(label: string) {
 }
 
 describe("hostile hub files", () => {
+  test("the item the cases start from is valid and holds every field of the schema", () => {
+    expect(itemSchema.parse(fullItem()) as unknown).toEqual(fullItem());
+    expect(Object.keys(fullItem()).sort()).toEqual(Object.keys(itemSchema.shape).sort());
+  });
+
   test("committed by another machine: sync skips and reports them, and goes on", async () => {
     await fc.assert(
       fc.asyncProperty(files(), async (written) => {

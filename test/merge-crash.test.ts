@@ -1,7 +1,8 @@
 /**
  * Merge across a daemon's `kill -9` (SPEC §14: the base moves once or not at all): killed mid-check, the base is
  * unmoved and the restart lands the item; killed after the base moved but before the item was marked, the restart
- * finds the recorded commit on the base and finishes without merging twice.
+ * finds the recorded commit on the base and finishes without merging twice — a squashed branch pointed at the
+ * landing, so that its worktree goes as after any merge.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
 import { existsSync, writeFileSync } from "node:fs";
@@ -10,8 +11,10 @@ import {
   api,
   BUN,
   CLI,
+  createItem,
   type DaemonProc,
   firstCommit,
+  getItem,
   git,
   startDaemonProcess,
   tempProject,
@@ -50,34 +53,46 @@ describe("merge and kill -9", () => {
     expect(git(project.dir, "rev-parse", "main")).toBe(before);
 
     d = await _start();
-    await until(async () => (await api(d.url, d.token, `/api/items/${id}`)).body.stage === "done", 15_000);
-    const item = (await api(d.url, d.token, `/api/items/${id}`)).body;
+    await until(async () => (await getItem(d, id)).stage === "done", 15_000);
+    const item = await getItem(d, id);
     expect(git(project.dir, "rev-parse", "main")).toBe(item.merged.sha);
     expect(git(project.dir, "rev-parse", `${item.merged.sha}^1`)).toBe(before); // one merge, on the old base
     expect(git(project.dir, "show", "main:feature.txt")).toBe("feature");
   }, 60_000);
 
   test("killed after the base moved, before the item was marked: the restart finishes it without a second merge", async () => {
+    // squash: landing it again would make another commit on the base, and the branch must be re-pointed at the landing
     await Bun.write(
       project.paths.config,
-      `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[merge]\nmode = "manual"\n`,
+      `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n[merge]\nmode = "manual"\nstrategy = "squash"\n`,
     );
-    const { rt } = await testRuntime(project.paths); // daemon mode: it merges
+    let { rt } = await testRuntime(project.paths); // daemon mode: it merges
     const item = (await rt.ops.run("item.create", { title: "Feature" })) as { id: string };
     const started = (await rt.ops.run("item.start", { id: item.id, agent: "a1" })) as { path: string; fence: number };
     writeFileSync(join(started.path, "feature.txt"), "feature\n");
     git(started.path, "add", "feature.txt");
     git(started.path, "commit", "-q", "-m", "feature");
+    const tip = git(started.path, "rev-parse", "HEAD");
     await rt.ops.run("item.move", { id: item.id, to: "merge", agent: "a1", fence: started.fence });
-    // what a daemon killed right after update-ref leaves: the queue row with its landing, the base already moved
-    git(project.dir, "merge", "-q", "--no-ff", "-m", "landed", `drover/item/${item.id}`);
-    const landed = git(project.dir, "rev-parse", "main");
     rt.ctx.services.merge.enqueue(item.id);
-    rt.ctx.db.query("UPDATE merge_queue SET state = 'running', landing = ? WHERE item_id = ?").run(landed, item.id);
+    // what a daemon killed right after moving the base leaves: the queue row with its landing, the base moved
+    git(project.dir, "merge", "-q", "--squash", `drover/item/${item.id}`);
+    git(project.dir, "commit", "-q", "-m", `Feature (item ${item.id})`);
+    const landed = git(project.dir, "rev-parse", "main");
+    rt.ctx.db
+      .query("UPDATE merge_queue SET state = 'running', landing = ?, landing_tip = ? WHERE item_id = ?")
+      .run(landed, tip, item.id);
+    await rt.close();
+
+    ({ rt } = await testRuntime(project.paths));
     await rt.ctx.services.merge.drain();
+    await rt.ctx.bus.idle();
     const after = (await rt.ops.run("item.get", { id: item.id })) as any;
-    expect(after).toMatchObject({ stage: "done", merged: { sha: landed, base: "main" } });
+    expect(after).toMatchObject({ stage: "done", merged: { sha: landed, base: "main", strategy: "squash" } });
     expect(git(project.dir, "rev-parse", "main")).toBe(landed);
+    // the branch points at what landed, so it reads as merged: the worktree and the branch are gone
+    expect(existsSync(started.path)).toBe(false);
+    expect(git(project.dir, "branch", "--list", `drover/item/${item.id}`)).toBe("");
     await rt.close();
   });
 });
@@ -91,16 +106,12 @@ async function _start(): Promise<DaemonProc> {
 }
 
 async function _itemInMerge(d: DaemonProc): Promise<string> {
-  const { body: item } = await api(d.url, d.token, "/api/items", { title: "Feature" });
-  const { body: started } = await api(d.url, d.token, "/api/ops/item.start", { id: item.id, agent: "a1" });
+  const id = await createItem(d, "Feature");
+  const { body: started } = await api(d.url, d.token, "/api/ops/item.start", { id, agent: "a1" });
   writeFileSync(join(started.path, "feature.txt"), "feature\n");
   git(started.path, "add", "feature.txt");
   git(started.path, "commit", "-q", "-m", "feature");
-  const moved = await api(d.url, d.token, `/api/items/${item.id}/move`, {
-    to: "merge",
-    agent: "a1",
-    fence: started.fence,
-  });
+  const moved = await api(d.url, d.token, `/api/items/${id}/move`, { to: "merge", agent: "a1", fence: started.fence });
   expect(moved.status).toBe(200);
-  return item.id;
+  return id;
 }

@@ -1,10 +1,12 @@
 /**
  * Merge (SPEC §14) on real git repositories: each strategy's history, conflicts and red checks that leave the base
- * untouched, max_failures, two merges in a row, a base moved by someone else mid-merge, a push to a remote whose
- * base moved, a dirty checkout never touched, and a check from the shared config that waits for trust.
+ * untouched (the end of a check's output, in order; a check stopped at its timeout by the clock), max_failures, two
+ * merges in a row and the git commands they cost, a base moved by someone else mid-merge, a push to a remote whose
+ * base moved and one the remote refuses, a dirty checkout never touched, hooks and checks that never see drover's
+ * secrets, and a check from the shared config that waits for trust — or runs as approved before.
  */
 import { afterEach, beforeEach, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ManualClock, manualClock } from "../core/clock.ts";
 import type { BusEvent } from "../core/events.ts";
@@ -15,6 +17,7 @@ let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
 let events: BusEvent[];
 let clock: ManualClock;
+let logLines: string[];
 const op = <T = any>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
 const of = (type: string) => events.filter((e) => e.type === type) as any[];
 
@@ -22,7 +25,8 @@ async function open(config = "", options: { trusted?: boolean } = { trusted: tru
   await Bun.write(project.paths.config, `[hub]\nremote = ""\n[pipeline]\nauto_assign = false\n${config}`);
   if (options.trusted) await trustConfig(project.paths);
   clock = manualClock("2026-10-01T09:00:00Z");
-  ({ rt, events } = await testRuntime(project.paths, { clock }));
+  logLines = [];
+  ({ rt, events } = await testRuntime(project.paths, { clock, logLines }));
 }
 
 beforeEach(async () => {
@@ -32,6 +36,7 @@ beforeEach(async () => {
 afterEach(async () => {
   await rt?.close();
   project.cleanup();
+  for (const path of besides.splice(0)) rmSync(path, { recursive: true, force: true });
 });
 
 /** An item started by an agent, with `commits` made on its branch in its worktree, moved to merge; waits for the merge. */
@@ -63,6 +68,31 @@ async function toMerge(id: string) {
 const base = () => git(project.dir, "rev-parse", "main");
 const show = (rev: string, file: string) => git(project.dir, "show", `${rev}:${file}`);
 const parents = (rev: string) => git(project.dir, "rev-list", "--parents", "-n", "1", rev).split(" ").slice(1);
+/** A file beside the project (outside its checkout) that a check or hook writes to; removed after the test. */
+const besides: string[] = [];
+function beside(name: string): string {
+  const path = join(project.dir, "..", `${project.dir.split("/").at(-1)}-${name}`);
+  besides.push(path);
+  return path;
+}
+
+/** Moves the clock past the wait between retries and lets the queue retry its waiting merges. */
+async function retryWaiting(times: number) {
+  for (let i = 0; i < times; i++) {
+    clock.advance(6_000);
+    await rt.tick();
+    await rt.ctx.services.merge.drain();
+  }
+}
+
+/** A bare remote the project pushes to as `origin`, its main level with the project's; removed after the test. */
+function remoteOrigin(): string {
+  const remote = beside("remote.git");
+  git(project.dir, "init", "-q", "--bare", remote);
+  git(project.dir, "remote", "add", "origin", remote);
+  git(project.dir, "push", "-q", "origin", "main");
+  return remote;
+}
 
 describe("clean merges", () => {
   for (const strategy of ["merge", "squash", "rebase"] as const) {
@@ -141,6 +171,17 @@ describe("merges that fail", () => {
     ]);
   });
 
+  test("a failing check's note has the end of its output, stdout and stderr in the order written", async () => {
+    const script = "yes | head -c 1000000; sleep 0.2; echo on-stderr >&2; sleep 0.2; echo last; exit 1";
+    await open(`[merge]\ncheck = ["sh", "-c", ${JSON.stringify(script)}]\n`);
+    const id = await itemInMerge("Noisy", [["feature.txt", "x\n"]]);
+    const [failed] = of("merge_failed");
+    expect(failed).toMatchObject({ item_id: id, kind: "check", exit_code: 1 });
+    expect(failed.tail).toEndWith("y\ny\non-stderr\nlast");
+    expect(Buffer.byteLength(failed.tail)).toBeLessThanOrEqual(2500);
+    expect((await op("item.get", { id })).notes.at(-1).text).toEndWith("on-stderr\nlast");
+  });
+
   test("a check from the shared config nobody trusted never runs: the merge waits for drover trust", async () => {
     await open(`[merge]\ncheck = ["sh", "-c", "touch PWNED"]\n`, { trusted: false });
     const before = base();
@@ -151,6 +192,49 @@ describe("merges that fail", () => {
       expect.objectContaining({ item_id: id, reason: expect.stringContaining("drover trust") }),
     ]);
     expect((await op("item.get", { id })).stage).toBe("merge");
+  });
+
+  test("a check changed in the shared config but not yet trusted: the one approved before is in force, the item lands", async () => {
+    const ran = beside("ran");
+    const check = (word: string) => `[merge]\ncheck = ["sh", "-c", "echo ${word} >> '${ran}'"]\n`;
+    await open(check("approved"));
+    await rt.close();
+    await open(check("changed"), { trusted: false });
+    expect(rt.ctx.untrusted.map((u) => u.key)).toEqual(["merge.check"]);
+    const id = await itemInMerge("Feature", [["feature.txt", "f\n"]]);
+    expect((await op("item.get", { id })).stage).toBe("done");
+    expect(readFileSync(ran, "utf8")).toBe("approved\n");
+    expect(of("merge_waiting")).toEqual([]);
+  });
+
+  test("a check past check_timeout_mins on the clock is stopped: merge_failed without an exit code, the note says why", async () => {
+    await open(`[merge]\ncheck = ["sh", "-c", "echo started; sleep 30"]\ncheck_timeout_mins = 1\n`);
+    const before = base();
+    const id = await itemWithWork("Slow", [["feature.txt", "x\n"]]);
+    const { fence } = await op("item.get", { id });
+    await op("item.move", { id, to: "merge", agent: "a1", fence });
+    await rt.ctx.bus.idle();
+    let drained = false;
+    const draining = rt.ctx.services.merge.drain().then(() => (drained = true));
+    // the check sleeps 30 s of real time; a minute of the clock passes in well under that
+    for (let i = 0; i < 100 && !drained; i++) {
+      clock.advance(20_000);
+      await rt.tick();
+      await Bun.sleep(50);
+    }
+    await draining;
+    expect(base()).toBe(before);
+    expect(of("merge_failed")).toEqual([
+      expect.objectContaining({
+        item_id: id,
+        kind: "check",
+        exit_code: null,
+        tail: expect.stringContaining("started"),
+      }),
+    ]);
+    const item = await op("item.get", { id });
+    expect(item.stage).toBe("coding");
+    expect(item.notes.at(-1).text).toContain("the check ran past its timeout and was stopped");
   });
 });
 
@@ -172,6 +256,38 @@ describe("merges in company", () => {
     expect(parents(second.merged.sha)[0]).toBe(first.merged.sha);
   });
 
+  test("landing costs few git commands: the checkout looked up twice a merge, the committer once a run", async () => {
+    await open();
+    const a = await itemWithWork("First", [["a.txt", "a\n"]]);
+    const b = await itemWithWork("Second", [["b.txt", "b\n"]]);
+    // every git command drover runs goes through a shim that writes it down
+    const [shims, calls] = [beside("shims"), beside("git-calls")];
+    mkdirSync(shims);
+    writeFileSync(join(shims, "git"), `#!/bin/sh\necho "$*" >> '${calls}'\nexec '${Bun.which("git")}' "$@"\n`, {
+      mode: 0o755,
+    });
+    const path = process.env.PATH;
+    process.env.PATH = `${shims}:${path}`;
+    try {
+      for (const id of [a, b]) {
+        const { fence } = await op("item.get", { id });
+        await op("item.move", { id, to: "merge", agent: "a1", fence });
+      }
+      await rt.ctx.bus.idle();
+      await rt.ctx.services.merge.drain();
+    } finally {
+      process.env.PATH = path;
+    }
+    expect(of("merged").map((e) => e.item_id)).toEqual([a, b]);
+    const ran = readFileSync(calls, "utf8").split("\n");
+    const count = (start: string) => ran.filter((line) => line.startsWith(start)).length;
+    expect({
+      lists: count("worktree list"),
+      statuses: count("status --porcelain --untracked-files=no"), // the worktrees' own checks aside
+      committer: count("config --get-regexp ^user"),
+    }).toEqual({ lists: 4, statuses: 4, committer: 1 });
+  });
+
   test("the base moved by someone else between the check and the ref update: detected, the merge redone", async () => {
     // the first check commits to main in the root checkout, as a person would while drover merges
     const intrude = `if [ ! -e "${project.dir}/.intruded" ]; then touch "${project.dir}/.intruded"; cd "${project.dir}" && echo other > other.txt && git add other.txt && git -c user.name=o -c user.email=o@x commit -q -m intruder; fi`;
@@ -185,8 +301,8 @@ describe("merges in company", () => {
     expect(base()).toBe(item.merged.sha);
   });
 
-  test("a dirty root checkout is never modified: the merge waits (its check not even run), then lands once clean", async () => {
-    const checks = join(project.dir, "..", `${project.dir.split("/").at(-1)}-checks`);
+  test("a dirty root checkout is never modified: the merge waits (its check not even run, not said started), then lands once clean", async () => {
+    const checks = beside("checks");
     await open(`[merge]\ncheck = ["sh", "-c", "echo ran >> '${checks}'"]\n`);
     writeFileSync(join(project.dir, "app.txt"), "one\ntwo\nthree\nmy local edit\n");
     const before = base();
@@ -197,18 +313,49 @@ describe("merges in company", () => {
     expect(of("merge_waiting")).toEqual([
       expect.objectContaining({ item_id: id, reason: expect.stringContaining("local changes") }),
     ]);
-    clock.advance(6_000);
-    await rt.tick();
-    await rt.ctx.services.merge.drain();
+    await retryWaiting(3);
     expect(existsSync(checks)).toBe(false); // waiting costs no check run
+    expect(of("merge_started")).toEqual([]);
+    expect(of("merge_waiting")).toHaveLength(1); // said once, not at every retry
     git(project.dir, "checkout", "app.txt");
-    clock.advance(6_000);
-    await rt.tick();
-    await rt.ctx.services.merge.drain();
+    await retryWaiting(1);
     expect((await op("item.get", { id })).stage).toBe("done");
     expect(readFileSync(join(project.dir, "feature.txt"), "utf8")).toBe("f\n");
     expect(readFileSync(checks, "utf8")).toBe("ran\n");
-    rmSync(checks, { force: true });
+    expect(of("merge_started")).toEqual([expect.objectContaining({ item_id: id, base: "main" })]);
+  });
+
+  test("a merge that keeps failing unexpectedly is logged once, not at every retry", async () => {
+    await open();
+    const id = await itemWithWork("Feature", [["feature.txt", "f\n"]]);
+    rt.ctx.config.pipeline.base_branch = "-not-a-branch"; // as if approved meanwhile: the merge throws
+    await toMerge(id);
+    await retryWaiting(3);
+    expect(logLines.filter((l) => l.includes(`Merge of item "${id}"`))).toHaveLength(1);
+    expect(of("merge_waiting")).toEqual([
+      expect.objectContaining({ item_id: id, reason: expect.stringContaining("-not-a-branch") }),
+    ]);
+  });
+
+  test("repository hooks and the check never see drover's secrets", async () => {
+    const [hookEnv, checkEnv] = [beside("hook-env"), beside("check-env")];
+    const hook = join(project.dir, ".git", "hooks", "pre-merge-commit");
+    writeFileSync(hook, `#!/bin/sh\nenv > '${hookEnv}'\n`, { mode: 0o755 });
+    await open(`[merge]\ncheck = ["sh", "-c", "env > '${checkEnv}'"]\n`);
+    const saved = process.env.DROVER_GIT_TOKEN;
+    process.env.DROVER_GIT_TOKEN = "secret-of-this-machine";
+    try {
+      const id = await itemInMerge("Feature", [["feature.txt", "f\n"]]);
+      expect((await op("item.get", { id })).stage).toBe("done");
+    } finally {
+      if (saved === undefined) delete process.env.DROVER_GIT_TOKEN;
+      else process.env.DROVER_GIT_TOKEN = saved;
+    }
+    for (const file of [hookEnv, checkEnv]) {
+      const env = readFileSync(file, "utf8");
+      expect(env).toContain("PATH="); // it did write its environment
+      expect(env).not.toContain("secret-of-this-machine");
+    }
   });
 
   test("squash: a commit made on the branch after it was taken for landing is kept (the branch is not reset over it)", async () => {
@@ -232,26 +379,34 @@ describe("merges in company", () => {
   });
 
   test("with push: the remote's base moved meanwhile; it is fetched, the merge redone, pushed fast-forward", async () => {
-    const remote = join(project.dir, "..", `${project.dir.split("/").at(-1)}-remote.git`);
-    git(project.dir, "init", "-q", "--bare", remote);
-    git(project.dir, "remote", "add", "origin", remote);
-    git(project.dir, "push", "-q", "origin", "main");
-    const other = `${remote}-clone`;
+    const remote = remoteOrigin();
+    const other = beside("clone");
     git(project.dir, "clone", "-q", "-b", "main", remote, other);
     // the first check pushes a teammate's commit to the remote's main: drover's push is refused, it starts again
     const teammate = `if [ ! -e "${other}/.pushed" ]; then touch "${other}/.pushed"; cd "${other}" && echo t > team.txt && git add team.txt && git -c user.name=o -c user.email=o@x commit -q -m teammate && git push -q origin main; fi`;
     await open(`[merge]\npush = true\ncheck = ["sh", "-c", ${JSON.stringify(teammate)}]\n`);
-    try {
-      const id = await itemInMerge("Mine", [["feature.txt", "mine\n"]]);
-      const item = await op("item.get", { id });
-      expect(item.stage).toBe("done");
-      const theirs = git(remote, "rev-parse", "main");
-      expect(theirs).toBe(item.merged.sha);
-      expect(base()).toBe(theirs);
-      expect(git(remote, "show", "main:team.txt")).toBe("t");
-      expect(git(remote, "show", "main:feature.txt")).toBe("mine");
-    } finally {
-      for (const dir of [remote, other]) rmSync(dir, { recursive: true, force: true });
-    }
+    const id = await itemInMerge("Mine", [["feature.txt", "mine\n"]]);
+    const item = await op("item.get", { id });
+    expect(item.stage).toBe("done");
+    const theirs = git(remote, "rev-parse", "main");
+    expect(theirs).toBe(item.merged.sha);
+    expect(base()).toBe(theirs);
+    expect(git(remote, "show", "main:team.txt")).toBe("t");
+    expect(git(remote, "show", "main:feature.txt")).toBe("mine");
+  });
+
+  test("with push: a push the remote refuses (a hook, a protected branch) waits; the merge is not redone at once", async () => {
+    const remote = remoteOrigin();
+    writeFileSync(join(remote, "hooks", "pre-receive"), "#!/bin/sh\nexit 1\n", { mode: 0o755 });
+    const checks = beside("checks");
+    await open(`[merge]\npush = true\ncheck = ["sh", "-c", "echo ran >> '${checks}'"]\n`);
+    const [before, theirs] = [base(), git(remote, "rev-parse", "main")];
+    const id = await itemInMerge("Mine", [["feature.txt", "mine\n"]]);
+    expect(readFileSync(checks, "utf8")).toBe("ran\n");
+    expect(of("merge_waiting")).toEqual([
+      expect.objectContaining({ item_id: id, reason: expect.stringContaining("pre-receive hook declined") }),
+    ]);
+    expect([base(), git(remote, "rev-parse", "main")]).toEqual([before, theirs]);
+    expect((await op("item.get", { id })).stage).toBe("merge");
   });
 });

@@ -93,6 +93,22 @@ describe("item.note", () => {
     expect(committed(it.id).notes).toEqual(notes);
   });
 
+  test("50 notes of text JSON escapes keep to the notes' budget: the oldest go, the file stays readable by other machines", async () => {
+    const it = await op("item.create", { title: "x" });
+    // 4096 control characters: 4 KiB of text, 24 KiB of JSON; 50 of them would be 1.2 MB
+    const text = (i: number) => `${i}`.padEnd(4096, "\u0001");
+    for (let i = 1; i <= 50; i++) await note({ id: it.id, text: text(i) });
+    const notes = committed(it.id).notes!;
+    expect(notes.length).toBeLessThan(50);
+    expect(notes.at(-1)!.text).toBe(text(50));
+    expect(Buffer.byteLength(JSON.stringify(notes))).toBeLessThanOrEqual(256 * 1024);
+    const file = execFileSync("git", ["cat-file", "-s", `drover/hub:${itemPath(it.id)}`], {
+      cwd: project.paths.hub,
+      encoding: "utf8",
+    });
+    expect(Number(file)).toBeLessThan(rt.ctx.config.hub.max_file_bytes);
+  });
+
   test("4 KiB of UTF-8 is the limit: 4096 bytes are kept, 4098 bytes in 2049 characters are a 400 that changes nothing", async () => {
     const it = await op("item.create", { title: "x" });
     await note({ id: it.id, text: "é".repeat(2048) }); // 4096 bytes

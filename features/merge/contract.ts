@@ -6,9 +6,19 @@
 import { z } from "zod";
 import { defineConfig } from "../../core/config.ts";
 import { defineContract } from "../../core/contract.ts";
+import type { TrustRule } from "../../core/trust.ts";
 
 export const STRATEGIES = ["merge", "squash", "rebase"] as const;
 export type Strategy = (typeof STRATEGIES)[number];
+
+/**
+ * The keys of `[merge]` whose values have effects (SPEC §12): a command this machine would run, and a push with its
+ * credentials. The defaults have none, so a value in force that has is one this machine approved.
+ */
+export const MERGE_TRUST: Record<string, TrustRule> = {
+  "merge.check": (v) => Array.isArray(v) && v.length > 0,
+  "merge.push": (v) => v === true,
+};
 
 const item = z.string();
 

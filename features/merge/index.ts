@@ -7,10 +7,10 @@
  */
 import { z } from "zod";
 import { DroverError } from "../../core/errors.ts";
-import { defineFeature, defineOp } from "../../core/feature.ts";
+import { type Context, defineFeature, defineOp } from "../../core/feature.ts";
 import { commitOf } from "../../core/git.ts";
-import { itemIdSchema } from "../../core/ids.ts";
-import { mergeContract } from "./contract.ts";
+import { itemBranch, itemIdSchema } from "../../core/ids.ts";
+import { MERGE_TRUST, mergeContract } from "./contract.ts";
 import { createMergeQueue, type MergeQueue, queueMigrations } from "./queue.ts";
 
 declare module "../../core/feature.ts" {
@@ -33,7 +33,7 @@ const itemMerge = defineOp({
     const item = await ctx.ops.call("item.get", { id: input.id });
     if (item.stage !== "merge")
       throw new DroverError("illegal_transition", `Cannot merge item "${item.id}": it is in ${item.stage}, not merge`);
-    if (!(await commitOf(ctx.paths.root, `refs/heads/drover/item/${item.id}`)))
+    if (!(await _holdsBranch(ctx, item.id)))
       throw new DroverError("conflict", `Cannot merge item "${item.id}": its branch is not on this machine`);
     const queued = ctx.services.merge.enqueue(item.id);
     void ctx.services.merge.drain();
@@ -55,11 +55,7 @@ export default defineFeature({
   name: "merge",
   ...mergeContract,
   localOnly: ["the merge queue and the record of merge results (items keep their merged sha in the hub)"],
-  trust: {
-    // a command this machine would run, and a push with this machine's credentials
-    "merge.check": (v) => Array.isArray(v) && v.length > 0,
-    "merge.push": (v) => v === true,
-  },
+  trust: MERGE_TRUST,
   migrations: queueMigrations,
   ops: { "item.merge": itemMerge, "merge.status": mergeStatus },
   setup(ctx) {
@@ -68,7 +64,7 @@ export default defineFeature({
   on: {
     async transition(ctx, e) {
       if (e.to !== "merge" || ctx.config.merge.mode !== "auto") return;
-      if (!(await commitOf(ctx.paths.root, `refs/heads/drover/item/${e.item_id}`))) return; // another machine's
+      if (!(await _holdsBranch(ctx, e.item_id))) return; // another machine's
       if (ctx.services.merge.enqueue(e.item_id)) void ctx.services.merge.drain();
     },
   },
@@ -80,15 +76,20 @@ export default defineFeature({
     let changed = 0;
     if (ctx.config.merge.mode === "auto") {
       for (const item of await ctx.ops.call("items.list", { stage: "merge" })) {
-        if (!(await commitOf(ctx.paths.root, `refs/heads/drover/item/${item.id}`))) continue;
+        if (!(await _holdsBranch(ctx, item.id))) continue;
         if (ctx.services.merge.enqueue(item.id)) changed++;
       }
     }
-    // after a restart: what was queued, or interrupted mid-merge, goes on (not awaited: a check may take minutes)
+    // at start (the runtime reconciles right after starting the features) and after: what was queued, or
+    // interrupted mid-merge, goes on (not awaited: a check may take minutes)
     void ctx.services.merge.drain();
     return { changed };
   },
-  start(ctx) {
-    void ctx.services.merge.drain();
-  },
 });
+
+// --- internal ---
+
+/** Whether this machine has the item's branch: the machine that holds it merges the item. */
+async function _holdsBranch(ctx: Context, itemId: string): Promise<boolean> {
+  return (await commitOf(ctx.paths.root, `refs/heads/${itemBranch(itemId)}`)) !== null;
+}

@@ -1,15 +1,19 @@
 /**
  * @module The merge queue of this machine: items whose branch it holds, landed one at a time in order of arrival
  * (SPEC §14). Each merge is tried until it lands, fails (a conflict or a red check: back to coding with a note, or
- * `blocked` after `max_failures` in a row) or has to wait (the checkout has local changes: tried again every few
- * seconds). The commit about to land is recorded before the base moves, so a restart after a `kill -9` finishes
- * a merge that landed instead of landing it twice.
+ * `blocked` after `max_failures` in a row) or has to wait (the checkout has local changes, the remote refused the
+ * push: tried again every few seconds). The commit about to land is recorded, with the branch's commit it lands,
+ * before the base moves, so a restart after a `kill -9` finishes a merge that landed instead of landing it twice.
+ * The check's timeout follows the clock: the tick stops a check past it.
  */
 import { join } from "node:path";
 import { iso } from "../../core/clock.ts";
 import type { Context } from "../../core/feature.ts";
 import { baseBranch, commitOf, git, gitRun } from "../../core/git.ts";
-import { type LandResult, landOnce, onBase } from "./land.ts";
+import { itemBranch } from "../../core/ids.ts";
+import { TRUST_COMMAND } from "../../core/trust.ts";
+import { MERGE_TRUST } from "./contract.ts";
+import { committer, type LandResult, landOnce, onBase } from "./land.ts";
 
 export const queueMigrations = [
   `CREATE TABLE merge_queue (item_id TEXT PRIMARY KEY, state TEXT NOT NULL, enqueued_at TEXT NOT NULL,
@@ -17,6 +21,8 @@ export const queueMigrations = [
    CREATE TABLE merge_results (id INTEGER PRIMARY KEY AUTOINCREMENT, item_id TEXT NOT NULL, at TEXT NOT NULL,
      result TEXT NOT NULL, sha TEXT, detail TEXT);
    CREATE INDEX merge_results_by_item ON merge_results (item_id, id);`,
+  // the branch's commit a recorded landing lands: a restart points a squashed or rebased branch at the landing
+  "ALTER TABLE merge_queue ADD COLUMN landing_tip TEXT",
 ] as const;
 
 /** Attempts of one merge whose base kept moving before it is left waiting. */
@@ -30,6 +36,7 @@ export interface QueueRow {
   enqueued_at: string;
   landing: string | null;
   reason: string | null;
+  landing_tip: string | null;
 }
 
 export interface MergeQueue {
@@ -46,8 +53,14 @@ export interface MergeQueue {
 export function createMergeQueue(ctx: Context): MergeQueue {
   let draining: Promise<void> | null = null;
   let lastWaitRetry = 0;
+  /** The check running now and when it is stopped (by the tick). */
+  let check: { deadline: number; stop(): void } | null = null;
+  const onCheck = (stop: (() => void) | null) => {
+    check = stop && { deadline: ctx.clock.now() + ctx.config.merge.check_timeout_mins * 60_000, stop };
+  };
 
   async function drainOnce(): Promise<void> {
+    const run: _Run = { identity: null, onCheck };
     for (;;) {
       const next = ctx.db
         .query<QueueRow, []>(
@@ -55,8 +68,11 @@ export function createMergeQueue(ctx: Context): MergeQueue {
         )
         .get();
       if (!next) return;
-      await _mergeOne(ctx, next).catch((err: Error) => {
-        ctx.log.error(`Merge of item "${next.item_id}" failed`, { error: err });
+      await _mergeOne(ctx, next, run).catch((err: Error) => {
+        // it waits and is tried again every few seconds: said once, not at every try
+        ctx.log.warnOnce(`merge:${next.item_id}:${err.message}`, `Merge of item "${next.item_id}" failed`, {
+          error: err,
+        });
         _wait(ctx, next.item_id, err.message);
       });
     }
@@ -78,6 +94,10 @@ export function createMergeQueue(ctx: Context): MergeQueue {
     },
     tick() {
       const now = ctx.clock.now();
+      if (check && now >= check.deadline) {
+        check.stop();
+        check = null;
+      }
       if (now - lastWaitRetry < WAIT_RETRY_MS) return;
       lastWaitRetry = now;
       const woke = ctx.db.query("UPDATE merge_queue SET state = 'queued' WHERE state = 'waiting'").run();
@@ -99,38 +119,53 @@ export function createMergeQueue(ctx: Context): MergeQueue {
 
 // --- internal ---
 
-async function _mergeOne(ctx: Context, row: QueueRow): Promise<void> {
+/** What one run through the queue shares: the committer options (asked once a run), and the check's keeper. */
+interface _Run {
+  identity: string[] | null;
+  onCheck(stop: (() => void) | null): void;
+}
+
+async function _mergeOne(ctx: Context, row: QueueRow, run: _Run): Promise<void> {
   const item = await ctx.ops.call("item.get", { id: row.item_id }).catch(() => null);
   if (item?.stage !== "merge") {
     _dequeue(ctx, row.item_id); // moved on meanwhile (by hand, or merged elsewhere)
     return;
   }
-  const waits = ctx.untrusted.filter((u) => u.key.startsWith("merge.")).map((u) => u.key);
+  const waits = _neverApproved(ctx);
   if (waits.length)
-    return _wait(ctx, row.item_id, `${waits.join(" and ")} wait for this machine's approval: run "drover trust"`);
-  const { merge, pipeline } = ctx.config;
-  const base = baseBranch(ctx.paths.root, pipeline.base_branch);
-  const branch = `drover/item/${item.id}`;
+    return _wait(ctx, row.item_id, `${waits.join(" and ")} wait for this machine's approval: run "${TRUST_COMMAND}"`);
+  const { merge } = ctx.config;
+  const { root } = ctx.paths;
+  const base = baseBranch(root, { key: "pipeline.base_branch", value: ctx.config.pipeline.base_branch });
+  const branch = itemBranch(item.id);
   ctx.db.query("UPDATE merge_queue SET state = 'running' WHERE item_id = ?").run(item.id);
   // a restart after the base moved to the recorded commit: it landed
-  if (row.landing && (await onBase(ctx.paths.root, base, row.landing)))
-    return _landed(ctx, item, { base, sha: row.landing, branch, tip: null });
-  ctx.bus.publish("merge_started", { item_id: item.id, base, strategy: merge.strategy });
+  if (row.landing && (await onBase(root, base, row.landing)))
+    return _landed(ctx, item, { base, sha: row.landing, branch, tip: row.landing_tip });
+  run.identity ??= await committer(root);
+  let started = false;
   let result: LandResult = { kind: "retry", reason: "not tried" };
   for (let attempt = 0; attempt < MAX_RETRIES && result.kind === "retry"; attempt++) {
     result = await landOnce({
-      root: ctx.paths.root,
+      root,
       base,
       branch,
       strategy: merge.strategy,
       message: merge.strategy === "merge" ? `Merge item ${item.id}: ${item.title}` : `${item.title} (item ${item.id})`,
       check: merge.check,
-      checkTimeoutMs: merge.check_timeout_mins * 60_000,
+      identity: run.identity,
       push: merge.push ? _remoteOf(ctx, base) : null,
       scratch: join(ctx.paths.dir, "merge", item.id),
       networkTimeoutMs: ctx.config.hub.network_timeout_secs * 1000,
+      onStarted() {
+        if (started) return; // a retry is the same merge
+        started = true;
+        ctx.bus.publish("merge_started", { item_id: item.id, base, strategy: merge.strategy });
+      },
+      onCheck: run.onCheck,
       proceed: async () => (await ctx.ops.call("item.get", { id: item.id }).catch(() => null))?.stage === "merge",
-      onLanding: (sha) => ctx.db.query("UPDATE merge_queue SET landing = ? WHERE item_id = ?").run(sha, item.id),
+      onLanding: (sha, tip) =>
+        ctx.db.query("UPDATE merge_queue SET landing = ?, landing_tip = ? WHERE item_id = ?").run(sha, tip, item.id),
     });
   }
   if (result.kind === "merged") return _landed(ctx, item, { base, sha: result.sha, branch, tip: result.tip });
@@ -201,6 +236,16 @@ function _failuresInARow(ctx: Context, itemId: string): number {
   let n = 0;
   while (n < results.length && results[n]!.result !== "merged") n++;
   return n;
+}
+
+/**
+ * The keys of `[merge]` whose committed value waits for approval and of which this machine never approved any: the
+ * default (no check, no push) would be in force, and landing unchecked or unpushed is worse than waiting. Once one
+ * was approved it stays in force meanwhile (SPEC §12: `ctx.config` holds it) and merges go on with it — told apart
+ * by the value in force having effects, which only an approved one can (the defaults have none).
+ */
+function _neverApproved(ctx: Context): string[] {
+  return ctx.untrusted.filter((u) => MERGE_TRUST[u.key] && !MERGE_TRUST[u.key]!(u.using)).map((u) => u.key);
 }
 
 /** The remote the base is pushed to: its upstream's, else `origin`. */

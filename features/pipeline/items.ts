@@ -7,9 +7,7 @@ import { randomBase32 } from "../../core/identity.ts";
 import { agentIdSchema, itemIdSchema, labelSchema } from "../../core/ids.ts";
 import type { HubTx } from "../../hub/apply.ts";
 import { defineHubOp } from "../../hub/op.ts";
-import { type Item, itemPath, mustItem, stageSchema } from "./item.ts";
-
-/** Labels name files nowhere, but the CLI prints them comma-separated. */
+import { type Item, itemPath, mustItem, stageSchema, writeItem } from "./item.ts";
 
 const createInput = z.strictObject({
   title: z.string().trim().min(1).max(500).describe("Short title"),
@@ -47,8 +45,7 @@ export const itemCreate = defineHubOp({
       created_by: args.agent ?? ctx.machineId,
       updated_at: at,
     };
-    tx.write(itemPath(id), item);
-    return item;
+    return writeItem(tx, item);
   },
 });
 
