@@ -36,16 +36,15 @@ export function childEnv(extra: Record<string, string> = {}): Record<string, str
   return { ...env, ...extra };
 }
 
-/** Signals a whole process group (a process drover started detached leads its own: a run, a merge check). */
+/**
+ * Signals a whole process group (a process drover started detached leads its own: a run, a merge check). Never the
+ * bare pid: a group that is gone means its leader is too, and the pid may be someone else's by now.
+ */
 export function signalGroup(pid: number, name: "SIGTERM" | "SIGKILL"): void {
   try {
     process.kill(-pid, name);
   } catch {
-    try {
-      process.kill(pid, name); // the group is gone but the leader may not be
-    } catch {
-      // already gone
-    }
+    // already gone
   }
 }
 
