@@ -9,8 +9,10 @@
  * One session is one agent: `<prefix>-<8 hex of a hash of the whole session id>` (Codex thread ids are UUIDv7, a
  * timestamp first: their first characters are shared by every thread of the same minute). A session exists once
  * it started (Claude's SessionStart, a Codex thread's first finished turn): an event of a session that never
- * started — `claude mcp list` runs SessionEnd as a probe — makes no agent. SessionStart tells the model which
- * agent it is and which item it holds, so its tool calls and its hooks name the same agent.
+ * started — `claude mcp list` runs SessionEnd as a probe — makes no agent. Its end leaves a tombstone, so a late
+ * event (Codex does not wait for its notify) makes no ended agent idle again; only a SessionStart starts it
+ * again. SessionStart tells the model which agent it is and which item it holds, so its tool calls and its hooks
+ * name the same agent.
  */
 import {
   closeSync,
@@ -21,10 +23,9 @@ import {
   readdirSync,
   renameSync,
   rmSync,
-  statSync,
   writeSync,
 } from "node:fs";
-import { join, relative, sep } from "node:path";
+import { dirname, join, relative, sep } from "node:path";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
 import { readRegularFile, writeFileAtomic } from "../core/files.ts";
@@ -33,7 +34,7 @@ import { agentIdSchema, itemIdSchema } from "../core/ids.ts";
 import { canonicalJson } from "../core/json.ts";
 import { findProject, type Paths } from "../core/paths.ts";
 import { type AgentState, heartbeatPath, makeHeartbeat } from "../features/heartbeats/file.ts";
-import { itemPath } from "../features/pipeline/item.ts";
+import { claimHeld, type Item, itemPath, parseItemFile } from "../features/pipeline/item.ts";
 
 /** While agent, state and item stay the same, a hook writes at most once in this long. */
 export const THROTTLE_MS = 15_000;
@@ -44,7 +45,7 @@ export const MAX_HOOK_LOG_BYTES = 1024 * 1024;
 const MAX_LOG_LINE = 1000;
 /** Larger files in the hub or `hooks/` are not what the hook looks for there. */
 const MAX_READ_BYTES = 1024 * 1024;
-/** Records of sessions that never ended (killed) are forgotten after this long. */
+/** Records of sessions are forgotten this long after their start, or their end (killed ones never end). */
 const SESSION_RECORD_MS = 7 * 86_400_000;
 
 /** Claude Code hook events and the state each one means; others are ignored. */
@@ -60,8 +61,12 @@ export interface HookInput {
   cwd: string;
   session: string;
   state: AgentState;
-  /** The event begins the session (SessionStart; any Codex turn, which has no start of its own). */
-  starts: boolean;
+  /**
+   * How the event begins its session: "explicit" (SessionStart, which starts an ended session again too),
+   * "implicit" (a Codex turn's notify, the only start a thread run without hooks has: it starts only a session
+   * never seen), or not at all.
+   */
+  starts: "explicit" | "implicit" | false;
 }
 
 export interface HookOutcome {
@@ -78,7 +83,7 @@ export function parseClaudeHook(text: string): HookInput | null {
   const input = _object(text);
   const state = typeof input.hook_event_name === "string" ? CLAUDE_STATES.get(input.hook_event_name) : undefined;
   if (!state) return null;
-  const starts = input.hook_event_name === "SessionStart";
+  const starts = input.hook_event_name === "SessionStart" ? "explicit" : false;
   return { cwd: _string(input.cwd) ?? process.cwd(), session: _string(input.session_id) ?? "", state, starts };
 }
 
@@ -90,7 +95,7 @@ export function parseCodexNotify(text: string): HookInput | null {
     cwd: _string(input.cwd) ?? process.cwd(),
     session: _string(input["thread-id"]) ?? "",
     state: "idle",
-    starts: true,
+    starts: "implicit",
   };
 }
 
@@ -118,12 +123,19 @@ export function recordHook(
   options: { paths: Paths; prefix: string; env: Record<string, string | undefined>; now: number },
 ): HookOutcome {
   const { paths } = options;
-  const { agent, item } = identify(paths, input, options);
+  const found = identify(paths, input, options);
+  const { agent, item } = found;
   const record = join(paths.dir, "hooks", "sessions", `${sessionKey(input.session)}.json`);
-  if (input.starts) _startSession(record, { agent, now: options.now });
-  else if (!_readJson(record)) return { agent, item, state: input.state, written: false }; // it never started
-  const context = input.starts && input.state !== "exiting" ? sessionContext(paths, { agent, item }) : undefined;
-  if (input.state === "exiting") rmSync(record, { force: true });
+  const known = _readRecord(record);
+  const starts = input.starts === "explicit" || (input.starts === "implicit" && !known);
+  // an event of a session that never started, or that ended, makes no agent
+  if (!starts && (!known || known.ended_at !== undefined)) return { agent, item, state: input.state, written: false };
+  if (starts) _startSession(record, { agent, now: options.now, sweep: !known });
+  const context = input.starts === "explicit" ? _sessionContext(found, options.now) : undefined;
+  if (input.state === "exiting") {
+    const ended_at = new Date(options.now).toISOString();
+    writeFileAtomic(record, JSON.stringify({ agent, started_at: known?.started_at, ended_at }));
+  }
   const throttleFile = join(paths.dir, "hooks", `${agent}.json`);
   const last = _readJson(throttleFile) as { at?: unknown; state?: unknown; item?: unknown } | null;
   if (
@@ -151,40 +163,25 @@ export function sessionKey(session: string): string {
   return session ? new Bun.CryptoHasher("sha256").update(session).digest("hex").slice(0, 8) : "unknown";
 }
 
-/** What a session's model is told at its start: the agent id its hooks speak for, and the item it holds. */
-export function sessionContext(paths: Paths, { agent, item }: { agent: string; item: string | null }): string {
-  const claim = item ? _holder(paths, item) : undefined;
-  const holds =
-    item && claim?.agent_id === agent
-      ? `You work on item "${item}" (this folder is its worktree), claimed for you with fence ${claim.fence}.`
-      : item
-        ? `This folder is the worktree of item "${item}"; claim it with item_claim before you work on it.`
-        : "You hold no item yet: take the best ready one with item_next.";
-  return (
-    `drover: in this session you are agent "${agent}". Pass "${agent}" as the agent of every drover tool call ` +
-    `(item_next, item_move, item_release, heartbeat, usage_report), so your work and this session's heartbeats ` +
-    `are one agent's. ${holds}`
-  );
-}
-
 /**
  * Who the agent is: `DROVER_AGENT`; else, in `.drover/worktrees/<id>`, the holder of that item; else
- * `<prefix>-<session id>`. The active item comes from the worktree.
+ * `<prefix>-<session id>`. The active item comes from the worktree; `stored` is that item as the hub holds it
+ * (null when its file is missing or not a valid item).
  */
 export function identify(
   paths: Paths,
   input: HookInput,
   options: { prefix: string; env: Record<string, string | undefined> },
-) {
+): { agent: string; item: string | null; stored: Item | null } {
   const inside = relative(paths.worktrees, input.cwd);
   const candidate = inside && !inside.startsWith("..") ? inside.split(sep)[0]! : "";
   const item = itemIdSchema.safeParse(candidate).success ? candidate : null;
-  const holder = item ? _holder(paths, item)?.agent_id : undefined;
+  const stored = item ? _readItem(paths, item) : null;
   const fromEnv = options.env.DROVER_AGENT;
-  const agent = [fromEnv, holder, `${options.prefix}-${sessionKey(input.session)}`].find(
+  const agent = [fromEnv, stored?.claim?.agent_id, `${options.prefix}-${sessionKey(input.session)}`].find(
     (a) => typeof a === "string" && agentIdSchema.safeParse(a).success,
   ) as string;
-  return { agent, item };
+  return { agent, item, stored };
 }
 
 /**
@@ -220,21 +217,79 @@ function _string(value: unknown): string | undefined {
   return typeof value === "string" ? value : undefined;
 }
 
-function _holder(paths: Paths, item: string): { agent_id?: unknown; fence?: unknown } | undefined {
-  const file = _readJson(join(paths.hub, itemPath(item))) as { claim?: { agent_id?: unknown; fence?: unknown } } | null;
-  return file?.claim ?? undefined;
+/**
+ * What a session's model is told at its start: the agent id its hooks speak for, and the item it holds. Only a
+ * valid item's claim, held by this agent and not expired, is called its own (the hub is anyone's to push to).
+ */
+function _sessionContext(
+  { agent, item, stored }: { agent: string; item: string | null; stored: Item | null },
+  now: number,
+): string {
+  const mine = stored?.claim?.agent_id === agent && claimHeld(stored, now) ? stored.claim : null;
+  const holds = mine
+    ? `You work on item "${item}" (this folder is its worktree), claimed for you with fence ${mine.fence}.`
+    : item
+      ? `This folder is the worktree of item "${item}"; claim it with item_claim before you work on it.`
+      : "You hold no item yet: take the best ready one with item_next.";
+  return (
+    `drover: in this session you are agent "${agent}". Pass "${agent}" as the agent of every drover tool call ` +
+    `(item_next, item_move, item_release, heartbeat, usage_report), so your work and this session's heartbeats ` +
+    `are one agent's. ${holds}`
+  );
 }
 
-/** Records that a session started (for its later events), forgetting records of sessions long gone. */
-function _startSession(record: string, { agent, now }: { agent: string; now: number }): void {
-  const dir = record.slice(0, record.lastIndexOf("/"));
+function _readItem(paths: Paths, id: string): Item | null {
+  const path = itemPath(id);
+  const read = readRegularFile(join(paths.hub, path), { maxBytes: MAX_READ_BYTES });
+  if (!read || "error" in read) return null;
+  const parsed = parseItemFile(path, read.text);
+  return "item" in parsed ? parsed.item : null;
+}
+
+type _SessionRecord = { agent?: unknown; started_at?: unknown; ended_at?: unknown };
+
+/** A session's record (a tombstone once it ended), or null; anything but a regular file there is refused. */
+function _readRecord(file: string): _SessionRecord | null {
+  const read = readRegularFile(file, { maxBytes: MAX_READ_BYTES });
+  if (!read) return null;
+  if ("error" in read) throw new DroverError("conflict", `Cannot use the session record "${file}": ${read.error}`);
+  return _parseRecord(read.text);
+}
+
+/** A record's fields; one that is not a JSON object has none (it still says the session was seen). */
+function _parseRecord(text: string): _SessionRecord {
+  try {
+    const value: unknown = JSON.parse(text);
+    return value && typeof value === "object" && !Array.isArray(value) ? (value as _SessionRecord) : {};
+  } catch {
+    return {};
+  }
+}
+
+/** Records that a session started (for its later events); a new one first forgets the sessions long gone. */
+function _startSession(record: string, { agent, now, sweep }: { agent: string; now: number; sweep: boolean }): void {
+  const dir = dirname(record);
   mkdirSync(dir, { recursive: true });
+  if (sweep) _sweepSessions(dir, now);
+  writeFileAtomic(record, JSON.stringify({ agent, started_at: new Date(now).toISOString() }));
+}
+
+/**
+ * Removes the records whose own time (the end, else the start) is older than SESSION_RECORD_MS at `now`. What is
+ * not a regular record is left alone, and one entry that cannot be read or removed stops no session's start.
+ */
+function _sweepSessions(dir: string, now: number): void {
   for (const name of readdirSync(dir)) {
     const file = join(dir, name);
-    if (now - (statSync(file, { throwIfNoEntry: false })?.mtimeMs ?? now) > SESSION_RECORD_MS)
-      rmSync(file, { force: true });
+    try {
+      const read = readRegularFile(file, { maxBytes: MAX_READ_BYTES });
+      if (!read || "error" in read) continue;
+      const { started_at, ended_at } = _parseRecord(read.text);
+      if (now - Date.parse(String(ended_at ?? started_at)) > SESSION_RECORD_MS) rmSync(file, { force: true });
+    } catch {
+      // swapped for a folder since it was read, or not ours to remove: left for the next sweep
+    }
   }
-  writeFileAtomic(record, JSON.stringify({ agent, started_at: new Date(now).toISOString() }));
 }
 
 function _readJson(file: string): unknown {

@@ -3,13 +3,14 @@
  * programs' config: `drover` when it is on PATH, else this binary's absolute path (or bun and `cli.ts` when run
  * from source). A hook written as plain `drover` when no `drover` is on PATH silently did nothing.
  */
-import { isAbsolute } from "node:path";
+import { join } from "node:path";
+
+/** This drover's entry point when it runs from source (not `Bun.main`: under `bun test` that is the test file). */
+const CLI_SOURCE = join(import.meta.dir, "..", "cli.ts");
 
 export function selfArgv(options: { path?: string } = {}): string[] {
   if (Bun.which("drover", { PATH: options.path ?? process.env.PATH ?? "" })) return ["drover"];
-  const exe = process.execPath;
-  const fromSource = /(^|\/)bun(\.exe)?$/.test(exe);
-  return fromSource && isAbsolute(Bun.main) ? [exe, Bun.main] : [exe];
+  return Bun.isStandaloneExecutable ? [process.execPath] : [process.execPath, CLI_SOURCE];
 }
 
 /** An argv as one shell command line (Claude Code runs hook commands through a shell). */

@@ -3,15 +3,14 @@
  * Code reads from `.mcp.json` and the one Codex reads from its config are asked with the token; a URL that does
  * not answer (the daemon restarted on another port) fails the check and names the command that fixes it.
  */
-import { existsSync, readFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
-import { droverHookCommand, TOKEN_ENV } from "../../clients/claude.ts";
+import { droverHookCommand, readJsonObject, TOKEN_ENV } from "../../clients/claude.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
 import { readToken } from "../../core/identity.ts";
 import type { Paths } from "../../core/paths.ts";
-import { readCodexConfig } from "./codex.ts";
-import { readBlock } from "./text-blocks.ts";
+import { type CodexSettings, NOTIFY_WRAPPER, readCodexConfig } from "./codex.ts";
+import { MD_MARKERS, readBlock } from "./text-blocks.ts";
 
 export interface Check {
   check: string;
@@ -20,8 +19,8 @@ export interface Check {
 }
 
 /** The Codex config a user's Codex reads: `$CODEX_HOME/config.toml`, else `~/.codex/config.toml`. */
-export function codexConfigFile(env: Record<string, string | undefined> = process.env): string {
-  return join(env.CODEX_HOME || join(homedir(), ".codex"), "config.toml");
+export function codexConfigFile(): string {
+  return join(process.env.CODEX_HOME || join(homedir(), ".codex"), "config.toml");
 }
 
 export async function integrationChecks(paths: Paths, options: { codexConfig?: string } = {}): Promise<Check[]> {
@@ -34,8 +33,9 @@ export async function integrationChecks(paths: Paths, options: { codexConfig?: s
     ok: hook !== null,
     detail: hook ? `.claude settings run "${hook}"` : "not installed (drover integrate claude)",
   });
-  const mcp = (_json(join(paths.root, ".mcp.json"))?.mcpServers as Record<string, { url?: string }> | undefined)
-    ?.drover;
+  const mcpJson = readJsonObject(join(paths.root, ".mcp.json"));
+  const servers = mcpJson && "doc" in mcpJson ? mcpJson.doc.mcpServers : undefined;
+  const mcp = (servers as Record<string, { url?: string }> | undefined)?.drover;
   checks.push(
     mcp?.url
       ? await _tryUrl("claude mcp", mcp.url, {
@@ -49,22 +49,16 @@ export async function integrationChecks(paths: Paths, options: { codexConfig?: s
   const codex = readCodexConfig(file);
   if (codex?.url || codex?.notify) {
     const fix = `drover integrate codex --write ${file}`;
-    checks.push(
-      codex.url
-        ? await _tryUrl("codex mcp", codex.url, { token, daemon: daemon?.url ?? undefined, fix })
-        : { check: "codex mcp", ok: false, detail: `${file} has no [mcp_servers.drover] (${fix})` },
-    );
+    checks.push(await _codexMcp(file, codex, { token, daemon: daemon?.url ?? undefined, fix }));
     const notify = codex.notify ?? [];
-    const ours = notify.join(" ").includes("hook codex") || notify.some((a) => a.endsWith("/drover-notify"));
+    const ours = notify.join(" ").includes("hook codex") || notify.some((a) => a.endsWith(`/${NOTIFY_WRAPPER}`));
     checks.push({
       check: "codex notify",
       ok: ours,
       detail: ours ? `runs ${JSON.stringify(notify)}` : `${file} does not run drover's notify hook (${fix})`,
     });
   }
-  const md = ["AGENTS.md", "CLAUDE.md"].filter(
-    (f) => readBlock(join(paths.root, f), { start: "<!-- drover:start -->", end: "<!-- drover:end -->" }) !== null,
-  );
+  const md = ["AGENTS.md", "CLAUDE.md"].filter((f) => readBlock(join(paths.root, f), MD_MARKERS) !== null);
   checks.push({
     check: "agent instructions",
     ok: md.length > 0,
@@ -87,6 +81,21 @@ export async function integrationChecks(paths: Paths, options: { codexConfig?: s
 
 // --- internal ---
 
+/** Codex's MCP entry, tried as Codex will use it: with the token from the variable the config names. */
+async function _codexMcp(
+  file: string,
+  codex: CodexSettings,
+  options: { token: string; daemon?: string; fix: string },
+): Promise<Check> {
+  const failed = (why: string) => ({ check: "codex mcp", ok: false, detail: `${file} ${why} (${options.fix})` });
+  if (!codex.url) return failed("has no [mcp_servers.drover]");
+  if (codex.tokenEnv !== TOKEN_ENV) {
+    const from = codex.tokenEnv ? `from "$${codex.tokenEnv}"` : "from no variable";
+    return failed(`sends the token ${from}, not from "$${TOKEN_ENV}"`);
+  }
+  return _tryUrl("codex mcp", codex.url, options);
+}
+
 /** Asks the drover behind an MCP URL for its ops, with the token, as a client of that URL would reach it. */
 async function _tryUrl(
   check: string,
@@ -102,14 +111,6 @@ async function _tryUrl(
   const now = options.daemon && options.daemon !== base ? `; the daemon runs at ${options.daemon}` : "";
   const why = res ? `refuses the token (HTTP ${res.status})` : "does not answer";
   return { check, ok: false, detail: `${url} ${why}${now}: run "${options.fix}"` };
-}
-
-function _json(file: string): Record<string, unknown> | null {
-  try {
-    return existsSync(file) ? JSON.parse(readFileSync(file, "utf8")) : null;
-  } catch {
-    return null;
-  }
 }
 
 function _safe<T>(fn: () => T): T | undefined {

@@ -7,17 +7,24 @@
  */
 import { chmodSync, existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { mergeClaudeSettings, TOKEN_ENV, updateJsonFile } from "../../clients/claude.ts";
+import { loadJsonObject, mergeClaudeSettings, TOKEN_ENV, writeJsonFile } from "../../clients/claude.ts";
 import { shellLine } from "../../clients/self.ts";
 import { DroverError } from "../../core/errors.ts";
 import { writeFileAtomic } from "../../core/files.ts";
-import { readBlock, upsertBlock } from "./text-blocks.ts";
+import { blockOf, withBlock } from "./text-blocks.ts";
 
 const TOML_TOP = { start: "# >>> drover notify (managed by `drover integrate codex`)", end: "# <<< drover notify" };
 const TOML_MCP = { start: "# >>> drover mcp (managed by `drover integrate codex`)", end: "# <<< drover mcp" };
 /** The wrapper's name, beside the config it serves. */
 export const NOTIFY_WRAPPER = "drover-notify";
 const MOVED = "# drover: moved into drover-notify, which runs it, then drover: ";
+
+/** What Codex will use from a config: drover's MCP URL and its token variable, and the notify command. */
+export interface CodexSettings {
+  url?: string;
+  tokenEnv?: string;
+  notify?: string[];
+}
 
 export function mcpBlock(url: string): string {
   return `[mcp_servers.drover]\nurl = "${url}"\nbearer_token_env_var = "${TOKEN_ENV}"`;
@@ -27,50 +34,65 @@ export function notifyLine(argv: readonly string[]): string {
   return `notify = ${JSON.stringify(argv)}`;
 }
 
-/** Merges drover into a Codex config file; says what it did, one line each. */
+/**
+ * Merges drover into a Codex config file; says what it did, one line each. Everything is decided before anything
+ * is written: a config (or `hooks.json`) drover cannot merge into is refused as it is, and the files are written
+ * in the order that never leaves a config pointing at a missing wrapper.
+ */
 export function mergeCodexConfig(file: string, { url, hook }: { url: string; hook: readonly string[] }): string[] {
   const said: string[] = [];
   const existing = existsSync(file) ? readFileSync(file, "utf8") : "";
-  let notify = hook;
-  if (readBlock(file, TOML_TOP) === null) {
-    const theirs = _userNotify(file, existing);
-    if (theirs) {
-      const wrapper = join(dirname(file), NOTIFY_WRAPPER);
-      _writeWrapper(wrapper, [theirs, hook]);
-      writeFileAtomic(file, existing.replace(/^(\s*notify\s*=.*)$/m, `${MOVED}$1`));
-      said.push(`${file}: your notify ${JSON.stringify(theirs)} now runs from ${wrapper}, followed by drover's`);
-      notify = [wrapper];
-    }
-  } else notify = _managedNotify(file) ?? hook;
-  const top = upsertBlock(file, notifyLine(notify), { ...TOML_TOP, where: "top" });
-  const mcp = upsertBlock(file, mcpBlock(url), { ...TOML_MCP, where: "bottom" });
-  const hooksFile = join(dirname(file), "hooks.json");
-  const hooks = updateJsonFile(hooksFile, (doc) => mergeClaudeSettings(doc, shellLine(hook)).length > 0);
-  if (hooks)
-    said.push(`${hooksFile}: drover's session hooks added (codex exec runs them with --dangerously-bypass-hook-trust)`);
+  let current: CodexSettings;
   try {
-    Bun.TOML.parse(readFileSync(file, "utf8"));
+    current = _settings(Bun.TOML.parse(existing));
   } catch (err) {
-    throw new DroverError("internal", `"${file}" no longer parses after the merge: ${(err as Error).message}`);
+    throw new DroverError(
+      "invalid_input",
+      `Cannot merge "${file}": it is not valid TOML (left as it is): ${(err as Error).message}`,
+    );
   }
-  said.push(top || mcp ? `${file}: drover added` : `${file}: drover already there`);
+  const hooksFile = join(dirname(file), "hooks.json");
+  const hooks = loadJsonObject(hooksFile);
+  const hooksAdded = mergeClaudeSettings(hooks, shellLine(hook)).length > 0;
+  let text = existing;
+  let notify = hook;
+  let wrapped: { wrapper: string; theirs: string[] } | null = null;
+  if (blockOf(existing, TOML_TOP) !== null)
+    notify = current.notify ?? hook; // the wrapper, once it was made
+  else if (current.notify) {
+    _checkMovable(file, existing);
+    wrapped = { wrapper: join(dirname(file), NOTIFY_WRAPPER), theirs: current.notify };
+    text = existing.replace(/^(\s*notify\s*=.*)$/m, `${MOVED}$1`);
+    notify = [wrapped.wrapper];
+    said.push(
+      `${file}: your notify ${JSON.stringify(wrapped.theirs)} now runs from ${wrapped.wrapper}, followed by drover's`,
+    );
+  }
+  text = withBlock(text, notifyLine(notify), { ...TOML_TOP, where: "top" });
+  text = withBlock(text, mcpBlock(url), { ...TOML_MCP, where: "bottom" });
+  try {
+    Bun.TOML.parse(text);
+  } catch (err) {
+    throw new DroverError(
+      "internal",
+      `"${file}" would no longer parse after the merge (left as it is): ${(err as Error).message}`,
+    );
+  }
+  if (wrapped) _writeWrapper(wrapped.wrapper, [wrapped.theirs, hook]);
+  if (text !== existing) writeFileAtomic(file, text);
+  if (hooksAdded) {
+    writeJsonFile(hooksFile, hooks);
+    said.push(`${hooksFile}: drover's session hooks added (codex exec runs them with --dangerously-bypass-hook-trust)`);
+  }
+  said.push(text !== existing ? `${file}: drover added` : `${file}: drover already there`);
   return said;
 }
 
-/** What Codex will use from a config: drover's MCP URL and its token variable, and the notify command. */
-export function readCodexConfig(file: string): { url?: string; tokenEnv?: string; notify?: string[] } | null {
+/** What Codex will use from a config file; null when there is none or it does not parse. */
+export function readCodexConfig(file: string): CodexSettings | null {
   if (!existsSync(file)) return null;
   try {
-    const doc = Bun.TOML.parse(readFileSync(file, "utf8")) as {
-      notify?: unknown;
-      mcp_servers?: { drover?: { url?: unknown; bearer_token_env_var?: unknown } };
-    };
-    const drover = doc.mcp_servers?.drover;
-    return {
-      url: typeof drover?.url === "string" ? drover.url : undefined,
-      tokenEnv: typeof drover?.bearer_token_env_var === "string" ? drover.bearer_token_env_var : undefined,
-      notify: Array.isArray(doc.notify) ? doc.notify.map(String) : undefined,
-    };
+    return _settings(Bun.TOML.parse(readFileSync(file, "utf8")));
   } catch {
     return null;
   }
@@ -78,27 +100,26 @@ export function readCodexConfig(file: string): { url?: string; tokenEnv?: string
 
 // --- internal ---
 
-/** The user's own notify command (outside drover's block), or null. Only a one-line `notify = [...]` is moved. */
-function _userNotify(file: string, text: string): string[] | null {
-  const notify = readCodexConfig(file)?.notify;
-  if (!notify) return null;
+function _settings(doc: unknown): CodexSettings {
+  const { notify, mcp_servers } = doc as {
+    notify?: unknown;
+    mcp_servers?: { drover?: { url?: unknown; bearer_token_env_var?: unknown } };
+  };
+  const drover = mcp_servers?.drover;
+  return {
+    url: typeof drover?.url === "string" ? drover.url : undefined,
+    tokenEnv: typeof drover?.bearer_token_env_var === "string" ? drover.bearer_token_env_var : undefined,
+    notify: Array.isArray(notify) ? notify.map(String) : undefined,
+  };
+}
+
+/** Refuses a user's notify drover cannot move: only a one-line `notify = [...]` is commented out. */
+function _checkMovable(file: string, text: string): void {
   if (!/^\s*notify\s*=\s*\[.*\]\s*$/m.test(text)) {
     throw new DroverError(
       "invalid_input",
       `Cannot merge "${file}": its notify spans several lines; put it on one line, or make it run "drover hook codex" too`,
     );
-  }
-  return notify;
-}
-
-/** The command drover's own notify block runs now (the wrapper, once it was made). */
-function _managedNotify(file: string): string[] | null {
-  const block = readBlock(file, TOML_TOP);
-  try {
-    const doc = Bun.TOML.parse(block ?? "") as { notify?: unknown };
-    return Array.isArray(doc.notify) ? doc.notify.map(String) : null;
-  } catch {
-    return null;
   }
 }
 

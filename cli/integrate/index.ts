@@ -6,8 +6,16 @@
  */
 import { join } from "node:path";
 import { type CommandDef, defineCommand } from "citty";
-import { mergeClaudeSettings, mergeMcpServers, TOKEN_ENV, updateJsonFile } from "../../clients/claude.ts";
-import { selfArgv, shellLine } from "../../clients/self.ts";
+import {
+  claudeHookCommand,
+  LOCAL_SETTINGS,
+  mergeClaudeSettings,
+  mergeMcpServers,
+  PROJECT_SETTINGS,
+  TOKEN_ENV,
+  updateJsonFile,
+} from "../../clients/claude.ts";
+import { selfArgv } from "../../clients/self.ts";
 import { loadConfig } from "../../core/config.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
 import { DroverError } from "../../core/errors.ts";
@@ -16,9 +24,7 @@ import { carryIntegrationToAll } from "../../features/worktrees/integration.ts";
 import { renderResult } from "../output.ts";
 import { codexConfigFile, integrationChecks } from "./checks.ts";
 import { mcpBlock, mergeCodexConfig, notifyLine } from "./codex.ts";
-import { upsertBlock } from "./text-blocks.ts";
-
-const MD = { start: "<!-- drover:start -->", end: "<!-- drover:end -->" };
+import { MD_MARKERS, upsertBlock } from "./text-blocks.ts";
 
 const claude = defineCommand({
   meta: {
@@ -34,9 +40,9 @@ const claude = defineCommand({
   },
   async run({ args }) {
     const paths = findProject();
-    const settingsFile = join(paths.root, ".claude", args.local ? "settings.local.json" : "settings.json");
+    const settingsFile = join(paths.root, args.local ? LOCAL_SETTINGS : PROJECT_SETTINGS);
     const url = await mcpUrl(paths);
-    const command = args.command ?? shellLine([...selfArgv(), "hook", "claude"]);
+    const command = args.command ?? claudeHookCommand();
     let added: string[] = [];
     const settingsChanged = updateJsonFile(
       settingsFile,
@@ -85,7 +91,7 @@ const agentsMd = defineCommand({
   run({ args }) {
     const paths = findProject();
     const file = join(paths.root, args.file ?? "AGENTS.md");
-    const changed = upsertBlock(file, AGENT_INSTRUCTIONS, { ...MD, where: "bottom" });
+    const changed = upsertBlock(file, AGENT_INSTRUCTIONS, { ...MD_MARKERS, where: "bottom" });
     console.log(changed ? `${file}: drover workflow written` : `${file}: drover workflow already up to date`);
   },
 });
