@@ -12,6 +12,7 @@ import { mkdtempSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { defineCommand } from "citty";
+import { selfArgv, shellLine } from "../clients/self.ts";
 import type { BusEvent } from "../core/events.ts";
 import { type Paths, pathsFor } from "../core/paths.ts";
 import { approve } from "../core/trust.ts";
@@ -44,10 +45,9 @@ export const demo = defineCommand({
     _repo(dir);
     await initProject(dir, { local: true });
     const paths = pathsFor(dir);
-    writeFileSync(
-      paths.config,
-      _config([...selfCommand(), "demo-agent", ...(args.speed ? [`--speed=${args.speed}`] : [])]),
-    );
+    // by path, never a `drover` on PATH: the runners must start this drover, which has `demo-agent`
+    const self = selfArgv({ path: "" });
+    writeFileSync(paths.config, _config([...self, "demo-agent", ...(args.speed ? [`--speed=${args.speed}`] : [])]));
     await _prepare(paths); // before the daemon: its runners start on the best items first
     const { serveDaemon } = await import("./daemon.ts");
     const daemon = await serveDaemon(paths, {
@@ -69,7 +69,7 @@ export const demo = defineCommand({
         `             item's worktree, heartbeats, its usage; "${CRASHING_TITLE}" crashes on its first run, and is`,
         `             retried; it and "${other}" change one line of ${SHARED_FILE}: the one to land second`,
         "             conflicts, goes back to coding, and lands on the second try",
-        `  try:       cd ${dir} && ${selfCommand().join(" ")} runs`,
+        `  try:       cd ${dir} && ${shellLine([...self, "runs"])}`,
         `             (then: run log <run> --follow)`,
         "Ctrl-C stops everything and removes the folder.",
       ].join("\n"),
@@ -77,11 +77,6 @@ export const demo = defineCommand({
     await new Promise(() => undefined);
   },
 });
-
-/** How to start this drover again: the binary itself, or bun with this source. */
-function selfCommand(): string[] {
-  return Bun.isStandaloneExecutable ? [process.execPath] : [process.execPath, join(import.meta.dir, "..", "cli.ts")];
-}
 
 // --- internal ---
 

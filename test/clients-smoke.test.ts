@@ -14,6 +14,7 @@ import { ensureClient } from "./clients/install.ts";
 import { type McpTestServer, startMcpServer } from "./clients/mcp.ts";
 import { openaiSequence, startOpenAI } from "./clients/openai.ts";
 import { runClaude, runCodex } from "./clients/run.ts";
+import { until } from "./helpers.ts";
 
 let mcp: McpTestServer;
 const cleanups: Array<() => unknown> = [];
@@ -102,7 +103,11 @@ describe("Codex", () => {
     expect(first!.tools).toContain("mcp__echo__echo_ping");
     expect(second!.toolResults[0]?.output).toContain("pong:hello");
     // Codex does not wait for notify: it may still be writing when exec exits
-    const notified = JSON.parse(await _waitForLine(notifyLog, "agent-turn-complete"));
+    let line: string | undefined;
+    await until(() => (line = _lineWith(notifyLog, "agent-turn-complete")), 5_000, {
+      message: () => `no line with "agent-turn-complete" in "${notifyLog}"`,
+    });
+    const notified = JSON.parse(line!);
     expect(notified).toMatchObject({ type: "agent-turn-complete", "thread-id": run.threadId, client: "codex_exec" });
   }, 60_000);
 });
@@ -121,16 +126,10 @@ function _repo(): { repo: string; logs: string } {
   return { repo, logs };
 }
 
-async function _waitForLine(file: string, needle: string, timeoutMs = 5_000): Promise<string> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const line =
-      existsSync(file) &&
-      readFileSync(file, "utf8")
-        .split("\n")
-        .find((l) => l.includes(needle));
-    if (line) return line;
-    if (Date.now() > deadline) throw new Error(`No line with "${needle}" in "${file}" within ${timeoutMs} ms`);
-    await Bun.sleep(50);
-  }
+/** The first line of `file` holding `needle`, if the file is there and has one. */
+function _lineWith(file: string, needle: string): string | undefined {
+  if (!existsSync(file)) return undefined;
+  return readFileSync(file, "utf8")
+    .split("\n")
+    .find((l) => l.includes(needle));
 }

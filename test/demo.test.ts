@@ -10,7 +10,7 @@ import { copyFileSync, existsSync, mkdtempSync, realpathSync, rmSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { CRASHING_TITLE, DEMO_BASE, SHARED_EDITS, SHARED_FILE } from "../cli/demo-agent.ts";
-import { BINARY, BUN, CLI, ROOT } from "./helpers.ts";
+import { BINARY, BUN, CLI, ROOT, until } from "./helpers.ts";
 
 const cleanups: Array<() => void> = [];
 afterAll(() => {
@@ -41,7 +41,7 @@ async function _demo(argv: string[], cwd = ROOT): Promise<void> {
     for await (const chunk of proc.stdout) out += new TextDecoder().decode(chunk);
   })();
   try {
-    await _until(() => out.includes("Ctrl-C"), 20_000);
+    await until(() => out.includes("Ctrl-C"), 20_000);
     const dir = /runners at work on (\S+)/.exec(out)![1]!;
     const url = /URL:\s+(\S+)/.exec(out)![1]!;
     const token = /token:\s+(\S+)/.exec(out)![1]!;
@@ -52,7 +52,7 @@ async function _demo(argv: string[], cwd = ROOT): Promise<void> {
     let runs: any[] = [];
     let items: any[] = [];
     let crashing: any;
-    await _until(async () => {
+    await until(async () => {
       runs = await get("/api/runs?limit=1000");
       items = await get("/api/items");
       crashing = items.find((i) => i.title === CRASHING_TITLE);
@@ -75,7 +75,7 @@ async function _demo(argv: string[], cwd = ROOT): Promise<void> {
     // the reviewer moved its item itself, and drover merged it: done, its merge commit on main
     const reviewed = runs.find((r) => r.runner === "reviewer" && r.state === "ended");
     expect(reviewed.reason).toBe("moved");
-    await _until(async () => (await get(`/api/items/${reviewed.item_id}`)).stage === "done", 10_000);
+    await until(async () => (await get(`/api/items/${reviewed.item_id}`)).stage === "done", 10_000);
     const git = (...args: string[]) => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8" }).trim();
     const onBase = (sha: string) => {
       try {
@@ -95,7 +95,7 @@ async function _demo(argv: string[], cwd = ROOT): Promise<void> {
       const both = await Promise.all([first, second].map((i) => get(`/api/items/${i!.id}`)));
       return both.every((i) => i.stage === "done");
     };
-    await _until(done, 30_000);
+    await until(done, 30_000);
     const results = (await get("/api/merge?limit=500")).results as any[]; // newest first
     const conflicts = results.filter((r) => r.result === "conflict");
     expect(conflicts.map((r) => r.detail)).toEqual([{ files: [SHARED_FILE] }]);
@@ -136,7 +136,7 @@ async function _demo(argv: string[], cwd = ROOT): Promise<void> {
     expect((await get("/api/triggers")).length).toBe(0); // no trigger: the merge feature moves merge → done
 
     // Ctrl-C while runs are going: the daemon stops them, the demo removes its folder
-    await _until(async () => (await get("/api/runs?state=running")).length > 0, 20_000);
+    await until(async () => (await get("/api/runs?state=running")).length > 0, 20_000);
     const pids = ((await get("/api/runs?limit=1000")) as any[]).map((r) => r.pid as number);
     proc.kill("SIGINT");
     expect(await proc.exited).toBe(0);
@@ -150,13 +150,5 @@ async function _demo(argv: string[], cwd = ROOT): Promise<void> {
       proc.kill("SIGKILL");
     }
     await reading;
-  }
-}
-
-async function _until(check: () => boolean | Promise<boolean>, ms: number): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error("Timed out waiting");
-    await Bun.sleep(100);
   }
 }

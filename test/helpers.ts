@@ -228,11 +228,16 @@ export function firstCommit(dir: string, files: Record<string, string> = {}): vo
   git(dir, "commit", "-q", "--allow-empty", "-m", "init");
 }
 
-/** Polls `check` until it holds; throws after `ms`. */
-export async function until(check: () => unknown | Promise<unknown>, ms = 10_000): Promise<void> {
+/** Polls `check` until it holds; throws after `ms`, saying what `message` tells of the state it saw last. */
+export async function until(
+  check: () => unknown | Promise<unknown>,
+  ms = 10_000,
+  options: { message?: () => string | Promise<string> } = {},
+): Promise<void> {
   const deadline = Date.now() + ms;
   while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`not within ${ms} ms`);
+    if (Date.now() > deadline)
+      throw new Error(`not within ${ms} ms${options.message ? `: ${await options.message()}` : ""}`);
     await Bun.sleep(50);
   }
 }

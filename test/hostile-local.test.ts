@@ -437,10 +437,7 @@ describe("hook input, generated", () => {
     // a worktree whose item is held; one whose item file is a FIFO
     mkdirSync(join(project.worktrees, "k7q2m", "src"), { recursive: true });
     mkdirSync(join(project.hub, "items", "k7"), { recursive: true });
-    writeFileSync(
-      join(project.hub, itemPath("k7q2m")),
-      JSON.stringify({ id: "k7q2m", claim: { agent_id: "agent-7" } }),
-    );
+    writeFileSync(join(project.hub, itemPath("k7q2m")), JSON.stringify(_heldItem("k7q2m", "agent-7")));
     mkdirSync(join(project.worktrees, "fifoq"), { recursive: true });
     mkdirSync(join(project.hub, "items", "fi"), { recursive: true });
     mkfifo(join(project.hub, itemPath("fifoq")));
@@ -456,16 +453,32 @@ describe("hook input, generated", () => {
       );
   });
 
-  /** Traps that a careless hook would follow: a FIFO throttle file, a symlinked heartbeat pointing outside. */
+  /**
+   * Traps a careless hook would follow, at the names the hooks use (`<prefix>-<sessionKey>`) for the sessions the
+   * generator names: a FIFO throttle file (session "fifo"), a symlinked heartbeat pointing outside ("link"), and a
+   * FIFO, a symlink and a folder in place of a session's record ("record-fifo", "record-link", "record-dir").
+   */
   function plantTraps() {
-    const trap = join(project.dir, "hooks", "claude-fifo.json");
-    if (!existsSync(trap) || !lstatSync(trap).isFIFO()) {
-      rmSync(trap, { force: true });
-      mkfifo(trap);
+    const sessions = join(project.dir, "hooks", "sessions");
+    mkdirSync(sessions, { recursive: true });
+    const record = (session: string) => join(sessions, `${sessionKey(session)}.json`);
+    for (const prefix of ["claude", "codex"]) {
+      plantAt(join(project.dir, "hooks", `${prefix}-${sessionKey("fifo")}.json`), "fifo");
+      plantAt(join(project.hub, "heartbeats", `${prefix}-${sessionKey("link")}.json`), "link");
     }
-    const link = join(project.hub, "heartbeats", "claude-link.json");
-    rmSync(link, { force: true });
-    symlinkSync(join(root, "outside.json"), link);
+    plantAt(record("record-fifo"), "fifo");
+    plantAt(record("record-link"), "link");
+    plantAt(record("record-dir"), "dir");
+  }
+
+  /** Puts a FIFO, a symlink to `outside.json` or a folder at `path`, unless one is there already. */
+  function plantAt(path: string, kind: "fifo" | "link" | "dir") {
+    const st = lstatSync(path, { throwIfNoEntry: false });
+    if (kind === "fifo" ? st?.isFIFO() : kind === "link" ? st?.isSymbolicLink() : st?.isDirectory()) return;
+    rmSync(path, { recursive: true, force: true });
+    if (kind === "fifo") mkfifo(path);
+    else if (kind === "link") symlinkSync(join(root, "outside.json"), path);
+    else mkdirSync(path);
   }
 
   /** Every path in the temp tree with what it is (no file is opened: FIFOs are there). */
@@ -506,8 +519,11 @@ describe("hook input, generated", () => {
       fc.jsonValue({ maxDepth: 2 }),
     );
   };
+  /** The sessions plantTraps lays traps for. */
+  const TRAPPED = ["fifo", "link", "record-fifo", "record-link", "record-dir"];
   const sessionId = fc.oneof(
-    fc.constantFrom("fifo", "link", "8f14e45f-ceea", "", "../../etc/passwd", "\u0000\u001b"),
+    { weight: 3, arbitrary: fc.constantFrom(...TRAPPED) },
+    fc.constantFrom("8f14e45f-ceea", "", "../../etc/passwd", "\u0000\u001b"),
     fc.string({ maxLength: 40 }),
     fc.integer(),
     fc.jsonValue({ maxDepth: 2 }),
@@ -529,24 +545,37 @@ describe("hook input, generated", () => {
       tool_response: { output: "y".repeat(5_000_000) },
     }),
   );
-  /** Made once the temp tree exists (the cwds name it). */
-  const claudeInput = () => {
+  /**
+   * Made once the temp tree exists (the cwds name it). Each case is the stdin of one or more hook runs: a session's
+   * events come after its SessionStart (events of a session that never started write nothing, and so would test
+   * little).
+   */
+  const claudeInput = (): fc.Arbitrary<Array<string | Uint8Array>> => {
     const live = fc
-      .record({ session_id: sessionId, cwd: hostileCwd(), hook_event_name: livenessEvent })
-      .map((o) => JSON.stringify(o));
+      .record({
+        session_id: sessionId,
+        cwd: hostileCwd(),
+        events: fc.array(livenessEvent, { minLength: 1, maxLength: 3 }),
+      })
+      .map(({ events, ...o }) =>
+        ["SessionStart", ...events].map((hook_event_name) => JSON.stringify({ ...o, hook_event_name })),
+      );
     const shaped = fc
       .record(
         { session_id: sessionId, cwd: hostileCwd(), hook_event_name: eventName, extra: fc.jsonValue({ maxDepth: 3 }) },
         { requiredKeys: [] },
       )
       .map((o) => JSON.stringify(o));
-    return fc.oneof(
-      live,
+    const once = fc.oneof(
       shaped,
       fc.uint8Array({ maxLength: 4000 }),
       fc.jsonValue().map((v) => JSON.stringify(v)),
       fc.string({ unit: "binary", maxLength: 500 }),
       huge,
+    );
+    return fc.oneof(
+      { weight: 2, arbitrary: live },
+      once.map((input) => [input]),
     );
   };
 
@@ -591,23 +620,44 @@ describe("hook input, generated", () => {
 
   const BOUND_MS = 1000; // the hook's own 400 ms, plus a process start from source on a busy 2-core machine
 
+  /** Runs `drover hook <args>` once per input, with the traps planted before each: the properties hold after each. */
+  async function hookRuns(args: string[], inputs: Array<string | Uint8Array>, cwd: string) {
+    for (const input of inputs) {
+      plantTraps();
+      const before = snapshot(root);
+      const stdin = typeof input === "string" ? input.replace('"CWD"', JSON.stringify(project.root)) : input;
+      const r = await hook(args, stdin, cwd);
+      const label = typeof input === "string" ? input.slice(0, 200) : `${input.length} bytes`;
+      expect({ label, code: r.code, inTime: r.ms < BOUND_MS }).toEqual({ label, code: 0, inTime: true });
+      checkChanges(before, snapshot(root), label);
+    }
+  }
+
+  const processCwd = () => fc.constantFrom(project.root, join(project.worktrees, "k7q2m", "src"));
+  /** Each trapped session's whole life, run first in every property: a short run may not generate them all. */
+  const trappedLives = (): Array<[string[], string]> =>
+    TRAPPED.map((session_id) => [
+      ["SessionStart", "PostToolUse", "Stop", "SessionEnd"].map((hook_event_name) =>
+        JSON.stringify({ session_id, cwd: project.root, hook_event_name }),
+      ),
+      project.root,
+    ]);
+
   test("drover hook claude (stdin): exits 0 in time, writes one valid heartbeat in its own project or nothing, hooks.log bounded", async () => {
-    const processCwd = fc.constantFrom(project.root, join(project.worktrees, "k7q2m", "src"));
     await fc.assert(
-      fc.asyncProperty(claudeInput(), processCwd, async (input, cwd) => {
-        plantTraps();
-        const before = snapshot(root);
-        const stdin = typeof input === "string" ? input.replace('"CWD"', JSON.stringify(project.root)) : input;
-        const r = await hook(["claude"], stdin, cwd);
-        const label = typeof input === "string" ? input.slice(0, 200) : `${input.length} bytes`;
-        expect({ label, code: r.code, inTime: r.ms < BOUND_MS }).toEqual({ label, code: 0, inTime: true });
-        checkChanges(before, snapshot(root), label);
-      }),
-      { numRuns: hostileRuns(40) },
+      fc.asyncProperty(claudeInput(), processCwd(), (inputs, cwd) => hookRuns(["claude"], inputs, cwd)),
+      { numRuns: hostileRuns(40), examples: trappedLives() },
     );
     expect(readFileSync(join(root, "outside.json"), "utf8")).toBe("do not touch\n");
     expect(statSync(join(project.dir, "hooks.log")).size).toBeLessThanOrEqual(MAX_HOOK_LOG_BYTES + 1000);
     expect(statSync(join(project.dir, "hooks.log.1")).size).toBeLessThanOrEqual(MAX_HOOK_LOG_BYTES + 1000);
+  }, 180_000);
+
+  test("drover hook codex (stdin, its hooks.json events): the same properties", async () => {
+    await fc.assert(
+      fc.asyncProperty(claudeInput(), processCwd(), (inputs, cwd) => hookRuns(["codex"], inputs, cwd)),
+      { numRuns: hostileRuns(25), examples: trappedLives() },
+    );
   }, 180_000);
 
   test("drover hook codex (argument): the same properties", async () => {
@@ -642,7 +692,12 @@ describe("hook input, generated", () => {
         expect({ label, code: r.code, inTime: r.ms < BOUND_MS }).toEqual({ label, code: 0, inTime: true });
         checkChanges(before, snapshot(root), label);
       }),
-      { numRuns: hostileRuns(25) },
+      {
+        numRuns: hostileRuns(25),
+        examples: TRAPPED.map((thread) => [
+          JSON.stringify({ type: "agent-turn-complete", "thread-id": thread, cwd: project.root }),
+        ]),
+      },
     );
   }, 180_000);
 
@@ -684,3 +739,24 @@ describe("hook input, generated", () => {
     expect(r.ms).toBeLessThan(BOUND_MS);
   }, 60_000);
 });
+
+// --- internal ---
+
+/** A valid item in the hub, in coding, held by `agent` until 2100. */
+function _heldItem(id: string, agent: string) {
+  const at = "2026-09-01T10:00:00.000Z";
+  return {
+    id,
+    title: "x",
+    body: "",
+    labels: [],
+    priority: 1,
+    stage: "coding",
+    depends_on: [],
+    claim: { agent_id: agent, machine_id: "m1", claimed_at: at, expires_at: "2100-01-01T00:00:00.000Z", fence: 1 },
+    fence: 1,
+    created_at: at,
+    created_by: "t",
+    updated_at: at,
+  };
+}

@@ -6,7 +6,7 @@
  * its hooks heartbeat as, hold nothing else, and never be given work after it ended or was killed.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { sessionKey } from "../cli/hook.ts";
@@ -23,13 +23,11 @@ import {
   run,
   startDaemonProcess,
   tempProject,
+  until,
 } from "./helpers.ts";
 
 /** What `drover integrate` sees: no `drover` on PATH, so hooks and notify name the compiled binary by its path. */
 const NO_DROVER_ON_PATH = { PATH: "/usr/bin:/bin" };
-
-/** A finished `codex exec`: its SessionEnd hook (exiting) and its notify (idle), which Codex does not wait for. */
-const ENDED_CODEX = ["idle", "exiting"];
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let daemon: DaemonProc;
@@ -139,18 +137,21 @@ describe("Claude Code", () => {
     mkdirSync(join(home, ".claude"));
     const trusted = { projects: { [project.dir]: { hasTrustDialogAccepted: true } } };
     writeFileSync(join(home, ".claude", ".claude.json"), JSON.stringify(trusted));
+    // a SessionEnd hook of the user's beside drover's: its marker says the probe's hooks did run
+    const ended = join(home, "session-ended");
+    const marker = { hooks: [{ type: "command", command: `touch '${ended}'` }] };
 
     const listed = await runClaudeCommand(["mcp", "list"], {
       cwd: project.dir,
       apiUrl: api.url,
       env: _env(),
       home,
-      userSettings: { enableAllProjectMcpServers: true },
+      userSettings: { enableAllProjectMcpServers: true, hooks: { SessionEnd: [marker] } },
     });
 
     expect(listed.exitCode, listed.stderr).toBe(0);
     expect(listed.stdout).toMatch(/drover: .*Connected/);
-    await Bun.sleep(500); // what a hook would have written in the meantime
+    await until(() => existsSync(ended), 10_000, { message: () => "the SessionEnd hooks of `mcp list` never ran" });
     expect(await _agentIds()).toEqual(before);
     expect(readdirSync(join(project.paths.hub, "heartbeats")).sort()).toEqual(files);
   }, 60_000);
@@ -194,7 +195,8 @@ describe("Codex", () => {
     const held = await _heldBy(agent);
     expect(held).toHaveLength(1);
     expect(api.requests[1]!.toolResults[0]!.output).toContain(`"id":"${held[0]!.id}"`);
-    await _heartbeatsAs(agent, { state: ENDED_CODEX });
+    // its notify, which Codex does not wait for, may come after its SessionEnd: the session ended all the same
+    await _heartbeatsAs(agent, { state: "exiting" });
     await _neverAssigned(agent);
   }, 120_000);
 
@@ -211,7 +213,7 @@ describe("Codex", () => {
     expect(model.items).toEqual([id]);
     expect(api.requests[1]!.toolResults[0]!.output).toContain(`"agent_id":"codex-wt"`);
     expect((await _heldBy("codex-wt")).map((i) => i.id)).toEqual([id]);
-    await _heartbeatsAs("codex-wt", { state: ENDED_CODEX, item: id });
+    await _heartbeatsAs("codex-wt", { state: "exiting", item: id });
     expect(await _agentIds()).not.toContain(`codex-${sessionKey(session.threadId!)}`);
   }, 120_000);
 });
@@ -250,18 +252,17 @@ async function _agentIds(): Promise<string[]> {
 }
 
 /** The daemon lists the agent as its hooks last described it (hooks write files; the watcher announces them). */
-async function _heartbeatsAs(agent: string, expected: { state: string | string[]; item?: string }) {
-  const states = [expected.state].flat();
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const rows = (await api(daemon.url, daemon.token, "/api/agents")).body as Array<Record<string, unknown>>;
-    const row = rows.find((a) => a.agent_id === agent);
-    if (states.includes(String(row?.state)) && (expected.item === undefined || row?.active_item_id === expected.item))
-      return;
-    if (Date.now() > deadline)
-      throw new Error(`agent "${agent}" not listed as ${JSON.stringify(expected)}: ${JSON.stringify(row ?? null)}`);
-    await Bun.sleep(100);
-  }
+async function _heartbeatsAs(agent: string, expected: { state: string; item?: string }) {
+  let row: Record<string, unknown> | undefined;
+  await until(
+    async () => {
+      const rows = (await api(daemon.url, daemon.token, "/api/agents")).body as Array<Record<string, unknown>>;
+      row = rows.find((a) => a.agent_id === agent);
+      return row?.state === expected.state && (expected.item === undefined || row?.active_item_id === expected.item);
+    },
+    10_000,
+    { message: () => `agent "${agent}" not listed as ${JSON.stringify(expected)}: ${JSON.stringify(row ?? null)}` },
+  );
 }
 
 /**
@@ -276,8 +277,9 @@ async function _neverAssigned(agent: string) {
   const listener = `listener-${++listeners}`;
   const beat = await api(daemon.url, daemon.token, `/api/agents/${listener}/heartbeat`, { accepts_work: true });
   expect(beat.status).toBe(200);
-  const deadline = Date.now() + 5_000;
-  while ((await _heldBy(listener)).length === 0 && Date.now() < deadline) await Bun.sleep(50);
+  await until(async () => (await _heldBy(listener)).length > 0, 5_000, {
+    message: () => `no ready item was given to "${listener}", which asked for work`,
+  });
   expect(await _heldBy(listener)).toHaveLength(1);
   expect((await _heldBy(agent)).map((i) => i.id)).toEqual(before);
 }
