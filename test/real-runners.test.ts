@@ -3,27 +3,23 @@
  * 127.0.0.1) under the compiled daemon: a ready item starts a run in its worktree; the model, told its agent id
  * by the prompt, calls drover's tools as the slot (`item_renew` succeeds only for the holder); the hooks speak for
  * the same slot; the usage the client reports lands on the item; and a rate-limit answer pauses the runner and
- * releases the item untouched.
+ * releases the item untouched. The runners' prompts start with the item's title, and the titles look like options:
+ * the clients read them as the prompt all the same (it comes after `--`).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
+import { DEFAULT_PROMPT } from "../features/runners/prompt.ts";
 import { type AnthropicScript, startAnthropic } from "./clients/anthropic.ts";
 import { ensureClient } from "./clients/install.ts";
 import { type OpenAIScript, startOpenAI } from "./clients/openai.ts";
 import { prepareClaude, prepareCodex } from "./clients/run.ts";
-import {
-  api,
-  BINARY,
-  createItem,
-  type DaemonProc,
-  firstCommit,
-  getItem,
-  startDaemonProcess,
-  tempProject,
-  trustConfig,
-  until,
-} from "./helpers.ts";
+import { type RunnerOptions, runnerProject, runsOf } from "./fixtures/runner-project.ts";
+import { api, BINARY, createItem, type DaemonProc, getItem, startDaemonProcess, until } from "./helpers.ts";
+
+/** A prompt that starts with the title, and a title that looks like an option. */
+const TITLE_FIRST = `{title}\n\n${DEFAULT_PROMPT}`;
+const OPTION_LIKE = "--version Add a greeting";
 
 const cleanups: Array<() => unknown> = [];
 
@@ -41,9 +37,9 @@ describe("a claude runner", () => {
     const api_ = startAnthropic(model.claude);
     cleanups.push(() => api_.stop());
     const { d, paths } = await _project(await _claudeRunner(api_.url));
-    const id = await createItem(d, "Add a greeting");
+    const id = await createItem(d, OPTION_LIKE);
 
-    const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
+    const [run] = await runsOf(d, id, (r) => r[0]?.state === "ended", 60_000);
 
     expect(run).toMatchObject({ reason: "success", exit_code: 0 });
     expect(model.agents).toEqual([run.agent_id]);
@@ -71,7 +67,7 @@ describe("a claude runner", () => {
     const { d } = await _project(await _claudeRunner(api_.url));
     const id = await createItem(d, "Add a farewell");
 
-    const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
+    const [run] = await runsOf(d, id, (r) => r[0]?.state === "ended", 60_000);
 
     expect(run).toMatchObject({ reason: "rate_limited", exit_code: 1 });
     await until(async () => (await getItem(d, id)).claim === null);
@@ -87,9 +83,9 @@ describe("a codex runner", () => {
     const api_ = startOpenAI(model.codex);
     cleanups.push(() => api_.stop());
     const { d, paths } = await _project(await _codexRunner(api_.url));
-    const id = await createItem(d, "Add a greeting");
+    const id = await createItem(d, OPTION_LIKE);
 
-    const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
+    const [run] = await runsOf(d, id, (r) => r[0]?.state === "ended", 60_000);
 
     expect(run).toMatchObject({ reason: "success", exit_code: 0 });
     expect(model.agents).toEqual([run.agent_id]);
@@ -119,7 +115,7 @@ describe("a codex runner", () => {
     const { d } = await _project(await _codexRunner(api_.url));
     const id = await createItem(d, "Add a farewell");
 
-    const [run] = await _runs(d, id, (r) => r[0]?.state === "ended");
+    const [run] = await runsOf(d, id, (r) => r[0]?.state === "ended", 60_000);
 
     expect(run).toMatchObject({ reason: "rate_limited", exit_code: 1 });
     await until(async () => (await getItem(d, id)).claim === null);
@@ -134,39 +130,34 @@ describe("a codex runner", () => {
 
 /** A project with a first commit (worktrees branch from it), the runner in its trusted config, the compiled daemon. */
 async function _project(
-  runner: string,
-): Promise<{ d: DaemonProc; paths: Awaited<ReturnType<typeof tempProject>>["paths"] }> {
-  const project = await tempProject();
+  runner: RunnerOptions,
+): Promise<{ d: DaemonProc; paths: Awaited<ReturnType<typeof runnerProject>>["paths"] }> {
+  const project = await runnerProject(runner);
   cleanups.push(project.cleanup);
-  firstCommit(project.dir);
-  await Bun.write(project.paths.config, `[hub]\nremote = ""\n\n${runner}`);
-  await trustConfig(project.paths);
   const d = await startDaemonProcess([BINARY], project.paths);
   cleanups.push(() => d.stop());
   return { d, paths: project.paths };
 }
 
-async function _claudeRunner(apiUrl: string): Promise<string> {
+async function _claudeRunner(apiUrl: string): Promise<RunnerOptions> {
   const { bin, env, home, args } = await prepareClaude({ apiUrl });
   cleanups.push(() => rmSync(home, { recursive: true, force: true }));
   const command = [bin, "-p", "{prompt}", "--output-format", "stream-json", "--verbose", ...args];
-  return `[runners.claude]\npreset = "claude"\ncommand = ${JSON.stringify(command)}\n${_envTable("claude", env)}`;
+  return { name: "claude", command, max: 1, keys: { preset: "claude", prompt: TITLE_FIRST }, env: _clientEnv(env) };
 }
 
-async function _codexRunner(apiUrl: string): Promise<string> {
+async function _codexRunner(apiUrl: string): Promise<RunnerOptions> {
   const { bin, env, home } = await prepareCodex({ apiUrl });
   cleanups.push(() => rmSync(home, { recursive: true, force: true }));
   const quiet = ["-c", "check_for_update_on_startup=false", "-c", "analytics.enabled=false"];
   const command = [bin, "exec", "--json", "--skip-git-repo-check", "-s", "workspace-write", ...quiet, "{prompt}"];
-  return `[runners.codex]\npreset = "codex"\ncommand = ${JSON.stringify(command)}\n${_envTable("codex", env)}`;
+  return { name: "codex", command, max: 1, keys: { preset: "codex", prompt: TITLE_FIRST }, env: _clientEnv(env) };
 }
 
-/** The client's private environment as the runner's `env` table (PATH and such come from the daemon). */
-function _envTable(runner: string, env: Record<string, string>): string {
-  const lines = Object.entries(env)
-    .filter(([k]) => !["PATH", "LANG", "LC_ALL", "TMPDIR", "USER", "SHELL"].includes(k))
-    .map(([k, v]) => `${k} = ${JSON.stringify(v)}`);
-  return `[runners.${runner}.env]\n${lines.join("\n")}\n`;
+/** The client's private environment for the runner's `env` (PATH and such come from the daemon). */
+function _clientEnv(env: Record<string, string>): Record<string, string> {
+  const daemons = ["PATH", "LANG", "LC_ALL", "TMPDIR", "USER", "SHELL"];
+  return Object.fromEntries(Object.entries(env).filter(([k]) => !daemons.includes(k)));
 }
 
 /** A model that does what drover's prompt says: it renews its item as the agent the prompt names, then answers. */
@@ -192,12 +183,6 @@ function _model() {
 
 async function _agents(d: DaemonProc): Promise<string[]> {
   return (await api(d.url, d.token, "/api/agents")).body.map((a: any) => a.agent_id);
-}
-
-async function _runs(d: DaemonProc, id: string, ready: (runs: any[]) => unknown): Promise<any[]> {
-  let runs: any[] = [];
-  await until(async () => ready((runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body)), 60_000);
-  return runs;
 }
 
 /** The last JSON line of a run's log that `pick` accepts. */

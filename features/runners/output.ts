@@ -83,6 +83,9 @@ function _n(v: unknown): number {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(Math.floor(v), _MAX_TOKENS) : 0;
 }
 
+/** A model's name as `usage.report` takes it: longer, the whole report would be refused. */
+const _MAX_MODEL = 100;
+
 /** Dollars up to 10^9, as `usage.report` takes them. */
 function _usd(v: unknown): number {
   return typeof v === "number" && Number.isFinite(v) && v >= 0 ? Math.min(v, 1e9) : 0;
@@ -97,7 +100,7 @@ function _claudeUsage(event: Record<string, unknown>): RunUsage | null {
     output_tokens: _n(u.output_tokens),
     cache_read_tokens: _n(u.cache_read_input_tokens),
     cost_usd: _usd(event.total_cost_usd),
-    model: models[0] ?? null,
+    model: models[0]?.slice(0, _MAX_MODEL) ?? null,
   };
 }
 

@@ -1,19 +1,24 @@
 /**
  * @module What a run executes: the preset's command (or the runner's own `command`) with `{prompt}` and the other
- * fields filled in, followed by the client's integration on its command line — drover's MCP server and hooks for
- * Claude Code, the MCP server and notify for Codex — so the process's hooks, its MCP calls and drover name the
- * same agent and item without any file written into the worktree. The environment carries the same ids.
+ * fields filled in, and the client's integration on its command line — drover's MCP server and hooks for Claude
+ * Code, the MCP server and notify for Codex — so the process's hooks, its MCP calls and drover name the same agent
+ * and item without any file written into the worktree. The environment carries the same ids. The prompt holds an
+ * item's title and body, which whoever can create an item writes: for a client drover knows it comes last, after
+ * `--`, so no prompt is ever read as an option (`--dangerously-bypass-approvals-and-sandbox` as a title).
  */
 import { mergeClaudeSettings, mergeMcpServers, TOKEN_ENV } from "../../clients/claude.ts";
 import { selfArgv, shellLine } from "../../clients/self.ts";
 import type { Preset, Runner } from "./contract.ts";
+
+/** Where the prompt goes in a command: for a client drover knows, an argument holding it is moved after `--`. */
+const PROMPT = "{prompt}";
 
 /** The preset's command when the runner gives none. Unattended: Claude may edit files and call drover's tools. */
 const COMMANDS: Record<Preset, string[]> = {
   claude: [
     "claude",
     "-p",
-    "{prompt}",
+    PROMPT,
     "--output-format",
     "stream-json",
     "--verbose",
@@ -22,7 +27,7 @@ const COMMANDS: Record<Preset, string[]> = {
     "--allowedTools",
     "mcp__drover",
   ],
-  codex: ["codex", "exec", "--json", "-s", "workspace-write", "{prompt}"],
+  codex: ["codex", "exec", "--json", "-s", "workspace-write", PROMPT],
   command: [],
 };
 
@@ -51,13 +56,15 @@ export function runCommand(runner: Runner, fields: RunFields): { argv: string[];
     agent: fields.agent,
     run: fields.run,
   };
-  // Codex reads no option after its prompt: before it; Claude's at the end
-  const at = runner.preset === "codex" ? base.findIndex((arg) => arg.includes("{prompt}")) : -1;
-  const split = at < 0 ? base.length : at;
+  const fill = (args: string[]) => args.map((arg) => fillTemplate(arg, values));
+  // a `command` agent's parser is its own: its arguments stay as its runner wrote them
+  const client = runner.preset !== "command";
+  const isPrompt = (arg: string) => client && arg.includes(PROMPT);
+  const prompt = fill(base.filter(isPrompt));
   const argv = [
-    ...base.slice(0, split).map((arg) => fillTemplate(arg, values)),
+    ...fill(base.filter((arg) => !isPrompt(arg))),
     ..._integration(runner.preset, fields.url),
-    ...base.slice(split).map((arg) => fillTemplate(arg, values)),
+    ...(prompt.length ? ["--", ...prompt] : []),
   ];
   const env = {
     // Codex says a limit's reset time in local time without a zone: in UTC drover can read it
