@@ -2,19 +2,16 @@
  * Runner rows (SPEC §10): how long from a ready item to its process running (the process itself writes the time
  * it started), and what supervising 20 chatty runs at once costs the compiled daemon in CPU.
  */
-import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Paths } from "../core/paths.ts";
-import { api, trustConfig } from "../test/helpers.ts";
+import { writeRunner } from "../test/fixtures/runner-project.ts";
+import { api, createItem, firstCommit, until } from "../test/helpers.ts";
 import { median, percentile, type Row, round, startBinary } from "./lib.ts";
 
 export async function runnerRows(paths: Paths, busy: Paths, options: { quick: boolean }): Promise<Row[]> {
   // runs work in worktrees, which branch from a commit
-  for (const p of [paths, busy])
-    execFileSync("git", ["-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "start"], {
-      cwd: p.root,
-    });
+  for (const p of [paths, busy]) firstCommit(p.root);
   return [await startRow(paths, options.quick ? 30 : 100), await cpuRow(busy, options.quick ? 4_000 : 10_000)];
 }
 
@@ -24,9 +21,9 @@ async function startRow(paths: Paths, n: number): Promise<Row> {
   const latencies: number[] = [];
   for (let i = 0; i < n; i++) {
     const before = Date.now();
-    const { body } = await api(url, token, "/api/items", { title: `bench ${i}` });
-    const file = join(paths.dir, `started-${body.id}`);
-    while (!existsSync(file) || !readFileSync(file, "utf8").trim()) await Bun.sleep(2);
+    const file = join(paths.dir, `started-${await createItem({ url, token }, `bench ${i}`)}`);
+    // the process writes the time it started: how often this looks does not change what is measured
+    await until(() => existsSync(file) && readFileSync(file, "utf8").trim());
     latencies.push(Number(readFileSync(file, "utf8")) - before);
   }
   proc.kill("SIGTERM");
@@ -46,12 +43,8 @@ async function cpuRow(paths: Paths, windowMs: number): Promise<Row> {
   // 20 agents each printing 10 lines a second: the supervisor reads, logs and parses every one
   const chatty = "while true; do echo working; sleep 0.1; done";
   const { url, token, proc } = await _daemon(paths, { max: 20, command: ["sh", "-c", chatty] });
-  for (let i = 0; i < 20; i++) await api(url, token, "/api/items", { title: `busy ${i}` });
-  for (;;) {
-    const running = (await api(url, token, "/api/runs?state=running")).body as unknown[];
-    if (running.length === 20) break;
-    await Bun.sleep(50);
-  }
+  for (let i = 0; i < 20; i++) await createItem({ url, token }, `busy ${i}`);
+  await until(async () => (await api(url, token, "/api/runs?state=running")).body.length === 20, 20_000);
   await Bun.sleep(1000);
   const before = _cpuTicks(proc.pid);
   await Bun.sleep(windowMs);
@@ -70,11 +63,7 @@ async function cpuRow(paths: Paths, windowMs: number): Promise<Row> {
 }
 
 async function _daemon(paths: Paths, runner: { max: number; command: string[] }) {
-  await Bun.write(
-    paths.config,
-    `[hub]\nremote = ""\n\n[runners.bench]\npreset = "command"\ncommand = ${JSON.stringify(runner.command)}\nmax = ${runner.max}\n`,
-  );
-  await trustConfig(paths);
+  await writeRunner(paths, { name: "bench", ...runner });
   const { proc, url } = await startBinary(paths);
   const token = readFileSync(paths.token, "utf8").trim();
   return { proc, url, token };

@@ -9,6 +9,7 @@ import { type CommandDef, defineCommand } from "citty";
 import { DroverError } from "../core/errors.ts";
 import { escapeControls } from "../core/escape.ts";
 import { openRegularFile } from "../core/files.ts";
+import { getRun } from "../features/runners/store.ts";
 import { withRuntime } from "./project.ts";
 
 /** How an op's command differs from the rest (see `opCommand`). */
@@ -25,7 +26,7 @@ export const runOpOptions: Record<string, OpCliOptions> = {
   "run.stop": { positional: "run", daemon: true },
 };
 
-/** How often `--follow` looks at the run's state and its log. */
+/** How often `--follow` looks at the run's state (its row) and its log. */
 const POLL_MS = 250;
 /** A log is read in pieces of this size, never whole. */
 const CHUNK_BYTES = 64 * 1024;
@@ -57,8 +58,10 @@ const log = defineCommand({
     const out = createTerminalWriter();
     try {
       await withRuntime(async (rt) => {
-        const get = async () => (await rt.ops.run("run.get", { run }, { via: "cli" })) as RunView;
-        await printLog(get, { follow: Boolean(args.follow), write: out.write });
+        // the op checks the id and finds the run; following needs only its row (run.get also reads the log's tail)
+        const row = (await rt.ops.run("run.get", { run }, { via: "cli" })) as RunView;
+        const poll = () => getRun(rt.ctx.db, run);
+        await printLog(row, { follow: Boolean(args.follow), write: out.write, poll });
       });
       await out.end();
     } catch (err) {
@@ -71,14 +74,20 @@ const log = defineCommand({
 export const runGroupCommands: Record<string, Record<string, CommandDef<any>>> = { run: { log } };
 
 /**
- * Prints a run's log through `write`: what is there, and with `follow` what comes, until the run has ended and
- * its log was read to the end. Reads in bounded pieces; survives the log being cut back to its newest half.
+ * Prints a run's log through `write`: what is there, and with `follow` what comes — the run's row looked at again
+ * with `poll` — until the run has ended and its log was read to the end. Reads in bounded pieces; survives the log
+ * being cut back to its newest half.
  */
 export async function printLog(
-  get: () => Promise<RunView>,
-  options: { follow: boolean; write: (bytes: Uint8Array) => Promise<void>; pollMs?: number },
+  first: RunView,
+  options: {
+    follow: boolean;
+    write: (bytes: Uint8Array) => Promise<void>;
+    poll: () => RunView | null;
+    pollMs?: number;
+  },
 ): Promise<void> {
-  let row = await get();
+  let row = first;
   const reader = createLogReader(row.log, options.write);
   if (!row.log) throw _removed(row.run, "it was removed (drover keeps the logs of the newest 200 ended runs)");
   if (!options.follow) {
@@ -95,8 +104,9 @@ export async function printLog(
       return;
     }
     await Bun.sleep(options.pollMs ?? POLL_MS);
-    row = await get();
-    if (!row.log) return; // pruned once ended: nothing more will come
+    const now = options.poll();
+    if (!now?.log) return; // pruned once ended (the log, or the whole row): nothing more will come
+    row = now;
   }
 }
 

@@ -4,45 +4,23 @@
  * (test/fixtures/runner-agent.ts). Screenshots go to test-artifacts/dashboard/.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { execFileSync } from "node:child_process";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import type { Browser, Page } from "playwright-core";
 import { launchChromium } from "./browser.ts";
-import { api, BUN, CLI, type DaemonProc, ROOT, startDaemonProcess, tempProject, trustConfig } from "./helpers.ts";
+import { runnerProject, runsOf } from "./fixtures/runner-project.ts";
+import { api, BUN, CLI, createItem, type DaemonProc, ROOT, startDaemonProcess } from "./helpers.ts";
 
 const SCREENSHOTS = join(ROOT, "test-artifacts", "dashboard");
-const AGENT = join(ROOT, "test", "fixtures", "runner-agent.ts");
 
-let project: Awaited<ReturnType<typeof tempProject>>;
+let project: Awaited<ReturnType<typeof runnerProject>>;
 let daemon: DaemonProc;
 let browser: Browser;
 let page: Page;
 
 beforeAll(async () => {
   mkdirSync(SCREENSHOTS, { recursive: true });
-  project = await tempProject();
-  // a run works in its item's worktree, made from the base branch: it needs a commit
-  execFileSync("git", [
-    "-C",
-    project.dir,
-    "-c",
-    "user.name=t",
-    "-c",
-    "user.email=t@t",
-    "commit",
-    "-q",
-    "--allow-empty",
-    "-m",
-    "start",
-  ]);
-  const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
-  await Bun.write(
-    project.paths.config,
-    `[hub]\nremote = ""\n\n[runners.scripted]\npreset = "command"\ncommand = ${argv}\nmax = 2\n` +
-      `[runners.scripted.env]\nDROVER_TEST_DIR = "${project.dir}"\n`,
-  );
-  await trustConfig(project.paths); // runner commands run only once trusted
+  project = await runnerProject({ max: 2 });
   daemon = await startDaemonProcess([BUN, CLI], project.paths);
   browser = await launchChromium();
   page = await browser.newPage({ viewport: { width: 1440, height: 900 } });
@@ -62,7 +40,7 @@ describe("dashboard: runs", () => {
     page.on("request", (r) => {
       if (/\/api\/runs\/run-[a-z2-7]{8}$/.test(new URL(r.url()).pathname)) logPolls.push(r.url());
     });
-    const id = await _create("chatty-once demo");
+    const id = await createItem(daemon, "chatty-once demo");
     const started = Date.now();
     const row = await page.waitForSelector(`#runs tr[data-state="running"]:has-text("${id}")`, { timeout: 2000 });
     console.log(`run visible after ${Date.now() - started} ms`);
@@ -117,12 +95,8 @@ describe("dashboard: runs", () => {
 
   test("a log holding markup is shown as text: what the API's tail says, and no element made from it", async () => {
     // the agent names an unknown behaviour (the title's first word) on stderr: the markup lands in the log
-    const id = await _create("<img/src=x/onerror=window.pwned=1> hostile");
-    let runs: any[] = [];
-    for (let i = 0; i < 200 && !runs.some((r) => r.state === "ended"); i++) {
-      runs = (await api(daemon.url, daemon.token, `/api/runs?item=${id}`)).body;
-      await Bun.sleep(50);
-    }
+    const id = await createItem(daemon, "<img/src=x/onerror=window.pwned=1> hostile");
+    const runs = await runsOf(daemon, id, (r) => r.some((x: any) => x.state === "ended"));
     const run = runs.find((r) => r.state === "ended").run as string;
     await page.click(`#runs tr[data-run="${run}"]`);
     await page.waitForSelector('#run-view[data-state="ended"]');
@@ -138,12 +112,6 @@ describe("dashboard: runs", () => {
 });
 
 // --- internal ---
-
-async function _create(title: string): Promise<string> {
-  const r = await api(daemon.url, daemon.token, "/api/items", { title });
-  expect(r.status).toBe(201);
-  return r.body.id;
-}
 
 /** Waits until the open log holds more "working" lines than `than`, and answers how many. */
 async function _waitLines(than: number): Promise<number> {

@@ -4,23 +4,13 @@
  */
 import { Database } from "bun:sqlite";
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { createLogReader } from "../cli/runs.ts";
-import {
-  api,
-  BUN,
-  CLI,
-  cli,
-  type DaemonProc,
-  firstCommit,
-  ROOT,
-  startDaemonProcess,
-  tempProject,
-  trustConfig,
-} from "./helpers.ts";
+import { createLogReader, printLog } from "../cli/runs.ts";
+import { MAX_LOG_BYTES } from "../features/runners/process.ts";
+import { runnerProject, runsOf } from "./fixtures/runner-project.ts";
+import { api, BUN, CLI, cli, startDaemonProcess, tempProject } from "./helpers.ts";
 
-const AGENT = join(ROOT, "test", "fixtures", "runner-agent.ts");
 const cleanups: Array<() => unknown> = [];
 
 afterAll(async () => {
@@ -34,7 +24,7 @@ describe("runs from the command line", () => {
   test("drover runs: the table of runs (runner, agent, item, state); --state and --item filter; --json is JSON", async () => {
     const { d, dir } = await setup;
     const item = (await api(d.url, d.token, "/api/items", { title: "chatty-once x" })).body.id as string;
-    const [row] = await _runsOf(d, item, (runs) => runs[0]?.state === "running");
+    const [row] = await runsOf(d, item, (runs) => runs[0]?.state === "running");
     run = row.run;
     const table = await cli(["runs"], dir);
     expect(table.code, table.stderr).toBe(0);
@@ -152,7 +142,7 @@ describe("following a log the supervisor cuts back", () => {
     writeFileSync(file, lines.slice(0, 100_000));
     await reader.read();
     // what process.ts does past its bound: a note, then the newest half, in the same file; then more output
-    const note = "[drover: the log passed 4194304 bytes; older output was dropped]\n";
+    const note = `[drover: the log passed ${MAX_LOG_BYTES} bytes; older output was dropped]\n`;
     writeFileSync(file, note + lines.slice(60_000, 150_000));
     await reader.read();
     writeFileSync(file, note + lines.slice(60_000));
@@ -162,33 +152,38 @@ describe("following a log the supervisor cuts back", () => {
   });
 });
 
+describe("following a run's log", () => {
+  test("after the first answer only the run's row is looked at again; a row gone ends the follow", async () => {
+    const project = await tempProject();
+    cleanups.push(project.cleanup);
+    const file = join(project.dir, "run.log");
+    writeFileSync(file, "one\n");
+    const running = { run: "run-aaaaaaaa", state: "running" as const, log: file };
+    for (const [last, printed] of [
+      [{ ...running, state: "ended" as const }, "one\ntwo\n"],
+      [null, "one\n"], // forgotten (the oldest runs' rows go): nothing more will come
+    ] as const) {
+      writeFileSync(file, "one\n");
+      const chunks: Buffer[] = [];
+      let polls = 0;
+      const poll = () => {
+        if (++polls === 1) return running;
+        if (last) appendFileSync(file, "two\n");
+        return last;
+      };
+      await printLog(running, { follow: true, pollMs: 1, poll, write: async (b) => void chunks.push(Buffer.from(b)) });
+      expect({ polls, printed: Buffer.concat(chunks).toString() }).toEqual({ polls: 2, printed });
+    }
+  });
+});
+
 // --- internal ---
 
 /** A trusted project whose runner `scripted` runs the scripted agent, and its daemon. */
 async function _project() {
-  const project = await tempProject();
+  const project = await runnerProject({ max: 1 });
   cleanups.push(project.cleanup);
-  // runs work in worktrees, which branch from a commit
-  firstCommit(project.dir);
-  const argv = JSON.stringify([BUN, AGENT, "{title}", "{prompt}"]);
-  await Bun.write(
-    project.paths.config,
-    `[hub]\nremote = ""\n\n[runners.scripted]\npreset = "command"\ncommand = ${argv}\nmax = 1\n` +
-      `[runners.scripted.env]\nDROVER_TEST_DIR = "${project.dir}"\n`,
-  );
-  await trustConfig(project.paths);
   const d = await startDaemonProcess([BUN, CLI], project.paths);
   cleanups.push(() => d.stop());
   return { d, dir: project.dir, project };
-}
-
-/** The item's runs, newest first, once `ready` holds (10 s at most). */
-async function _runsOf(d: DaemonProc, id: string, ready: (runs: any[]) => unknown): Promise<any[]> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const runs = (await api(d.url, d.token, `/api/runs?item=${id}`)).body;
-    if (ready(runs)) return runs;
-    if (Date.now() > deadline) throw new Error(`runs of "${id}" not ready: ${JSON.stringify(runs)}`);
-    await Bun.sleep(50);
-  }
 }

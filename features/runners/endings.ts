@@ -9,17 +9,27 @@ import { iso } from "../../core/clock.ts";
 import type { Context } from "../../core/feature.ts";
 import type { RunEnding, Runner } from "./contract.ts";
 import type { OutputReader } from "./output.ts";
-import { logTail, type RunProcess } from "./process.ts";
+import { type Exit, logTail, type RunProcess } from "./process.ts";
 import { endRun, FAILURES, failuresInARow, type RunRow, rateLimitsInARow } from "./store.ts";
 
-export interface LiveRun {
+/** What the endings table reads of a run: one the supervisor watched, or one a dead daemon left behind. */
+export interface EndingRun {
   row: Pick<RunRow, "run" | "runner" | "agent_id" | "item_id" | "stage" | "fence" | "cwd" | "log">;
   /** Null for a run found after a restart whose runner is no longer configured. */
   runner: Runner | null;
-  reader: OutputReader;
-  proc?: RunProcess;
+  /** What its output said; none for a run found after a restart. */
+  reader?: OutputReader;
   /** Why the command could not be started at all. */
   startError?: string;
+  /** Set when drover stopped it: that is its reason, however it exited. */
+  stopping: { reason: RunEnding } | null;
+}
+
+/** A run the supervisor started and watches. */
+export interface LiveRun extends EndingRun {
+  runner: Runner;
+  reader: OutputReader;
+  proc?: RunProcess;
   /** Clock times (ms): started, last output or own-hook heartbeat, last supervisor heartbeat. */
   started: number;
   activity: number;
@@ -35,20 +45,16 @@ const BACKOFF_MS = 120_000;
 const TAIL_BYTES = 2_500;
 
 /** Applies the endings table to a run whose process has ended; publishes `run_ended`. Never throws. */
-export async function endRunOf(
-  ctx: Context,
-  live: LiveRun,
-  result: { exitCode: number | null; signal: string | null },
-): Promise<void> {
-  const { row } = live;
-  const usage = live.reader.usage();
+export async function endRunOf(ctx: Context, run: EndingRun, result: Exit): Promise<void> {
+  const { row } = run;
+  const usage = run.reader?.usage() ?? null;
   const item = await ctx.ops.call("item.get", { id: row.item_id }).catch(() => null);
   const held = item?.claim?.agent_id === row.agent_id && item.fence === row.fence;
   let reason: RunEnding =
-    live.stopping?.reason ??
-    (live.startError
+    run.stopping?.reason ??
+    (run.startError
       ? "not_started"
-      : live.reader.rateLimit()
+      : run.reader?.rateLimit()
         ? "rate_limited"
         : result.signal
           ? "crashed"
@@ -74,21 +80,21 @@ export async function endRunOf(
   }
   const claim = { id: row.item_id, agent: row.agent_id, fence: row.fence };
   if (held && item) {
-    if (reason === "success" && live.runner) {
-      const to = live.runner.on_success;
+    if (reason === "success" && run.runner) {
+      const to = run.runner.on_success;
       await step(`move to ${to}`, () =>
         ctx.ops.call("item.move", { ...claim, to, reason: `run ${row.run} succeeded` }),
       );
     } else if (reason === "rate_limited") {
-      const limit = live.reader.rateLimit();
+      const limit = run.reader?.rateLimit();
       const k = rateLimitsInARow(ctx.db, row.agent_id) + 1; // this run is not counted as ended yet
       const until = limit?.resetsAt ?? ctx.clock.now() + Math.min(3_600_000, BACKOFF_MS * 2 ** Math.max(0, k - 1));
       await step("pause", () => ctx.ops.call("agent.pause", { agent: row.agent_id, until: iso(until) }));
     } else if (reason !== "moved") {
       await step("note", () =>
-        ctx.ops.call("item.note", { id: row.item_id, agent: row.agent_id, text: _note(live, reason, result) }),
+        ctx.ops.call("item.note", { id: row.item_id, agent: row.agent_id, text: _note(run, reason, result) }),
       );
-      const attempts = live.runner?.max_attempts ?? Number.POSITIVE_INFINITY;
+      const attempts = run.runner?.max_attempts ?? Number.POSITIVE_INFINITY;
       if (FAILURES.has(reason) && failuresInARow(ctx.db, row.item_id) + 1 >= attempts) {
         await step("block", () =>
           ctx.ops.call("item.move", { ...claim, to: "blocked", reason: `${attempts} runs in a row failed` }),
@@ -135,13 +141,13 @@ const _SAID: Record<RunEnding, string> = {
   not_started: "could not be started",
 };
 
-function _note(live: LiveRun, reason: RunEnding, result: { exitCode: number | null; signal: string | null }): string {
+function _note(run: EndingRun, reason: RunEnding, result: Exit): string {
   const how = result.signal
     ? ` (signal ${result.signal})`
     : result.exitCode !== null
       ? ` (exit ${result.exitCode})`
       : "";
-  const head = `Run "${live.row.run}" of runner "${live.row.runner}" ${_SAID[reason]}${how}.`;
-  const tail = live.startError ?? logTail(live.row.log, TAIL_BYTES).trim();
+  const head = `Run "${run.row.run}" of runner "${run.row.runner}" ${_SAID[reason]}${how}.`;
+  const tail = run.startError ?? logTail(run.row.log, TAIL_BYTES).trim();
   return (tail ? `${head} The end of its output:\n${tail}` : head).slice(0, 4000);
 }

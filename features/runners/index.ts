@@ -98,7 +98,7 @@ export default defineFeature({
     return { changed: await ctx.services.runners.fill() };
   },
   start(ctx) {
-    // not awaited: stopping an orphan may take its grace; the first fill waits for it
+    // not awaited: stopping orphans may take their grace; fills start nothing until it is over
     void ctx.services.runners.recover();
     ctx.services.runners.request();
   },

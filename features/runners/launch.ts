@@ -3,7 +3,7 @@
  * user's checkout), the row in `state.db`, the prompt, the command with its integration, the process; the runs a
  * dead daemon left behind; old logs.
  */
-import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { iso } from "../../core/clock.ts";
 import { readDaemon } from "../../core/daemon-file.ts";
@@ -14,14 +14,16 @@ import type { Runner } from "./contract.ts";
 import { endRunOf, type LiveRun } from "./endings.ts";
 import { createOutputReader } from "./output.ts";
 import { runCommand } from "./presets.ts";
-import { startProcess } from "./process.ts";
+import { type Exit, startProcess } from "./process.ts";
 import { renderPrompt } from "./prompt.ts";
-import { forgetLog, insertRun, listRuns, oldLogs, setPid } from "./store.ts";
+import { forgetEndedRuns, forgetLog, insertRun, listRuns, oldLogs, type RunRow, setPid } from "./store.ts";
 
 /** After SIGTERM, a run has this long to end before SIGKILL. */
 export const STOP_GRACE_MS = 10_000;
-/** Logs of ended runs kept on disk (their rows stay). */
+/** Logs of ended runs kept on disk (their rows stay, up to KEPT_RUNS). */
 const KEPT_LOGS = 200;
+/** Rows of ended runs kept in `state.db`: the history `runs.list` shows and the attempts counted. */
+const KEPT_RUNS = 10_000;
 
 export interface RunSpec {
   runner: string;
@@ -30,8 +32,6 @@ export interface RunSpec {
   item: { id: string; title: string; body: string; stage: string; fence: number };
   fence: number;
 }
-
-export type Exit = { exitCode: number | null; signal: string | null };
 
 /** Starts a run for a slot that was just given `item`; `exited` resolves when its process has ended. */
 export async function launchRun(ctx: Context, run: RunSpec): Promise<{ live: LiveRun; exited: Promise<Exit> }> {
@@ -88,62 +88,73 @@ export async function launchRun(ctx: Context, run: RunSpec): Promise<{ live: Liv
   }
 }
 
-/** Runs left `running` by a daemon that died: a live one is stopped (its group), then each is ended, its item released. */
+/**
+ * Runs left `running` by a daemon that died: the live ones are stopped together (their groups: SIGTERM, one shared
+ * grace, SIGKILL to what is left), then each is ended and its item released.
+ */
 export async function recoverOrphans(ctx: Context): Promise<number> {
   const left = listRuns(ctx.db, { state: "running", limit: 10_000 });
+  const live = left.filter((row): row is RunRow & { pid: number } => _alive(row));
+  for (const row of live) signalGroup(row.pid, "SIGTERM");
+  const deadline = Date.now() + STOP_GRACE_MS;
+  while (live.some(_alive) && Date.now() < deadline) await Bun.sleep(50);
+  // the group, not only a leader still alive: what it started must not go on working on an unrenewed claim
+  for (const row of live) signalGroup(row.pid, "SIGKILL");
   for (const row of left) {
-    if (row.pid && processAlive(row.pid, row.pid_start)) {
-      signalGroup(row.pid, "SIGTERM");
-      const deadline = Date.now() + STOP_GRACE_MS;
-      while (processAlive(row.pid, row.pid_start) && Date.now() < deadline) await Bun.sleep(50);
-      signalGroup(row.pid, "SIGKILL");
-    }
-    const now = ctx.clock.now();
-    const live: LiveRun = {
-      row,
-      runner: ctx.config.runners[row.runner] ?? null,
-      reader: createOutputReader(),
-      started: Date.parse(row.started_at),
-      activity: now,
-      beat: now,
-      ownBeat: null,
-      stopping: { reason: "orphaned", at: now, killed: true },
-    };
-    await endRunOf(ctx, live, { exitCode: null, signal: null });
+    const runner = ctx.config.runners[row.runner] ?? null;
+    await endRunOf(ctx, { row, runner, stopping: { reason: "orphaned" } }, { exitCode: null, signal: null });
   }
   return left.length;
 }
 
-/** Deletes the logs of ended runs past the newest KEPT_LOGS. */
+/** Deletes the logs of ended runs past the newest KEPT_LOGS, and their rows past the newest KEPT_RUNS. */
 export function pruneLogs(ctx: Context): void {
   for (const log of oldLogs(ctx.db, KEPT_LOGS)) {
     rmSync(log, { force: true });
     forgetLog(ctx.db, log);
   }
+  forgetEndedRuns(ctx.db, KEPT_RUNS);
 }
 
 // --- internal ---
 
-/** Where the run works: in `coding`, the item's worktree, made now (or why it cannot be); later, the one left. */
+/**
+ * Where the run works: in `coding`, the item's worktree, made now; in a later stage, the one its coding left.
+ * Without one (worktrees off, none left) it does not start: never in the user's own checkout.
+ */
 async function _workplace(
   ctx: Context,
   run: RunSpec,
 ): Promise<{ item: RunSpec["item"]; cwd: string; startError?: string }> {
   const { item } = run;
-  const kept = join(ctx.paths.worktrees, item.id);
-  if (item.stage !== "coding" || !ctx.config.pipeline.worktrees)
-    return { item, cwd: existsSync(kept) ? kept : ctx.paths.root };
+  if (!ctx.config.pipeline.worktrees)
+    return { item, cwd: "", startError: `Cannot run item "${item.id}" without its worktree: worktrees are off` };
+  if (item.stage !== "coding") {
+    // the worktrees feature makes worktrees only in coding and has no op answering where one is: its place is known
+    const kept = join(ctx.paths.worktrees, item.id);
+    if (_isFolder(kept)) return { item, cwd: kept };
+    return { item, cwd: "", startError: `Cannot run item "${item.id}" in ${item.stage}: it has no worktree here` };
+  }
   try {
     const started = await ctx.ops.call("item.start", { id: item.id, agent: run.agent });
     if (started.path) return { item: started.item, cwd: started.path };
-    return {
-      item,
-      cwd: ctx.paths.root,
-      startError: `Cannot make the worktree of item "${item.id}": it is not held here`,
-    };
+    return { item, cwd: "", startError: `Cannot make the worktree of item "${item.id}": it is not held here` };
   } catch (err) {
-    return { item, cwd: ctx.paths.root, startError: (err as Error).message };
+    return { item, cwd: "", startError: (err as Error).message };
   }
+}
+
+/** A folder, not a link to one: a link planted there could lead the run into any checkout. */
+function _isFolder(path: string): boolean {
+  try {
+    return lstatSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+function _alive(row: Pick<RunRow, "pid" | "pid_start">): boolean {
+  return row.pid !== null && processAlive(row.pid, row.pid_start);
 }
 
 /** Where the run's MCP calls and CLI go: this daemon, as `daemon.json` names it. */

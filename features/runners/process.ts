@@ -3,17 +3,20 @@
  * and stderr written to a bounded log and handed line by line to the caller, and stopped with SIGTERM, then
  * SIGKILL. The log keeps its newest part when it outgrows its bound: the end says how the run went.
  */
-import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from "node:fs";
+import { closeSync, constants, ftruncateSync, openSync, readSync, writeSync } from "node:fs";
 import { openRegularFile } from "../../core/files.ts";
 import { childEnv, signalGroup } from "../../core/process.ts";
 
 /** A run's log is cut back to half of this when it grows past it. */
 export const MAX_LOG_BYTES = 4 * 1024 * 1024;
 
+/** How a run's process ended: its exit code, or the signal that ended it. */
+export type Exit = { exitCode: number | null; signal: string | null };
+
 export interface RunProcess {
   pid: number;
-  /** Resolves when the process ended and its output was read: its exit code, or the signal that ended it. */
-  exited: Promise<{ exitCode: number | null; signal: string | null }>;
+  /** Resolves when the process ended and its output was read. */
+  exited: Promise<Exit>;
   signal(name: "SIGTERM" | "SIGKILL"): void;
 }
 
@@ -99,8 +102,14 @@ function _safe(onLine: (l: string) => void, line: string) {
   }
 }
 
+/**
+ * The run's log, through one descriptor for its whole life: a new regular file (never a FIFO or link planted at
+ * its path), and cut back in place — whatever is put at the path later is never opened, so it can neither hang the
+ * daemon nor receive the run's output.
+ */
 function _boundedLog(file: string) {
-  let fd: number | null = openSync(file, "a", 0o600);
+  const { O_RDWR, O_APPEND, O_CREAT, O_EXCL, O_NOFOLLOW } = constants;
+  let fd: number | null = openSync(file, O_RDWR | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW, 0o600);
   let size = 0;
   return {
     write(chunk: Uint8Array) {
@@ -109,13 +118,13 @@ function _boundedLog(file: string) {
         writeSync(fd, chunk);
         size += chunk.byteLength;
         if (size <= MAX_LOG_BYTES) return;
-        closeSync(fd);
-        fd = null;
-        const kept = readFileSync(file).subarray(-MAX_LOG_BYTES / 2);
+        const kept = Buffer.alloc(MAX_LOG_BYTES / 2);
+        const read = readSync(fd, kept, 0, kept.byteLength, size - kept.byteLength);
         const note = Buffer.from(`[drover: the log passed ${MAX_LOG_BYTES} bytes; older output was dropped]\n`);
-        writeFileSync(file, Buffer.concat([note, kept]), { mode: 0o600 });
-        size = note.byteLength + kept.byteLength;
-        fd = openSync(file, "a", 0o600);
+        ftruncateSync(fd, 0);
+        writeSync(fd, note); // appended: at the start of the emptied file
+        writeSync(fd, kept, 0, read);
+        size = note.byteLength + read;
       } catch {
         // a full disk: the run goes on unlogged (its output is still read), rather than losing its end
         if (fd !== null) closeSync(fd);

@@ -12,6 +12,10 @@ export const runMigrations = [
      state TEXT NOT NULL, started_at TEXT NOT NULL, ended_at TEXT, exit_code INTEGER, reason TEXT, usage TEXT);
    CREATE INDEX runs_by_item ON runs (item_id, started_at);
    CREATE INDEX runs_by_state ON runs (state);`,
+  // newest first, filtered by state or not, without sorting the table on every read
+  `CREATE INDEX runs_by_state_started ON runs (state, started_at);
+   CREATE INDEX runs_by_started ON runs (started_at);
+   DROP INDEX runs_by_state;`,
 ] as const;
 
 export interface RunRow {
@@ -132,6 +136,14 @@ export function oldLogs(db: Database, keep: number): string[] {
 
 export function forgetLog(db: Database, log: string): void {
   db.query("UPDATE runs SET log = '' WHERE log = ?").run(log);
+}
+
+/** Deletes the rows of ended runs past the newest `keep` (their logs went long before). */
+export function forgetEndedRuns(db: Database, keep: number): void {
+  db.query(
+    `DELETE FROM runs WHERE rowid IN (SELECT rowid FROM runs WHERE state = 'ended'
+       ORDER BY started_at DESC, rowid DESC LIMIT -1 OFFSET ?)`,
+  ).run(keep);
 }
 
 // --- internal ---

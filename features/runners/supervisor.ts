@@ -27,13 +27,13 @@ export interface Supervisor {
   sawHeartbeat(agent: string, lastHeartbeat: string): void;
   /** Asks a run to stop (SIGTERM, SIGKILL after the grace); false when it is not running here. */
   stop(run: string, reason: RunEnding): boolean;
-  /** Daemon start: runs a dead daemon left are stopped and their items released. */
+  /**
+   * Daemon start: runs a dead daemon left are stopped and their items released. Fills start nothing until that is
+   * done, then one is requested: start-up does not wait for their grace.
+   */
   recover(): Promise<number>;
-  /** Daemon stop: every run stopped, its ending applied. */
+  /** Daemon stop: every run stopped, its ending applied, nothing of the supervisor's left in progress. */
   stopAll(): Promise<void>;
-  live(): LiveRun[];
-  /** Resolves once no fill and no ending is in progress (tests, the daemon's stop). */
-  settled(): Promise<void>;
 }
 
 export function createSupervisor(ctx: Context): Supervisor {
@@ -43,7 +43,7 @@ export function createSupervisor(ctx: Context): Supervisor {
   let again = false;
   let scheduled = false;
   let closing = false;
-  let recovered: Promise<number> = Promise.resolve(0);
+  let recovering = false;
   let runnersInForce = ctx.config.runners;
 
   const track = <T>(p: Promise<T>): Promise<T> => {
@@ -53,10 +53,11 @@ export function createSupervisor(ctx: Context): Supervisor {
     return p;
   };
 
+  // no check of the mode: only the daemon fills (index.ts), and only there do events reach features
   async function fillOnce(): Promise<number> {
-    await recovered;
     const runners = Object.entries(ctx.config.runners);
-    if (ctx.mode !== "daemon" || closing || !ctx.config.pipeline.auto_assign || runners.length === 0) return 0;
+    // a slot an orphan held is free once its item was released
+    if (recovering || closing || !ctx.config.pipeline.auto_assign || runners.length === 0) return 0;
     const paused = new Set(
       (await ctx.ops.call("agents.list", {})).filter((a) => a.paused_until).map((a) => a.agent_id),
     );
@@ -103,7 +104,6 @@ export function createSupervisor(ctx: Context): Supervisor {
 
   const api: Supervisor = {
     request() {
-      if (ctx.mode !== "daemon") return; // a CLI process running an op never starts agents
       if (filling) again = true;
       else if (!scheduled) {
         scheduled = true;
@@ -152,7 +152,6 @@ export function createSupervisor(ctx: Context): Supervisor {
           }
           continue;
         }
-        if (!live.runner) continue;
         const { timeout_mins, quiet_mins } = live.runner;
         if (now - live.started >= timeout_mins * 60_000) api.stop(live.row.run, "timeout");
         else if (now - live.activity >= quiet_mins * 60_000) api.stop(live.row.run, "stuck");
@@ -175,8 +174,16 @@ export function createSupervisor(ctx: Context): Supervisor {
       return true;
     },
     async recover() {
-      recovered = track(recoverOrphans(ctx));
-      return recovered;
+      recovering = true;
+      try {
+        return await track(recoverOrphans(ctx));
+      } catch (err) {
+        ctx.log.error("Runs a dead daemon left could not be recovered", { error: err as Error });
+        return 0;
+      } finally {
+        recovering = false;
+        api.request();
+      }
     },
     async stopAll() {
       closing = true;
@@ -185,10 +192,6 @@ export function createSupervisor(ctx: Context): Supervisor {
       const deadline = Date.now() + STOP_GRACE_MS;
       while (lives.size && Date.now() < deadline) await Bun.sleep(50);
       for (const live of lives.values()) live.proc?.signal("SIGKILL");
-      await api.settled();
-    },
-    live: () => [...lives.values()],
-    async settled() {
       while (pending.size) await Promise.allSettled([...pending]);
     },
   };
