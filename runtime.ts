@@ -146,6 +146,7 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     paths,
     machineId: readMachineId(paths),
     mode,
+    endpoint: null,
     untrusted,
     ops: undefined as unknown as OpRunner,
     hub: undefined as unknown as Context["hub"],

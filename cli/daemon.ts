@@ -67,6 +67,7 @@ async function _startDaemon(paths: Paths, options: DaemonOptions = {}): Promise<
     const token = readToken(paths);
     const host = options.host ?? rt.ctx.config.server.host;
     server = _listen(rt, { host, port: options.port ?? rt.ctx.config.server.port, token, version: VERSION });
+    rt.ctx.endpoint = { url: server.url, token };
     await rt.start();
     // the URL is published last: whoever reads it may rely on a fully started daemon
     updateDaemon(paths, { ...info, port: server.port, url: server.url });

@@ -63,6 +63,11 @@ export interface Context {
   machineId: string;
   /** "daemon" inside `drover serve`; "cli" when a command runs an op in its own process. */
   mode: "daemon" | "cli";
+  /**
+   * Where this daemon answers, and its token: set by `drover serve` once it listens, before the features start (a
+   * run started then must reach it); null in a command's own process.
+   */
+  endpoint: { url: string; token: string } | null;
   /** Values of the committed config that wait for `drover trust` on this machine (`config` holds what is in force). */
   untrusted: Untrusted[];
   ops: OpRunner;

@@ -249,6 +249,19 @@ describe("a runner under load and after a crash", () => {
     }
   }, 60_000);
 
+  test("an item ready before the daemon starts: its run, started while the daemon starts, reaches the daemon", async () => {
+    const keys = { timeout_mins: 30, quiet_mins: 10, max_attempts: 1 };
+    const project = await runnerProject({ max: 1, keys });
+    cleanups.push(project.cleanup);
+    // made by a command with no daemon running: the first fill, inside the daemon's start, takes it
+    const made = await run([BUN, CLI, "item", "create", "--title", "move early", "--json"], project.dir);
+    const id = JSON.parse(made.stdout).id;
+    const d = await startDaemonProcess([BUN, CLI], project.paths); // --port 0: no address but the one it listens on
+    cleanups.push(() => d.stop());
+    const [ended] = await runsOf(d, id, (r) => r.some((x) => x.state === "ended"));
+    expect(ended).toMatchObject({ reason: "moved", exit_code: 0 });
+  });
+
   test("kill -9 of the daemon mid-run: the next start stops the orphan and releases its item; no process works on an unrenewed claim", async () => {
     const { d, project, clockFile } = await _daemon({ max: 1 });
     const id = await createItem(d, "hang forever");

@@ -3,10 +3,10 @@
  * user's checkout), the row in `state.db`, the prompt, the command with its integration, the process; the runs a
  * dead daemon left behind; old logs.
  */
-import { lstatSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { lstatSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { iso } from "../../core/clock.ts";
-import { readDaemon } from "../../core/daemon-file.ts";
+import { DroverError } from "../../core/errors.ts";
 import type { Context } from "../../core/feature.ts";
 import { randomBase32 } from "../../core/identity.ts";
 import { processAlive, processStart, signalGroup } from "../../core/process.ts";
@@ -159,13 +159,6 @@ function _alive(row: Pick<RunRow, "pid" | "pid_start">): boolean {
 
 /** Where the run's MCP calls and CLI go: this daemon, as `daemon.json` names it. */
 function _daemonAddress(ctx: Context): { url: string; token: string } {
-  const { host, port } = ctx.config.server;
-  const url = readDaemon(ctx.paths)?.url ?? `http://${host}:${port}`;
-  let token = "";
-  try {
-    token = readFileSync(ctx.paths.token, "utf8").trim();
-  } catch {
-    // no token yet: the run's calls will be refused, and it fails visibly
-  }
-  return { url, token };
+  if (!ctx.endpoint) throw new DroverError("internal", "Cannot start a run outside the daemon: it has no address");
+  return ctx.endpoint;
 }
