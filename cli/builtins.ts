@@ -13,6 +13,7 @@ import { runDoctor } from "./doctor.ts";
 import { type HookOutcome, parseClaudeHook, parseCodexNotify, readHookStdin, runHookSafely } from "./hook.ts";
 import { initProject } from "./init.ts";
 import { integrate } from "./integrate/index.ts";
+import { callDaemon } from "./ops.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
 import { trust } from "./trust.ts";
@@ -90,7 +91,7 @@ const status = defineCommand({
           last_error: sync.last_error,
         },
         untrusted: rt.ctx.untrusted,
-        gateway: await _relayStatus(paths, daemon?.url ?? null, rt.ctx.config.gateway.url),
+        gateway: await _relayStatus(daemon?.url ?? null, rt.ctx.config.gateway.url),
       };
     });
     if (args.json) return console.log(JSON.stringify(report, null, 2));
@@ -196,25 +197,12 @@ const dashboard = defineCommand({
 });
 
 /** The daemon's relay state, asked of the daemon (the relay lives there). */
-async function _relayStatus(paths: ReturnType<typeof findProject>, daemonUrl: string | null, gatewayUrl: string) {
-  if (!gatewayUrl) return { configured: false, connected: false } as Record<string, unknown>;
-  if (!daemonUrl)
-    return { configured: true, url: gatewayUrl, connected: false, last_error: "the daemon is not running" } as Record<
-      string,
-      unknown
-    >;
-  const res = await fetch(`${daemonUrl}/api/ops/relay.status`, {
-    method: "POST",
-    headers: { authorization: `Bearer ${readToken(paths)}`, "content-type": "application/json" },
-    body: "{}",
-    signal: AbortSignal.timeout(2000),
-  }).catch(() => null);
-  return ((await res?.json().catch(() => null)) ?? {
-    configured: true,
-    url: gatewayUrl,
-    connected: false,
-    last_error: "the daemon did not answer",
-  }) as Record<string, unknown>;
+async function _relayStatus(daemonUrl: string | null, gatewayUrl: string): Promise<Record<string, unknown>> {
+  if (!gatewayUrl) return { configured: false, connected: false };
+  const down = (why: string) => ({ configured: true, url: gatewayUrl, connected: false, last_error: why });
+  if (!daemonUrl) return down("the daemon is not running");
+  return ((await callDaemon(daemonUrl, "relay.status", {}, { timeoutMs: 2000 }).catch(() => null)) ??
+    down("the daemon did not answer")) as Record<string, unknown>;
 }
 
 const hookClaude = defineCommand({

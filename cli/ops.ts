@@ -2,7 +2,8 @@
  * @module Every op as a CLI command, built from the op's zod schema: `item.claim` is
  * `drover item claim --id … --agent …`, `log` is `drover log`. Commands run the op in this process against the
  * same store as the daemon (no daemon needed), then tell a running daemon to publish the events — except an op
- * whose work lives in the daemon (`run.stop`: the processes it supervises), which a running daemon runs.
+ * whose work lives in the daemon (`inDaemon`: `run.stop`, `relay.status`), which a running daemon runs. A command
+ * takes the `:param` of its op's REST path as its argument too: `drover run stop <run>`.
  */
 import type { ArgsDef, CommandDef } from "citty";
 import { readDaemon } from "../core/daemon-file.ts";
@@ -15,15 +16,10 @@ import { inputSchemaOf } from "../core/ops.ts";
 import { findProject } from "../core/paths.ts";
 import { renderResult } from "./output.ts";
 import { withRuntime } from "./project.ts";
-import { type OpCliOptions, runGroupCommands, runOpOptions } from "./runs.ts";
+import { runGroupCommands } from "./runs.ts";
 
 /** Commands that are not ops but live in an op's group (`drover run log`). */
 const _groupCommands: Record<string, Record<string, CommandDef<any>>> = runGroupCommands;
-/**
- * Per op: a field its command also takes as its argument (`drover run stop <run>`), and whether it runs in the
- * daemon when one runs — an op whose work lives there (the processes the daemon supervises).
- */
-const _opOptions: Record<string, OpCliOptions> = runOpOptions;
 
 /** Commands for every op of the features, grouped by the op name's first segment. */
 export function opCommands(features: readonly Feature[]): Record<string, CommandDef<any>> {
@@ -56,7 +52,7 @@ export function opCommands(features: readonly Feature[]): Record<string, Command
 /** One op as a command with a flag per input field, plus `--json`. */
 export function opCommand(name: string, op: OpDef): CommandDef<any> {
   const fields = fieldsOf(inputSchemaOf(op));
-  const { positional, daemon } = _opOptions[name] ?? {};
+  const positional = _pathParam(op);
   const args: ArgsDef = { json: { type: "boolean", description: "Print the result as JSON" } };
   const printers = Object.entries(op.view?.flags ?? {});
   for (const [flag, { description }] of printers) args[flag] = { type: "boolean", description };
@@ -80,9 +76,9 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
       for (const f of fields) if (parsed[f.name] !== undefined) raw[f.name] = parsed[f.name];
       if (positional && raw[positional] === undefined && parsed._.length) raw[positional] = String(parsed._[0]);
       const input = coerceFields(fields, raw);
-      const url = daemon ? readDaemon(findProject())?.url : null;
+      const url = op.inDaemon ? readDaemon(findProject())?.url : null;
       const result = url
-        ? await _inDaemon(url, name, input)
+        ? await callDaemon(url, name, input)
         : await withRuntime((rt) => rt.ops.run(name, input, { via: "cli" }));
       const empty = op.view?.empty?.(result);
       const printer = printers.find(([flag]) => parsed[flag]);
@@ -97,15 +93,18 @@ export function opCommand(name: string, op: OpDef): CommandDef<any> {
   };
 }
 
-// --- internal ---
-
-/** Runs the op in the running daemon (`POST /api/ops/<name>`); its refusal is this command's. */
-async function _inDaemon(url: string, name: string, input: unknown): Promise<unknown> {
+/** Runs an op in the running daemon (`POST /api/ops/<name>`); its refusal is this command's. */
+export async function callDaemon(
+  url: string,
+  name: string,
+  input: unknown,
+  { timeoutMs = 30_000 }: { timeoutMs?: number } = {},
+): Promise<unknown> {
   const res = await fetch(`${url}/api/ops/${name}`, {
     method: "POST",
     headers: { authorization: `Bearer ${readToken(findProject())}`, "content-type": "application/json" },
     body: JSON.stringify(input),
-    signal: AbortSignal.timeout(30_000),
+    signal: AbortSignal.timeout(timeoutMs),
   }).catch((err: Error) => {
     throw new DroverError("busy", `Cannot reach the daemon at "${url}": ${err.message}`);
   });
@@ -113,6 +112,14 @@ async function _inDaemon(url: string, name: string, input: unknown): Promise<unk
   if (res.ok) return body;
   const error = body?.error ?? { code: "internal", message: `The daemon answered ${res.status}` };
   throw new DroverError(error.code as ConstructorParameters<typeof DroverError>[0], error.message);
+}
+
+// --- internal ---
+
+/** The one `:param` of the op's REST path, which its command also takes as an argument. */
+function _pathParam(op: OpDef): string | undefined {
+  const params = [...(op.http?.path.matchAll(/:([a-z_]+)/g) ?? [])].map((m) => m[1]!);
+  return params.length === 1 ? params[0] : undefined;
 }
 
 function _describe(f: Field): string {

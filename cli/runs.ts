@@ -1,8 +1,7 @@
 /**
  * @module The runs' commands beyond their ops (SPEC §13): `drover run log <run> [--follow]` prints a run's log
  * (`.drover/runs/<run>.log`, read from this machine's disk: runs are its own) and, following, new output until
- * the run has ended; `run.get` and `run.stop` take the run as their argument, and `run.stop` goes to the
- * daemon when one runs, since only the daemon holds the processes it supervises.
+ * the run has ended.
  */
 import { closeSync, readSync } from "node:fs";
 import { type CommandDef, defineCommand } from "citty";
@@ -11,20 +10,6 @@ import { escapeControls } from "../core/escape.ts";
 import { openRegularFile } from "../core/files.ts";
 import { getRun } from "../features/runners/store.ts";
 import { withRuntime } from "./project.ts";
-
-/** How an op's command differs from the rest (see `opCommand`). */
-export interface OpCliOptions {
-  /** A field the command also takes as its argument: `drover run stop <run>`. */
-  positional?: string;
-  /** Run by the daemon when one runs: the op's work lives there. */
-  daemon?: boolean;
-}
-
-/** The runs' ops as commands. */
-export const runOpOptions: Record<string, OpCliOptions> = {
-  "run.get": { positional: "run" },
-  "run.stop": { positional: "run", daemon: true },
-};
 
 /** How often `--follow` looks at the run's state (its row) and its log. */
 const POLL_MS = 250;

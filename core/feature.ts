@@ -85,6 +85,11 @@ export interface OpDef<S extends z.ZodType = z.ZodType, R = unknown> {
   writes: boolean;
   /** A choice for a person at the CLI (forcing the team's history): refused over HTTP, MCP and actions. */
   cliOnly?: boolean;
+  /**
+   * Its work lives in the daemon (the processes it supervises, its relay): a command sends it to the running daemon
+   * rather than running it in its own process.
+   */
+  inDaemon?: boolean;
   /** It may undo others' work or remove what cannot be had back (MCP's `destructiveHint`; default false). */
   destructive?: boolean;
   /** Running it again with the same input changes nothing more (MCP's `idempotentHint`; reads always are). */

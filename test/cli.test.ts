@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { CommandDef } from "citty";
 import { main } from "../cli.ts";
-import { cli, tempProject, testRuntime } from "./helpers.ts";
+import { BUN, CLI, cli, startDaemonProcess, tempProject, testRuntime } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 beforeAll(async () => (project = await tempProject()));
@@ -81,4 +81,23 @@ describe("cli", () => {
     expect(outside.code).toBe(1);
     expect(outside.stderr).toContain('run "drover init"');
   });
+});
+
+describe("ops whose work lives in the daemon", () => {
+  test("relay status goes to the running daemon; an op's path parameter is also its argument", async () => {
+    const project = await tempProject({ config: '[hub]\nremote = ""\n' });
+    const gateway = { DROVER_GATEWAY_URL: "ws://127.0.0.1:9/", DROVER_GATEWAY_TOKEN: "t", DROVER_GATEWAY_PROJECT: "p" };
+    const daemon = await startDaemonProcess([BUN, CLI], project.paths, gateway);
+    try {
+      // the daemon's relay, not this command's (which has none): its queue and its last error are there
+      const relay = JSON.parse((await cli(["relay", "status", "--json"], project.dir, gateway)).stdout);
+      expect(relay).toMatchObject({ configured: true, url: gateway.DROVER_GATEWAY_URL, queued: expect.any(Number) });
+      expect(relay.detail).toBeUndefined();
+      const item = JSON.parse((await cli(["item", "create", "--title", "by argument", "--json"], project.dir)).stdout);
+      expect(JSON.parse((await cli(["item", "get", item.id, "--json"], project.dir)).stdout).title).toBe("by argument");
+    } finally {
+      await daemon.stop();
+      project.cleanup();
+    }
+  }, 60_000);
 });

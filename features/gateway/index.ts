@@ -18,6 +18,7 @@ declare module "../../core/feature.ts" {
 const gatewayOps = {
   "relay.status": defineOp({
     writes: false,
+    inDaemon: true,
     description:
       "This daemon's relay to the gateway: connected, paused (the gateway reads too slowly), queued, buffered bytes, dropped events, the last snapshot",
     input: z.strictObject({}),

@@ -61,6 +61,7 @@ const runGet = defineOp({
 const runStop = defineOp({
   writes: true,
   destructive: true,
+  inDaemon: true,
   description: "Stop a run: SIGTERM to its process group, SIGKILL 10 s later; its item is released with a note",
   http: { method: "POST", path: "/api/runs/:run/stop" },
   input: z.strictObject({ run: runIdSchema }),
