@@ -183,9 +183,9 @@ export async function openRuntime(options: RuntimeOptions = {}): Promise<Runtime
     const fresh = structuredClone(fileConfig);
     ctx.untrusted = applyTrust(fresh, gate);
     copyKeys(fresh, config, Object.keys(rules));
-    log.info("Approvals changed: the committed config's values in force were updated", {
-      waiting: ctx.untrusted.map((u) => u.key),
-    });
+    const waiting = ctx.untrusted.map((u) => u.key);
+    log.info("Approvals changed: the committed config's values in force were updated", { waiting });
+    bus.publish("config_retrusted", { waiting });
     announceUntrusted();
   }
 

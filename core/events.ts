@@ -20,6 +20,8 @@ export const coreEvents = {
   },
   /** Committed config values with effects wait for `drover trust` on this machine. */
   config_untrusted: { topic: "system", schema: z.object({ keys: z.array(z.string()), command: z.string() }) },
+  /** This machine's approvals changed (`drover trust` in another process): the values in force were updated. */
+  config_retrusted: { topic: "system", schema: z.object({ waiting: z.array(z.string()) }) },
 } satisfies Record<string, EventDef>;
 
 /** Every event type by name: the runtime's and every feature's contract's. */

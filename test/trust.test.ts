@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, realpathSync, rmSync, writeFileSync } from "no
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bareRepo } from "./git-server.ts";
-import { api, BUN, CLI, cli, startDaemonProcess, tempProject } from "./helpers.ts";
+import { api, BUN, CLI, cli, startDaemonProcess, tempProject, wsClient } from "./helpers.ts";
 
 const sh = (cwd: string, ...args: string[]) => execFileSync("git", args, { cwd, encoding: "utf8" }).trim();
 
@@ -121,14 +121,15 @@ describe("drover trust", () => {
       '[hub]\nremote = ""\n[pipeline]\nbase_branch = "next"\nauto_assign = false\n',
     );
     const daemon = await startDaemonProcess([BUN, CLI], project.paths);
+    const client = await wsClient(daemon.url, daemon.token);
     try {
       expect((await api(daemon.url, daemon.token, "/api/config")).body.untrusted).toHaveLength(1);
       expect((await cli(["trust", "--yes"], project.dir)).code).toBe(0);
-      const deadline = Date.now() + 5000;
-      while ((await api(daemon.url, daemon.token, "/api/config")).body.untrusted.length && Date.now() < deadline)
-        await Bun.sleep(100);
+      // one event says what is in force changed: features that act on approved values (runners, the relay) follow it
+      expect(await client.waitFor((f) => f.type === "config_retrusted")).toMatchObject({ waiting: [] });
       expect((await api(daemon.url, daemon.token, "/api/config")).body.untrusted).toEqual([]);
     } finally {
+      client.close();
       await daemon.stop();
     }
   });

@@ -43,12 +43,14 @@ export default defineFeature({
   trust: { "gateway.url": (v) => v !== "" },
   ops: gatewayOps,
   start: _startRelay,
-  tick(ctx) {
-    // an approval (`drover trust`) or its withdrawal changes the URL in force: the relay follows
-    if (ctx.mode !== "daemon" || (ctx.services.relay?.status().url ?? "") === ctx.config.gateway.url) return;
-    ctx.services.relay?.stop();
-    ctx.services.relay = undefined;
-    _startRelay(ctx);
+  on: {
+    // an approval (`drover trust`) or its withdrawal may change the URL in force: the relay follows
+    config_retrusted(ctx) {
+      if (ctx.mode !== "daemon" || (ctx.services.relay?.status().url ?? "") === ctx.config.gateway.url) return;
+      ctx.services.relay?.stop();
+      ctx.services.relay = undefined;
+      _startRelay(ctx);
+    },
   },
   stop(ctx) {
     ctx.services.relay?.stop();

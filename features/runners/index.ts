@@ -89,6 +89,8 @@ export default defineFeature({
     transition: (ctx) => ctx.services.runners.request(),
     claim_released: (ctx) => ctx.services.runners.request(),
     agent_resumed: (ctx) => ctx.services.runners.request(),
+    // `drover trust` approved the runners, or a change to them: fill by what is in force now
+    config_retrusted: (ctx) => ctx.services.runners.request(),
     heartbeat: (ctx, e) => ctx.services.runners.sawHeartbeat(e.agent_id, e.last_heartbeat),
   },
   tick(ctx) {

@@ -44,7 +44,6 @@ export function createSupervisor(ctx: Context): Supervisor {
   let scheduled = false;
   let closing = false;
   let recovering = false;
-  let runnersInForce = ctx.config.runners;
 
   const track = <T>(p: Promise<T>): Promise<T> => {
     pending.add(p);
@@ -140,10 +139,6 @@ export function createSupervisor(ctx: Context): Supervisor {
     },
     tick() {
       const now = ctx.clock.now();
-      if (ctx.config.runners !== runnersInForce) {
-        runnersInForce = ctx.config.runners; // `drover trust` approved them, or they changed: fill by the new ones
-        api.request();
-      }
       for (const live of lives.values()) {
         if (live.stopping) {
           if (!live.stopping.killed && now - live.stopping.at >= STOP_GRACE_MS) {
