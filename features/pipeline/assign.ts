@@ -6,23 +6,16 @@
  * coalesced: a request while one runs makes one more run after it. Idempotent: an agent that holds something
  * is skipped.
  */
+import { type Coalesced, coalesce } from "../../core/coalesce.ts";
 import type { Context } from "../../core/feature.ts";
 
 /** Requests within this long make one run (events come in bursts: one op publishes several). */
 const COALESCE_MS = 50;
 
-export interface AutoAssign {
-  /** Asks for a run soon; many requests make one run. */
-  request(): void;
-  /** Runs now; returns how many agents got an item. */
-  run(): Promise<number>;
-}
+/** Its runs return how many agents got an item. */
+export type AutoAssign = Coalesced;
 
 export function createAutoAssign(ctx: Context): AutoAssign {
-  let running: Promise<number> | null = null;
-  let again = false;
-  let scheduled = false;
-
   async function once(): Promise<number> {
     if (!ctx.config.pipeline.auto_assign) return 0;
     const now = ctx.clock.now();
@@ -41,41 +34,8 @@ export function createAutoAssign(ctx: Context): AutoAssign {
     return assigned;
   }
 
-  async function run(): Promise<number> {
-    if (running) {
-      again = true;
-      return running;
-    }
-    running = (async () => {
-      let total = 0;
-      do {
-        again = false;
-        try {
-          total += await once();
-        } catch (err) {
-          ctx.log.error("Auto-assign failed", { error: err as Error });
-        }
-      } while (again);
-      return total;
-    })();
-    try {
-      return await running;
-    } finally {
-      running = null;
-    }
-  }
-
-  return {
-    run,
-    request() {
-      if (running) again = true;
-      else if (!scheduled) {
-        scheduled = true;
-        setTimeout(() => {
-          scheduled = false;
-          void run();
-        }, COALESCE_MS).unref?.();
-      }
-    },
-  };
+  return coalesce(once, {
+    delayMs: COALESCE_MS,
+    onError: (err) => ctx.log.error("Auto-assign failed", { error: err }),
+  });
 }

@@ -5,6 +5,7 @@
  * supervisor heartbeats for the slot (renewing the claim); it stops a run past `timeout_mins`, or quiet — no
  * output and no heartbeat of its own hooks — for `quiet_mins`. Time comes from the injected clock (the 1 s tick).
  */
+import { coalesce } from "../../core/coalesce.ts";
 import type { Context } from "../../core/feature.ts";
 import type { RunEnding } from "./contract.ts";
 import { endRunOf, type LiveRun } from "./endings.ts";
@@ -39,9 +40,6 @@ export interface Supervisor {
 export function createSupervisor(ctx: Context): Supervisor {
   const lives = new Map<string, LiveRun>(); // by agent (slot)
   const pending = new Set<Promise<unknown>>();
-  let filling: Promise<number> | null = null;
-  let again = false;
-  let scheduled = false;
   let closing = false;
   let recovering = false;
 
@@ -51,6 +49,13 @@ export function createSupervisor(ctx: Context): Supervisor {
     p.then(done, done);
     return p;
   };
+
+  const filler = coalesce(() => fillOnce(), {
+    delayMs: 20,
+    onError: (err) => ctx.log.error("Runners could not fill their slots", { error: err }),
+    halted: () => closing,
+    track,
+  });
 
   // no check of the mode: only the daemon fills (index.ts), and only there do events reach features
   async function fillOnce(): Promise<number> {
@@ -102,41 +107,8 @@ export function createSupervisor(ctx: Context): Supervisor {
   }
 
   const api: Supervisor = {
-    request() {
-      if (filling) again = true;
-      else if (!scheduled) {
-        scheduled = true;
-        setTimeout(() => {
-          scheduled = false;
-          void api.fill();
-        }, 20).unref?.();
-      }
-    },
-    async fill() {
-      if (filling) {
-        again = true;
-        return filling;
-      }
-      filling = track(
-        (async () => {
-          let total = 0;
-          do {
-            again = false;
-            try {
-              total += await fillOnce();
-            } catch (err) {
-              ctx.log.error("Runners could not fill their slots", { error: err as Error });
-            }
-          } while (again && !closing);
-          return total;
-        })(),
-      );
-      try {
-        return await filling;
-      } finally {
-        filling = null;
-      }
-    },
+    request: () => filler.request(),
+    fill: () => filler.run(),
     tick() {
       const now = ctx.clock.now();
       for (const live of lives.values()) {
