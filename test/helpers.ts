@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { initProject } from "../cli/init.ts";
 import type { Clock } from "../core/clock.ts";
+import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Feature } from "../core/feature.ts";
 import { createLogger } from "../core/logger.ts";
@@ -265,4 +266,14 @@ export async function createItem(d: { url: string; token: string }, title: strin
 /** An item as a daemon's API gives it. */
 export async function getItem(d: { url: string; token: string }, id: string): Promise<any> {
   return (await api(d.url, d.token, `/api/items/${id}`)).body;
+}
+
+/** The DroverError an op refused with; fails when it was not refused (or failed otherwise). */
+export async function refused(p: Promise<unknown>): Promise<DroverError> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (err instanceof DroverError) return err;
+  throw new Error(`expected a refusal, got ${String(err)}`);
 }

@@ -10,14 +10,13 @@ import { rmSync } from "node:fs";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { type ManualClock, manualClock } from "../core/clock.ts";
-import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import { canonicalJson } from "../core/json.ts";
 import { type Item, itemPath, type Note } from "../features/pipeline/item.ts";
 import type { Runtime } from "../runtime.ts";
 import { startServer } from "../server/serve.ts";
 import { bareRepo } from "./git-server.ts";
-import { api, tempProject, testRuntime } from "./helpers.ts";
+import { api, refused, tempProject, testRuntime } from "./helpers.ts";
 import { type Machine, machine } from "./sync-machines.ts";
 
 const TOKEN = "notes-token";
@@ -39,15 +38,6 @@ afterEach(async () => {
 const op = <T = Item>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
 const note = (input: { id: string; text: string; agent?: string }) =>
   op<Note & { item_id: string }>("item.note", input);
-async function refused(p: Promise<unknown>): Promise<DroverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DroverError) return err;
-    throw err;
-  }
-  throw new Error("expected a refusal");
-}
 /** The item's file as the hub's branch holds it (the commit, not the working copy). */
 const committed = (id: string) =>
   JSON.parse(

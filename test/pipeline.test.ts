@@ -3,14 +3,13 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type ManualClock, manualClock } from "../core/clock.ts";
-import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import { canonicalJson } from "../core/json.ts";
 import { type Item, itemPath } from "../features/pipeline/item.ts";
 import { formatCommitMessage } from "../hub/apply.ts";
 import type { Runtime } from "../runtime.ts";
 import { bareRepo } from "./git-server.ts";
-import { tempProject, testRuntime } from "./helpers.ts";
+import { refused, tempProject, testRuntime } from "./helpers.ts";
 import { type Machine, machine } from "./sync-machines.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
@@ -29,15 +28,6 @@ afterEach(async () => {
 });
 
 const op = <T = Item>(name: string, input: unknown) => rt.ops.run(name, input) as Promise<T>;
-async function refused(p: Promise<unknown>): Promise<DroverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DroverError) return err;
-    throw err;
-  }
-  throw new Error("expected a refusal");
-}
 async function settled() {
   await rt.ctx.bus.idle();
   return events.map((e) => e.type);

@@ -1,10 +1,9 @@
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { type ManualClock, manualClock } from "../core/clock.ts";
-import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import { dueBetween, nextAfter } from "../features/timers/schedule.ts";
 import type { Runtime } from "../runtime.ts";
-import { tempProject, testRuntime } from "./helpers.ts";
+import { refused, tempProject, testRuntime } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
@@ -36,15 +35,6 @@ async function run(seconds: number): Promise<Array<BusEvent<"timer_fired"> & { t
         out.push({ ...(e as BusEvent<"timer_fired">), tick: new Date(clock.now()).toISOString() });
   }
   return out;
-}
-async function refused(p: Promise<unknown>): Promise<DroverError> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof DroverError) return err;
-    throw err;
-  }
-  throw new Error("expected a refusal");
 }
 
 describe("schedules", () => {

@@ -4,10 +4,9 @@
  */
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, test } from "bun:test";
 import { type ManualClock, manualClock } from "../core/clock.ts";
-import { DroverError } from "../core/errors.ts";
 import type { BusEvent } from "../core/events.ts";
 import type { Runtime } from "../runtime.ts";
-import { tempProject, testRuntime } from "./helpers.ts";
+import { refused, tempProject, testRuntime } from "./helpers.ts";
 
 let project: Awaited<ReturnType<typeof tempProject>>;
 let rt: Runtime;
@@ -35,15 +34,6 @@ async function fire(webhook: Record<string, unknown>): Promise<BusEvent<"timer_f
   await rt.ctx.services.actions.settle();
   await rt.ctx.bus.idle();
   return events.findLast((e) => e.type === "timer_fired") as BusEvent<"timer_fired">;
-}
-
-async function refused(p: Promise<unknown>): Promise<DroverError> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (err instanceof DroverError) return err;
-  throw new Error(`expected a refusal, got ${String(err)}`);
 }
 
 /** Two servers on 127.0.0.1, so two origins; each records what reached it. */
