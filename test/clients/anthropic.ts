@@ -3,7 +3,7 @@
  * offline: each main request is answered by the test's script (a text, a tool call, or a 429), side requests (titles,
  * summaries, which come without the session's tools) by a short text, and every request is recorded for assertions.
  */
-import { type RecordedBase, sseFrame, textOf } from "./wire.ts";
+import { type RecordedBase, scriptedSequence, sseFrame, textOf } from "./wire.ts";
 
 /** What the scripted model answers to one request. */
 export type AnthropicTurn =
@@ -119,10 +119,7 @@ export function startAnthropic(
  * the usual "call this tool, then say done".
  */
 export function anthropicSequence(turns: AnthropicTurn[], final: AnthropicTurn = { type: "text", text: "Done." }) {
-  let next = 0;
-  return function sequence(): AnthropicTurn {
-    return turns[next++] ?? final;
-  };
+  return scriptedSequence(turns, final);
 }
 
 // --- internal ---

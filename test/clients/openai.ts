@@ -3,7 +3,7 @@
  * `POST /v1/responses` is answered by the test's script with a message or a function call, streamed as the SSE
  * events Codex reads, and recorded for assertions.
  */
-import { type RecordedBase, sseFrame, textOf } from "./wire.ts";
+import { type RecordedBase, scriptedSequence, sseFrame, textOf } from "./wire.ts";
 
 /** What the scripted model answers to one request. */
 export type OpenAITurn =
@@ -91,10 +91,7 @@ export function startOpenAI(script: OpenAIScript): OpenAIServer {
 
 /** Answers with `turns` in order, then `final` for every request after them. */
 export function openaiSequence(turns: OpenAITurn[], final: OpenAITurn = { type: "text", text: "Done." }) {
-  let next = 0;
-  return function sequence(): OpenAITurn {
-    return turns[next++] ?? final;
-  };
+  return scriptedSequence(turns, final);
 }
 
 // --- internal ---

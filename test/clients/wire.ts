@@ -13,6 +13,14 @@ export interface RecordedBase {
   body: any;
 }
 
+/** A script answering with `turns` in order, then `final` for every request after them: "call this tool, then say done". */
+export function scriptedSequence<T>(turns: T[], final: T): () => T {
+  let next = 0;
+  return function sequence(): T {
+    return turns[next++] ?? final;
+  };
+}
+
 /** One server-sent event; `event` is omitted when the API names events only in `data.type`. */
 export function sseFrame(event: string | null, data: unknown): string {
   return (event ? `event: ${event}\n` : "") + `data: ${JSON.stringify(data)}\n\n`;
