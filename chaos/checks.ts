@@ -10,7 +10,7 @@ import { CryptoHasher } from "bun";
 import { BINARY } from "../test/helpers.ts";
 import { checkGrants, grantLog, itemHistory, remoteGit, remoteHistory } from "../test/sync-machines.ts";
 import type { Ledger } from "./agents.ts";
-import { restart } from "./faults.ts";
+import { INTRUDER_PREFIX, restart } from "./faults.ts";
 import { type ChaosMachine, GATEWAY_TOKEN, PROJECT, type World } from "./world.ts";
 
 export interface Verdict {
@@ -64,8 +64,7 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
   const remoteTree = _remoteTree(world.remote.path, head);
   // an upgraded machine also holds what every machine's presence ref carries (heartbeats, SPEC §15); an older one
   // only the shared branch, where it and its like still put theirs
-  const presence = _presenceTree(world.remote.path);
-  const upgraded = new Map([...remoteTree, ...presence.files]);
+  const presence = _presenceRefs(world.remote.path);
   let firings = 0;
   for (const m of world.machines) {
     const status = await _api(m, "/api/sync").catch(() => null);
@@ -78,11 +77,12 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
       violations.push(`machine ${m.index}: daemon exited by itself with code ${code} (see machine-${m.index}.log)`);
     // what a teammate pushed that no drover writes is listed by the machine, and never on its disk
     const invalid = ((status?.invalid_files ?? []) as Array<{ path: string }>).map((f) => f.path);
-    const readable = new Map(
-      [...(m.binary === BINARY ? upgraded : remoteTree)].filter(
-        ([path]) => !invalid.some((p) => path === p || path.startsWith(p + "/")),
-      ),
-    );
+    const unlisted = (files: Map<string, string>, prefix = "") =>
+      [...files].filter(([path]) => !invalid.some((p) => prefix + path === p || (prefix + path).startsWith(p + "/")));
+    const readable = new Map(unlisted(remoteTree));
+    if (m.binary === BINARY)
+      for (const [ref, files] of presence)
+        for (const [path, oid] of unlisted(files, `drover/presence/${ref}:`)) readable.set(path, oid);
     const diff = _treeDiff(readable, _workingTree(m.paths.hub));
     if (diff.length)
       violations.push(`P3: machine ${m.index}'s hub files differ from the remote: ${diff.slice(0, 5).join(", ")}`);
@@ -95,7 +95,7 @@ export async function check(world: World, ledger: Ledger): Promise<Verdict> {
     violations,
     figures: {
       commits,
-      presence_refs: presence.refs,
+      presence_refs: [...presence.keys()].filter((ref) => !ref.startsWith(INTRUDER_PREFIX)).length,
       // the agents' own (hostile pushes put other things under heartbeats/)
       heartbeats_on_shared_branch: [...remoteTree.keys()].filter((p) => /^heartbeats\/m\d+-agent\d+\.json$/.test(p))
         .length,
@@ -193,14 +193,11 @@ function _remoteTree(bare: string, head: string): Map<string, string> {
   return out;
 }
 
-/** The files of every machine's presence ref, and how many refs there are. */
-function _presenceTree(bare: string): { files: Map<string, string>; refs: number } {
-  const refs = remoteGit(bare, "for-each-ref", "--format=%(refname)", "refs/heads/drover/presence/")
-    .split("\n")
-    .filter(Boolean);
-  const files = new Map<string, string>();
-  for (const ref of refs) for (const [path, oid] of _remoteTree(bare, ref)) files.set(path, oid);
-  return { files, refs: refs.length };
+/** Every presence ref's files, by the ref's machine name. */
+function _presenceRefs(bare: string): Map<string, Map<string, string>> {
+  const prefix = "refs/heads/drover/presence/";
+  const refs = remoteGit(bare, "for-each-ref", "--format=%(refname)", prefix).split("\n").filter(Boolean);
+  return new Map(refs.map((ref) => [ref.slice(prefix.length), _remoteTree(bare, ref)]));
 }
 
 function _workingTree(hub: string): Map<string, string> {

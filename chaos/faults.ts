@@ -4,7 +4,7 @@
  * whose tree holds what no drover writes (links, submodules, executables, a bomb, odd names, a file where a folder
  * goes), or a rewind of the hub branch.
  */
-import { type Hostile, hostileEntry, type Mutation, pushTree, rewind } from "../test/intruder.ts";
+import { type Hostile, hostileEntry, type Mutation, pushPresence, pushTree, rewind } from "../test/intruder.ts";
 import type { ChaosMachine, World } from "./world.ts";
 
 export interface FaultCounts {
@@ -52,9 +52,12 @@ export async function runFaults(
           log(`a teammate rewinds the hub branch by ${steps} commit(s)`);
         } else {
           const mutations = _junk(world, random);
-          pushTree(world.remote.path, mutations);
+          // on the shared branch, or on a presence ref of a machine nobody runs (as one posing as a teammate would)
+          const where = random() < 0.5 ? "drover/hub" : `drover/presence/${INTRUDER_PREFIX}${counts.hostile_pushes}`;
+          if (where === "drover/hub") pushTree(world.remote.path, mutations);
+          else pushPresence(world.remote.path, where.slice("drover/presence/".length), mutations);
           counts.hostile_pushes++;
-          log(`a teammate pushes ${mutations.map((m) => `${m.path} (${m.label})`).join(", ")}`);
+          log(`a teammate pushes ${mutations.map((m) => `${m.path} (${m.label})`).join(", ")} to ${where}`);
         }
       } catch (err) {
         log(`the teammate's push lost a race: ${(err as Error).message.split("\n")[0]}`); // the branch moved meanwhile
@@ -81,6 +84,9 @@ export async function restart(world: World, m: ChaosMachine): Promise<void> {
     }
   }
 }
+
+/** Presence refs a hostile push makes are named so: machines no run starts. */
+export const INTRUDER_PREFIX = "intruder-";
 
 // --- internal ---
 
